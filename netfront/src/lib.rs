@@ -1,0 +1,3 @@
+//! Xen netfront frontend (to be written).
+#![no_std]
+#![deny(missing_docs)]
