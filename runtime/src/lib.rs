@@ -1,0 +1,2 @@
+//! Xenia runtime (in progress).
+#![no_std]

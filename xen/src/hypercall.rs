@@ -1,0 +1,206 @@
+//! Hypercalls: the one place that knows whether we run on Xen or on the simulator.
+//!
+//! On the guest target every hypercall is a `call` into the hypercall page that Xen fills at
+//! domain build time (announced by the `XEN_ELFNOTE_HYPERCALL_PAGE` note; the runtime's boot code
+//! defines the `HYPERCALL_PAGE` symbol). Xen's x86-64 PV hypercall ABI passes the arguments in
+//! `rdi, rsi, rdx, r10, r8` and returns in `rax`. (xen-sys's `hypercall_5` puts the fifth argument
+//! in `r9`, so we do not use its call stubs; we do use its numbers and structures.)
+//!
+//! On the host, [`hypercall`] forwards to the simulator installed on the current thread
+//! ([`crate::sim`]), which decodes the same arguments from the same in-memory structures.
+
+use crate::error::XenError;
+
+pub use xen_sys::{
+    __HYPERVISOR_callback_op as CALLBACK_OP, __HYPERVISOR_console_io as CONSOLE_IO,
+    __HYPERVISOR_event_channel_op as EVENT_CHANNEL_OP,
+    __HYPERVISOR_grant_table_op as GRANT_TABLE_OP, __HYPERVISOR_memory_op as MEMORY_OP,
+    __HYPERVISOR_mmu_update as MMU_UPDATE, __HYPERVISOR_mmuext_op as MMUEXT_OP,
+    __HYPERVISOR_sched_op as SCHED_OP, __HYPERVISOR_set_trap_table as SET_TRAP_TABLE,
+    __HYPERVISOR_update_va_mapping as UPDATE_VA_MAPPING, __HYPERVISOR_vcpu_op as VCPU_OP,
+    __HYPERVISOR_xen_version as XEN_VERSION,
+};
+
+#[cfg(target_os = "none")]
+mod imp {
+    use core::arch::asm;
+
+    extern "C" {
+        /// The page Xen fills with one 32-byte call stub per hypercall number.
+        static HYPERCALL_PAGE: [u8; 4096];
+    }
+
+    /// Calls hypercall `op` with five arguments.
+    ///
+    /// # Safety
+    /// The arguments must be valid for that hypercall (pointers to live, correctly laid out
+    /// structures); the hypercall page must have been filled by Xen.
+    #[inline]
+    pub unsafe fn hypercall(op: u32, a: [u64; 5]) -> i64 {
+        // SAFETY: op < 128 keeps the stub address inside the hypercall page; the caller
+        // guarantees the arguments.
+        unsafe {
+            let entry = (&raw const HYPERCALL_PAGE as *const u8).add((op as usize & 127) * 32);
+            let ret: i64;
+            asm!(
+                "call {entry}",
+                entry = in(reg) entry,
+                lateout("rax") ret,
+                inlateout("rdi") a[0] => _,
+                inlateout("rsi") a[1] => _,
+                inlateout("rdx") a[2] => _,
+                inlateout("r10") a[3] => _,
+                inlateout("r8") a[4] => _,
+                lateout("rcx") _,
+                lateout("r11") _,
+            );
+            ret
+        }
+    }
+}
+
+#[cfg(not(target_os = "none"))]
+mod imp {
+    /// Forwards hypercall `op` to the simulator installed on this thread.
+    ///
+    /// # Safety
+    /// As on Xen: pointer arguments must point to live, correctly laid out structures.
+    pub unsafe fn hypercall(op: u32, a: [u64; 5]) -> i64 {
+        // SAFETY: the caller's guarantees are passed on unchanged.
+        unsafe { crate::sim::hypercall(op, a) }
+    }
+}
+
+pub use imp::hypercall;
+
+/// Converts a pointer argument to the integer register value.
+#[inline]
+fn p<T>(ptr: *const T) -> u64 {
+    ptr as usize as u64
+}
+
+/// `HYPERVISOR_sched_op(cmd, arg)`.
+///
+/// # Safety
+/// `arg` must point to the structure `cmd` expects (or be null where it expects none).
+pub unsafe fn sched_op<T>(cmd: u32, arg: *mut T) -> Result<u64, XenError> {
+    // SAFETY: forwarded from the caller.
+    XenError::check(unsafe { hypercall(SCHED_OP, [cmd as u64, p(arg), 0, 0, 0]) })
+}
+
+/// `HYPERVISOR_event_channel_op(cmd, arg)`.
+///
+/// # Safety
+/// `arg` must point to the `evtchn_*` structure `cmd` expects.
+pub unsafe fn event_channel_op<T>(cmd: u32, arg: *mut T) -> Result<u64, XenError> {
+    // SAFETY: forwarded from the caller.
+    XenError::check(unsafe { hypercall(EVENT_CHANNEL_OP, [cmd as u64, p(arg), 0, 0, 0]) })
+}
+
+/// `HYPERVISOR_grant_table_op(cmd, arg, count)`.
+///
+/// # Safety
+/// `arg` must point to `count` `gnttab_*` structures of the kind `cmd` expects.
+pub unsafe fn grant_table_op<T>(cmd: u32, arg: *mut T, count: u32) -> Result<u64, XenError> {
+    // SAFETY: forwarded from the caller.
+    XenError::check(unsafe { hypercall(GRANT_TABLE_OP, [cmd as u64, p(arg), count as u64, 0, 0]) })
+}
+
+/// `HYPERVISOR_memory_op(cmd, arg)`.
+///
+/// # Safety
+/// `arg` must point to the `xen_memory_*` structure `cmd` expects.
+pub unsafe fn memory_op<T>(cmd: u32, arg: *mut T) -> Result<u64, XenError> {
+    // SAFETY: forwarded from the caller.
+    XenError::check(unsafe { hypercall(MEMORY_OP, [cmd as u64, p(arg), 0, 0, 0]) })
+}
+
+/// `HYPERVISOR_mmu_update(reqs, count, success_count, domid)`.
+///
+/// # Safety
+/// `reqs` must point to `count` `mmu_update` entries; `done` may be null or point to a `u32`.
+/// The updates must keep the guest's own mappings sound.
+pub unsafe fn mmu_update(
+    reqs: *const xen_sys::mmu_update,
+    count: u32,
+    done: *mut u32,
+    domid: u16,
+) -> Result<u64, XenError> {
+    // SAFETY: forwarded from the caller.
+    XenError::check(unsafe {
+        hypercall(MMU_UPDATE, [p(reqs), count as u64, p(done), domid as u64, 0])
+    })
+}
+
+/// `HYPERVISOR_mmuext_op(ops, count, success_count, domid)`.
+///
+/// # Safety
+/// `ops` must point to `count` `mmuext_op` entries that keep the guest's mappings sound.
+pub unsafe fn mmuext_op(
+    ops: *const xen_sys::mmuext_op,
+    count: u32,
+    done: *mut u32,
+    domid: u16,
+) -> Result<u64, XenError> {
+    // SAFETY: forwarded from the caller.
+    XenError::check(unsafe {
+        hypercall(MMUEXT_OP, [p(ops), count as u64, p(done), domid as u64, 0])
+    })
+}
+
+/// `HYPERVISOR_update_va_mapping(va, pte, flags)`: point one page of our address space at a
+/// machine frame.
+///
+/// # Safety
+/// Changing a mapping can invalidate memory that Rust code still references.
+pub unsafe fn update_va_mapping(va: u64, pte: u64, flags: u64) -> Result<u64, XenError> {
+    // SAFETY: forwarded from the caller.
+    XenError::check(unsafe { hypercall(UPDATE_VA_MAPPING, [va, pte, flags, 0, 0]) })
+}
+
+/// `HYPERVISOR_console_io(cmd, len, buf)`: the hypervisor's own console (refused to domUs by
+/// non-debug Xen builds; the PV console ring is the real console).
+///
+/// # Safety
+/// `buf` must be valid for `len` bytes.
+pub unsafe fn console_io(cmd: u32, len: u32, buf: *const u8) -> Result<u64, XenError> {
+    // SAFETY: forwarded from the caller.
+    XenError::check(unsafe { hypercall(CONSOLE_IO, [cmd as u64, len as u64, p(buf), 0, 0]) })
+}
+
+/// `HYPERVISOR_xen_version(cmd, arg)`.
+///
+/// # Safety
+/// `arg` must be null or point to the buffer `cmd` fills.
+pub unsafe fn xen_version<T>(cmd: u32, arg: *mut T) -> Result<u64, XenError> {
+    // SAFETY: forwarded from the caller.
+    XenError::check(unsafe { hypercall(XEN_VERSION, [cmd as u64, p(arg), 0, 0, 0]) })
+}
+
+/// `HYPERVISOR_vcpu_op(cmd, vcpu, arg)`.
+///
+/// # Safety
+/// `arg` must point to the structure `cmd` expects.
+pub unsafe fn vcpu_op<T>(cmd: u32, vcpu: u32, arg: *mut T) -> Result<u64, XenError> {
+    // SAFETY: forwarded from the caller.
+    XenError::check(unsafe { hypercall(VCPU_OP, [cmd as u64, vcpu as u64, p(arg), 0, 0]) })
+}
+
+/// `HYPERVISOR_set_trap_table(table)`: register exception handlers (a zero-terminated array).
+///
+/// # Safety
+/// `table` must point to a `trap_info` array ending with an all-zero entry, whose handlers are
+/// valid code addresses.
+pub unsafe fn set_trap_table(table: *const xen_sys::trap_info) -> Result<u64, XenError> {
+    // SAFETY: forwarded from the caller.
+    XenError::check(unsafe { hypercall(SET_TRAP_TABLE, [p(table), 0, 0, 0, 0]) })
+}
+
+/// `HYPERVISOR_callback_op(cmd, arg)`: register event/failsafe/syscall callbacks.
+///
+/// # Safety
+/// `arg` must point to a `callback_register` whose address is valid code.
+pub unsafe fn callback_op<T>(cmd: u32, arg: *mut T) -> Result<u64, XenError> {
+    // SAFETY: forwarded from the caller.
+    XenError::check(unsafe { hypercall(CALLBACK_OP, [cmd as u64, p(arg), 0, 0, 0]) })
+}

@@ -1,0 +1,30 @@
+//! The guest's view of Xen.
+//!
+//! Hypercalls, the ABI structures Xen and the backends share with us, event channels, grant
+//! tables, the xenstore client, xenbus, the PV console and time. On the guest target
+//! (`x86_64-unknown-none`) the hypercalls go through the hypercall page; on the host they go to
+//! [`sim`], a hypercall-level simulator of a Xen host, so the same driver code runs in
+//! `cargo test`. Only [`hypercall`] and [`memory`] know which of the two they run on.
+#![no_std]
+#![deny(missing_docs)]
+
+extern crate alloc;
+#[cfg(not(target_os = "none"))]
+extern crate std;
+
+pub mod abi;
+pub mod console;
+pub mod error;
+pub mod events;
+pub mod grant;
+pub mod hypercall;
+pub mod memory;
+pub mod sched;
+pub mod time;
+pub mod xenbus;
+pub mod xenstore;
+
+#[cfg(not(target_os = "none"))]
+pub mod sim;
+
+pub use error::XenError;

@@ -1,0 +1,1 @@
+//! xenbus (in progress).

@@ -1,0 +1,1 @@
+//! The xenstore client: xs_wire framing, requests, watches, transactions.
