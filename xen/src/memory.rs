@@ -1,1 +1,153 @@
-//! memory (in progress).
+//! Guest memory as Xen sees it: virtual addresses, pseudo-physical frames (pfn) and machine
+//! frames (mfn).
+//!
+//! A PV guest runs on machine frames it does not choose. Its image is linked at
+//! [`VIRT_BASE`] and every pseudo-physical frame `pfn` of the domain is mapped at
+//! `VIRT_BASE + pfn * PAGE_SIZE` (the runtime extends Xen's initial mapping to all of memory
+//! at boot). The p2m list (pfn → mfn) is given in start_info; the read-only machine-to-phys
+//! table (mfn → pfn) is mapped by Xen at [`MACH2PHYS_VIRT_START`].
+//!
+//! On the host the simulator's "machine frame" of a page is simply its host address divided
+//! by the page size, so the same translation functions work unchanged for drivers in tests.
+
+/// Size of a page and of a frame.
+pub const PAGE_SIZE: usize = 4096;
+/// log2 of [`PAGE_SIZE`].
+pub const PAGE_SHIFT: u32 = 12;
+/// Where the kernel image and the direct map of the domain's memory start.
+pub const VIRT_BASE: u64 = 0xffff_ffff_8000_0000;
+/// Where Xen maps the machine-to-phys table read-only into every PV guest (x86-64).
+pub const MACH2PHYS_VIRT_START: u64 = 0xffff_8000_0000_0000;
+
+/// A pseudo-physical frame number.
+pub type Pfn = u64;
+/// A machine frame number.
+pub type Mfn = u64;
+
+#[cfg(target_os = "none")]
+mod imp {
+    use super::*;
+    use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+
+    static P2M: AtomicPtr<u64> = AtomicPtr::new(core::ptr::null_mut());
+    static NR_PAGES: AtomicU64 = AtomicU64::new(0);
+    static WINDOW_START: AtomicU64 = AtomicU64::new(0);
+    static WINDOW_PAGES: AtomicUsize = AtomicUsize::new(0);
+    static WINDOW_NEXT: AtomicUsize = AtomicUsize::new(0);
+
+    /// Records the p2m list Xen gave in start_info.
+    ///
+    /// # Safety
+    /// `p2m` must point to `nr_pages` entries that stay mapped for the guest's lifetime.
+    pub unsafe fn init_p2m(p2m: *mut u64, nr_pages: u64) {
+        P2M.store(p2m, Ordering::Release);
+        NR_PAGES.store(nr_pages, Ordering::Release);
+    }
+
+    /// Registers the virtual window (with page tables present) where machine frames that are
+    /// not ours (grant-table frames, shared_info) can be mapped.
+    ///
+    /// # Safety
+    /// The window must be page-aligned, unused, and have L1 page tables present.
+    pub unsafe fn init_map_window(start: u64, pages: usize) {
+        WINDOW_START.store(start, Ordering::Release);
+        WINDOW_PAGES.store(pages, Ordering::Release);
+    }
+
+    /// The number of pages of the domain.
+    pub fn nr_pages() -> u64 {
+        NR_PAGES.load(Ordering::Acquire)
+    }
+
+    /// The machine frame behind a pseudo-physical frame, if the frame exists.
+    pub fn pfn_to_mfn(pfn: Pfn) -> Option<Mfn> {
+        let p2m = P2M.load(Ordering::Acquire);
+        if p2m.is_null() || pfn >= nr_pages() {
+            return None;
+        }
+        // SAFETY: init_p2m guarantees nr_pages entries; pfn was bounds-checked.
+        Some(unsafe { p2m.add(pfn as usize).read_volatile() })
+    }
+
+    /// The pseudo-physical frame of a machine frame, read from Xen's m2p table.
+    pub fn mfn_to_pfn(mfn: Mfn) -> Pfn {
+        // SAFETY: Xen maps the m2p table read-only at MACH2PHYS_VIRT_START for every PV guest,
+        // covering every machine frame that can be given to the guest.
+        unsafe { ((MACH2PHYS_VIRT_START as *const u64).add(mfn as usize)).read_volatile() }
+    }
+
+    /// The machine frame of the page holding virtual address `va` (in the direct map).
+    pub fn virt_to_mfn(va: usize) -> Option<Mfn> {
+        let va = va as u64;
+        if va < VIRT_BASE {
+            return None;
+        }
+        pfn_to_mfn((va - VIRT_BASE) >> PAGE_SHIFT)
+    }
+
+    /// The direct-map virtual address of a pseudo-physical frame.
+    pub fn pfn_to_virt(pfn: Pfn) -> usize {
+        (VIRT_BASE + (pfn << PAGE_SHIFT)) as usize
+    }
+
+    /// Maps machine frames (not necessarily ours) contiguously and returns the virtual address.
+    ///
+    /// Slots in the window are never reused: this is for long-lived mappings made at setup.
+    pub fn map_frames(mfns: &[Mfn], writable: bool) -> Result<usize, crate::XenError> {
+        let pages = WINDOW_PAGES.load(Ordering::Acquire);
+        let first = WINDOW_NEXT.fetch_add(mfns.len(), Ordering::AcqRel);
+        if first + mfns.len() > pages {
+            WINDOW_NEXT.fetch_sub(mfns.len(), Ordering::AcqRel);
+            return Err(crate::XenError::ENOMEM);
+        }
+        let base = WINDOW_START.load(Ordering::Acquire) + (first as u64) * PAGE_SIZE as u64;
+        for (i, &mfn) in mfns.iter().enumerate() {
+            let va = base + (i as u64) * PAGE_SIZE as u64;
+            let mut pte = (mfn << PAGE_SHIFT) | PTE_PRESENT | PTE_USER | PTE_ACCESSED;
+            if writable {
+                pte |= PTE_RW | PTE_DIRTY;
+            }
+            // SAFETY: the window's virtual pages are reserved for this and unused by Rust code.
+            unsafe { crate::hypercall::update_va_mapping(va, pte, UVMF_INVLPG)? };
+        }
+        Ok(base as usize)
+    }
+}
+
+#[cfg(not(target_os = "none"))]
+mod imp {
+    use super::*;
+
+    /// The simulator's machine frame of a host page: its address divided by the page size.
+    pub fn virt_to_mfn(va: usize) -> Option<Mfn> {
+        Some((va >> PAGE_SHIFT) as u64)
+    }
+
+    /// Maps simulated machine frames: they are host pages, so they must be contiguous.
+    pub fn map_frames(mfns: &[Mfn], _writable: bool) -> Result<usize, crate::XenError> {
+        let first = *mfns.first().ok_or(crate::XenError::EINVAL)?;
+        if mfns.iter().enumerate().any(|(i, &m)| m != first + i as u64) {
+            return Err(crate::XenError::EINVAL);
+        }
+        Ok((first as usize) << PAGE_SHIFT)
+    }
+}
+
+pub use imp::*;
+
+/// Page-table entry bit: present.
+pub const PTE_PRESENT: u64 = 1 << 0;
+/// Page-table entry bit: writable.
+pub const PTE_RW: u64 = 1 << 1;
+/// Page-table entry bit: user (64-bit PV kernels run in ring 3).
+pub const PTE_USER: u64 = 1 << 2;
+/// Page-table entry bit: accessed.
+pub const PTE_ACCESSED: u64 = 1 << 5;
+/// Page-table entry bit: dirty.
+pub const PTE_DIRTY: u64 = 1 << 6;
+/// Page-table entry bit: large page (in an L2/L3 entry).
+pub const PTE_PSE: u64 = 1 << 7;
+/// Page-table entry bits that hold the frame number.
+pub const PTE_FRAME_MASK: u64 = 0x000f_ffff_ffff_f000;
+/// `update_va_mapping` flag: invalidate the TLB entry of this address only.
+pub const UVMF_INVLPG: u64 = 2;
