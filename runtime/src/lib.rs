@@ -1,2 +1,171 @@
-//! Xenia runtime (in progress).
+//! # Xenia
+//!
+//! Async Rust unikernels as Xen PV guests. An app depends on this crate, declares its entry
+//! with [`main!`], and `scripts/build` links it into a PV kernel that `xl create` boots:
+//!
+//! ```ignore
+//! #![cfg_attr(target_os = "none", no_std, no_main)]
+//! xenia::main! {
+//!     async fn main() {
+//!         xenia::println!("hello from xenia");
+//!     }
+//! }
+//! ```
+//!
+//! The runtime boots the domain (start_info, memory, console, time, exceptions), runs the
+//! app's `main` to completion, and powers the domain off (or crashes it if `main` returns an
+//! error or panics).
 #![no_std]
+#![deny(missing_docs)]
+
+extern crate alloc;
+#[cfg(not(target_os = "none"))]
+extern crate std;
+
+#[cfg(target_os = "none")]
+mod boot;
+pub mod console;
+mod exec;
+#[cfg(target_os = "none")]
+mod mm;
+#[cfg(target_os = "none")]
+mod panic;
+#[cfg(target_os = "none")]
+mod start;
+pub mod time;
+#[cfg(target_os = "none")]
+mod traps;
+
+pub use exec::block_on;
+#[cfg(target_os = "none")]
+pub use start::{boot_info, boot_ns, BootInfo};
+pub use xenia_xen::sched::ShutdownReason;
+
+/// Bytes of heap in use.
+pub fn heap_in_use() -> usize {
+    #[cfg(target_os = "none")]
+    {
+        mm::heap_in_use()
+    }
+    #[cfg(not(target_os = "none"))]
+    {
+        0
+    }
+}
+
+/// The guest command line (`extra=` in the xl config); empty on the host.
+pub fn cmdline() -> &'static str {
+    #[cfg(target_os = "none")]
+    {
+        start::cmdline()
+    }
+    #[cfg(not(target_os = "none"))]
+    {
+        ""
+    }
+}
+
+/// The value of `key=value` on the command line, if present (the first occurrence).
+pub fn cmdline_arg(key: &str) -> Option<&'static str> {
+    cmdline_value(cmdline(), key)
+}
+
+/// Finds `key=value` among the space-separated words of `line`.
+pub fn cmdline_value<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    line.split_ascii_whitespace().find_map(|w| {
+        let (k, v) = w.split_once('=')?;
+        (k == key).then_some(v)
+    })
+}
+
+/// Ends the domain now: `Poweroff`, `Reboot` or `Crash` (console output is flushed first).
+pub fn exit(reason: ShutdownReason) -> ! {
+    #[cfg(target_os = "none")]
+    {
+        start::shutdown(reason)
+    }
+    #[cfg(not(target_os = "none"))]
+    {
+        console::flush(0);
+        std::process::exit(if reason == ShutdownReason::Poweroff {
+            0
+        } else {
+            1
+        })
+    }
+}
+
+/// What an app's `main` may return: `()` or a `Result` whose error is printed.
+pub trait Termination {
+    /// Reports the outcome; `true` means success (poweroff), `false` failure (crash).
+    fn report(self) -> bool;
+}
+
+impl Termination for () {
+    fn report(self) -> bool {
+        true
+    }
+}
+
+impl<E: core::fmt::Debug> Termination for Result<(), E> {
+    fn report(self) -> bool {
+        match self {
+            Ok(()) => true,
+            Err(e) => {
+                println!("xenia: main returned an error: {e:?}");
+                false
+            }
+        }
+    }
+}
+
+/// Declares the app's `async fn main`.
+///
+/// ```ignore
+/// xenia::main! {
+///     async fn main() -> Result<(), MyError> {
+///         xenia::println!("hello");
+///         Ok(())
+///     }
+/// }
+/// ```
+///
+/// On Xen the runtime calls it after boot and powers off when it returns (or crashes the domain
+/// on an error or a panic). Built for the host, the program says how to run it instead.
+#[macro_export]
+macro_rules! main {
+    ($(#[$attr:meta])* async fn main() $(-> $ret:ty)? $body:block) => {
+        $(#[$attr])*
+        #[allow(dead_code)]
+        async fn __xenia_user_main() $(-> $ret)? $body
+
+        #[cfg(target_os = "none")]
+        #[unsafe(no_mangle)]
+        fn __xenia_app_main() -> bool {
+            $crate::Termination::report($crate::block_on(__xenia_user_main()))
+        }
+
+        #[cfg(not(target_os = "none"))]
+        fn main() {
+            let name = env!("CARGO_PKG_NAME");
+            eprintln!("{name} is a Xen PV guest: run it with `scripts/run {name}`");
+            std::process::exit(2);
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cmdline_values() {
+        let line = "ip=10.0.0.2/24 gw=10.0.0.1  loglevel=debug flag token=a=b";
+        assert_eq!(cmdline_value(line, "ip"), Some("10.0.0.2/24"));
+        assert_eq!(cmdline_value(line, "loglevel"), Some("debug"));
+        assert_eq!(cmdline_value(line, "token"), Some("a=b"));
+        assert_eq!(cmdline_value(line, "flag"), None);
+        assert_eq!(cmdline_value(line, "missing"), None);
+        assert_eq!(cmdline_value("", "ip"), None);
+    }
+}

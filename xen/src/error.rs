@@ -92,6 +92,9 @@ mod tests {
         assert_eq!(XenError::check(7), Ok(7));
         assert_eq!(XenError::check(-22), Err(XenError::EINVAL));
         assert_eq!(XenError::check(i64::MIN), Err(XenError(i32::MAX)));
-        assert_eq!(alloc::format!("{}", XenError::EPERM), "hypercall failed: EPERM");
+        assert_eq!(
+            alloc::format!("{}", XenError::EPERM),
+            "hypercall failed: EPERM"
+        );
     }
 }

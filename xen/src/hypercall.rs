@@ -128,7 +128,10 @@ pub unsafe fn mmu_update(
 ) -> Result<u64, XenError> {
     // SAFETY: forwarded from the caller.
     XenError::check(unsafe {
-        hypercall(MMU_UPDATE, [p(reqs), count as u64, p(done), domid as u64, 0])
+        hypercall(
+            MMU_UPDATE,
+            [p(reqs), count as u64, p(done), domid as u64, 0],
+        )
     })
 }
 

@@ -66,8 +66,11 @@ impl TimeSnapshot {
 
     /// System time at TSC value `tsc`.
     pub fn at(&self, tsc: u64) -> u64 {
-        self.system_time
-            .wrapping_add(scale_delta(tsc.wrapping_sub(self.tsc_timestamp), self.mul, self.shift))
+        self.system_time.wrapping_add(scale_delta(
+            tsc.wrapping_sub(self.tsc_timestamp),
+            self.mul,
+            self.shift,
+        ))
     }
 }
 
@@ -127,12 +130,20 @@ mod tests {
         assert_eq!(scale_delta(1000, 0x8000_0000, -1), 250);
         // A 3 GHz TSC: mul = 2^32/3 gives a third of a ns per tick.
         assert_eq!(scale_delta(3_000_000_000, 0x5555_5555, 0), 999_999_999);
-        assert_eq!(scale_delta(u64::MAX, u32::MAX, 0), (u64::MAX as u128 * u32::MAX as u128 >> 32) as u64);
+        assert_eq!(
+            scale_delta(u64::MAX, u32::MAX, 0),
+            ((u64::MAX as u128 * u32::MAX as u128) >> 32) as u64
+        );
     }
 
     #[test]
     fn snapshot_extrapolates() {
-        let s = TimeSnapshot { tsc_timestamp: 100, system_time: 5_000, mul: 0x8000_0000, shift: 1 };
+        let s = TimeSnapshot {
+            tsc_timestamp: 100,
+            system_time: 5_000,
+            mul: 0x8000_0000,
+            shift: 1,
+        };
         assert_eq!(s.at(100), 5_000);
         assert_eq!(s.at(1100), 6_000);
     }
