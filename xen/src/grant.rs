@@ -1,1 +1,381 @@
-//! grant (in progress).
+//! Grant tables (v1): let a backend domain map or copy pages of ours.
+//!
+//! The table is an array of 8-byte entries in frames that Xen gives us
+//! (`GNTTABOP_setup_table`) and we map. To grant a page we write the grantee and the frame,
+//! then (after a write barrier) the type and flags; Xen sets `GTF_reading`/`GTF_writing` in our
+//! entry while the backend has it mapped. Ending access must check those bits atomically: a
+//! grant still in use is reported, never freed (the backend could still write into the page).
+//!
+//! [`GrantPool`] keeps a set of pages granted to one backend across many requests, so the hot
+//! path of a driver never grants or revokes.
+
+use crate::abi::GuestHandle;
+use crate::abi::{
+    GNTTABOP_query_size, GNTTABOP_setup_table, GTF_permit_access, GTF_reading, GTF_readonly,
+    GTF_writing, GnttabQuerySize, GnttabSetupTable, GrantEntryV1, GNTTAB_NR_RESERVED_ENTRIES,
+};
+use crate::error::XenError;
+use crate::events::{DomId, DOMID_SELF};
+use crate::hypercall;
+use crate::memory::{self, Mfn, PAGE_SIZE};
+use alloc::alloc::{alloc_zeroed, dealloc, Layout};
+use alloc::vec::Vec;
+use core::ptr::NonNull;
+use core::sync::atomic::{fence, AtomicU16, Ordering};
+use spin::Mutex;
+
+pub use crate::abi::GrantRef;
+
+/// Entries per table frame.
+pub const ENTRIES_PER_FRAME: u32 = (PAGE_SIZE / core::mem::size_of::<GrantEntryV1>()) as u32;
+
+/// Grant table errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantError {
+    /// A hypercall failed.
+    Xen(XenError),
+    /// `GNTTABOP_*` returned a non-zero `GNTST_*` status.
+    Status(i16),
+    /// Every entry is in use and the table cannot grow.
+    Exhausted,
+    /// The backend still has the grant mapped: the entry was not freed.
+    InUse(GrantRef),
+    /// The reference is not one we handed out.
+    BadRef(GrantRef),
+    /// The page is not in the direct map (has no machine frame we know).
+    NotMapped,
+}
+
+impl From<XenError> for GrantError {
+    fn from(e: XenError) -> Self {
+        GrantError::Xen(e)
+    }
+}
+
+impl core::fmt::Display for GrantError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            GrantError::Xen(e) => write!(f, "grant table: {e}"),
+            GrantError::Status(s) => write!(f, "grant table: status {s}"),
+            GrantError::Exhausted => write!(f, "grant table: no free entries"),
+            GrantError::InUse(r) => {
+                write!(f, "grant table: ref {r} is still mapped by the backend")
+            }
+            GrantError::BadRef(r) => write!(f, "grant table: ref {r} is not ours"),
+            GrantError::NotMapped => write!(f, "grant table: page has no machine frame"),
+        }
+    }
+}
+
+struct Inner {
+    /// Virtual address of each mapped table frame.
+    frames: Vec<usize>,
+    max_frames: u32,
+    free: Vec<GrantRef>,
+    in_use: Vec<bool>,
+}
+
+/// The domain's grant table.
+pub struct GrantTable {
+    inner: Mutex<Inner>,
+}
+
+// SAFETY: the table frames are accessed with atomics and volatile writes; bookkeeping is
+// behind a lock.
+unsafe impl Send for GrantTable {}
+// SAFETY: as above.
+unsafe impl Sync for GrantTable {}
+
+impl GrantTable {
+    /// Sets up the table with `frames` frames (grown later on demand).
+    pub fn new(frames: u32) -> Result<GrantTable, GrantError> {
+        let mut q = GnttabQuerySize {
+            dom: DOMID_SELF,
+            ..Default::default()
+        };
+        // SAFETY: q is a live gnttab_query_size.
+        unsafe { hypercall::grant_table_op(GNTTABOP_query_size, &mut q, 1) }?;
+        if q.status != 0 {
+            return Err(GrantError::Status(q.status));
+        }
+        let t = GrantTable {
+            inner: Mutex::new(Inner {
+                frames: Vec::new(),
+                max_frames: q.max_nr_frames.max(1),
+                free: Vec::new(),
+                in_use: Vec::new(),
+            }),
+        };
+        t.grow_to(frames.clamp(1, q.max_nr_frames.max(1)))?;
+        Ok(t)
+    }
+
+    fn grow_to(&self, nr_frames: u32) -> Result<(), GrantError> {
+        let mut inner = self.inner.lock();
+        let have = inner.frames.len() as u32;
+        if nr_frames <= have {
+            return Ok(());
+        }
+        if nr_frames > inner.max_frames {
+            return Err(GrantError::Exhausted);
+        }
+        let mut mfns: Vec<u64> = alloc::vec![0; nr_frames as usize];
+        let mut arg = GnttabSetupTable {
+            dom: DOMID_SELF,
+            nr_frames,
+            status: 0,
+            frame_list: GuestHandle::new(mfns.as_mut_ptr()),
+        };
+        // SAFETY: arg points at `mfns`, which has room for nr_frames entries.
+        unsafe { hypercall::grant_table_op(GNTTABOP_setup_table, &mut arg, 1) }?;
+        if arg.status != 0 {
+            return Err(GrantError::Status(arg.status));
+        }
+        // Frames we already mapped keep their mapping; map only the new ones.
+        for &mfn in &mfns[have as usize..] {
+            let va = memory::map_frames(&[mfn], true)?;
+            inner.frames.push(va);
+        }
+        let first = if have == 0 {
+            GNTTAB_NR_RESERVED_ENTRIES
+        } else {
+            have * ENTRIES_PER_FRAME
+        };
+        let end = nr_frames * ENTRIES_PER_FRAME;
+        inner.in_use.resize(end as usize, false);
+        // Hand out low refs first.
+        inner.free.extend((first..end).rev());
+        Ok(())
+    }
+
+    fn entry(inner: &Inner, r: GrantRef) -> *mut GrantEntryV1 {
+        let frame = inner.frames[(r / ENTRIES_PER_FRAME) as usize];
+        (frame as *mut GrantEntryV1).wrapping_add((r % ENTRIES_PER_FRAME) as usize)
+    }
+
+    fn flags(e: *mut GrantEntryV1) -> &'static AtomicU16 {
+        // SAFETY: `flags` is the first, 2-aligned field of a live entry in a mapped table frame;
+        // Xen updates it atomically.
+        unsafe { AtomicU16::from_ptr(&raw mut (*e).flags) }
+    }
+
+    /// Grants `domid` access to machine frame `mfn`, read-only or read-write.
+    pub fn grant_frame(
+        &self,
+        domid: DomId,
+        mfn: Mfn,
+        readonly: bool,
+    ) -> Result<GrantRef, GrantError> {
+        let r = loop {
+            let next = {
+                let mut inner = self.inner.lock();
+                inner.free.pop()
+            };
+            match next {
+                Some(r) => break r,
+                None => {
+                    let frames = self.inner.lock().frames.len() as u32;
+                    self.grow_to(frames + 1)?;
+                }
+            }
+        };
+        let mut inner = self.inner.lock();
+        inner.in_use[r as usize] = true;
+        let e = Self::entry(&inner, r);
+        // SAFETY: e is our entry r, not in use by any backend (its flags are 0).
+        unsafe {
+            (&raw mut (*e).domid).write_volatile(domid);
+            (&raw mut (*e).frame).write_volatile(mfn as u32);
+        }
+        fence(Ordering::Release);
+        let flags = GTF_permit_access | if readonly { GTF_readonly } else { 0 };
+        Self::flags(e).store(flags, Ordering::Release);
+        Ok(r)
+    }
+
+    /// Grants `domid` access to the page at `page` (a page-aligned address in our memory).
+    pub fn grant_page(
+        &self,
+        domid: DomId,
+        page: NonNull<u8>,
+        readonly: bool,
+    ) -> Result<GrantRef, GrantError> {
+        let mfn = memory::virt_to_mfn(page.as_ptr() as usize).ok_or(GrantError::NotMapped)?;
+        self.grant_frame(domid, mfn, readonly)
+    }
+
+    /// Ends access through `r`. If the backend still has it mapped the entry stays granted and
+    /// [`GrantError::InUse`] is returned: try again after the backend unmapped it.
+    pub fn end_access(&self, r: GrantRef) -> Result<(), GrantError> {
+        let mut inner = self.inner.lock();
+        if r as usize >= inner.in_use.len() || !inner.in_use[r as usize] {
+            return Err(GrantError::BadRef(r));
+        }
+        let flags = Self::flags(Self::entry(&inner, r));
+        let mut cur = flags.load(Ordering::Acquire);
+        loop {
+            if cur & (GTF_reading | GTF_writing) != 0 {
+                return Err(GrantError::InUse(r));
+            }
+            match flags.compare_exchange(cur, 0, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => break,
+                Err(now) => cur = now,
+            }
+        }
+        inner.in_use[r as usize] = false;
+        inner.free.push(r);
+        Ok(())
+    }
+
+    /// Entries currently free (without growing the table).
+    pub fn free_entries(&self) -> usize {
+        self.inner.lock().free.len()
+    }
+}
+
+/// A page-aligned, zeroed page of our memory.
+pub struct Page {
+    ptr: NonNull<u8>,
+}
+
+// SAFETY: a Page owns its allocation.
+unsafe impl Send for Page {}
+
+impl Page {
+    const LAYOUT: Layout = match Layout::from_size_align(PAGE_SIZE, PAGE_SIZE) {
+        Ok(l) => l,
+        Err(_) => panic!("page layout"),
+    };
+
+    /// Allocates a zeroed page.
+    pub fn new() -> Option<Page> {
+        // SAFETY: the layout has a non-zero size.
+        NonNull::new(unsafe { alloc_zeroed(Self::LAYOUT) }).map(|ptr| Page { ptr })
+    }
+
+    /// The page's address.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    /// The page's address, non-null.
+    pub fn as_non_null(&self) -> NonNull<u8> {
+        self.ptr
+    }
+}
+
+impl Drop for Page {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with the same layout.
+        unsafe { dealloc(self.ptr.as_ptr(), Self::LAYOUT) }
+    }
+}
+
+/// A page granted to a backend, borrowed from a [`GrantPool`].
+pub struct GrantedPage {
+    page: Page,
+    gref: GrantRef,
+}
+
+impl GrantedPage {
+    /// The grant reference the backend uses.
+    pub fn gref(&self) -> GrantRef {
+        self.gref
+    }
+
+    /// The page's address.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.page.as_ptr()
+    }
+}
+
+/// Pages granted once to one backend and reused across requests.
+pub struct GrantPool<'t> {
+    table: &'t GrantTable,
+    domid: DomId,
+    readonly: bool,
+    free: Vec<GrantedPage>,
+    total: usize,
+}
+
+impl<'t> GrantPool<'t> {
+    /// Allocates and grants `pages` pages to `domid`.
+    pub fn new(
+        table: &'t GrantTable,
+        domid: DomId,
+        pages: usize,
+        readonly: bool,
+    ) -> Result<Self, GrantError> {
+        let mut pool = GrantPool {
+            table,
+            domid,
+            readonly,
+            free: Vec::with_capacity(pages),
+            total: 0,
+        };
+        for _ in 0..pages {
+            pool.add_page()?;
+        }
+        Ok(pool)
+    }
+
+    fn add_page(&mut self) -> Result<(), GrantError> {
+        let page = Page::new().ok_or(GrantError::Exhausted)?;
+        let gref = self
+            .table
+            .grant_page(self.domid, page.as_non_null(), self.readonly)?;
+        self.free.push(GrantedPage { page, gref });
+        self.total += 1;
+        Ok(())
+    }
+
+    /// Takes a granted page, if one is free.
+    pub fn take(&mut self) -> Option<GrantedPage> {
+        self.free.pop()
+    }
+
+    /// Returns a page to the pool (it stays granted).
+    pub fn give_back(&mut self, page: GrantedPage) {
+        self.free.push(page);
+    }
+
+    /// Pages free in the pool.
+    pub fn available(&self) -> usize {
+        self.free.len()
+    }
+
+    /// Pages the pool owns, free or lent.
+    pub fn total(&self) -> usize {
+        self.total
+    }
+
+    /// Ends every free page's grant and frees it; pages still mapped by the backend are kept
+    /// (and returned as an error count) rather than freed under its feet.
+    pub fn release(&mut self) -> Result<(), usize> {
+        let mut kept = Vec::new();
+        for p in self.free.drain(..) {
+            match self.table.end_access(p.gref) {
+                Ok(()) => self.total -= 1,
+                Err(_) => kept.push(p),
+            }
+        }
+        let n = kept.len();
+        self.free = kept;
+        if n == 0 {
+            Ok(())
+        } else {
+            Err(n)
+        }
+    }
+}
+
+impl Drop for GrantPool<'_> {
+    fn drop(&mut self) {
+        if self.release().is_err() {
+            // Pages still mapped by the backend must not return to the allocator.
+            for p in self.free.drain(..) {
+                core::mem::forget(p);
+            }
+        }
+    }
+}

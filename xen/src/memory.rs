@@ -7,8 +7,8 @@
 //! at boot). The p2m list (pfn → mfn) is given in start_info; the read-only machine-to-phys
 //! table (mfn → pfn) is mapped by Xen at [`MACH2PHYS_VIRT_START`].
 //!
-//! On the host the simulator's "machine frame" of a page is simply its host address divided
-//! by the page size, so the same translation functions work unchanged for drivers in tests.
+//! On the host the simulator gives every host page a small "machine frame" number on first
+//! use, so the same translation functions work unchanged for drivers in tests.
 
 /// Size of a page and of a frame.
 pub const PAGE_SIZE: usize = 4096;
@@ -117,19 +117,54 @@ mod imp {
 #[cfg(not(target_os = "none"))]
 mod imp {
     use super::*;
+    use std::collections::HashMap;
+    use std::sync::Mutex;
 
-    /// The simulator's machine frame of a host page: its address divided by the page size.
-    pub fn virt_to_mfn(va: usize) -> Option<Mfn> {
-        Some((va >> PAGE_SHIFT) as u64)
+    /// Host pages seen so far and the simulated machine frame each was given. Frames are
+    /// small numbers (grant entries hold 32-bit frames), unique across the process.
+    struct Registry {
+        by_page: HashMap<usize, Mfn>,
+        by_mfn: HashMap<Mfn, usize>,
+        next: Mfn,
     }
 
-    /// Maps simulated machine frames: they are host pages, so they must be contiguous.
-    pub fn map_frames(mfns: &[Mfn], _writable: bool) -> Result<usize, crate::XenError> {
-        let first = *mfns.first().ok_or(crate::XenError::EINVAL)?;
-        if mfns.iter().enumerate().any(|(i, &m)| m != first + i as u64) {
-            return Err(crate::XenError::EINVAL);
+    static REGISTRY: Mutex<Option<Registry>> = Mutex::new(None);
+
+    /// The simulator's machine frame of the host page holding `va` (assigned on first use).
+    pub fn virt_to_mfn(va: usize) -> Option<Mfn> {
+        let page = va & !(PAGE_SIZE - 1);
+        let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+        let reg = reg.get_or_insert_with(|| Registry {
+            by_page: HashMap::new(),
+            by_mfn: HashMap::new(),
+            next: 0x1000,
+        });
+        if let Some(&m) = reg.by_page.get(&page) {
+            return Some(m);
         }
-        Ok((first as usize) << PAGE_SHIFT)
+        let m = reg.next;
+        reg.next += 1;
+        reg.by_page.insert(page, m);
+        reg.by_mfn.insert(m, page);
+        Some(m)
+    }
+
+    /// The host address of a simulated machine frame, if it was ever handed out.
+    pub fn mfn_to_host(mfn: Mfn) -> Option<usize> {
+        let reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+        reg.as_ref()?.by_mfn.get(&mfn).copied()
+    }
+
+    /// Maps simulated machine frames: they are host pages, so they must be contiguous there.
+    pub fn map_frames(mfns: &[Mfn], _writable: bool) -> Result<usize, crate::XenError> {
+        let first = mfn_to_host(*mfns.first().ok_or(crate::XenError::EINVAL)?)
+            .ok_or(crate::XenError::EINVAL)?;
+        for (i, &m) in mfns.iter().enumerate() {
+            if mfn_to_host(m) != Some(first + i * PAGE_SIZE) {
+                return Err(crate::XenError::EINVAL);
+            }
+        }
+        Ok(first)
     }
 }
 

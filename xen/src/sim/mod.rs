@@ -1,9 +1,602 @@
 //! A hypercall-level simulator of a Xen host, for host tests.
+//!
+//! [`Sim::new`] builds a simulated host with one guest domain (domid [`GUEST_DOMID`]) and dom0:
+//! a shared_info page with a virtual clock, event channels between the two, the guest's grant
+//! table, the xenstore and console rings with their dom0 ends, and room for simulated backends
+//! ([`Backend`]). [`Sim::install`] makes it the target of [`crate::hypercall::hypercall`] on
+//! the current thread, so guest-side code (events, grants, xenstore, xenbus, drivers) runs
+//! unchanged. Backends run when the guest blocks (`SCHEDOP_poll`) or when a test calls
+//! [`Sim::run`], like a dom0 that works while the guest waits.
+
+#![allow(non_upper_case_globals)] // Xen's constant names
+
+pub mod evtchn;
+pub mod gnttab;
+
+use crate::abi::{GNTTABOP_query_size, GNTTABOP_setup_table, GnttabQuerySize, GnttabSetupTable};
+use crate::events::{DomId, Port, DOMID_SELF, NR_PORTS};
+use crate::grant::Page;
+use crate::hypercall as hc;
+use crate::sched::ShutdownReason;
+use evtchn::EvtchnTable;
+use gnttab::GrantTableSim;
+use std::boxed::Box;
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::vec::Vec;
+use xen_sys::shared_info;
+use xenia_ring::console::ConsoleBack;
+
+/// The simulated guest's domain id.
+pub const GUEST_DOMID: DomId = 1;
+/// Dom0's domain id.
+pub const DOM0: DomId = 0;
+
+const EINVAL: i64 = -22;
+const ENOSYS: i64 = -38;
+const EFAULT: i64 = -14;
+
+/// A simulated dom0 service (xenstored link, netback, blkback, ...).
+pub trait Backend {
+    /// Does whatever work is pending (requests on rings, xenstore changes). Returns true if it
+    /// made progress, so the simulator runs the backends again.
+    fn step(&mut self, host: &mut Host) -> bool;
+}
+
+/// A byte-stream xenstore server the simulator connects to the guest's xenstore ring.
+pub trait StoreServer {
+    /// Takes bytes the guest wrote to the request ring.
+    fn feed(&mut self, bytes: &[u8]);
+    /// Bytes to send to the guest (replies and watch events), removed from the server.
+    fn take_output(&mut self) -> Vec<u8>;
+}
+
+/// The state of the simulated host. Backends get `&mut Host` in [`Backend::step`].
+pub struct Host {
+    shared: Page,
+    store_page: Page,
+    console_page: Page,
+    /// Event channels of the guest and dom0.
+    pub evtchn: EvtchnTable,
+    /// The guest's grant table.
+    pub grants: GrantTableSim,
+    /// Dom0 ports with an event not yet handled by a backend.
+    dom0_pending: Vec<Port>,
+    store_ports: (Port, Port),
+    console_ports: (Port, Port),
+    store_server: Option<Box<dyn StoreServer>>,
+    store_out: Vec<u8>,
+    console_out: Vec<u8>,
+    now_ns: u64,
+    /// The guest's shutdown request, if it made one.
+    pub shutdown: Option<ShutdownReason>,
+    idle_blocks: u32,
+    /// Hypercalls made, by number (for tests that check the guest does not busy-poll).
+    pub hypercall_counts: [u64; 64],
+}
+
+impl Host {
+    /// The guest's shared_info page.
+    pub fn shared_info(&self) -> *mut shared_info {
+        self.shared.as_ptr() as *mut shared_info
+    }
+
+    /// Marks guest port `port` pending (what an event sent to it by dom0 does).
+    pub fn raise_guest(&mut self, port: Port) {
+        if port >= NR_PORTS {
+            return;
+        }
+        // SAFETY: the shared page is ours; the guest reads it with atomics.
+        unsafe {
+            let words = (&raw mut (*self.shared_info()).evtchn_pending) as *mut u64;
+            let w = std::sync::atomic::AtomicU64::from_ptr(words.add((port / 64) as usize));
+            w.fetch_or(1 << (port % 64), std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    fn guest_pending(&self, port: Port) -> bool {
+        if port >= NR_PORTS {
+            return false;
+        }
+        // SAFETY: as in raise_guest.
+        unsafe {
+            let words = (&raw mut (*self.shared_info()).evtchn_pending) as *mut u64;
+            let w = std::sync::atomic::AtomicU64::from_ptr(words.add((port / 64) as usize));
+            w.load(std::sync::atomic::Ordering::SeqCst) & (1 << (port % 64)) != 0
+        }
+    }
+
+    /// Sends an event from dom0's `port` to its peer.
+    pub fn dom0_send(&mut self, port: Port) {
+        match self.evtchn.peer(DOM0, port) {
+            Some((GUEST_DOMID, p)) => self.raise_guest(p),
+            Some((DOM0, p)) => self.dom0_pending.push(p),
+            _ => {}
+        }
+    }
+
+    /// Takes the pending flag of dom0's `port`: true if the guest notified it.
+    pub fn dom0_take_event(&mut self, port: Port) -> bool {
+        let before = self.dom0_pending.len();
+        self.dom0_pending.retain(|&p| p != port);
+        self.dom0_pending.len() != before
+    }
+
+    /// Binds dom0 to the guest's unbound port (what a backend does with the frontend's
+    /// `event-channel`).
+    pub fn dom0_bind(&mut self, guest_port: Port) -> Result<Port, i32> {
+        self.evtchn.bind_interdomain(DOM0, GUEST_DOMID, guest_port)
+    }
+
+    /// Simulated system time (ns).
+    pub fn now_ns(&self) -> u64 {
+        self.now_ns
+    }
+
+    /// Advances simulated time to `ns` (never backwards) and publishes it in shared_info.
+    pub fn set_time(&mut self, ns: u64) {
+        self.now_ns = self.now_ns.max(ns);
+        let s = self.shared_info();
+        // SAFETY: the shared page is ours; we follow the version protocol the guest expects.
+        unsafe {
+            let t = &raw mut (*s).vcpu_info[0].time;
+            let v = (&raw const (*t).version).read_volatile();
+            (&raw mut (*t).version).write_volatile(v.wrapping_add(1));
+            std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+            (&raw mut (*t).system_time).write_volatile(self.now_ns);
+            (&raw mut (*t).tsc_timestamp).write_volatile(0);
+            (&raw mut (*t).tsc_to_system_mul).write_volatile(0);
+            (&raw mut (*t).tsc_shift).write_volatile(0);
+            std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+            (&raw mut (*t).version).write_volatile(v.wrapping_add(2));
+        }
+    }
+
+    /// Everything the guest wrote to its console so far.
+    pub fn console_output(&self) -> &[u8] {
+        &self.console_out
+    }
+
+    fn console_back(&self) -> ConsoleBack {
+        // SAFETY: the console page is ours and lives as long as the host.
+        unsafe { ConsoleBack::new(self.console_page.as_non_null()) }.expect("console page")
+    }
+
+    /// Types `bytes` at the guest's console (as `xl console` would). Returns how many fit.
+    pub fn console_input(&mut self, bytes: &[u8]) -> usize {
+        let n = self.console_back().write_input(bytes).unwrap_or(0);
+        if n > 0 {
+            self.dom0_send(self.console_ports.1);
+        }
+        n
+    }
+
+    fn service_console(&mut self) -> bool {
+        let mut buf = [0u8; 2048];
+        let mut back = self.console_back();
+        let mut progress = false;
+        while let Ok(n) = back.read_output(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            self.console_out.extend_from_slice(&buf[..n]);
+            progress = true;
+        }
+        if progress {
+            // xenconsoled notifies after consuming, so a writer waiting for space wakes.
+            self.dom0_send(self.console_ports.1);
+        }
+        progress
+    }
+
+    fn store_back(&self) -> xenia_ring::xenstore::XenstoreBack {
+        // SAFETY: the store page is ours and lives as long as the host.
+        unsafe { xenia_ring::xenstore::XenstoreBack::new(self.store_page.as_non_null()) }
+            .expect("store page")
+    }
+
+    fn service_store(&mut self) -> bool {
+        let Some(mut server) = self.store_server.take() else {
+            return false;
+        };
+        let mut progress = false;
+        let mut back = self.store_back();
+        let mut buf = [0u8; 1024];
+        while let Ok(n) = back.read_request(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            server.feed(&buf[..n]);
+            progress = true;
+        }
+        self.store_out.extend(server.take_output());
+        if !self.store_out.is_empty() {
+            let n = back.write_response(&self.store_out).unwrap_or(0);
+            if n > 0 {
+                self.store_out.drain(..n);
+                progress = true;
+            }
+        }
+        self.store_server = Some(server);
+        if progress {
+            self.dom0_send(self.store_ports.1);
+        }
+        progress
+    }
+}
+
+/// A simulated Xen host. Cheap to clone (a shared handle).
+#[derive(Clone)]
+pub struct Sim {
+    host: Rc<RefCell<Host>>,
+    backends: Rc<RefCell<Vec<Box<dyn Backend>>>>,
+}
+
+/// What a guest finds at boot (the fields of start_info it needs), for the simulated guest.
+#[derive(Debug, Clone, Copy)]
+pub struct GuestBoot {
+    /// The shared_info page.
+    pub shared_info: *mut shared_info,
+    /// The xenstore ring page.
+    pub store_page: *mut u8,
+    /// The xenstore event channel (guest side).
+    pub store_port: Port,
+    /// The console ring page.
+    pub console_page: *mut u8,
+    /// The console event channel (guest side).
+    pub console_port: Port,
+    /// The guest's domain id.
+    pub domid: DomId,
+}
+
+std::thread_local! {
+    static CURRENT: RefCell<Option<Sim>> = const { RefCell::new(None) };
+}
+
+impl Default for Sim {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Sim {
+    /// A host with one guest, its xenstore and console rings connected to dom0.
+    pub fn new() -> Sim {
+        let mut evtchn = EvtchnTable::default();
+        let (g_store, d_store) = evtchn.connect(GUEST_DOMID, DOM0);
+        let (g_con, d_con) = evtchn.connect(GUEST_DOMID, DOM0);
+        let host = Host {
+            shared: Page::new().expect("page"),
+            store_page: Page::new().expect("page"),
+            console_page: Page::new().expect("page"),
+            evtchn,
+            grants: GrantTableSim::new(32),
+            dom0_pending: Vec::new(),
+            store_ports: (g_store, d_store),
+            console_ports: (g_con, d_con),
+            store_server: None,
+            store_out: Vec::new(),
+            console_out: Vec::new(),
+            now_ns: 0,
+            shutdown: None,
+            idle_blocks: 0,
+            hypercall_counts: [0; 64],
+        };
+        let sim = Sim {
+            host: Rc::new(RefCell::new(host)),
+            backends: Rc::new(RefCell::new(Vec::new())),
+        };
+        sim.host.borrow_mut().set_time(1_000_000_000);
+        sim
+    }
+
+    /// Makes this the simulator that hypercalls on this thread go to.
+    pub fn install(&self) {
+        CURRENT.with(|c| *c.borrow_mut() = Some(self.clone()));
+    }
+
+    /// Removes the simulator of this thread.
+    pub fn uninstall() {
+        CURRENT.with(|c| *c.borrow_mut() = None);
+    }
+
+    /// What the guest finds at boot.
+    pub fn guest_boot(&self) -> GuestBoot {
+        let h = self.host.borrow();
+        GuestBoot {
+            shared_info: h.shared_info(),
+            store_page: h.store_page.as_ptr(),
+            store_port: h.store_ports.0,
+            console_page: h.console_page.as_ptr(),
+            console_port: h.console_ports.0,
+            domid: GUEST_DOMID,
+        }
+    }
+
+    /// Connects a xenstore server to the guest's xenstore ring.
+    pub fn set_store_server(&self, server: Box<dyn StoreServer>) {
+        self.host.borrow_mut().store_server = Some(server);
+    }
+
+    /// Adds a simulated backend.
+    pub fn add_backend(&self, b: Box<dyn Backend>) {
+        self.backends.borrow_mut().push(b);
+    }
+
+    /// Runs `f` with the host state.
+    pub fn with_host<R>(&self, f: impl FnOnce(&mut Host) -> R) -> R {
+        f(&mut self.host.borrow_mut())
+    }
+
+    /// Runs the xenstore and console services and every backend until none makes progress.
+    /// Returns whether anything happened.
+    pub fn run(&self) -> bool {
+        let mut any = false;
+        for _ in 0..10_000 {
+            let mut progress = {
+                let mut h = self.host.borrow_mut();
+                let a = h.service_store();
+                let b = h.service_console();
+                a | b
+            };
+            let mut backends = std::mem::take(&mut *self.backends.borrow_mut());
+            for b in backends.iter_mut() {
+                progress |= b.step(&mut self.host.borrow_mut());
+            }
+            let mut slot = self.backends.borrow_mut();
+            backends.append(&mut slot);
+            *slot = backends;
+            drop(slot);
+            if !progress {
+                break;
+            }
+            any = true;
+        }
+        any
+    }
+
+    /// Everything the guest wrote to its console so far, as text.
+    pub fn console_text(&self) -> std::string::String {
+        self.run();
+        std::string::String::from_utf8_lossy(self.host.borrow().console_output()).into_owned()
+    }
+
+    /// Simulated system time (ns).
+    pub fn now_ns(&self) -> u64 {
+        self.host.borrow().now_ns()
+    }
+
+    /// The guest's shutdown request, if any.
+    pub fn shutdown_reason(&self) -> Option<ShutdownReason> {
+        self.host.borrow().shutdown
+    }
+
+    fn dispatch(&self, op: u32, a: [u64; 5]) -> i64 {
+        {
+            let mut h = self.host.borrow_mut();
+            if let Some(c) = h.hypercall_counts.get_mut(op as usize) {
+                *c += 1;
+            }
+        }
+        match op {
+            hc::EVENT_CHANNEL_OP => self.event_channel_op(a[0] as u32, a[1] as usize),
+            hc::SCHED_OP => self.sched_op(a[0] as u32, a[1] as usize),
+            hc::GRANT_TABLE_OP => self.grant_table_op(a[0] as u32, a[1] as usize, a[2] as u32),
+            hc::XEN_VERSION => (4 << 16) | 17,
+            hc::CONSOLE_IO => -1,
+            _ => ENOSYS,
+        }
+    }
+
+    fn event_channel_op(&self, cmd: u32, arg: usize) -> i64 {
+        use xen_sys::*;
+        if arg == 0 {
+            return EFAULT;
+        }
+        let mut h = self.host.borrow_mut();
+        let dom = |d: DomId| if d == DOMID_SELF { GUEST_DOMID } else { d };
+        // SAFETY (all arms): the guest passes a live structure of the kind `cmd` names.
+        match cmd {
+            EVTCHNOP_send => {
+                let port = unsafe { (*(arg as *const evtchn_send)).port };
+                match h.evtchn.peer(GUEST_DOMID, port) {
+                    Some((DOM0, p)) => {
+                        h.dom0_pending.push(p);
+                        0
+                    }
+                    Some((GUEST_DOMID, p)) => {
+                        h.raise_guest(p);
+                        0
+                    }
+                    _ => EINVAL,
+                }
+            }
+            EVTCHNOP_alloc_unbound => {
+                let a = unsafe { &mut *(arg as *mut evtchn_alloc_unbound) };
+                if dom(a.dom) != GUEST_DOMID {
+                    return -1;
+                }
+                match h.evtchn.alloc_unbound(GUEST_DOMID, dom(a.remote_dom)) {
+                    Some(p) => {
+                        a.port = p;
+                        0
+                    }
+                    None => -28,
+                }
+            }
+            EVTCHNOP_bind_interdomain => {
+                let a = unsafe { &mut *(arg as *mut evtchn_bind_interdomain) };
+                match h
+                    .evtchn
+                    .bind_interdomain(GUEST_DOMID, dom(a.remote_dom), a.remote_port)
+                {
+                    Ok(p) => {
+                        a.local_port = p;
+                        0
+                    }
+                    Err(e) => -(e as i64),
+                }
+            }
+            EVTCHNOP_bind_virq => {
+                let a = unsafe { &mut *(arg as *mut evtchn_bind_virq) };
+                match h.evtchn.bind_virq(GUEST_DOMID, a.virq) {
+                    Some(p) => {
+                        a.port = p;
+                        0
+                    }
+                    None => -28,
+                }
+            }
+            EVTCHNOP_close => {
+                let port = unsafe { (*(arg as *const evtchn_close)).port };
+                match h.evtchn.close(GUEST_DOMID, port) {
+                    Ok(()) => 0,
+                    Err(e) => -(e as i64),
+                }
+            }
+            EVTCHNOP_unmask => {
+                let port = unsafe { (*(arg as *const evtchn_unmask)).port };
+                if h.evtchn.get(GUEST_DOMID, port).is_none() {
+                    return EINVAL;
+                }
+                // SAFETY: the shared page is ours.
+                unsafe {
+                    let words = (&raw mut (*h.shared_info()).evtchn_mask) as *mut u64;
+                    std::sync::atomic::AtomicU64::from_ptr(words.add((port / 64) as usize))
+                        .fetch_and(!(1 << (port % 64)), std::sync::atomic::Ordering::SeqCst);
+                }
+                0
+            }
+            _ => ENOSYS,
+        }
+    }
+
+    fn sched_op(&self, cmd: u32, arg: usize) -> i64 {
+        use xen_sys::*;
+        match cmd {
+            SCHEDOP_yield => {
+                self.run();
+                0
+            }
+            SCHEDOP_shutdown => {
+                if arg == 0 {
+                    return EFAULT;
+                }
+                // SAFETY: the guest passes a live sched_shutdown.
+                let reason = unsafe { *(arg as *const u32) };
+                let r = match reason {
+                    SHUTDOWN_poweroff => ShutdownReason::Poweroff,
+                    SHUTDOWN_reboot => ShutdownReason::Reboot,
+                    SHUTDOWN_suspend => ShutdownReason::Suspend,
+                    SHUTDOWN_crash => ShutdownReason::Crash,
+                    _ => return EINVAL,
+                };
+                self.host.borrow_mut().shutdown = Some(r);
+                0
+            }
+            SCHEDOP_poll => {
+                if arg == 0 {
+                    return EFAULT;
+                }
+                #[repr(C)]
+                struct Poll {
+                    ports: *const u32,
+                    nr: u32,
+                    timeout: u64,
+                }
+                // SAFETY: the guest passes a live sched_poll with `nr` ports.
+                let (ports, timeout) = unsafe {
+                    let p = &*(arg as *const Poll);
+                    (
+                        std::slice::from_raw_parts(p.ports, p.nr as usize).to_vec(),
+                        p.timeout,
+                    )
+                };
+                self.poll(&ports, timeout)
+            }
+            _ => ENOSYS,
+        }
+    }
+
+    /// `SCHEDOP_poll`: run dom0 until a polled port is pending; with nothing left to do,
+    /// jump the clock to the deadline.
+    fn poll(&self, ports: &[Port], timeout: u64) -> i64 {
+        loop {
+            let pending = |s: &Sim| {
+                let h = s.host.borrow();
+                ports.iter().any(|&p| h.guest_pending(p))
+            };
+            if pending(self) {
+                self.host.borrow_mut().idle_blocks = 0;
+                return 0;
+            }
+            if self.run() {
+                continue;
+            }
+            if pending(self) {
+                return 0;
+            }
+            let mut h = self.host.borrow_mut();
+            if timeout != 0 {
+                if timeout > h.now_ns {
+                    h.set_time(timeout);
+                }
+                h.idle_blocks = 0;
+                return 0;
+            }
+            h.idle_blocks += 1;
+            assert!(
+                h.idle_blocks < 1000,
+                "simulated guest blocked forever: no event can arrive and no deadline was given"
+            );
+            let t = h.now_ns + 1_000_000_000;
+            h.set_time(t);
+            return 0;
+        }
+    }
+
+    fn grant_table_op(&self, cmd: u32, arg: usize, count: u32) -> i64 {
+        if arg == 0 || count != 1 {
+            return if arg == 0 { EFAULT } else { EINVAL };
+        }
+        let mut h = self.host.borrow_mut();
+        match cmd {
+            GNTTABOP_query_size => {
+                // SAFETY: the guest passes a live gnttab_query_size.
+                let q = unsafe { &mut *(arg as *mut GnttabQuerySize) };
+                q.nr_frames = h.grants.nr_frames();
+                q.max_nr_frames = h.grants.max_frames;
+                q.status = 0;
+                0
+            }
+            GNTTABOP_setup_table => {
+                // SAFETY: the guest passes a live gnttab_setup_table.
+                let s = unsafe { &mut *(arg as *mut GnttabSetupTable) };
+                match h.grants.setup(s.nr_frames) {
+                    Ok(mfns) => {
+                        for (i, m) in mfns.iter().enumerate() {
+                            // SAFETY: the guest's frame_list has room for nr_frames entries.
+                            unsafe { s.frame_list.p.add(i).write(*m) };
+                        }
+                        s.status = 0;
+                    }
+                    Err(st) => s.status = st,
+                }
+                0
+            }
+            _ => ENOSYS,
+        }
+    }
+}
 
 /// Dispatches a hypercall to the simulator installed on this thread.
 ///
 /// # Safety
 /// Pointer arguments must point to live structures of the kind the hypercall expects.
-pub unsafe fn hypercall(_op: u32, _args: [u64; 5]) -> i64 {
-    -(crate::XenError::ENOSYS.0 as i64)
+pub unsafe fn hypercall(op: u32, args: [u64; 5]) -> i64 {
+    let sim = CURRENT.with(|c| c.borrow().clone());
+    match sim {
+        Some(s) => s.dispatch(op, args),
+        None => ENOSYS,
+    }
 }
