@@ -1,5 +1,7 @@
 //! A hypercall-level simulator of a Xen host, for host tests.
 
+pub mod xenstored;
+
 /// Dispatches a hypercall to the simulator installed on this thread.
 ///
 /// # Safety
