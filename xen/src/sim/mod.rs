@@ -589,6 +589,8 @@ impl Sim {
     }
 }
 
+pub mod xenstored;
+
 /// Dispatches a hypercall to the simulator installed on this thread.
 ///
 /// # Safety

@@ -1,0 +1,208 @@
+# shellcheck shell=sh
+# Helpers for a nested-Xen job (sourced by dom0's /init before it runs /job/job.sh).
+# Runs under busybox ash in dom0; everything a job prints goes to the serial line.
+#
+# Results reach the host as marker lines on the serial line:
+#
+#   @@XENIA|<kind>|<domain or ->|<time or ->|<payload>
+#
+# kinds (times are seconds, two decimals):
+#   dom0     -    <uptime>  a harness message (xenia_log)
+#   ready    -    <uptime>  dom0 is ready: xenstored, xenconsoled, xenbr0 up
+#   create   <d>  <uptime>  `xl create` of <d> started at <uptime>; payload "rc=<rc> secs=<duration>"
+#   out      <d>  <since>   a line of dom0 output about <d> (xl create's output, xenia_run output)
+#   con      <d>  <since>   a line of <d>'s console, streamed while it runs (<since>: seconds since
+#                           `xl create` started, when dom0 read the line)
+#   end      <d>  <since>   <d> ended: payload poweroff | crash | reboot | timeout | gone
+#   dmesg    <d>  -         a line of `xl dmesg` after <d> crashed or timed out
+#   log      <d>  -         a line of <d>'s whole console log (xenia_console, after the end)
+#   logsum   <d>  -         "<lines> <sha256>" of the log lines above (each plus "\n"), so that the
+#                           host can tell a complete copy from one garbled on the serial line
+#   jobdone  -    <uptime>  job.sh finished; payload "rc=<exit status>"
+#   fatal    -    <uptime>  dom0 could not get ready; payload: why
+#
+# Note: busybox ash runs its applets in preference to PATH, so the real tools copied into dom0
+# are called by their full path where the difference matters.
+#
+# Domain names must match [A-Za-z0-9_.-]+ (they are used in file names and markers).
+
+XENIA_RUN=/run/xenia
+XENIA_CONSOLE_DIR=/var/log/xen/console
+mkdir -p "$XENIA_RUN"
+
+# Seconds since dom0 booted.
+xenia_now() { cut -d' ' -f1 /proc/uptime; }
+
+# Seconds since the `xl create` of domain $1 started.
+xenia_since() { awk -v t0="$(cat "$XENIA_RUN/$1.t0")" -v now="$(xenia_now)" 'BEGIN { printf "%.2f", now - t0 }'; }
+
+# xenia_mark KIND DOMAIN TIME PAYLOAD
+xenia_mark() { printf '@@XENIA|%s|%s|%s|%s\n' "$1" "$2" "$3" "$4"; }
+
+# A harness message.
+xenia_log() { xenia_mark dom0 - "$(xenia_now)" "$*"; }
+
+# Prefix each line of stdin as KIND lines of domain $2 with time $3 ($1 = KIND).
+xenia_prefix() {
+    awk -v kind="$1" -v d="$2" -v t="$3" '{ sub(/\r+$/, ""); printf "@@XENIA|%s|%s|%s|%s\n", kind, d, t, $0; fflush() }'
+}
+
+# The value of `name = "..."` in an xl config.
+xenia_cfg_name() { sed -n 's/^[[:space:]]*name[[:space:]]*=[[:space:]]*["'\'']\([^"'\'']*\)["'\''].*/\1/p' "$1" | head -n 1; }
+
+xenia_check_name() {
+    case $1 in
+        "" | *[!A-Za-z0-9_.-]*) xenia_log "bad domain name '$1'"; return 1 ;;
+    esac
+}
+
+# Start streaming domain $1's console log as `con` lines (stopped by xenia_stop_follow).
+xenia_follow() {
+    local d=$1
+    rm -f "$XENIA_RUN/$d.fifo"
+    mkfifo "$XENIA_RUN/$d.fifo"
+    # awk stamps each line when it arrives; it exits when tail is killed (EOF on the fifo).
+    awk -v d="$d" -v t0="$(cat "$XENIA_RUN/$d.t0")" '{
+            getline up < "/proc/uptime"; close("/proc/uptime"); split(up, u, " ")
+            sub(/\r+$/, "")
+            printf "@@XENIA|con|%s|%.2f|%s\n", d, u[1] - t0, $0; fflush()
+        }' <"$XENIA_RUN/$d.fifo" &
+    echo $! >"$XENIA_RUN/$d.awk.pid"
+    # coreutils' tail (busybox ash would run its own applet for a bare `tail`): -F waits for
+    # the file to appear, and inotify makes it react at once.
+    /usr/bin/tail -F -n +1 -s 0.1 "$XENIA_CONSOLE_DIR/guest-$d.log" >"$XENIA_RUN/$d.fifo" 2>/dev/null &
+    echo $! >"$XENIA_RUN/$d.tail.pid"
+}
+
+xenia_stop_follow() {
+    local d=$1
+    [ -f "$XENIA_RUN/$d.tail.pid" ] || return 0
+    kill "$(cat "$XENIA_RUN/$d.tail.pid")" 2>/dev/null
+    # Let awk drain the fifo and exit (bounded wait).
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+        kill -0 "$(cat "$XENIA_RUN/$d.awk.pid")" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill "$(cat "$XENIA_RUN/$d.awk.pid")" 2>/dev/null
+    rm -f "$XENIA_RUN/$d.tail.pid" "$XENIA_RUN/$d.awk.pid" "$XENIA_RUN/$d.fifo"
+}
+
+# xenia_create CFG: `xl create CFG`, streaming the domain's console while it runs.
+# Emits `create` (and xl's output as `out` lines). Returns xl's exit status.
+xenia_create() {
+    local cfg=$1 d t0 rc secs
+    d=$(xenia_cfg_name "$cfg")
+    xenia_check_name "$d" || return 1
+    # Fresh state for this domain: no old console log, an empty hypervisor log ring.
+    rm -f "$XENIA_CONSOLE_DIR/guest-$d.log" "/var/log/xen/xl-$d.log"
+    xl dmesg -c >/dev/null 2>&1
+    t0=$(xenia_now)
+    echo "$t0" >"$XENIA_RUN/$d.t0"
+    xenia_follow "$d"
+    xl create "$cfg" >"$XENIA_RUN/$d.create.out" 2>&1
+    rc=$?
+    secs=$(xenia_since "$d")
+    xenia_prefix out "$d" "$secs" <"$XENIA_RUN/$d.create.out"
+    xenia_mark create "$d" "$t0" "rc=$rc secs=$secs"
+    if [ "$rc" != 0 ]; then
+        xenia_stop_follow "$d"
+        tail -n 20 /var/log/xen/xen-hotplug.log 2>/dev/null | xenia_prefix out "$d" "$secs"
+    fi
+    return "$rc"
+}
+
+# The shutdown reason xl recorded for domain $1 (from the log of xl's monitoring process) as a
+# word, or `unknown` while there is none.
+xenia_shutdown_reason() {
+    local code
+    code=$(sed -n 's/.*shut down, reason code \([0-9]*\).*/\1/p' "/var/log/xen/xl-$1.log" 2>/dev/null | tail -n 1)
+    case $code in
+        0) echo poweroff ;;
+        1) echo reboot ;;
+        2) echo suspend ;;
+        3) echo crash ;;
+        4) echo watchdog ;;
+        5) echo soft_reset ;;
+        *) echo unknown ;;
+    esac
+}
+
+# xenia_wait_end DOMAIN TIMEOUT: wait until the domain has shut down (the reason comes from the
+# log of xl's monitoring process: poweroff, crash, reboot, ...), is crashed (state c, kept by
+# on_crash="preserve"), has vanished without a recorded reason (gone), or TIMEOUT seconds since
+# its creation passed (timeout). Domains that did not power off get their `xl dmesg` printed and
+# are destroyed. Emits `end`; returns 0 for poweroff and 1 otherwise.
+xenia_wait_end() {
+    local d=$1 limit=$2 outcome= state reason missing=0 secs
+    while [ -z "$outcome" ]; do
+        reason=$(xenia_shutdown_reason "$d")
+        state=$(xl list "$d" 2>/dev/null | awk 'NR == 2 { print $5 }')
+        if [ "$reason" != unknown ]; then
+            outcome=$reason
+        elif [ -z "${state##*c*}" ] && [ -n "$state" ]; then
+            outcome=crash
+        elif [ -z "$state" ] && [ "$missing" -ge 20 ]; then
+            # Not listed for 2 s and xl recorded no reason (xl list can miss a domain briefly
+            # while its state changes).
+            outcome=gone
+        elif awk -v s="$(xenia_since "$d")" -v l="$limit" 'BEGIN { exit !(s >= l) }'; then
+            outcome=timeout
+        else
+            [ -n "$state" ] && missing=0 || missing=$((missing + 1))
+            sleep 0.1
+        fi
+    done
+    secs=$(xenia_since "$d")
+    # xenconsoled may still be copying the last output: give it a moment, then stop streaming.
+    sleep 0.5
+    xenia_stop_follow "$d"
+    if [ "$outcome" != poweroff ]; then
+        xenia_dmesg "$d"
+        xl destroy "$d" >/dev/null 2>&1
+    fi
+    xenia_mark end "$d" "$secs" "$outcome"
+    [ "$outcome" = poweroff ]
+}
+
+# Print what the hypervisor logged since domain $1 was created (all-zero stack lines dropped).
+xenia_dmesg() {
+    xl dmesg 2>/dev/null | grep -v -E '^\(XEN\)[[:space:]]+(0{16}[[:space:]]*)+$' | tail -n 80 |
+        xenia_prefix dmesg "$1" -
+}
+
+# xenia_console DOMAIN: the domain's whole console log, plus a checksum line (see `logsum`).
+xenia_console() {
+    local d=$1 norm=$XENIA_RUN/$1.console
+    if [ -f "$XENIA_CONSOLE_DIR/guest-$d.log" ]; then
+        awk '{ sub(/\r+$/, ""); print }' "$XENIA_CONSOLE_DIR/guest-$d.log" >"$norm"
+    else
+        : >"$norm"
+    fi
+    xenia_prefix log "$d" - <"$norm"
+    xenia_mark logsum "$d" - "$(wc -l <"$norm" | tr -d ' ') $(sha256sum <"$norm" | cut -d' ' -f1)"
+}
+
+# xenia_run DOMAIN CMD...: run a dom0 command, its output as `out` lines of DOMAIN.
+xenia_run() {
+    local d=$1 rc
+    shift
+    "$@" >"$XENIA_RUN/run.out" 2>&1
+    rc=$?
+    { cat "$XENIA_RUN/run.out"; echo "[exit $rc] $*"; } | xenia_prefix out "$d" "$(xenia_since "$d" 2>/dev/null || echo -)"
+    return "$rc"
+}
+
+# xenia_scenario CFG TIMEOUT: create, wait for the end, dump the console. Returns 0 on poweroff.
+xenia_scenario() {
+    local d rc
+    d=$(xenia_cfg_name "$1")
+    if xenia_create "$1"; then
+        xenia_wait_end "$d" "$2"
+        rc=$?
+    else
+        xenia_mark end "$d" "$(xenia_since "$d")" create-failed
+        rc=1
+    fi
+    xenia_console "$d"
+    return "$rc"
+}
