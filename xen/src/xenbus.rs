@@ -1,1 +1,245 @@
-//! xenbus (in progress).
+//! Xenbus, the frontend side: find a device's backend, walk the connection states, and wait
+//! for the backend's state changes through a xenstore watch.
+//!
+//! The toolstack creates, for device `<class>/<index>` of our domain:
+//! - ours: `device/<class>/<index>/{backend, backend-id, state}`;
+//! - the backend's: `<backend>/{frontend, frontend-id, state, ...features}`.
+//!
+//! The handshake: the backend reaches `InitWait` and publishes its features; we publish our
+//! ring references and event channel and switch to `Initialised`; the backend connects and
+//! switches to `Connected`; so do we. Closing goes `Closing` → `Closed` on both sides.
+
+use crate::abi::XenbusState;
+use crate::events::DomId;
+use crate::xenstore::{Error as XsClientError, Transaction, Transport, Xenstore};
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::future::Future;
+
+/// Xenbus errors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum XenbusError {
+    /// A xenstore request failed.
+    Xenstore(XsClientError),
+    /// A node the protocol needs is missing.
+    Missing(String),
+    /// A node holds a value of the wrong form (named, with the value).
+    BadValue(String, String),
+    /// The backend went away or closed while we were connecting.
+    BackendClosed(XenbusState),
+}
+
+impl From<XsClientError> for XenbusError {
+    fn from(e: XsClientError) -> Self {
+        XenbusError::Xenstore(e)
+    }
+}
+
+impl core::fmt::Display for XenbusError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            XenbusError::Xenstore(e) => write!(f, "xenbus: xenstore: {e:?}"),
+            XenbusError::Missing(p) => write!(f, "xenbus: {p} is missing"),
+            XenbusError::BadValue(p, v) => write!(f, "xenbus: {p} holds a bad value {v:?}"),
+            XenbusError::BackendClosed(s) => write!(f, "xenbus: backend is {s:?}"),
+        }
+    }
+}
+
+/// The device indices of class `class` (`vif`, `vbd`, ...) that the toolstack gave us.
+pub async fn devices<T: Transport>(xs: &Xenstore<T>, class: &str) -> Result<Vec<u32>, XenbusError> {
+    let names = match xs.directory(&format!("device/{class}")).await {
+        Ok(n) => n,
+        Err(e) if e.is_not_found() => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut ids: Vec<u32> = names.iter().filter_map(|n| n.parse().ok()).collect();
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+/// One frontend device and its backend.
+pub struct Frontend<'x, T: Transport> {
+    xs: &'x Xenstore<T>,
+    node: String,
+    backend: String,
+    backend_id: DomId,
+}
+
+impl<'x, T: Transport> Frontend<'x, T> {
+    /// Finds device `<class>/<index>` and its backend, validating what the toolstack wrote.
+    pub async fn find(xs: &'x Xenstore<T>, class: &str, index: u32) -> Result<Self, XenbusError> {
+        let node = format!("device/{class}/{index}");
+        let backend = read_required(xs, &format!("{node}/backend")).await?;
+        if !backend.starts_with("/local/domain/")
+            || backend.contains("//")
+            || backend.ends_with('/')
+        {
+            return Err(XenbusError::BadValue(format!("{node}/backend"), backend));
+        }
+        let id_path = format!("{node}/backend-id");
+        let id = read_required(xs, &id_path).await?;
+        let backend_id = id
+            .parse::<DomId>()
+            .ok()
+            .filter(|&d| d < 0x7ff0)
+            .ok_or_else(|| XenbusError::BadValue(id_path.clone(), id.clone()))?;
+        Ok(Frontend {
+            xs,
+            node,
+            backend,
+            backend_id,
+        })
+    }
+
+    /// Our node, e.g. `device/vif/0` (relative to our domain's home).
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// The backend's node (absolute).
+    pub fn backend(&self) -> &str {
+        &self.backend
+    }
+
+    /// The backend's domain.
+    pub fn backend_id(&self) -> DomId {
+        self.backend_id
+    }
+
+    /// The xenstore client.
+    pub fn xenstore(&self) -> &'x Xenstore<T> {
+        self.xs
+    }
+
+    /// Reads `<backend>/<key>`, `None` if absent.
+    pub async fn backend_value(&self, key: &str) -> Result<Option<String>, XenbusError> {
+        read_optional(self.xs, &format!("{}/{key}", self.backend)).await
+    }
+
+    /// Reads a backend feature flag (`feature-*`): absent or "0" is false.
+    pub async fn backend_feature(&self, key: &str) -> Result<bool, XenbusError> {
+        Ok(matches!(self.backend_value(key).await?.as_deref(), Some(v) if v.trim() != "0"))
+    }
+
+    /// Reads `<node>/<key>` of our own device, `None` if absent.
+    pub async fn value(&self, key: &str) -> Result<Option<String>, XenbusError> {
+        read_optional(self.xs, &format!("{}/{key}", self.node)).await
+    }
+
+    /// Our state.
+    pub async fn state(&self) -> Result<XenbusState, XenbusError> {
+        parse_state(self.xs, &format!("{}/state", self.node)).await
+    }
+
+    /// The backend's state (`Unknown` if it has none yet).
+    pub async fn backend_state(&self) -> Result<XenbusState, XenbusError> {
+        parse_state(self.xs, &format!("{}/state", self.backend)).await
+    }
+
+    /// Switches our state.
+    pub async fn switch_state(&self, state: XenbusState) -> Result<(), XenbusError> {
+        self.xs
+            .write(&format!("{}/state", self.node), state.as_str())
+            .await?;
+        Ok(())
+    }
+
+    /// Waits until the backend's state satisfies `done`, through a watch on it. Fails if the
+    /// backend closes (unless `done` accepts that).
+    pub async fn wait_backend(
+        &self,
+        done: impl Fn(XenbusState) -> bool,
+    ) -> Result<XenbusState, XenbusError> {
+        let path = format!("{}/state", self.backend);
+        let token = format!("xenbus:{}", self.node);
+        let mut watch = self.xs.watch(&path, &token).await?;
+        let result = loop {
+            let s = self.backend_state().await?;
+            if done(s) {
+                break Ok(s);
+            }
+            if matches!(s, XenbusState::Closing | XenbusState::Closed) {
+                break Err(XenbusError::BackendClosed(s));
+            }
+            match watch.next_event().await {
+                Some(Ok(_)) => {}
+                Some(Err(e)) => break Err(e.into()),
+                None => break Err(XenbusError::Missing(path.clone())),
+            }
+        };
+        let _ = self.xs.unwatch(watch).await;
+        result
+    }
+
+    /// The frontend handshake: wait for the backend's `InitWait`, publish our keys with
+    /// `publish` and switch to `Initialised` in one transaction (retried on conflicts), wait
+    /// for the backend's `Connected`, then switch to `Connected`.
+    pub async fn connect<F, Fut>(&self, publish: F) -> Result<(), XenbusError>
+    where
+        F: Fn(Transaction<'x, T>, String) -> Fut,
+        Fut: Future<Output = Result<(), XsClientError>>,
+    {
+        self.switch_state(XenbusState::Initialising).await?;
+        self.wait_backend(|s| matches!(s, XenbusState::InitWait | XenbusState::Connected))
+            .await?;
+        let node = self.node.clone();
+        self.xs
+            .transaction(|tx| {
+                let fut = publish(tx, node.clone());
+                let state_path = format!("{node}/state");
+                async move {
+                    fut.await?;
+                    tx.write(&state_path, XenbusState::Initialised.as_str())
+                        .await
+                }
+            })
+            .await?;
+        self.wait_backend(|s| s == XenbusState::Connected).await?;
+        self.switch_state(XenbusState::Connected).await
+    }
+
+    /// Closes the device: `Closing`, wait for the backend to close, `Closed`.
+    pub async fn close(&self) -> Result<(), XenbusError> {
+        self.switch_state(XenbusState::Closing).await?;
+        self.wait_backend(|s| {
+            matches!(
+                s,
+                XenbusState::Closing | XenbusState::Closed | XenbusState::Unknown
+            )
+        })
+        .await?;
+        self.switch_state(XenbusState::Closed).await
+    }
+}
+
+async fn read_optional<T: Transport>(
+    xs: &Xenstore<T>,
+    path: &str,
+) -> Result<Option<String>, XenbusError> {
+    match xs.read_optional(path).await? {
+        None => Ok(None),
+        Some(v) => String::from_utf8(v).map(Some).map_err(|e| {
+            XenbusError::BadValue(path.into(), String::from_utf8_lossy(e.as_bytes()).into())
+        }),
+    }
+}
+
+async fn read_required<T: Transport>(xs: &Xenstore<T>, path: &str) -> Result<String, XenbusError> {
+    read_optional(xs, path)
+        .await?
+        .ok_or_else(|| XenbusError::Missing(path.into()))
+}
+
+async fn parse_state<T: Transport>(
+    xs: &Xenstore<T>,
+    path: &str,
+) -> Result<XenbusState, XenbusError> {
+    match read_optional(xs, path).await? {
+        None => Ok(XenbusState::Unknown),
+        Some(v) => {
+            XenbusState::from_bytes(v.as_bytes()).map_err(|_| XenbusError::BadValue(path.into(), v))
+        }
+    }
+}

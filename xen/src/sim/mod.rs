@@ -5,7 +5,8 @@
 //! table, the xenstore and console rings with their dom0 ends, and room for simulated backends
 //! ([`Backend`]). [`Sim::install`] makes it the target of [`crate::hypercall::hypercall`] on
 //! the current thread, so guest-side code (events, grants, xenstore, xenbus, drivers) runs
-//! unchanged. Backends run when the guest blocks (`SCHEDOP_poll`) or when a test calls
+//! unchanged. The xenstore ring is served by the simulated [`xenstored::Xenstored`].
+//! Backends run when the guest blocks (`SCHEDOP_poll`) or when a test calls
 //! [`Sim::run`], like a dom0 that works while the guest waits.
 
 #![allow(non_upper_case_globals)] // Xen's constant names
@@ -26,6 +27,7 @@ use std::rc::Rc;
 use std::vec::Vec;
 use xen_sys::shared_info;
 use xenia_ring::console::ConsoleBack;
+use xenstored::{ConnId, Xenstored};
 
 /// The simulated guest's domain id.
 pub const GUEST_DOMID: DomId = 1;
@@ -43,14 +45,6 @@ pub trait Backend {
     fn step(&mut self, host: &mut Host) -> bool;
 }
 
-/// A byte-stream xenstore server the simulator connects to the guest's xenstore ring.
-pub trait StoreServer {
-    /// Takes bytes the guest wrote to the request ring.
-    fn feed(&mut self, bytes: &[u8]);
-    /// Bytes to send to the guest (replies and watch events), removed from the server.
-    fn take_output(&mut self) -> Vec<u8>;
-}
-
 /// The state of the simulated host. Backends get `&mut Host` in [`Backend::step`].
 pub struct Host {
     shared: Page,
@@ -64,7 +58,8 @@ pub struct Host {
     dom0_pending: Vec<Port>,
     store_ports: (Port, Port),
     console_ports: (Port, Port),
-    store_server: Option<Box<dyn StoreServer>>,
+    xenstored: Rc<RefCell<Xenstored>>,
+    store_conn: ConnId,
     store_out: Vec<u8>,
     console_out: Vec<u8>,
     now_ns: u64,
@@ -196,9 +191,9 @@ impl Host {
     }
 
     fn service_store(&mut self) -> bool {
-        let Some(mut server) = self.store_server.take() else {
-            return false;
-        };
+        let xsd = self.xenstored.clone();
+        let mut server = xsd.borrow_mut();
+        let conn = self.store_conn;
         let mut progress = false;
         let mut back = self.store_back();
         let mut buf = [0u8; 1024];
@@ -206,10 +201,11 @@ impl Host {
             if n == 0 {
                 break;
             }
-            server.feed(&buf[..n]);
+            // A malformed request stream kills the connection, as xenstored would.
+            let _ = server.feed(conn, &buf[..n]);
             progress = true;
         }
-        self.store_out.extend(server.take_output());
+        self.store_out.extend(server.take_output(conn));
         if !self.store_out.is_empty() {
             let n = back.write_response(&self.store_out).unwrap_or(0);
             if n > 0 {
@@ -217,7 +213,7 @@ impl Host {
                 progress = true;
             }
         }
-        self.store_server = Some(server);
+        drop(server);
         if progress {
             self.dom0_send(self.store_ports.1);
         }
@@ -265,6 +261,9 @@ impl Sim {
         let mut evtchn = EvtchnTable::default();
         let (g_store, d_store) = evtchn.connect(GUEST_DOMID, DOM0);
         let (g_con, d_con) = evtchn.connect(GUEST_DOMID, DOM0);
+        let mut xsd = Xenstored::new();
+        xsd.add_domain(GUEST_DOMID);
+        let store_conn = xsd.connect(GUEST_DOMID);
         let host = Host {
             shared: Page::new().expect("page"),
             store_page: Page::new().expect("page"),
@@ -274,7 +273,8 @@ impl Sim {
             dom0_pending: Vec::new(),
             store_ports: (g_store, d_store),
             console_ports: (g_con, d_con),
-            store_server: None,
+            xenstored: Rc::new(RefCell::new(xsd)),
+            store_conn,
             store_out: Vec::new(),
             console_out: Vec::new(),
             now_ns: 0,
@@ -313,9 +313,9 @@ impl Sim {
         }
     }
 
-    /// Connects a xenstore server to the guest's xenstore ring.
-    pub fn set_store_server(&self, server: Box<dyn StoreServer>) {
-        self.host.borrow_mut().store_server = Some(server);
+    /// The simulated xenstored (dom0's view: read, write, watch, force conflicts, ...).
+    pub fn xenstored(&self) -> Rc<RefCell<Xenstored>> {
+        self.host.borrow().xenstored.clone()
     }
 
     /// Adds a simulated backend.

@@ -13,6 +13,7 @@
 pub mod client;
 pub mod error;
 pub mod protocol;
+pub mod ring;
 pub mod wire;
 
 pub use client::{
@@ -20,4 +21,5 @@ pub use client::{
 };
 pub use error::{Error, ProtocolError, TransportError};
 pub use protocol::{ClientCore, Reply, Stats};
+pub use ring::RingTransport;
 pub use wire::{Access, MsgType, Perm, WatchEvent, WireError, XsError};

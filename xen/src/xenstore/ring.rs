@@ -1,0 +1,76 @@
+//! The guest's xenstore transport: the xenstore ring page shared with xenstored and its event
+//! channel (both given in start_info).
+
+use super::{Transport, TransportError};
+use crate::events::{EventChannels, Port};
+use core::ptr::NonNull;
+use core::task::{Context, Poll};
+use xenia_ring::xenstore::XenstoreFront;
+
+/// [`Transport`] over the xenstore ring page and event channel.
+pub struct RingTransport {
+    front: XenstoreFront,
+    port: Port,
+    events: &'static EventChannels,
+}
+
+impl RingTransport {
+    /// Attaches to the ring at `page`, notified through `port`.
+    ///
+    /// # Safety
+    /// `page` must be the mapped xenstore ring page, valid for the lifetime of the transport,
+    /// and only one transport may use it.
+    pub unsafe fn new(
+        page: NonNull<u8>,
+        port: Port,
+        events: &'static EventChannels,
+    ) -> Result<RingTransport, TransportError> {
+        // SAFETY: forwarded from the caller.
+        let front =
+            unsafe { XenstoreFront::new(page) }.map_err(|_| TransportError::InvalidPeerState)?;
+        events
+            .adopt(port)
+            .map_err(|_| TransportError::Other("bad xenstore event channel"))?;
+        Ok(RingTransport {
+            front,
+            port,
+            events,
+        })
+    }
+
+    fn wait(&mut self, ready: bool, cx: &mut Context<'_>) -> Poll<()> {
+        if ready {
+            return Poll::Ready(());
+        }
+        // Ready means the port fired: the caller looks at the ring again.
+        self.events.poll_port(self.port, cx)
+    }
+}
+
+impl Transport for RingTransport {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, TransportError> {
+        self.front
+            .write_request(buf)
+            .map_err(|_| TransportError::InvalidPeerState)
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, TransportError> {
+        self.front
+            .read_response(buf)
+            .map_err(|_| TransportError::InvalidPeerState)
+    }
+
+    fn notify(&mut self) {
+        let _ = self.events.send(self.port);
+    }
+
+    fn poll_readable(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let ready = !matches!(self.front.responses().available(), Ok(0));
+        self.wait(ready, cx)
+    }
+
+    fn poll_writable(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let ready = !matches!(self.front.requests().space(), Ok(0));
+        self.wait(ready, cx)
+    }
+}
