@@ -1,1 +1,13 @@
-//! Shared helpers of the integration tests.
+//! Xenia's integration-test framework.
+//!
+//! The nested-Xen tests (`tests/nested.rs`) boot real Xen 4.17 with a Linux dom0 inside QEMU
+//! (scripts/nested-xen/) once per test run and `xl create` every scenario's guest in it:
+//! - [`session`]: scenarios ([`session::Scenario`]), building their images and one job, booting
+//!   once, and looking up each scenario's result;
+//! - [`serial`]: parsing the serial log dom0 writes its results to;
+//! - [`xl`]: reading and adjusting the xl configurations `scripts/build` generates.
+#![deny(missing_docs)]
+
+pub mod serial;
+pub mod session;
+pub mod xl;
