@@ -222,10 +222,8 @@ impl EventChannels {
         // SAFETY: vcpu_info[0] is inside the shared page; the selector is advisory for us
         // since we scan every word, but we clear it so Xen sets it afresh.
         unsafe {
-            AtomicU64::from_ptr(
-                (&raw mut (*self.shared).vcpu_info[0].evtchn_pending_sel) as *mut u64,
-            )
-            .store(0, Ordering::SeqCst);
+            AtomicU64::from_ptr(&raw mut (*self.shared).vcpu_info[0].evtchn_pending_sel)
+                .store(0, Ordering::SeqCst);
         }
         let mut n = 0;
         let mut to_wake: Vec<Waker> = Vec::new();

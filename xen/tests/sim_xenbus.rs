@@ -66,7 +66,7 @@ fn toolstack_adds_vif(sim: &Sim) -> (String, String) {
     x.write(&format!("{fe}/backend-id"), "0").unwrap();
     x.write(&format!("{fe}/state"), "1").unwrap();
     for p in [
-        format!("{fe}"),
+        fe.to_string(),
         format!("{fe}/backend"),
         format!("{fe}/backend-id"),
         format!("{fe}/state"),
