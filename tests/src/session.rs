@@ -92,9 +92,9 @@ pub struct ScenarioResult<'a> {
     pub report: &'a DomainReport,
 }
 
-impl ScenarioResult<'_> {
+impl<'a> ScenarioResult<'a> {
     /// The verified console lines; an error says why they are not available.
-    pub fn console(&self) -> Result<&[String], String> {
+    pub fn console(&self) -> Result<&'a [String], String> {
         self.report.console()
     }
 

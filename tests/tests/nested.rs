@@ -1,0 +1,200 @@
+//! Nested-Xen integration tests: every scenario runs in ONE boot of Xen + dom0 inside QEMU.
+//!
+//! The first test that needs results builds the images, boots the VM with all scenarios and
+//! parses the serial log ([`xenia_tests::session`]); each test then checks its scenario.
+//!
+//! These tests are `#[ignore]`d (a plain `cargo test` must not boot a VM for minutes) and refuse
+//! to run unless `XENIA_NESTED=1`, so they can never pass without running. `scripts/test` runs
+//! them: `XENIA_NESTED=1 cargo test -p xenia-tests --test nested -- --ignored`.
+
+use std::sync::OnceLock;
+
+use xenia_tests::serial::Outcome;
+use xenia_tests::session::{repo_root, Scenario, ScenarioResult, Session};
+use xenia_tests::xl::XlValue;
+
+/// A distinctive command line for hello: it must come back exactly.
+const HELLO_CMDLINE: &str = "xenia-test-token=abc123 ip=10.0.0.2/24";
+/// A second hello with other memory and command line, so neither can be a constant.
+const HELLO_BIG_MEMORY: u64 = 48;
+const HELLO_BIG_CMDLINE: &str = "xenia-test-token=zz9-plural-z-alpha second=1";
+
+fn scenarios() -> Vec<Scenario> {
+    vec![
+        Scenario::new("hello", "hello").cmdline(HELLO_CMDLINE),
+        Scenario::new("hello-48m", "hello")
+            .set("memory", XlValue::Int(HELLO_BIG_MEMORY))
+            .cmdline(HELLO_BIG_CMDLINE),
+        Scenario::new("panic", "panic"),
+    ]
+}
+
+fn session() -> &'static Session {
+    static SESSION: OnceLock<Result<Session, String>> = OnceLock::new();
+    assert_eq!(
+        std::env::var("XENIA_NESTED").as_deref(),
+        Ok("1"),
+        "nested tests need XENIA_NESTED=1 (they boot QEMU); use scripts/test"
+    );
+    let s = SESSION.get_or_init(|| {
+        let dir = repo_root().join("target/xen/nested");
+        let s = Session::run(&dir, &scenarios());
+        if let Ok(s) = &s {
+            let f = |v: Option<f64>| v.map_or("?".to_string(), |v| format!("{v:.1} s"));
+            eprintln!(
+                "nested session: dom0 ready {} after QEMU start, job done at {}, boot status {}, \
+                 images {:?}, log {}",
+                f(s.log.boot_secs()),
+                f(s.log.jobdone_host_secs),
+                s.boot_status,
+                s.image_sizes,
+                s.log_path.display()
+            );
+        }
+        s
+    });
+    match s {
+        Ok(s) => s,
+        Err(e) => panic!("nested session failed: {e}"),
+    }
+}
+
+/// The scenario's result and verified console, or a panic explaining what is missing.
+fn scenario(name: &str) -> (ScenarioResult<'static>, &'static [String]) {
+    let s = session();
+    let r = s.scenario(name).unwrap_or_else(|e| panic!("{e}"));
+    let console = r.console().unwrap_or_else(|e| {
+        panic!(
+            "{name}: console not usable: {e}\nstreamed: {:#?}\nserial log tail:\n{}",
+            r.report.streamed,
+            s.log_tail(30)
+        )
+    });
+    println!("{}", r.timing());
+    (r, console)
+}
+
+/// Assert the outcome, showing the console and hypervisor log when it is wrong.
+fn assert_outcome(r: &ScenarioResult<'_>, console: &[String], want: Outcome) {
+    assert_eq!(
+        r.report.outcome.as_ref(),
+        Some(&want),
+        "{}: wrong outcome\nconsole:\n{}\nxl dmesg:\n{}\ndom0:\n{}",
+        r.name,
+        console.join("\n"),
+        r.report.dmesg.join("\n"),
+        r.report.dom0.join("\n")
+    );
+}
+
+/// The value after `prefix` on the first console line starting with it.
+fn field<'a>(console: &'a [String], prefix: &str) -> &'a str {
+    console
+        .iter()
+        .find_map(|l| l.strip_prefix(prefix))
+        .unwrap_or_else(|| {
+            panic!(
+                "no console line starts with {prefix:?}:\n{}",
+                console.join("\n")
+            )
+        })
+}
+
+fn check_hello(name: &str, want_cmdline: &str) {
+    let (r, console) = scenario(name);
+    assert_outcome(&r, console, Outcome::Poweroff);
+    let memory = r.config.int("memory").expect("config has memory");
+
+    // The four lines, in this order.
+    let pos = |prefix: &str| {
+        console
+            .iter()
+            .position(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("{name}: no line {prefix:?} in\n{}", console.join("\n")))
+    };
+    let hello = console
+        .iter()
+        .position(|l| l == "hello from xenia")
+        .unwrap_or_else(|| panic!("{name}: no 'hello from xenia' in\n{}", console.join("\n")));
+    let order = [
+        hello,
+        pos("memory: "),
+        pos("cmdline: "),
+        pos("entry to main: "),
+    ];
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "{name}: lines out of order: {console:#?}"
+    );
+
+    assert_eq!(
+        field(console, "memory: "),
+        format!("{memory} MiB"),
+        "{name}: memory"
+    );
+    assert_eq!(field(console, "cmdline: "), want_cmdline, "{name}: cmdline");
+    let ns = field(console, "entry to main: ");
+    let ns: u64 = ns
+        .strip_suffix(" ns")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{name}: bad 'entry to main' value {ns:?}"));
+    assert!(
+        ns > 0 && ns < 10_000_000_000,
+        "{name}: entry to main {ns} ns is not plausible"
+    );
+    println!(
+        "{name}: entry to main {:.3} ms (guest clock), memory {memory} MiB",
+        ns as f64 / 1e6
+    );
+}
+
+#[test]
+#[ignore = "boots nested Xen in QEMU: run scripts/test (XENIA_NESTED=1 ... -- --ignored)"]
+fn hello_prints_memory_cmdline_and_boot_time_then_powers_off() {
+    check_hello("hello", HELLO_CMDLINE);
+}
+
+#[test]
+#[ignore = "boots nested Xen in QEMU: run scripts/test (XENIA_NESTED=1 ... -- --ignored)"]
+fn hello_reports_its_own_memory_and_cmdline() {
+    assert_ne!(HELLO_BIG_MEMORY, 32);
+    check_hello("hello-48m", HELLO_BIG_CMDLINE);
+}
+
+#[test]
+#[ignore = "boots nested Xen in QEMU: run scripts/test (XENIA_NESTED=1 ... -- --ignored)"]
+fn panic_prints_message_and_location_then_crashes() {
+    let (r, console) = scenario("panic");
+    assert_outcome(&r, console, Outcome::Crash);
+    let line = console
+        .iter()
+        .find(|l| l.contains("panicked at") && l.contains("deliberate panic"))
+        .unwrap_or_else(|| panic!("panic: no panic message in\n{}", console.join("\n")));
+    assert!(
+        has_file_line(line),
+        "panic: no file:line in the panic message {line:?}"
+    );
+}
+
+/// Whether the text after "panicked at " starts with `<path>.rs:<line>`.
+fn has_file_line(line: &str) -> bool {
+    let Some(rest) = line.split("panicked at ").nth(1) else {
+        return false;
+    };
+    let Some((path, after)) = rest.split_once(".rs:") else {
+        return false;
+    };
+    !path.is_empty()
+        && !path.contains(' ')
+        && after.chars().next().is_some_and(|c| c.is_ascii_digit())
+}
+
+#[test]
+fn file_line_detection() {
+    assert!(has_file_line(
+        "panicked at examples/panic/src/main.rs:9:9: deliberate panic"
+    ));
+    assert!(!has_file_line("panicked at somewhere: deliberate panic"));
+    assert!(!has_file_line("panicked at x.rs:: deliberate panic"));
+    assert!(!has_file_line("deliberate panic"));
+}
