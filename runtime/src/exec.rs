@@ -1,32 +1,289 @@
-//! Running futures. (The event-driven executor with tasks and timers comes with event channels;
-//! this is the minimal `block_on` the entry point needs.)
+//! The executor: one vCPU, tasks woken by event channels and timers, and when nothing is ready
+//! the vCPU blocks in Xen (`SCHEDOP_poll` on the bound ports until the next timer deadline),
+//! so an idle guest uses no CPU.
 
+use alloc::boxed::Box;
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::sync::Arc;
+use alloc::task::Wake;
 use core::future::Future;
-use core::pin::pin;
-use core::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
+use core::pin::Pin;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::task::{Context, Poll, Waker};
+use core::time::Duration;
+use spin::Mutex;
 
-fn noop_raw() -> RawWaker {
-    fn clone(_: *const ()) -> RawWaker {
-        noop_raw()
-    }
-    fn noop(_: *const ()) {}
-    static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, noop, noop, noop);
-    RawWaker::new(core::ptr::null(), &VTABLE)
+use crate::time::Instant;
+
+type BoxFuture = Pin<Box<dyn Future<Output = ()>>>;
+
+/// A task: its future and whether it is queued to run.
+struct Task {
+    future: BoxFuture,
+    waker: Arc<TaskWaker>,
 }
 
-/// Runs a future to completion on the current vCPU.
-pub fn block_on<F: Future>(fut: F) -> F::Output {
-    // SAFETY: the vtable's functions do nothing and never dereference the data pointer.
-    let waker = unsafe { Waker::from_raw(noop_raw()) };
-    let mut cx = Context::from_waker(&waker);
-    let mut fut = pin!(fut);
+struct TaskWaker {
+    id: u64,
+    queued: AtomicBool,
+}
+
+impl Wake for TaskWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if !self.queued.swap(true, Ordering::AcqRel) {
+            READY.lock().push_back(self.id);
+        }
+    }
+}
+
+// SAFETY: tasks are not `Send` (the guest has one vCPU), but the statics holding them must be
+// `Sync`: the runtime runs on one vCPU with no preemption, and tasks are only touched from the
+// executor loop.
+unsafe impl Send for Task {}
+
+struct Tasks(BTreeMap<u64, Task>);
+
+static TASKS: Mutex<Tasks> = Mutex::new(Tasks(BTreeMap::new()));
+static SPAWNED: Mutex<VecDeque<(u64, Task)>> = Mutex::new(VecDeque::new());
+static READY: Mutex<VecDeque<u64>> = Mutex::new(VecDeque::new());
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+static TIMERS: Mutex<BTreeMap<(u64, u64), Waker>> = Mutex::new(BTreeMap::new());
+static NEXT_TIMER: AtomicU64 = AtomicU64::new(1);
+
+/// A handle to a spawned task's result.
+pub struct JoinHandle<T> {
+    slot: Arc<Mutex<JoinSlot<T>>>,
+}
+
+struct JoinSlot<T> {
+    value: Option<T>,
+    waker: Option<Waker>,
+}
+
+impl<T> Future for JoinHandle<T> {
+    type Output = T;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        let mut s = self.slot.lock();
+        match s.value.take() {
+            Some(v) => Poll::Ready(v),
+            None => {
+                s.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl<T> JoinHandle<T> {
+    /// Whether the task has finished (its result not yet taken).
+    pub fn is_finished(&self) -> bool {
+        self.slot.lock().value.is_some()
+    }
+}
+
+/// Starts a task that runs concurrently with the caller.
+pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    let slot = Arc::new(Mutex::new(JoinSlot {
+        value: None,
+        waker: None,
+    }));
+    let out = slot.clone();
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let waker = Arc::new(TaskWaker {
+        id,
+        queued: AtomicBool::new(true),
+    });
+    let task = Task {
+        future: Box::pin(async move {
+            let v = future.await;
+            let mut s = out.lock();
+            s.value = Some(v);
+            if let Some(w) = s.waker.take() {
+                w.wake();
+            }
+        }),
+        waker,
+    };
+    SPAWNED.lock().push_back((id, task));
+    READY.lock().push_back(id);
+    JoinHandle { slot }
+}
+
+/// Runs `future` to completion, running spawned tasks meanwhile.
+pub fn block_on<F: Future + 'static>(future: F) -> F::Output
+where
+    F::Output: 'static,
+{
+    let handle = spawn(future);
+    let done = handle.slot.clone();
     loop {
-        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+        run_ready();
+        if let Some(v) = done.lock().value.take() {
             return v;
         }
-        #[cfg(target_os = "none")]
-        xenia_xen::sched::yield_now();
-        #[cfg(not(target_os = "none"))]
-        std::thread::yield_now();
+        idle();
     }
+}
+
+fn run_ready() {
+    loop {
+        {
+            let mut spawned = SPAWNED.lock();
+            let mut tasks = TASKS.lock();
+            while let Some((id, t)) = spawned.pop_front() {
+                tasks.0.insert(id, t);
+            }
+        }
+        let Some(id) = READY.lock().pop_front() else {
+            return;
+        };
+        // Take the task out while it runs, so it can spawn and wake freely.
+        let Some(mut task) = TASKS.lock().0.remove(&id) else {
+            continue;
+        };
+        task.waker.queued.store(false, Ordering::Release);
+        let waker = Waker::from(task.waker.clone());
+        let mut cx = Context::from_waker(&waker);
+        if task.future.as_mut().poll(&mut cx).is_pending() {
+            TASKS.lock().0.insert(id, task);
+        }
+    }
+}
+
+fn fire_timers(now: u64) -> usize {
+    let mut expired = alloc::vec::Vec::new();
+    {
+        let mut timers = TIMERS.lock();
+        while let Some(entry) = timers.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            expired.push(entry.remove());
+        }
+    }
+    let n = expired.len();
+    for w in expired {
+        w.wake();
+    }
+    n
+}
+
+/// Nothing is ready: deliver events and expired timers, or block until one comes.
+fn idle() {
+    let now = crate::time::now_ns().unwrap_or(0);
+    let woke = fire_timers(now);
+    #[cfg(target_os = "none")]
+    let woke = woke + crate::services::events().map_or(0, |ev| ev.scan());
+    if woke > 0 || !READY.lock().is_empty() {
+        return;
+    }
+    let deadline = TIMERS.lock().first_key_value().map(|(k, _)| k.0);
+    #[cfg(target_os = "none")]
+    {
+        match crate::services::events() {
+            Some(ev) => {
+                let _ = ev.block(deadline.unwrap_or(0));
+            }
+            None => xenia_xen::sched::yield_now(),
+        }
+    }
+    #[cfg(not(target_os = "none"))]
+    {
+        let wait = deadline.map(|d| d.saturating_sub(now)).unwrap_or(1_000_000);
+        std::thread::sleep(Duration::from_nanos(wait.min(10_000_000)));
+    }
+}
+
+/// Future of [`sleep`] and [`sleep_until`].
+pub struct Sleep {
+    deadline: u64,
+    key: Option<(u64, u64)>,
+}
+
+impl Future for Sleep {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if crate::time::now_ns().unwrap_or(u64::MAX) >= self.deadline {
+            if let Some(k) = self.key.take() {
+                TIMERS.lock().remove(&k);
+            }
+            return Poll::Ready(());
+        }
+        let deadline = self.deadline;
+        let key = *self
+            .key
+            .get_or_insert_with(|| (deadline, NEXT_TIMER.fetch_add(1, Ordering::Relaxed)));
+        TIMERS.lock().insert(key, cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        if let Some(k) = self.key.take() {
+            TIMERS.lock().remove(&k);
+        }
+    }
+}
+
+/// Waits until `deadline`.
+pub fn sleep_until(deadline: Instant) -> Sleep {
+    Sleep {
+        deadline: deadline.as_nanos(),
+        key: None,
+    }
+}
+
+/// Waits for `duration`.
+pub fn sleep(duration: Duration) -> Sleep {
+    sleep_until(Instant::now() + duration)
+}
+
+/// The error of [`timeout`]: the time ran out first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Elapsed;
+
+impl core::fmt::Display for Elapsed {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("timed out")
+    }
+}
+
+/// Runs `future` for at most `duration`.
+pub async fn timeout<F: Future>(duration: Duration, future: F) -> Result<F::Output, Elapsed> {
+    let mut future = core::pin::pin!(future);
+    let mut timer = core::pin::pin!(sleep(duration));
+    core::future::poll_fn(|cx| {
+        if let Poll::Ready(v) = future.as_mut().poll(cx) {
+            return Poll::Ready(Ok(v));
+        }
+        if timer.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Err(Elapsed));
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// Lets other ready tasks run before continuing.
+pub async fn yield_now() {
+    let mut yielded = false;
+    core::future::poll_fn(|cx| {
+        if yielded {
+            Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
+    .await
 }

@@ -25,18 +25,24 @@ extern crate std;
 #[cfg(target_os = "none")]
 mod boot;
 pub mod console;
-mod exec;
+pub mod exec;
 #[cfg(target_os = "none")]
 mod mm;
 #[cfg(target_os = "none")]
 mod panic;
+#[cfg(target_os = "none")]
+pub mod services;
 #[cfg(target_os = "none")]
 mod start;
 pub mod time;
 #[cfg(target_os = "none")]
 mod traps;
 
-pub use exec::block_on;
+pub use exec::{
+    block_on, sleep, sleep_until, spawn, timeout, yield_now, Elapsed, JoinHandle, Sleep,
+};
+#[cfg(target_os = "none")]
+pub use services::{grant_table, xenstore};
 #[cfg(target_os = "none")]
 pub use start::{boot_info, boot_ns, BootInfo};
 pub use xenia_xen::sched::ShutdownReason;
@@ -119,6 +125,14 @@ impl<E: core::fmt::Debug> Termination for Result<(), E> {
     }
 }
 
+#[doc(hidden)]
+/// Runs the app's main next to the runtime's own tasks.
+pub async fn __run_app<F: core::future::Future>(main: F) -> F::Output {
+    #[cfg(target_os = "none")]
+    spawn(services::shutdown_watcher());
+    main.await
+}
+
 /// Declares the app's `async fn main`.
 ///
 /// ```ignore
@@ -142,7 +156,7 @@ macro_rules! main {
         #[cfg(target_os = "none")]
         #[unsafe(no_mangle)]
         fn __xenia_app_main() -> bool {
-            $crate::Termination::report($crate::block_on(__xenia_user_main()))
+            $crate::Termination::report($crate::block_on($crate::__run_app(__xenia_user_main())))
         }
 
         #[cfg(not(target_os = "none"))]

@@ -196,6 +196,7 @@ extern "C" fn xenia_start(si: *const start_info, entry_tsc: u64) -> ! {
         console_port: con_port,
     });
     crate::console::init_log(crate::cmdline_arg("loglevel"));
+    crate::services::init(&boot_info(), si_va as *mut shared_info);
     if mem.mapped_pages < mem.nr_pages {
         log::warn!(
             "only {} of {} pages are mapped (the kernel area is 2 GiB)",

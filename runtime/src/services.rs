@@ -1,0 +1,103 @@
+//! The Xen services every guest has: event channels, xenstore, the grant table, and the
+//! watch on `control/shutdown` that makes `xl shutdown` / `xl reboot` work.
+
+use core::ptr::NonNull;
+use xenia_xen::events::EventChannels;
+use xenia_xen::grant::GrantTable;
+use xenia_xen::xenstore::{RingTransport, Xenstore};
+
+/// A value shared by the runtime's tasks. The guest has one vCPU and no preemption, so a
+/// `!Sync` value is never used from two places at once.
+struct Global<T>(T);
+// SAFETY: single vCPU, no interrupts touching these (event delivery is masked).
+unsafe impl<T> Sync for Global<T> {}
+// SAFETY: as above.
+unsafe impl<T> Send for Global<T> {}
+
+static EVENTS: spin::Once<EventChannels> = spin::Once::new();
+static XENSTORE: spin::Once<Global<Xenstore<RingTransport>>> = spin::Once::new();
+static GRANTS: spin::Once<Option<GrantTable>> = spin::Once::new();
+
+/// The domain's event channels (after boot).
+pub fn events() -> Option<&'static EventChannels> {
+    EVENTS.get()
+}
+
+/// Sets up event channels and the xenstore client. Called once at boot.
+pub(crate) fn init(info: &crate::BootInfo, shared: *mut xen_sys::shared_info) {
+    // SAFETY: shared_info is mapped for the guest's lifetime; this is the only instance.
+    let ev = EVENTS.call_once(|| unsafe { EventChannels::new(shared) });
+    let _ = ev.adopt(info.console_port);
+    if let Some(page) = NonNull::new(info.store_page as *mut u8) {
+        // SAFETY: the xenstore page from start_info, used only by this transport.
+        match unsafe { RingTransport::new(page, info.store_port, ev) } {
+            Ok(t) => {
+                XENSTORE.call_once(|| Global(Xenstore::new(t)));
+            }
+            Err(e) => log::error!("xenstore ring unusable: {e:?}"),
+        }
+    }
+}
+
+/// The xenstore client of this domain.
+///
+/// # Panics
+/// If xenstore could not be set up at boot (the console said why).
+pub fn xenstore() -> &'static Xenstore<RingTransport> {
+    &XENSTORE.get().expect("xenstore is not available").0
+}
+
+/// The grant table (set up on first use).
+pub fn grant_table() -> Option<&'static GrantTable> {
+    GRANTS
+        .call_once(|| match GrantTable::new(4) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                log::error!("grant table setup failed: {e}");
+                None
+            }
+        })
+        .as_ref()
+}
+
+/// Watches `control/shutdown` and acts on the toolstack's requests (poweroff, halt, reboot).
+pub(crate) async fn shutdown_watcher() {
+    let Some(xs) = XENSTORE.get().map(|g| &g.0) else {
+        return;
+    };
+    for (key, on) in [
+        ("control/feature-poweroff", "1"),
+        ("control/feature-reboot", "1"),
+    ] {
+        let _ = xs.write(key, on).await;
+    }
+    let mut watch = match xs.watch("control/shutdown", "xenia-shutdown").await {
+        Ok(w) => w,
+        Err(e) => {
+            log::warn!("cannot watch control/shutdown: {e:?}");
+            return;
+        }
+    };
+    loop {
+        let req = xs.read_string("control/shutdown").await.unwrap_or_default();
+        let reason = match req.as_str() {
+            "poweroff" | "halt" => Some(crate::ShutdownReason::Poweroff),
+            "reboot" => Some(crate::ShutdownReason::Reboot),
+            "" => None,
+            other => {
+                log::warn!("ignoring unsupported shutdown request {other:?}");
+                None
+            }
+        };
+        if let Some(r) = reason {
+            // Acknowledge, as the toolstack expects, then go.
+            let _ = xs.write("control/shutdown", "").await;
+            crate::println!("xenia: {req} requested by the toolstack");
+            crate::exit(r);
+        }
+        match watch.next_event().await {
+            Some(Ok(_)) => {}
+            _ => return,
+        }
+    }
+}
