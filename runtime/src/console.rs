@@ -40,6 +40,24 @@ mod imp {
         }
     }
 
+    /// Reads input typed at `xl console` into `buf`, waiting for some; returns the count.
+    pub async fn read(buf: &mut [u8]) -> usize {
+        loop {
+            let (n, port) = {
+                let mut guard = CONSOLE.lock();
+                let Some(con) = guard.as_mut() else { return 0 };
+                (con.read(buf).unwrap_or(0), con.port())
+            };
+            if n > 0 {
+                return n;
+            }
+            match crate::services::events() {
+                Some(ev) => ev.wait(port).await,
+                None => return 0,
+            }
+        }
+    }
+
     /// Waits (up to `timeout_ns`) until xenconsoled has read everything we wrote.
     pub(crate) fn flush(timeout_ns: u64) {
         let mut guard = CONSOLE.lock();
@@ -71,7 +89,34 @@ mod imp {
     }
 }
 
-pub(crate) use imp::*;
+#[cfg(target_os = "none")]
+pub(crate) use imp::CONSOLE;
+pub(crate) use imp::{flush, write_bytes};
+
+/// Reads input typed at the console (`xl console`) into `buf`, waiting until there is some.
+/// Returns the number of bytes read (0 if the console is gone).
+#[cfg(target_os = "none")]
+pub async fn read(buf: &mut [u8]) -> usize {
+    imp::read(buf).await
+}
+
+/// Reads one line typed at the console (without its line ending; at most 1024 bytes).
+#[cfg(target_os = "none")]
+pub async fn read_line() -> alloc::string::String {
+    let mut line = alloc::vec::Vec::new();
+    let mut byte = [0u8; 1];
+    while line.len() < 1024 {
+        if read(&mut byte).await == 0 {
+            break;
+        }
+        match byte[0] {
+            b'\n' | b'\r' if !line.is_empty() => break,
+            b'\n' | b'\r' => {}
+            b => line.push(b),
+        }
+    }
+    alloc::string::String::from_utf8_lossy(&line).into_owned()
+}
 
 struct Writer;
 

@@ -96,9 +96,13 @@ extern "C" fn xenia_start(si: *const start_info, entry_tsc: u64) -> ! {
     // SAFETY: domU start_info carries the console union's domU variant.
     let (con_mfn, con_port) = unsafe { (si.console.domU.mfn, si.console.domU.evtchn) };
     let con_va = pfn_to_virt(mfn_to_pfn(con_mfn));
-    // SAFETY: Xen maps the console page in the bootstrap region; it stays ours.
-    *crate::console::CONSOLE.lock() =
-        Some(unsafe { xenia_xen::console::Console::new(con_va as *mut u8, con_port) });
+    match core::ptr::NonNull::new(con_va as *mut u8)
+        // SAFETY: Xen maps the console page in the bootstrap region; only this Console uses it.
+        .map(|p| unsafe { xenia_xen::console::Console::new(p, con_port) })
+    {
+        Some(Ok(c)) => *crate::console::CONSOLE.lock() = Some(c),
+        _ => crash_early(),
+    }
 
     if si.nr_pages < MIN_PAGES {
         crate::println!(
