@@ -91,6 +91,7 @@ fn grants_map_with_the_right_permissions_and_refuse_to_end_while_mapped() {
     let (sim, _ev) = setup();
     let table = GrantTable::new(1).unwrap();
     let page = Page::new().unwrap();
+    // SAFETY: the page is ours and live.
     unsafe { page.as_ptr().write(0x5a) };
     let ro = table.grant_page(DOM0, page.as_non_null(), true).unwrap();
     let rw = table.grant_page(DOM0, page.as_non_null(), false).unwrap();
@@ -106,6 +107,7 @@ fn grants_map_with_the_right_permissions_and_refuse_to_end_while_mapped() {
         Err(MapError::PermissionDenied(ro))
     );
     let p = sim.with_host(|h| h.grants.map(DOM0, ro, false)).unwrap();
+    // SAFETY: the mapping points at the live granted page.
     assert_eq!(
         unsafe { p.read() },
         0x5a,
@@ -127,7 +129,9 @@ fn grants_map_with_the_right_permissions_and_refuse_to_end_while_mapped() {
     );
 
     let w = sim.with_host(|h| h.grants.map(DOM0, rw, true)).unwrap();
+    // SAFETY: the mapping points at the live granted page.
     unsafe { w.write(0xa5) };
+    // SAFETY: the page is ours and live.
     assert_eq!(unsafe { page.as_ptr().read() }, 0xa5);
     sim.with_host(|h| h.grants.unmap(rw));
     table.end_access(rw).unwrap();

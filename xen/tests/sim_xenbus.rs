@@ -249,6 +249,7 @@ fn xenbus_handshake_connects_to_a_simulated_backend() {
         // The backend's notification arrived on our port.
         g.ev.wait(port).await;
     });
+    // SAFETY: the ring page is ours and live.
     assert_eq!(
         unsafe { ring.as_ptr().read() },
         0xab,

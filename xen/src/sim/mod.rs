@@ -395,9 +395,9 @@ impl Sim {
         }
         let mut h = self.host.borrow_mut();
         let dom = |d: DomId| if d == DOMID_SELF { GUEST_DOMID } else { d };
-        // SAFETY (all arms): the guest passes a live structure of the kind `cmd` names.
         match cmd {
             EVTCHNOP_send => {
+                // SAFETY: the guest passes a live structure of the kind `cmd` names.
                 let port = unsafe { (*(arg as *const evtchn_send)).port };
                 match h.evtchn.peer(GUEST_DOMID, port) {
                     Some((DOM0, p)) => {
@@ -412,6 +412,7 @@ impl Sim {
                 }
             }
             EVTCHNOP_alloc_unbound => {
+                // SAFETY: the guest passes a live structure of the kind `cmd` names.
                 let a = unsafe { &mut *(arg as *mut evtchn_alloc_unbound) };
                 if dom(a.dom) != GUEST_DOMID {
                     return -1;
@@ -425,6 +426,7 @@ impl Sim {
                 }
             }
             EVTCHNOP_bind_interdomain => {
+                // SAFETY: the guest passes a live structure of the kind `cmd` names.
                 let a = unsafe { &mut *(arg as *mut evtchn_bind_interdomain) };
                 match h
                     .evtchn
@@ -438,6 +440,7 @@ impl Sim {
                 }
             }
             EVTCHNOP_bind_virq => {
+                // SAFETY: the guest passes a live structure of the kind `cmd` names.
                 let a = unsafe { &mut *(arg as *mut evtchn_bind_virq) };
                 match h.evtchn.bind_virq(GUEST_DOMID, a.virq) {
                     Some(p) => {
@@ -448,6 +451,7 @@ impl Sim {
                 }
             }
             EVTCHNOP_close => {
+                // SAFETY: the guest passes a live structure of the kind `cmd` names.
                 let port = unsafe { (*(arg as *const evtchn_close)).port };
                 match h.evtchn.close(GUEST_DOMID, port) {
                     Ok(()) => 0,
@@ -455,6 +459,7 @@ impl Sim {
                 }
             }
             EVTCHNOP_unmask => {
+                // SAFETY: the guest passes a live structure of the kind `cmd` names.
                 let port = unsafe { (*(arg as *const evtchn_unmask)).port };
                 if h.evtchn.get(GUEST_DOMID, port).is_none() {
                     return EINVAL;
