@@ -35,6 +35,9 @@ pub struct Scenario {
     pub settings: Vec<(String, XlValue)>,
     /// Seconds from `xl create` after which the domain is destroyed as timed out.
     pub timeout_secs: u32,
+    /// A dom0 shell script run after `xl create` succeeds and before waiting for the end (with
+    /// `$d` the domain name; `xenia_run "$d" CMD...` reports a command's output as `out` lines).
+    pub dom0_steps: Option<String>,
 }
 
 impl Scenario {
@@ -45,7 +48,14 @@ impl Scenario {
             example: example.to_string(),
             settings: Vec::new(),
             timeout_secs: 30,
+            dom0_steps: None,
         }
+    }
+
+    /// Run `script` in dom0 while the guest runs (see [`Scenario::dom0_steps`]).
+    pub fn dom0(mut self, script: &str) -> Self {
+        self.dom0_steps = Some(script.to_string());
+        self
     }
 
     /// Set an xl configuration key for this scenario.
@@ -188,8 +198,17 @@ impl Session {
             let path = dir.join(format!("{}.xl", s.name));
             fs::write(&path, cfg.to_string())
                 .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            let steps = match &s.dom0_steps {
+                Some(script) => {
+                    let p = dir.join(format!("{}.dom0.sh", s.name));
+                    fs::write(&p, script)
+                        .map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+                    format!(" /job/{}.dom0.sh", s.name)
+                }
+                None => String::new(),
+            };
             job.push_str(&format!(
-                "xenia_scenario /job/{}.xl {} || true\n",
+                "xenia_scenario /job/{}.xl {}{steps} || true\n",
                 s.name, s.timeout_secs
             ));
             configs.insert(s.name.clone(), cfg);

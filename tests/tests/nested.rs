@@ -26,8 +26,33 @@ fn scenarios() -> Vec<Scenario> {
             .set("memory", XlValue::Int(HELLO_BIG_MEMORY))
             .cmdline(HELLO_BIG_CMDLINE),
         Scenario::new("panic", "panic"),
+        Scenario::new("xenstore", "xenstore")
+            .timeout(90)
+            .dom0(XENSTORE_DOM0_STEPS),
     ]
 }
+
+/// What dom0 says to the xenstore guest: a token it must read through its watch.
+const DOM0_TOKEN: &str = "dom0-token-4711";
+
+/// dom0's side of the xenstore scenario: read the guest's key, write one for it, `xl reboot` it,
+/// wait for the new domain to come up, then `xl shutdown -w` it.
+const XENSTORE_DOM0_STEPS: &str = r#"
+D=$(xl domid "$d")
+for i in $(seq 1 120); do xenstore-read "/local/domain/$D/data/xenia-greeting" >/dev/null 2>&1 && break; sleep 0.25; done
+xenia_run "$d" xenstore-read "/local/domain/$D/data/xenia-greeting"
+xenia_run "$d" xenstore-write "/local/domain/$D/data/from-dom0" "dom0-token-4711"
+for i in $(seq 1 120); do grep -q "waiting for the toolstack" "$XENIA_CONSOLE_DIR/guest-$d.log" 2>/dev/null && break; sleep 0.25; done
+xenia_run "$d" xl reboot "$d"
+D2=
+for i in $(seq 1 160); do
+    D2=$(xl domid "$d" 2>/dev/null)
+    [ -n "$D2" ] && [ "$D2" != "$D" ] && xenstore-read "/local/domain/$D2/data/xenia-greeting" >/dev/null 2>&1 && break
+    sleep 0.25
+done
+xenia_run "$d" echo "domids: first $D after reboot $D2"
+xenia_run "$d" timeout 30 xl shutdown -w "$d"
+"#;
 
 fn session() -> &'static Session {
     static SESSION: OnceLock<Result<Session, String>> = OnceLock::new();
@@ -173,6 +198,93 @@ fn panic_prints_message_and_location_then_crashes() {
     assert!(
         has_file_line(line),
         "panic: no file:line in the panic message {line:?}"
+    );
+}
+
+#[test]
+#[ignore = "boots nested Xen in QEMU: run scripts/test (XENIA_NESTED=1 ... -- --ignored)"]
+fn xenstore_watch_reboot_and_shutdown() {
+    let s = session();
+    let r = s.scenario("xenstore").unwrap_or_else(|e| panic!("{e}"));
+    // After a reboot the console log holds both boots; use it as dom0 dumped it.
+    let console = &r.report.log;
+    println!("{}", r.timing());
+    let show = || {
+        format!(
+            "console:\n{}\ndom0:\n{}\nxl dmesg:\n{}",
+            console.join("\n"),
+            r.report.dom0.join("\n"),
+            r.report.dmesg.join("\n")
+        )
+    };
+    assert_outcome(&r, console, Outcome::Poweroff);
+
+    // Who it is, from xenstore, on both boots, with a new domid after the reboot.
+    let ids: Vec<&str> = console
+        .iter()
+        .filter_map(|l| l.strip_prefix("xenstore: domid="))
+        .collect();
+    assert_eq!(ids.len(), 2, "two boots expected\n{}", show());
+    for id in &ids {
+        let (domid, rest) = id.split_once(' ').unwrap_or((id, ""));
+        assert!(
+            domid.parse::<u32>().is_ok_and(|d| d > 0),
+            "domid {domid:?}\n{}",
+            show()
+        );
+        assert!(
+            rest.starts_with("name=xenstore vm=/vm/"),
+            "{rest:?}\n{}",
+            show()
+        );
+    }
+    assert_ne!(
+        ids[0].split(' ').next(),
+        ids[1].split(' ').next(),
+        "the rebooted domain has a new domid\n{}",
+        show()
+    );
+
+    // dom0 read what the guest wrote; the guest read what dom0 wrote (through its watch).
+    assert!(
+        r.report.dom0.iter().any(|l| l.trim() == "hello-from-xenia"),
+        "dom0 did not read the guest's key\n{}",
+        show()
+    );
+    assert!(
+        console
+            .iter()
+            .any(|l| l == &format!("xenstore: dom0 says {DOM0_TOKEN}")),
+        "the guest did not get dom0's key\n{}",
+        show()
+    );
+
+    // The timer: 100 ms asked, measured by the guest clock.
+    let ms: u64 = field(console, "timer: slept 100 ms, measured ")
+        .strip_suffix(" ms")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("bad timer line\n{}", show()));
+    assert!(
+        (100..2000).contains(&ms),
+        "slept {ms} ms for 100\n{}",
+        show()
+    );
+
+    // Both toolstack requests were seen and honoured, in order.
+    let pos = |needle: &str| {
+        console
+            .iter()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} on the console\n{}", show()))
+    };
+    assert!(pos("xenia: reboot requested") < pos("xenia: poweroff requested"));
+    assert!(
+        r.report
+            .dom0
+            .iter()
+            .any(|l| l.contains("[exit 0] timeout 30 xl shutdown -w")),
+        "xl shutdown -w did not finish cleanly\n{}",
+        show()
     );
 }
 

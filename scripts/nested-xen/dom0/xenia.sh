@@ -192,11 +192,16 @@ xenia_run() {
     return "$rc"
 }
 
-# xenia_scenario CFG TIMEOUT: create, wait for the end, dump the console. Returns 0 on poweroff.
+# xenia_scenario CFG TIMEOUT [STEPS]: create, run the dom0 script STEPS (sourced, with $d the
+# domain name) if given, wait for the end, dump the console. Returns 0 on poweroff.
 xenia_scenario() {
     local d rc
     d=$(xenia_cfg_name "$1")
     if xenia_create "$1"; then
+        if [ -n "${3:-}" ]; then
+            # shellcheck disable=SC1090
+            . "$3"
+        fi
         xenia_wait_end "$d" "$2"
         rc=$?
     else
