@@ -73,7 +73,7 @@ impl Area {
         unsafe { self.ptr.add(off).cast() }
     }
     fn word(&self, off: usize) -> &AtomicU32 {
-        assert!(off + 4 <= 4096 && off % 4 == 0);
+        assert!(off + 4 <= 4096 && off.is_multiple_of(4));
         // SAFETY: in bounds and aligned; lives as long as the area.
         unsafe { AtomicU32::from_ptr(self.at::<u32>(off).as_ptr()) }
     }
@@ -99,7 +99,8 @@ fn consumer(input: &Input, size: u32) {
     area.word(CONS).store(input.start_ours, Ordering::SeqCst);
     area.word(PROD).store(input.start_peer, Ordering::SeqCst);
     // SAFETY: buffer and indices inside the area, which outlives the ring.
-    let mut rx = unsafe { ByteRingConsumer::new(area.ptr, size, area.at(CONS), area.at(PROD)) }.unwrap();
+    let mut rx =
+        unsafe { ByteRingConsumer::new(area.ptr, size, area.at(CONS), area.at(PROD)) }.unwrap();
     let mut cons = input.start_ours;
     for a in input.consumer.iter().take(300) {
         match a {
@@ -118,17 +119,28 @@ fn consumer(input: &Input, size: u32) {
                 let avail = prod.wrapping_sub(cons);
                 let snapshot: Vec<u8> = (0..size as usize).map(|i| area.read_u8(i)).collect();
                 let mut dst = vec![0u8; *n as usize];
-                let got = if let Action::Transfer(_) = a { rx.read(&mut dst) } else { rx.peek(&mut dst) };
+                let got = if let Action::Transfer(_) = a {
+                    rx.read(&mut dst)
+                } else {
+                    rx.peek(&mut dst)
+                };
                 if avail > size {
                     assert_eq!(
                         got,
-                        Err(RingError::ProducerOverrun { producer: prod, consumer: cons, max_ahead: size })
+                        Err(RingError::ProducerOverrun {
+                            producer: prod,
+                            consumer: cons,
+                            max_ahead: size
+                        })
                     );
                 } else {
                     let k = (avail as usize).min(*n as usize);
                     assert_eq!(got, Ok(k));
                     for (i, b) in dst[..k].iter().enumerate() {
-                        assert_eq!(*b, snapshot[(cons.wrapping_add(i as u32) & (size - 1)) as usize]);
+                        assert_eq!(
+                            *b,
+                            snapshot[(cons.wrapping_add(i as u32) & (size - 1)) as usize]
+                        );
                     }
                     if let Action::Transfer(_) = a {
                         cons = cons.wrapping_add(k as u32);
@@ -152,7 +164,8 @@ fn producer(input: &Input, size: u32) {
     area.word(PROD).store(input.start_ours, Ordering::SeqCst);
     area.word(CONS).store(input.start_peer, Ordering::SeqCst);
     // SAFETY: buffer and indices inside the area, which outlives the ring.
-    let mut tx = unsafe { ByteRingProducer::new(area.ptr, size, area.at(CONS), area.at(PROD)) }.unwrap();
+    let mut tx =
+        unsafe { ByteRingProducer::new(area.ptr, size, area.at(CONS), area.at(PROD)) }.unwrap();
     let mut prod = input.start_ours;
     let mut counter = 0u8;
     for a in input.producer.iter().take(300) {
@@ -171,10 +184,12 @@ fn producer(input: &Input, size: u32) {
                 let cons = area.word(CONS).load(Ordering::SeqCst);
                 let used = prod.wrapping_sub(cons);
                 let before: Vec<u8> = (0..4096).map(|i| area.read_u8(i)).collect();
-                let src: Vec<u8> = (0..*n).map(|_| {
-                    counter = counter.wrapping_add(1);
-                    counter
-                }).collect();
+                let src: Vec<u8> = (0..*n)
+                    .map(|_| {
+                        counter = counter.wrapping_add(1);
+                        counter
+                    })
+                    .collect();
                 let got = if let Action::Transfer(_) = a {
                     tx.write(&src)
                 } else {
@@ -182,7 +197,11 @@ fn producer(input: &Input, size: u32) {
                 };
                 let after: Vec<u8> = (0..4096).map(|i| area.read_u8(i)).collect();
                 if used > size {
-                    let e = RingError::ConsumerOverrun { producer: prod, consumer: cons, size };
+                    let e = RingError::ConsumerOverrun {
+                        producer: prod,
+                        consumer: cons,
+                        size,
+                    };
                     assert_eq!(got, Err(e));
                     assert_eq!(before, after);
                 } else if let Action::Transfer(_) = a {
@@ -228,7 +247,12 @@ fn pages(input: &Input) {
         let mut buf = vec![0u8; 4096];
         if console_page {
             // SAFETY: the page outlives the views.
-            let (mut f, mut b) = unsafe { (ConsoleFront::new(area.ptr).unwrap(), ConsoleBack::new(area.ptr).unwrap()) };
+            let (mut f, mut b) = unsafe {
+                (
+                    ConsoleFront::new(area.ptr).unwrap(),
+                    ConsoleBack::new(area.ptr).unwrap(),
+                )
+            };
             for a in input.page.iter().take(200) {
                 match a {
                     PageAction::Word { index, value } => {
@@ -238,20 +262,33 @@ fn pages(input: &Input) {
                     PageAction::Front(n, read) => {
                         let n = *n as usize % 4096;
                         if *read {
-                            if let Ok(k) = f.read(&mut buf[..n]) { assert!(k <= n.min(console::IN_SIZE)) }
-                        } else if let Ok(k) = f.write(&buf[..n]) { assert!(k <= n.min(console::OUT_SIZE)) }
+                            if let Ok(k) = f.read(&mut buf[..n]) {
+                                assert!(k <= n.min(console::IN_SIZE))
+                            }
+                        } else if let Ok(k) = f.write(&buf[..n]) {
+                            assert!(k <= n.min(console::OUT_SIZE))
+                        }
                     }
                     PageAction::Back(n, read) => {
                         let n = *n as usize % 4096;
                         if *read {
-                            if let Ok(k) = b.read_output(&mut buf[..n]) { assert!(k <= n.min(console::OUT_SIZE)) }
-                        } else if let Ok(k) = b.write_input(&buf[..n]) { assert!(k <= n.min(console::IN_SIZE)) }
+                            if let Ok(k) = b.read_output(&mut buf[..n]) {
+                                assert!(k <= n.min(console::OUT_SIZE))
+                            }
+                        } else if let Ok(k) = b.write_input(&buf[..n]) {
+                            assert!(k <= n.min(console::IN_SIZE))
+                        }
                     }
                 }
             }
         } else {
             // SAFETY: the page outlives the views.
-            let (mut f, mut b) = unsafe { (XenstoreFront::new(area.ptr).unwrap(), XenstoreBack::new(area.ptr).unwrap()) };
+            let (mut f, mut b) = unsafe {
+                (
+                    XenstoreFront::new(area.ptr).unwrap(),
+                    XenstoreBack::new(area.ptr).unwrap(),
+                )
+            };
             for a in input.page.iter().take(200) {
                 match a {
                     PageAction::Word { index, value } => {
@@ -264,15 +301,23 @@ fn pages(input: &Input) {
                     PageAction::Front(n, read) => {
                         let n = *n as usize % 4096;
                         if *read {
-                            if let Ok(k) = f.read_response(&mut buf[..n]) { assert!(k <= n.min(xenstore::RING_SIZE)) }
-                        } else if let Ok(k) = f.write_request(&buf[..n]) { assert!(k <= n.min(xenstore::RING_SIZE)) }
+                            if let Ok(k) = f.read_response(&mut buf[..n]) {
+                                assert!(k <= n.min(xenstore::RING_SIZE))
+                            }
+                        } else if let Ok(k) = f.write_request(&buf[..n]) {
+                            assert!(k <= n.min(xenstore::RING_SIZE))
+                        }
                         let _ = (f.server_features(), f.connection(), f.error());
                     }
                     PageAction::Back(n, read) => {
                         let n = *n as usize % 4096;
                         if *read {
-                            if let Ok(k) = b.read_request(&mut buf[..n]) { assert!(k <= n.min(xenstore::RING_SIZE)) }
-                        } else if let Ok(k) = b.write_response(&buf[..n]) { assert!(k <= n.min(xenstore::RING_SIZE)) }
+                            if let Ok(k) = b.read_request(&mut buf[..n]) {
+                                assert!(k <= n.min(xenstore::RING_SIZE))
+                            }
+                        } else if let Ok(k) = b.write_response(&buf[..n]) {
+                            assert!(k <= n.min(xenstore::RING_SIZE))
+                        }
                     }
                 }
             }

@@ -73,7 +73,7 @@ impl Area {
         unsafe { self.ptr.as_ptr().add(off).write_volatile(v) };
     }
     fn word(&self, off: usize) -> &AtomicU32 {
-        assert!(off + 4 <= self.len() && off % 4 == 0);
+        assert!(off + 4 <= self.len() && off.is_multiple_of(4));
         // SAFETY: in bounds and aligned; lives as long as the area.
         unsafe { AtomicU32::from_ptr(self.ptr.as_ptr().add(off).cast()) }
     }
@@ -116,14 +116,20 @@ fn front<Req: RingMessage, Rsp: RingMessage>(input: &Input, mk: fn(u32) -> Req) 
     let mut error: Option<RingError> = None;
     for a in input.front.iter().take(500) {
         match a {
-            Action::PeerProd(v) => area.word(S::<Req, Rsp>::RSP_PROD_OFFSET).store(*v, Ordering::SeqCst),
+            Action::PeerProd(v) => area
+                .word(S::<Req, Rsp>::RSP_PROD_OFFSET)
+                .store(*v, Ordering::SeqCst),
             Action::PeerProdNear(d) => area
                 .word(S::<Req, Rsp>::RSP_PROD_OFFSET)
                 .store(cons.wrapping_add(u32::from(*d)), Ordering::SeqCst),
-            Action::PeerEvent(v) => area.word(S::<Req, Rsp>::REQ_EVENT_OFFSET).store(*v, Ordering::SeqCst),
+            Action::PeerEvent(v) => area
+                .word(S::<Req, Rsp>::REQ_EVENT_OFFSET)
+                .store(*v, Ordering::SeqCst),
             Action::PeerScribble { off, bytes } => area.scribble(*off, bytes),
             Action::Poll | Action::Final | Action::Count => {
-                let prod = area.word(S::<Req, Rsp>::RSP_PROD_OFFSET).load(Ordering::SeqCst);
+                let prod = area
+                    .word(S::<Req, Rsp>::RSP_PROD_OFFSET)
+                    .load(Ordering::SeqCst);
                 let max_ahead = published.wrapping_sub(cons);
                 let valid = prod.wrapping_sub(cons) <= max_ahead;
                 let got = match a {
@@ -144,7 +150,11 @@ fn front<Req: RingMessage, Rsp: RingMessage>(input: &Input, mk: fn(u32) -> Req) 
                         cons = cons.wrapping_add(expect);
                     }
                 } else {
-                    let e = RingError::ProducerOverrun { producer: prod, consumer: cons, max_ahead };
+                    let e = RingError::ProducerOverrun {
+                        producer: prod,
+                        consumer: cons,
+                        max_ahead,
+                    };
                     assert_eq!(got, Err(e));
                     error = Some(e);
                 }
@@ -165,8 +175,13 @@ fn front<Req: RingMessage, Rsp: RingMessage>(input: &Input, mk: fn(u32) -> Req) 
                 published = pvt;
             }
             Action::PublishNotify => {
-                let event = area.word(S::<Req, Rsp>::REQ_EVENT_OFFSET).load(Ordering::SeqCst);
-                assert_eq!(ring.push_requests_and_check_notify(), model_notify(published, pvt, event));
+                let event = area
+                    .word(S::<Req, Rsp>::REQ_EVENT_OFFSET)
+                    .load(Ordering::SeqCst);
+                assert_eq!(
+                    ring.push_requests_and_check_notify(),
+                    model_notify(published, pvt, event)
+                );
                 published = pvt;
             }
         }
@@ -189,14 +204,20 @@ fn back<Req: RingMessage, Rsp: RingMessage>(input: &Input, mk: fn(u32) -> Rsp) {
     let mut error: Option<RingError> = None;
     for a in input.back.iter().take(500) {
         match a {
-            Action::PeerProd(v) => area.word(S::<Req, Rsp>::REQ_PROD_OFFSET).store(*v, Ordering::SeqCst),
+            Action::PeerProd(v) => area
+                .word(S::<Req, Rsp>::REQ_PROD_OFFSET)
+                .store(*v, Ordering::SeqCst),
             Action::PeerProdNear(d) => area
                 .word(S::<Req, Rsp>::REQ_PROD_OFFSET)
                 .store(cons.wrapping_add(u32::from(*d)), Ordering::SeqCst),
-            Action::PeerEvent(v) => area.word(S::<Req, Rsp>::RSP_EVENT_OFFSET).store(*v, Ordering::SeqCst),
+            Action::PeerEvent(v) => area
+                .word(S::<Req, Rsp>::RSP_EVENT_OFFSET)
+                .store(*v, Ordering::SeqCst),
             Action::PeerScribble { off, bytes } => area.scribble(*off, bytes),
             Action::Poll | Action::Final | Action::Count => {
-                let prod = area.word(S::<Req, Rsp>::REQ_PROD_OFFSET).load(Ordering::SeqCst);
+                let prod = area
+                    .word(S::<Req, Rsp>::REQ_PROD_OFFSET)
+                    .load(Ordering::SeqCst);
                 let max_ahead = size - cons.wrapping_sub(pvt);
                 let valid = prod.wrapping_sub(cons) <= max_ahead;
                 let got = match a {
@@ -217,7 +238,11 @@ fn back<Req: RingMessage, Rsp: RingMessage>(input: &Input, mk: fn(u32) -> Rsp) {
                         cons = cons.wrapping_add(expect);
                     }
                 } else {
-                    let e = RingError::ProducerOverrun { producer: prod, consumer: cons, max_ahead };
+                    let e = RingError::ProducerOverrun {
+                        producer: prod,
+                        consumer: cons,
+                        max_ahead,
+                    };
                     assert_eq!(got, Err(e));
                     error = Some(e);
                 }
@@ -238,8 +263,13 @@ fn back<Req: RingMessage, Rsp: RingMessage>(input: &Input, mk: fn(u32) -> Rsp) {
                 published = pvt;
             }
             Action::PublishNotify => {
-                let event = area.word(S::<Req, Rsp>::RSP_EVENT_OFFSET).load(Ordering::SeqCst);
-                assert_eq!(ring.push_responses_and_check_notify(), model_notify(published, pvt, event));
+                let event = area
+                    .word(S::<Req, Rsp>::RSP_EVENT_OFFSET)
+                    .load(Ordering::SeqCst);
+                assert_eq!(
+                    ring.push_responses_and_check_notify(),
+                    model_notify(published, pvt, event)
+                );
                 published = pvt;
             }
         }
