@@ -84,6 +84,33 @@ union Entry<Req: Copy, Rsp: Copy> {
 /// to use it.
 ///
 /// The layout is that of Xen's `struct NAME_sring` from `DEFINE_RING_TYPES(NAME, Req, Rsp)`.
+///
+/// # Example
+///
+/// The layout of a ring with 112-byte requests and 16-byte responses (the sizes of blkif),
+/// over two pages:
+///
+/// ```
+/// use core::ptr::NonNull;
+/// use xenia_ring::{ring_bytes, SharedRing};
+///
+/// type Blk = SharedRing<[u64; 14], [u64; 2]>;
+/// assert_eq!(Blk::ENTRY_SIZE, 112);
+/// assert_eq!(Blk::ENTRIES_OFFSET, 64);
+/// assert_eq!(Blk::size_for(ring_bytes(1)), 64); // (8192 - 64) / 112 = 72 -> 64
+///
+/// #[repr(C, align(4096))]
+/// struct Pages([u8; 8192]);
+/// let area = NonNull::new(Box::into_raw(Box::new(Pages([0xff; 8192])))).unwrap();
+/// // SAFETY: the pages stay allocated until the end and are only used through the ring.
+/// let mut shared = unsafe { Blk::new(area.cast(), ring_bytes(1)) }.unwrap();
+/// shared.init(); // SHARED_RING_INIT
+/// assert_eq!((shared.req_prod(), shared.req_event()), (0, 1));
+/// assert_eq!(shared.size(), 64);
+/// drop(shared);
+/// // SAFETY: allocated above, no longer used.
+/// drop(unsafe { Box::from_raw(area.as_ptr()) });
+/// ```
 pub struct SharedRing<Req, Rsp> {
     base: NonNull<u8>,
     len: usize,
@@ -564,7 +591,49 @@ impl<Req: RingMessage, Rsp: RingMessage> FrontRing<Req, Rsp> {
 /// waiting for their response: a frontend whose `req_prod` runs further ahead (or moves
 /// backwards) puts the ring into a permanent [`RingError::ProducerOverrun`] state.
 ///
-/// See [`FrontRing`] for an example.
+/// # Example
+///
+/// A backend attaching to a ring the frontend initialised and filled; the backend answers
+/// each request, and notifies only if the frontend asked for it:
+///
+/// ```
+/// use core::ptr::NonNull;
+/// use xenia_ring::{BackRing, FrontRing, SharedRing, XEN_PAGE_SIZE};
+///
+/// #[repr(C, align(4096))]
+/// struct Page([u8; XEN_PAGE_SIZE]);
+/// let page = NonNull::new(Box::into_raw(Box::new(Page([0; XEN_PAGE_SIZE])))).unwrap().cast();
+/// // SAFETY: the page stays allocated until the end and is only used through the rings.
+/// let (sf, sb) = unsafe {
+///     (
+///         SharedRing::<u32, u32>::new(page, XEN_PAGE_SIZE).unwrap(),
+///         SharedRing::<u32, u32>::new(page, XEN_PAGE_SIZE).unwrap(),
+///     )
+/// };
+/// let mut front = FrontRing::init(sf);
+/// for x in 1..=3 {
+///     front.push_request(x).unwrap();
+/// }
+/// front.push_requests();
+///
+/// let mut back = BackRing::attach(sb, 0); // BACK_RING_ATTACH at index 0
+/// assert_eq!(back.unconsumed_requests(), Ok(3));
+/// while let Some(x) = back.poll_request().unwrap() {
+///     back.push_response(x * 10).unwrap();
+/// }
+/// // The frontend never armed rsp_event beyond its initial value 1: notify.
+/// assert!(back.push_responses_and_check_notify());
+/// assert_eq!(back.final_check_for_requests(), Ok(false));
+///
+/// let mut got = Vec::new();
+/// while let Some(r) = front.poll_response().unwrap() {
+///     got.push(r);
+/// }
+/// assert_eq!(got, [10, 20, 30]);
+/// drop((front, back));
+/// // SAFETY: allocated above, no longer used.
+/// drop(unsafe { Box::from_raw(page.cast::<Page>().as_ptr()) });
+/// ```
 pub struct BackRing<Req, Rsp> {
     shared: SharedRing<Req, Rsp>,
     rsp_prod_pvt: u32,

@@ -39,7 +39,7 @@ impl Area {
     }
 
     fn word(&self, off: usize) -> &AtomicU32 {
-        assert!(off + 4 <= self.len() && off % 4 == 0);
+        assert!(off + 4 <= self.len() && off.is_multiple_of(4));
         // SAFETY: in bounds and aligned (checked), the area lives as long as `self`.
         unsafe { AtomicU32::from_ptr(self.ptr.as_ptr().add(off).cast()) }
     }
