@@ -88,6 +88,8 @@ pub enum NetError {
     FrameTooLarge(usize),
     /// No free tx slot or page now: retry after the backend answered.
     Busy,
+    /// The device was disconnected.
+    NotConnected,
 }
 
 impl From<XenbusError> for NetError {
@@ -134,6 +136,7 @@ impl core::fmt::Display for NetError {
             NetError::NoMemory => write!(f, "netfront: out of memory"),
             NetError::FrameTooLarge(n) => write!(f, "netfront: cannot send a {n}-byte frame"),
             NetError::Busy => write!(f, "netfront: tx ring or buffers full"),
+            NetError::NotConnected => write!(f, "netfront: not connected"),
         }
     }
 }
@@ -416,6 +419,11 @@ impl<'a> Netfront<'a> {
         Ok(())
     }
 
+    /// Whether the device is connected (not yet [`disconnect`](Self::disconnect)ed).
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
     /// Our MAC address.
     pub fn mac(&self) -> [u8; 6] {
         self.mac
@@ -522,7 +530,8 @@ impl<'a> Netfront<'a> {
     pub fn can_send(&mut self, len: usize) -> bool {
         self.reclaim_tx();
         let pages = len.div_ceil(PAGE_SIZE).max(1);
-        self.tx.error().is_none()
+        self.connected
+            && self.tx.error().is_none()
             && self.tx.free_requests() as usize >= pages
             && self.tx_free_ids.len() >= pages
             && self.tx_pool.available() >= pages
@@ -534,9 +543,12 @@ impl<'a> Netfront<'a> {
     /// [`NetError::FrameTooLarge`] (counted in `tx_too_big`) for an empty frame or one longer
     /// than [`max_frame_len`](Self::max_frame_len); [`NetError::Busy`] when no slot or page
     /// is free (nothing is counted: retry later); [`NetError::Ring`] if the backend broke the
-    /// tx ring.
+    /// tx ring; [`NetError::NotConnected`] after [`disconnect`](Self::disconnect).
     pub fn send(&mut self, frame: &[u8]) -> Result<(), NetError> {
         self.check_len(frame.len())?;
+        if !self.connected {
+            return Err(NetError::NotConnected);
+        }
         if let Some(e) = self.tx.error() {
             return Err(NetError::Ring(e));
         }

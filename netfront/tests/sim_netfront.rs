@@ -262,6 +262,79 @@ fn a_producer_overrun_kills_rx_but_not_the_driver() {
 }
 
 #[test]
+fn a_tx_producer_overrun_kills_tx_but_not_rx() {
+    let g = guest();
+    let nb = g.add_vif(VifConfig::new(0));
+    let mut nf = g.connect(0).unwrap();
+    nb.fault(Fault::TxProducerOverrun);
+    g.run();
+    assert!(!nf.can_send(60));
+    assert!(nf.tx_error().is_some());
+    assert!(matches!(
+        nf.send(&frame(PEER_MAC, MAC0, 60, 0)),
+        Err(NetError::Ring(_))
+    ));
+    assert_eq!(nf.stats().ring_errors, 1);
+    let f = frame(MAC0, PEER_MAC, 60, 1);
+    nb.inject(&f);
+    g.run();
+    assert_eq!(nf.recv(), Some(f));
+    assert!(nf.rx_error().is_none());
+}
+
+#[test]
+fn a_full_rx_queue_leaves_responses_on_the_ring() {
+    let g = guest();
+    let nb = g.add_vif(VifConfig::new(0));
+    let cfg = NetConfig {
+        rx_queue: 3,
+        rx_buffers: 8,
+        ..NetConfig::default()
+    };
+    let mut nf = g.connect_with(0, cfg).unwrap();
+    let frames: Vec<Vec<u8>> = (0..20)
+        .map(|i| frame(MAC0, PEER_MAC, 60 + i, i as u8))
+        .collect();
+    for f in &frames {
+        nb.inject(f);
+    }
+    g.run();
+    // Only as many as the guest posted buffers for were delivered so far.
+    assert_eq!(nb.pending_to_guest(), 12);
+    // The queue takes three; their pages are reposted, the other five responses wait.
+    nf.poll();
+    g.run();
+    assert_eq!(nb.pending_to_guest(), 9);
+    let mut got = Vec::new();
+    for _ in 0..100 {
+        g.run();
+        while let Some(f) = nf.recv() {
+            got.push(f);
+        }
+        if got.len() == frames.len() {
+            break;
+        }
+    }
+    assert_eq!(got, frames);
+    assert_eq!(nf.rx_posted(), 8);
+}
+
+#[test]
+fn a_disconnected_device_refuses_to_send() {
+    let g = guest();
+    g.add_vif(VifConfig::new(0));
+    let mut nf = g.connect(0).unwrap();
+    assert!(nf.is_connected());
+    block_on(g.ev, nf.disconnect(&g.xs)).unwrap();
+    assert!(!nf.is_connected());
+    assert!(!nf.can_send(60));
+    assert_eq!(
+        nf.send(&frame(PEER_MAC, MAC0, 60, 0)),
+        Err(NetError::NotConnected)
+    );
+}
+
+#[test]
 fn hostile_tx_responses_are_counted_and_tx_keeps_working() {
     let g = guest();
     let nb = g.add_vif(VifConfig::new(0));

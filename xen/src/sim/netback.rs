@@ -103,6 +103,8 @@ pub enum Fault {
     RxExtraInfo,
     /// The rx ring's `rsp_prod` jumps far past the requests the guest published.
     RxProducerOverrun,
+    /// The tx ring's `rsp_prod` jumps far past the requests the guest published.
+    TxProducerOverrun,
     /// The next tx response carries an id beyond the ring.
     TxIdOutOfRange,
     /// The next tx response carries the id of the previous tx response.
@@ -320,6 +322,23 @@ impl Netback {
     }
 }
 
+impl Fault {
+    /// Whether the fault changes how the next rx frame is sent.
+    fn shapes_rx_frame(self) -> bool {
+        matches!(
+            self,
+            Fault::RxIdOutOfRange
+                | Fault::RxDuplicateId
+                | Fault::RxErrorStatus
+                | Fault::RxSizeOverPage
+                | Fault::RxOffsetPastPage
+                | Fault::RxBogusFlags
+                | Fault::RxLongChain(_)
+                | Fault::RxExtraInfo
+        )
+    }
+}
+
 impl Inner {
     fn take_fault(&mut self, pred: impl Fn(Fault) -> bool) -> Option<Fault> {
         let pos = self.faults.iter().position(|&f| pred(f))?;
@@ -448,6 +467,19 @@ impl Inner {
     }
 
     fn service_tx(&mut self, host: &mut Host) -> bool {
+        if self.take_fault(|f| f == Fault::TxProducerOverrun).is_some() {
+            let r = self.rings.as_mut().expect("connected");
+            let bogus = r.tx.rsp_prod_pvt().wrapping_add(1000);
+            // SAFETY: the tx ring page is mapped; rsp_prod is its aligned u32 at offset 8.
+            unsafe {
+                (r.tx
+                    .shared()
+                    .as_ptr()
+                    .add(SharedRing::<TxReq, TxRsp>::RSP_PROD_OFFSET) as *mut u32)
+                    .write_volatile(bogus)
+            };
+            return true;
+        }
         let mut frames = Vec::new();
         let mut notify = false;
         {
@@ -571,15 +603,7 @@ impl Inner {
                 self.stats.rx_dropped += 1;
                 continue;
             }
-            let fault = self.take_fault(|f| {
-                !matches!(
-                    f,
-                    Fault::TxIdOutOfRange
-                        | Fault::TxDuplicateId
-                        | Fault::TxErrorStatus
-                        | Fault::RefuseConnect
-                )
-            });
+            let fault = self.take_fault(Fault::shapes_rx_frame);
             let (slots, extras) = match fault {
                 Some(Fault::RxLongChain(n)) => (n.max(1) as usize, 0),
                 Some(Fault::RxExtraInfo) => (chunks, 2),
