@@ -175,7 +175,9 @@ impl SerialLog {
                 }
                 "jobdone" => {
                     log.jobdone_host_secs = host;
-                    log.job_rc = payload.strip_prefix("rc=").and_then(|s| s.trim().parse().ok());
+                    log.job_rc = payload
+                        .strip_prefix("rc=")
+                        .and_then(|s| s.trim().parse().ok());
                 }
                 "fatal" => log.fatal = Some(payload.to_string()),
                 "dom0" => log.messages.push(payload.to_string()),

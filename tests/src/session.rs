@@ -24,6 +24,15 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Cargo's target directory: `CARGO_TARGET_DIR` (relative to the repository) or `target/`.
+/// Separate target directories keep concurrent test runs apart.
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) if !d.is_empty() => repo_root().join(d),
+        _ => repo_root().join("target"),
+    }
+}
+
 /// One guest run: an example booted with its generated configuration plus changes.
 #[derive(Debug, Clone)]
 pub struct Scenario {
