@@ -247,8 +247,13 @@ struct Inner<'a> {
 }
 
 impl Inner<'_> {
+    /// Requests sent whose response has not been matched (some may never be, if the
+    /// backend answered them with a bad id).
     fn in_flight(&self) -> u32 {
-        self.ring.outstanding_requests()
+        self.slots
+            .iter()
+            .filter(|s| matches!(s.state, SlotState::InFlight | SlotState::Abandoned))
+            .count() as u32
     }
 
     /// Wakers of every task that waits on this device.
@@ -623,7 +628,9 @@ impl<'a, T: Transport> Blkfront<'a, T> {
         self.inner.borrow().slots.len()
     }
 
-    /// Requests in flight (including ones whose caller went away).
+    /// Requests sent whose response was not matched yet: including those whose caller went
+    /// away, and those the backend answered with a bad id (their slot and pages stay
+    /// reserved, since the backend may still use the pages).
     pub fn in_flight(&self) -> u32 {
         self.inner.borrow().in_flight()
     }
@@ -946,7 +953,7 @@ impl<'s, 'a, 'b, T: Transport> Io<'s, 'a, 'b, T> {
             if self.next < self.chunks {
                 inner.waiters.push(cx.waker().clone());
             }
-            if inner.in_flight() == 0 {
+            if inner.ring.outstanding_requests() == 0 {
                 // Nothing can complete: the slots or pages we wait for are held by other
                 // tasks' finished requests, which those tasks release (and wake us).
                 return Poll::Pending;

@@ -13,6 +13,7 @@
 
 pub mod evtchn;
 pub mod gnttab;
+pub mod blkback;
 pub mod netback;
 
 use crate::abi::{GNTTABOP_query_size, GNTTABOP_setup_table, GnttabQuerySize, GnttabSetupTable};
