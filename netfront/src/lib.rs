@@ -518,6 +518,19 @@ impl<'a> Netfront<'a> {
         rx | tx
     }
 
+    /// Polls for work: ready if [`has_work`](Self::has_work), else registers `cx`'s waker
+    /// on the device's event channel (for executors that select over several sources).
+    pub fn poll_event(&mut self, cx: &mut core::task::Context<'_>) -> core::task::Poll<()> {
+        loop {
+            if self.has_work() {
+                return core::task::Poll::Ready(());
+            }
+            if self.events.poll_port(self.port, cx).is_pending() {
+                return core::task::Poll::Pending;
+            }
+        }
+    }
+
     /// Waits until there is work ([`has_work`](Self::has_work)), sleeping on the device's
     /// event channel meanwhile.
     pub async fn wait(&mut self) {

@@ -88,6 +88,53 @@ fn frames_both_ways_byte_for_byte() {
 }
 
 #[test]
+fn data_at_an_offset_in_the_rx_pages_arrives_intact() {
+    let g = guest();
+    let mut cfg = VifConfig::new(0);
+    cfg.mtu = Some("9000".into());
+    cfg.rx_offset = 2;
+    let nb = g.add_vif(cfg);
+    let mut nf = g.connect(0).unwrap();
+    // 4094 bytes fit one slot at offset 2, 4095 take two.
+    for len in [60usize, 1514, 4094, 4095, 9014] {
+        let f = frame(MAC0, PEER_MAC, len, len as u8);
+        nb.inject(&f);
+        g.run();
+        assert_eq!(nf.recv(), Some(f), "rx {len}");
+    }
+    assert_eq!(nf.stats().rx_bad_size, 0);
+}
+
+#[test]
+fn notifications_are_sent_only_when_the_backend_asks() {
+    use xenia_xen::hypercall::EVENT_CHANNEL_OP;
+    let g = guest();
+    let nb = g.add_vif(VifConfig::new(0));
+    let mut nf = g.connect(0).unwrap();
+    g.run();
+    let sends = || {
+        g.sim
+            .with_host(|h| h.hypercall_counts[EVENT_CHANNEL_OP as usize])
+    };
+    // The backend armed req_event for the next request and then stopped looking.
+    nb.set_stopped(true);
+    let before = sends();
+    for i in 0..20 {
+        nf.send(&frame(PEER_MAC, MAC0, 100, i)).unwrap();
+    }
+    assert_eq!(sends() - before, 1, "one notification for a burst");
+    nb.set_stopped(false);
+    g.run();
+    assert_eq!(nb.take_sent().len(), 20);
+    // Now the backend re-armed: the next frame notifies again.
+    let before = sends();
+    nf.send(&frame(PEER_MAC, MAC0, 100, 99)).unwrap();
+    assert_eq!(sends() - before, 1);
+    g.run();
+    assert_eq!(nb.take_sent().len(), 1);
+}
+
+#[test]
 fn jumbo_frames_use_scatter_gather() {
     let g = guest();
     let mut cfg = VifConfig::new(0);
@@ -462,6 +509,21 @@ fn wait_sleeps_until_a_frame_comes() {
         nf.wait().await;
     });
     assert_eq!(nf.recv(), Some(f));
+}
+
+#[test]
+fn poll_event_registers_and_wakes() {
+    use std::task::{Context, Poll, Waker};
+    let g = guest();
+    let nb = g.add_vif(VifConfig::new(0));
+    let mut nf = g.connect(0).unwrap();
+    let mut cx = Context::from_waker(Waker::noop());
+    assert_eq!(nf.poll_event(&mut cx), Poll::Pending);
+    nb.inject(&frame(MAC0, PEER_MAC, 60, 1));
+    g.run();
+    assert_eq!(nf.poll_event(&mut cx), Poll::Ready(()));
+    assert!(nf.recv().is_some());
+    assert_eq!(nf.poll_event(&mut cx), Poll::Pending);
 }
 
 #[test]

@@ -62,6 +62,9 @@ pub struct VifConfig {
     pub feature_sg: bool,
     /// The backend's `mtu` node, if any.
     pub mtu: Option<String>,
+    /// Where in each rx page the backend puts the data (0 ..= 2048): each slot then holds
+    /// at most `PAGE_SIZE - rx_offset` bytes.
+    pub rx_offset: u16,
 }
 
 impl VifConfig {
@@ -74,6 +77,7 @@ impl VifConfig {
             feature_rx_copy: true,
             feature_sg: true,
             mtu: None,
+            rx_offset: 0,
         }
     }
 }
@@ -143,7 +147,15 @@ struct Rings {
     sg: bool,
 }
 
+/// Where the backend puts rx data in a page, and how much fits.
+#[derive(Clone, Copy)]
+struct RxLayout {
+    offset: usize,
+    room: usize,
+}
+
 struct Inner {
+    rx_layout: RxLayout,
     fe: String,
     be: String,
     rings: Option<Rings>,
@@ -231,7 +243,12 @@ impl Netback {
     /// `sim`.
     pub fn new(sim: &Sim, cfg: VifConfig) -> Netback {
         let (fe, be) = toolstack_adds_vif(sim, &cfg);
+        let offset = usize::from(cfg.rx_offset.min(2048));
         let inner = Rc::new(RefCell::new(Inner {
+            rx_layout: RxLayout {
+                offset,
+                room: PAGE_SIZE - offset,
+            },
             fe,
             be,
             rings: None,
@@ -597,7 +614,8 @@ impl Inner {
         let mut notify = false;
         while let Some(frame) = self.to_guest.front() {
             let sg = self.rings.as_ref().is_some_and(|r| r.sg);
-            let chunks = frame.len().div_ceil(PAGE_SIZE).max(1);
+            let layout = self.rx_layout;
+            let chunks = frame.len().div_ceil(layout.room).max(1);
             if chunks > 1 && !sg {
                 self.to_guest.pop_front();
                 self.stats.rx_dropped += 1;
@@ -627,11 +645,11 @@ impl Inner {
             let frame = self.to_guest.pop_front().expect("front");
             // The pieces: page-sized chunks, or for a long chain the frame then single bytes.
             let mut pieces: Vec<&[u8]> = if let Some(Fault::RxLongChain(_)) = fault {
-                let mut v = std::vec![&frame[..]];
+                let mut v = std::vec![&frame[..frame.len().min(layout.room)]];
                 v.extend((1..slots).map(|_| &frame[..1]));
                 v
             } else {
-                frame.chunks(PAGE_SIZE).collect()
+                frame.chunks(layout.room).collect()
             };
             if pieces.is_empty() {
                 pieces.push(&[]);
@@ -645,7 +663,7 @@ impl Inner {
                 self.stats.rx_grefs.insert(req.gref);
                 let mut rsp = NetifRxResponse {
                     id: req.id,
-                    offset: 0,
+                    offset: layout.offset as u16,
                     flags: 0,
                     status: piece.len() as i16,
                 };
@@ -653,8 +671,14 @@ impl Inner {
                     rsp.flags |= NETRXF_more_data;
                 }
                 if let Ok(p) = host.grants.map(DOM0, req.gref, true) {
-                    // SAFETY: the mapping is a live page and a piece is at most a page.
-                    unsafe { std::ptr::copy_nonoverlapping(piece.as_ptr(), p, piece.len()) };
+                    // SAFETY: the mapping is a live page; offset + a piece is at most a page.
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(
+                            piece.as_ptr(),
+                            p.add(layout.offset),
+                            piece.len(),
+                        )
+                    };
                     host.grants.unmap(req.gref);
                 } else {
                     rsp.status = NETIF_RSP_ERROR;
