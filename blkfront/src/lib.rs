@@ -41,9 +41,9 @@ use core::task::{Context, Poll, Waker};
 use wire::{Req, Rsp};
 use xenia_ring::{FrontRing, RingError, SharedRing};
 use xenia_xen::abi::{
-    BlkifRequestSegment, BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_OP_DISCARD,
-    BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_READ, BLKIF_OP_WRITE, BLKIF_OP_WRITE_BARRIER,
-    BLKIF_RSP_EOPNOTSUPP, BLKIF_RSP_ERROR, BLKIF_RSP_OKAY, VDISK_READONLY,
+    BlkifRequestSegment, BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST, BLKIF_MAX_SEGMENTS_PER_REQUEST,
+    BLKIF_OP_DISCARD, BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_INDIRECT, BLKIF_OP_READ, BLKIF_OP_WRITE,
+    BLKIF_OP_WRITE_BARRIER, BLKIF_RSP_EOPNOTSUPP, BLKIF_RSP_ERROR, BLKIF_RSP_OKAY, VDISK_READONLY,
 };
 use xenia_xen::events::{EventChannels, EventError, Port};
 use xenia_xen::grant::{GrantError, GrantPool, GrantRef, GrantTable, GrantedPage, Page};
@@ -57,6 +57,8 @@ pub const WIRE_SECTOR: usize = 512;
 const SECTORS_PER_PAGE: usize = PAGE_SIZE / WIRE_SECTOR;
 // `last_sect` of a whole page is 7.
 const _: () = assert!(SECTORS_PER_PAGE == 8);
+/// Segments in one indirect page.
+const SEGS_PER_INDIRECT_PAGE: usize = PAGE_SIZE / core::mem::size_of::<BlkifRequestSegment>();
 /// The most data one direct request carries.
 pub const MAX_REQUEST_BYTES: usize = BLKIF_MAX_SEGMENTS_PER_REQUEST * PAGE_SIZE;
 
@@ -205,14 +207,19 @@ pub struct Stats {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Config {
     /// Bounce pages granted to the backend (at least [`BLKIF_MAX_SEGMENTS_PER_REQUEST`]);
-    /// `ring size * 11` lets every ring slot carry a full request.
+    /// `ring size * 11` lets every ring slot carry a full direct request.
     pub pool_pages: usize,
+    /// Most segments (pages) per indirect request, if the backend offers
+    /// `feature-max-indirect-segments` (its value caps this too). 0 or at most 11: indirect
+    /// requests are not used.
+    pub max_indirect_segments: u32,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
             pool_pages: xenia_xen::abi::BLKIF_RING_SIZE * BLKIF_MAX_SEGMENTS_PER_REQUEST,
+            max_indirect_segments: 64,
         }
     }
 }
@@ -229,7 +236,10 @@ enum SlotState {
 
 struct Slot {
     gen: u32,
+    /// The operation the response must name.
     op: u8,
+    /// An indirect request: its response may also name `BLKIF_OP_INDIRECT`.
+    indirect: bool,
     state: SlotState,
     pages: Vec<GrantedPage>,
     waker: Option<Waker>,
@@ -305,7 +315,8 @@ impl Inner<'_> {
                 continue;
             };
             self.stats.responses += 1;
-            let result = if op != slot.op {
+            let op_ok = op == slot.op || (slot.indirect && op == BLKIF_OP_INDIRECT);
+            let result = if !op_ok {
                 self.stats.wrong_operation += 1;
                 log::warn!(
                     "blkfront: response to id {id:#x} has operation {op}, not {}",
@@ -350,6 +361,7 @@ impl Inner<'_> {
     fn try_submit(
         &mut self,
         op: u8,
+        indirect: bool,
         npages: usize,
         build: impl FnOnce(u64, &[GrantedPage]) -> Req,
     ) -> Option<(usize, u32)> {
@@ -364,6 +376,7 @@ impl Inner<'_> {
         }
         slot.gen = slot.gen.wrapping_add(1);
         slot.op = op;
+        slot.indirect = indirect;
         slot.state = SlotState::InFlight;
         let gen = slot.gen;
         let id = u64::from(gen) << 32 | index as u64;
@@ -392,6 +405,9 @@ pub struct Blkfront<'a, T: Transport> {
     /// The ring page. `None` once leaked (the backend still mapped it when we let go).
     ring_page: Option<Page>,
     handle: u16,
+    /// Most data pages per request (11 without indirect requests).
+    segs_per_request: usize,
+    config: Config,
     info: DiskInfo,
     features: Features,
 }
@@ -485,6 +501,8 @@ impl<'a, T: Transport> Blkfront<'a, T> {
             ring_gref,
             ring_page: Some(page),
             handle: index as u16,
+            segs_per_request: BLKIF_MAX_SEGMENTS_PER_REQUEST,
+            config,
             info: DiskInfo {
                 sectors: 0,
                 sector_size: 512,
@@ -500,6 +518,7 @@ impl<'a, T: Transport> Blkfront<'a, T> {
                     .map(|_| Slot {
                         gen: 0,
                         op: 0,
+                        indirect: false,
                         state: SlotState::Free,
                         pages: Vec::new(),
                         waker: None,
@@ -585,6 +604,17 @@ impl<'a, T: Transport> Blkfront<'a, T> {
             read_only: info & VDISK_READONLY != 0 || mode_ro,
         };
         self.features = features;
+        // Indirect requests: as many segments as both sides allow and the pool can hold
+        // together with their indirect pages.
+        let pool = self.inner.get_mut().pool.total();
+        let max_ind = SEGS_PER_INDIRECT_PAGE * BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST;
+        let segs = (features.max_indirect_segments as usize)
+            .min(self.config.max_indirect_segments as usize)
+            .min(max_ind)
+            .min(pool.saturating_sub(BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST));
+        if segs > BLKIF_MAX_SEGMENTS_PER_REQUEST {
+            self.segs_per_request = segs;
+        }
         Ok(())
     }
 
@@ -633,6 +663,11 @@ impl<'a, T: Transport> Blkfront<'a, T> {
     /// reserved, since the backend may still use the pages).
     pub fn in_flight(&self) -> u32 {
         self.inner.borrow().in_flight()
+    }
+
+    /// Most data pages one request carries: 11, or more with indirect requests.
+    pub fn segments_per_request(&self) -> usize {
+        self.segs_per_request
     }
 
     /// Counters.
@@ -802,6 +837,8 @@ struct Io<'s, 'a, 'b, T: Transport> {
     chunks: usize,
     /// Next request to submit.
     next: usize,
+    /// Bytes per request.
+    chunk_bytes: usize,
     /// (chunk, slot, generation) of the requests in flight.
     inflight: Vec<(usize, usize, u32)>,
 }
@@ -809,13 +846,15 @@ struct Io<'s, 'a, 'b, T: Transport> {
 impl<'s, 'a, 'b, T: Transport> Io<'s, 'a, 'b, T> {
     fn new(front: &'s Blkfront<'a, T>, kind: Kind<'b>, sector: u64) -> Self {
         let len = kind.len();
+        let chunk_bytes = front.segs_per_request * PAGE_SIZE;
         let chunks = if len == 0 {
             1
         } else {
-            len.div_ceil(MAX_REQUEST_BYTES)
+            len.div_ceil(chunk_bytes)
         };
         Io {
             front,
+            chunk_bytes,
             kind,
             sector,
             chunks,
@@ -827,8 +866,8 @@ impl<'s, 'a, 'b, T: Transport> Io<'s, 'a, 'b, T> {
     /// Submits request `chunk` if resources allow.
     fn submit(&mut self, inner: &mut Inner<'_>, chunk: usize) -> Option<(usize, u32)> {
         let handle = self.front.handle;
-        let off = chunk * MAX_REQUEST_BYTES;
-        let len = self.kind.len().saturating_sub(off).min(MAX_REQUEST_BYTES);
+        let off = chunk * self.chunk_bytes;
+        let len = self.kind.len().saturating_sub(off).min(self.chunk_bytes);
         let sector = self.sector + (off / WIRE_SECTOR) as u64;
         match &self.kind {
             Kind::Read(_) | Kind::Write(_) => {
@@ -836,10 +875,16 @@ impl<'s, 'a, 'b, T: Transport> Io<'s, 'a, 'b, T> {
                     Kind::Write(b) => (BLKIF_OP_WRITE, Some(&b[off..off + len])),
                     _ => (BLKIF_OP_READ, None),
                 };
-                let npages = len.div_ceil(PAGE_SIZE);
-                inner.try_submit(op, npages, |id, pages| {
-                    let mut segs = [BlkifRequestSegment::default(); BLKIF_MAX_SEGMENTS_PER_REQUEST];
-                    for (i, (seg, page)) in segs.iter_mut().zip(pages).enumerate() {
+                let nsegs = len.div_ceil(PAGE_SIZE);
+                let indirect = nsegs > BLKIF_MAX_SEGMENTS_PER_REQUEST;
+                let ind_pages = if indirect {
+                    nsegs.div_ceil(SEGS_PER_INDIRECT_PAGE)
+                } else {
+                    0
+                };
+                inner.try_submit(op, indirect, nsegs + ind_pages, |id, pages| {
+                    let (data_pages, ind) = pages.split_at(nsegs);
+                    let seg = |i: usize, page: &GrantedPage| {
                         let bytes = (len - i * PAGE_SIZE).min(PAGE_SIZE);
                         if let Some(d) = data {
                             // SAFETY: the page is a live PAGE_SIZE allocation of the pool, not
@@ -852,24 +897,43 @@ impl<'s, 'a, 'b, T: Transport> Io<'s, 'a, 'b, T> {
                                 )
                             };
                         }
-                        *seg = BlkifRequestSegment {
+                        BlkifRequestSegment {
                             gref: page.gref(),
                             first_sect: 0,
                             last_sect: (bytes / WIRE_SECTOR - 1) as u8,
-                        };
+                        }
+                    };
+                    if !indirect {
+                        let mut segs =
+                            [BlkifRequestSegment::default(); BLKIF_MAX_SEGMENTS_PER_REQUEST];
+                        for (i, (s, page)) in segs.iter_mut().zip(data_pages).enumerate() {
+                            *s = seg(i, page);
+                        }
+                        return wire::request(op, handle, id, sector, &segs[..nsegs]);
                     }
-                    wire::request(op, handle, id, sector, &segs[..pages.len()])
+                    let mut grefs = [0u32; BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST];
+                    for (g, p) in grefs.iter_mut().zip(ind) {
+                        *g = p.gref();
+                    }
+                    for (i, page) in data_pages.iter().enumerate() {
+                        let entry = wire::segment(&seg(i, page));
+                        let table = ind[i / SEGS_PER_INDIRECT_PAGE].as_ptr() as *mut u64;
+                        // SAFETY: the indirect page is a live, page-aligned PAGE_SIZE
+                        // allocation of the pool; entry `i % 512` of 8 bytes is inside it.
+                        unsafe { table.add(i % SEGS_PER_INDIRECT_PAGE).write(entry) };
+                    }
+                    wire::indirect(op, nsegs as u16, handle, id, sector, &grefs[..ind_pages])
                 })
             }
             Kind::Flush(op) => {
                 let op = *op;
-                inner.try_submit(op, 0, |id, _| wire::request(op, handle, id, 0, &[]))
+                inner.try_submit(op, false, 0, |id, _| wire::request(op, handle, id, 0, &[]))
             }
             Kind::Discard(nr) => {
                 let nr = *nr;
                 // Plain discard: we never ask for BLKIF_DISCARD_SECURE.
                 let flag = 0;
-                inner.try_submit(BLKIF_OP_DISCARD, 0, |id, _| {
+                inner.try_submit(BLKIF_OP_DISCARD, false, 0, |id, _| {
                     wire::discard(BLKIF_OP_DISCARD, flag, handle, id, sector, nr)
                 })
             }
@@ -879,9 +943,10 @@ impl<'s, 'a, 'b, T: Transport> Io<'s, 'a, 'b, T> {
     /// Copies a completed read's pages into the caller's buffer.
     fn copy_out(&mut self, slot: &Slot, chunk: usize) {
         if let Kind::Read(buf) = &mut self.kind {
-            let off = chunk * MAX_REQUEST_BYTES;
-            let len = buf.len().saturating_sub(off).min(MAX_REQUEST_BYTES);
-            for (i, page) in slot.pages.iter().enumerate() {
+            let off = chunk * self.chunk_bytes;
+            let len = buf.len().saturating_sub(off).min(self.chunk_bytes);
+            // Data pages come first; indirect pages (if any) follow.
+            for (i, page) in slot.pages.iter().take(len.div_ceil(PAGE_SIZE)).enumerate() {
                 let bytes = (len - i * PAGE_SIZE).min(PAGE_SIZE);
                 let dst = &mut buf[off + i * PAGE_SIZE..off + i * PAGE_SIZE + bytes];
                 // SAFETY: the page is a live PAGE_SIZE allocation; the backend answered, so it

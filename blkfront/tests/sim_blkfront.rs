@@ -606,3 +606,118 @@ fn a_dropped_request_returns_its_pages_when_answered() {
     assert_eq!(total, free);
     let _ = Config::default();
 }
+
+#[test]
+fn indirect_requests_carry_more_segments() {
+    let g = guest();
+    let back = Blkback::add(
+        &g.sim,
+        VbdConfig {
+            max_indirect_segments: 256,
+            ..Default::default()
+        },
+    );
+    let front = block_on(g.ev, Blkfront::connect(g.xs, g.ev, g.grants, 51712)).unwrap();
+    assert_eq!(front.features().max_indirect_segments, 256);
+    assert_eq!(front.segments_per_request(), 64);
+    back.state().faults.reverse = true;
+    block_on(g.ev, async {
+        // 1000 sectors = 125 pages: one request of 64 segments and one of 61.
+        let data = pattern(5, 1000 * 512);
+        front.write(17, &data).await.unwrap();
+        let mut r = vec![0; data.len() + 1];
+        front.read(17, &mut r[1..]).await.unwrap();
+        assert!(r[1..] == data[..]);
+        // Small requests stay direct; many large ones in flight at once.
+        let futs: Vec<_> = (0..12u64)
+            .map(|i| {
+                let front = &front;
+                async move {
+                    let d = pattern(i + 100, 512 * (8 + 20 * i as usize));
+                    front.write(1024 + i * 256, &d).await
+                }
+            })
+            .collect();
+        for r in join_all(futs).await {
+            r.unwrap();
+        }
+    });
+    let st = back.state();
+    let big: Vec<_> = st
+        .stats
+        .ops
+        .iter()
+        .filter(|&&(op, s, _, _)| op == BLKIF_OP_WRITE && (17..1017).contains(&s))
+        .map(|&(_, s, n, segs)| (s, n, segs))
+        .collect();
+    assert_eq!(big, vec![(17, 512, 64), (17 + 512, 488, 61)]);
+    assert!(st.stats.ops.iter().any(|&(_, _, _, segs)| segs <= 11));
+    assert!(st.stats.max_batch >= 2);
+    drop(st);
+    assert_eq!(front.pool_pages().0, front.pool_pages().1);
+
+    // A small pool caps the request size and the queue depth, and everything still completes.
+    let g = guest();
+    let back = Blkback::add(
+        &g.sim,
+        VbdConfig {
+            max_indirect_segments: 256,
+            ..Default::default()
+        },
+    );
+    let config = Config {
+        pool_pages: 20,
+        max_indirect_segments: 64,
+    };
+    let front = block_on(
+        g.ev,
+        Blkfront::connect_with(g.xs, g.ev, g.grants, 51712, config),
+    )
+    .unwrap();
+    assert_eq!(front.segments_per_request(), 12);
+    block_on(g.ev, async {
+        let futs: Vec<_> = (0..10u64)
+            .map(|i| {
+                let front = &front;
+                async move {
+                    let d = pattern(i, 512 * 96);
+                    front.write(i * 96, &d).await?;
+                    let mut r = vec![0; d.len()];
+                    front.read(i * 96, &mut r).await?;
+                    assert!(r == d);
+                    Ok::<_, BlkError>(())
+                }
+            })
+            .collect();
+        for r in join_all(futs).await {
+            r.unwrap();
+        }
+    });
+    assert!(back
+        .state()
+        .stats
+        .ops
+        .iter()
+        .all(|&(_, _, _, segs)| segs <= 12));
+    assert_eq!(front.pool_pages(), (20, 20));
+
+    // Without the feature (or with it turned off on our side) requests stay direct.
+    let g = guest();
+    Blkback::add(
+        &g.sim,
+        VbdConfig {
+            max_indirect_segments: 256,
+            ..Default::default()
+        },
+    );
+    let config = Config {
+        max_indirect_segments: 0,
+        ..Default::default()
+    };
+    let front = block_on(
+        g.ev,
+        Blkfront::connect_with(g.xs, g.ev, g.grants, 51712, config),
+    )
+    .unwrap();
+    assert_eq!(front.segments_per_request(), 11);
+}

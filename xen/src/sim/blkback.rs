@@ -17,9 +17,9 @@
 
 use super::{Backend, Host, Sim, DOM0, GUEST_DOMID};
 use crate::abi::{
-    BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_OP_DISCARD, BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_READ,
-    BLKIF_OP_WRITE, BLKIF_OP_WRITE_BARRIER, BLKIF_RSP_EOPNOTSUPP, BLKIF_RSP_ERROR, BLKIF_RSP_OKAY,
-    VDISK_READONLY,
+    BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST, BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_OP_DISCARD,
+    BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_INDIRECT, BLKIF_OP_READ, BLKIF_OP_WRITE,
+    BLKIF_OP_WRITE_BARRIER, BLKIF_RSP_EOPNOTSUPP, BLKIF_RSP_ERROR, BLKIF_RSP_OKAY, VDISK_READONLY,
 };
 use crate::events::Port;
 use crate::grant::GrantRef;
@@ -57,6 +57,8 @@ pub struct VbdConfig {
     pub barrier: bool,
     /// Offer `feature-discard` (discarded sectors read as zeros).
     pub discard: bool,
+    /// Offer `feature-max-indirect-segments` with this value (0: no indirect requests).
+    pub max_indirect_segments: u32,
 }
 
 impl Default for VbdConfig {
@@ -70,6 +72,7 @@ impl Default for VbdConfig {
             flush: true,
             barrier: false,
             discard: true,
+            max_indirect_segments: 0,
         }
     }
 }
@@ -110,7 +113,7 @@ pub struct BackStats {
     /// Most requests consumed in one go (how many the frontend had in flight).
     pub max_batch: usize,
     /// Each request: (operation, 512-byte sector, 512-byte sectors, segments).
-    pub ops: Vec<(u8, u64, u64, u8)>,
+    pub ops: Vec<(u8, u64, u64, u16)>,
     /// Notifications received from the frontend.
     pub notifications: u64,
     /// Ring protocol errors seen (the frontend overran the ring).
@@ -208,7 +211,7 @@ pub fn toolstack_adds_vbd(sim: &Sim, config: &VbdConfig) -> (String, String) {
         x.set_perms(&format!("{fe}/{k}"), &guest_owned)
             .expect("perms");
     }
-    let be_nodes = [
+    let mut be_nodes = std::vec![
         ("frontend", fe.clone()),
         ("frontend-id", GUEST_DOMID.to_string()),
         ("dev", config.name.clone()),
@@ -218,6 +221,13 @@ pub fn toolstack_adds_vbd(sim: &Sim, config: &VbdConfig) -> (String, String) {
         ("removable", "0".to_string()),
         ("state", "2".to_string()),
     ];
+    if config.max_indirect_segments > 0 {
+        // blkback publishes this at probe time, before InitWait.
+        be_nodes.push((
+            "feature-max-indirect-segments",
+            config.max_indirect_segments.to_string(),
+        ));
+    }
     for (k, v) in &be_nodes {
         x.write(&format!("{be}/{k}"), v).expect("xenstore write");
     }
@@ -346,69 +356,111 @@ impl BlkbackDevice {
         self.write_be("state", "6");
     }
 
-    /// Serves one request; returns its response's status.
-    fn serve(&self, host: &mut Host, req: &Req, st: &mut BlkbackState) -> i16 {
+    /// Serves a read or write of `segs` (gref, first, last) from 512-byte `sector` on.
+    fn serve_rw(
+        &self,
+        host: &mut Host,
+        op: u8,
+        sector: u64,
+        segs: &[(u32, u64, u64)],
+        st: &mut BlkbackState,
+    ) -> i16 {
+        let nr = segs.len() as u16;
+        let mut total = 0u64;
+        for &(_, first, last) in segs {
+            if first > last || last >= 8 {
+                st.stats.ops.push((op, sector, 0, nr));
+                return BLKIF_RSP_ERROR;
+            }
+            total += last - first + 1;
+        }
+        st.stats.ops.push((op, sector, total, nr));
+        if segs.is_empty() {
+            return BLKIF_RSP_ERROR;
+        }
+        let disk_sectors = st.disk.len() as u64 / 512;
+        if sector.checked_add(total).is_none_or(|e| e > disk_sectors) {
+            return BLKIF_RSP_ERROR;
+        }
+        if touches(&st.faults.error_sectors, sector, total) {
+            return BLKIF_RSP_ERROR;
+        }
+        if op == BLKIF_OP_WRITE && self.config.read_only {
+            return BLKIF_RSP_ERROR;
+        }
+        let mut pos = (sector * 512) as usize;
+        for &(gref, first, last) in segs {
+            // Reads write into the guest's page; writes only read it.
+            let Ok(page) = host.grants.map(DOM0, gref, op == BLKIF_OP_READ) else {
+                return BLKIF_RSP_ERROR;
+            };
+            let off = (first * 512) as usize;
+            let len = ((last - first + 1) * 512) as usize;
+            let disk = &mut st.disk[pos..pos + len];
+            // SAFETY: the mapping is a live page; off + len <= 8 * 512 = PAGE_SIZE.
+            unsafe {
+                if op == BLKIF_OP_READ {
+                    core::ptr::copy_nonoverlapping(disk.as_ptr(), page.add(off), len);
+                } else {
+                    core::ptr::copy_nonoverlapping(page.add(off), disk.as_mut_ptr(), len);
+                }
+            }
+            host.grants.unmap(gref);
+            pos += len;
+        }
+        BLKIF_RSP_OKAY
+    }
+
+    /// Serves one request; returns its response's operation and status.
+    fn serve(&self, host: &mut Host, req: &Req, st: &mut BlkbackState) -> (u8, i16) {
         let op = req[0] as u8;
         let nr = (req[0] >> 8) as u8;
         let sector = req[2];
         let disk_sectors = st.disk.len() as u64 / 512;
-        let errors = st.faults.error_sectors.clone();
-        let touches_error = |start: u64, n: u64| {
-            errors
-                .iter()
-                .any(|&s| s >= start && s < start.saturating_add(n))
-        };
-        match op {
+        let seg = |w: u64| (w as u32, (w >> 32) & 0xff, (w >> 40) & 0xff);
+        let status = match op {
             BLKIF_OP_READ | BLKIF_OP_WRITE => {
-                let segs: Vec<(u32, u64, u64)> = req[3..3 + (nr as usize).min(11)]
-                    .iter()
-                    .map(|&w| (w as u32, (w >> 32) & 0xff, (w >> 40) & 0xff))
-                    .collect();
-                let mut total = 0u64;
-                for &(_, first, last) in &segs {
-                    if first > last || last >= 8 {
-                        st.stats.ops.push((op, sector, 0, nr));
-                        return BLKIF_RSP_ERROR;
-                    }
-                    total += last - first + 1;
+                if nr as usize > BLKIF_MAX_SEGMENTS_PER_REQUEST {
+                    st.stats.ops.push((op, sector, 0, nr.into()));
+                    return (op, BLKIF_RSP_ERROR);
                 }
-                st.stats.ops.push((op, sector, total, nr));
-                if nr == 0 || nr as usize > BLKIF_MAX_SEGMENTS_PER_REQUEST {
-                    return BLKIF_RSP_ERROR;
+                let segs: Vec<_> = req[3..3 + nr as usize].iter().map(|&w| seg(w)).collect();
+                self.serve_rw(host, op, sector, &segs, st)
+            }
+            BLKIF_OP_INDIRECT => {
+                // As Linux's blkback: the response names the indirect operation.
+                let iop = (req[0] >> 8) as u8;
+                let nsegs = (req[0] >> 16) as u16;
+                let pages = (nsegs as usize).div_ceil(512);
+                if !(iop == BLKIF_OP_READ || iop == BLKIF_OP_WRITE)
+                    || nsegs == 0
+                    || u32::from(nsegs) > self.config.max_indirect_segments
+                    || pages > BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST
+                {
+                    st.stats.ops.push((op, sector, 0, nsegs));
+                    return (iop, BLKIF_RSP_ERROR);
                 }
-                if sector.checked_add(total).is_none_or(|e| e > disk_sectors) {
-                    return BLKIF_RSP_ERROR;
-                }
-                if touches_error(sector, total) {
-                    return BLKIF_RSP_ERROR;
-                }
-                if op == BLKIF_OP_WRITE && self.config.read_only {
-                    return BLKIF_RSP_ERROR;
-                }
-                let mut pos = (sector * 512) as usize;
-                for &(gref, first, last) in &segs {
-                    // Reads write into the guest's page; writes only read it.
-                    let Ok(page) = host.grants.map(DOM0, gref, op == BLKIF_OP_READ) else {
-                        return BLKIF_RSP_ERROR;
+                let mut segs = Vec::with_capacity(nsegs as usize);
+                for k in 0..pages {
+                    // indirect_grefs[k] is at byte 28 + 4k.
+                    let byte = 28 + 4 * k;
+                    let gref = (req[byte / 8] >> (8 * (byte % 8))) as u32;
+                    // The segment table is only read.
+                    let Ok(table) = host.grants.map(DOM0, gref, false) else {
+                        return (iop, BLKIF_RSP_ERROR);
                     };
-                    let off = (first * 512) as usize;
-                    let len = ((last - first + 1) * 512) as usize;
-                    let disk = &mut st.disk[pos..pos + len];
-                    // SAFETY: the mapping is a live page; off + len <= 8 * 512 = PAGE_SIZE.
-                    unsafe {
-                        if op == BLKIF_OP_READ {
-                            core::ptr::copy_nonoverlapping(disk.as_ptr(), page.add(off), len);
-                        } else {
-                            core::ptr::copy_nonoverlapping(page.add(off), disk.as_mut_ptr(), len);
-                        }
+                    let n = (nsegs as usize - k * 512).min(512);
+                    for i in 0..n {
+                        // SAFETY: the mapping is a live, page-aligned page of 512 entries.
+                        let w = unsafe { (table as *const u64).add(i).read_volatile() };
+                        segs.push(seg(w));
                     }
                     host.grants.unmap(gref);
-                    pos += len;
                 }
-                BLKIF_RSP_OKAY
+                return (iop, self.serve_rw(host, iop, sector, &segs, st));
             }
             BLKIF_OP_FLUSH_DISKCACHE | BLKIF_OP_WRITE_BARRIER => {
-                st.stats.ops.push((op, sector, 0, nr));
+                st.stats.ops.push((op, sector, 0, nr.into()));
                 let offered = if op == BLKIF_OP_FLUSH_DISKCACHE {
                     self.config.flush
                 } else {
@@ -424,22 +476,23 @@ impl BlkbackDevice {
                 let n = req[3];
                 st.stats.ops.push((op, sector, n, 0));
                 if !self.config.discard {
-                    return BLKIF_RSP_EOPNOTSUPP;
-                }
-                if self.config.read_only
+                    BLKIF_RSP_EOPNOTSUPP
+                } else if self.config.read_only
                     || sector.checked_add(n).is_none_or(|e| e > disk_sectors)
-                    || touches_error(sector, n)
+                    || touches(&st.faults.error_sectors, sector, n)
                 {
-                    return BLKIF_RSP_ERROR;
+                    BLKIF_RSP_ERROR
+                } else {
+                    st.disk[(sector * 512) as usize..((sector + n) * 512) as usize].fill(0);
+                    BLKIF_RSP_OKAY
                 }
-                st.disk[(sector * 512) as usize..((sector + n) * 512) as usize].fill(0);
-                BLKIF_RSP_OKAY
             }
             _ => {
-                st.stats.ops.push((op, sector, 0, nr));
+                st.stats.ops.push((op, sector, 0, nr.into()));
                 BLKIF_RSP_EOPNOTSUPP
             }
-        }
+        };
+        (op, status)
     }
 
     fn serve_ring(&mut self, host: &mut Host) -> bool {
@@ -480,7 +533,10 @@ impl BlkbackDevice {
             st.stats.max_batch = st.stats.max_batch.max(batch.len());
             let mut rsps: Vec<(u64, u8, i16)> = batch
                 .iter()
-                .map(|r| (r[1], r[0] as u8, self.serve(host, r, &mut st)))
+                .map(|r| {
+                    let (op, status) = self.serve(host, r, &mut st);
+                    (r[1], op, status)
+                })
                 .collect();
             if st.faults.reverse {
                 rsps.reverse();
@@ -525,6 +581,13 @@ impl BlkbackDevice {
         self.ring = Some(ring);
         progress
     }
+}
+
+/// Whether any of the sectors `errors` lies in `start .. start + n`.
+fn touches(errors: &[u64], start: u64, n: u64) -> bool {
+    errors
+        .iter()
+        .any(|&s| s >= start && s < start.saturating_add(n))
 }
 
 impl Backend for BlkbackDevice {
