@@ -16,6 +16,38 @@
 //!
 //! [`Netfront`] implements [`smoltcp::phy::Device`], and [`Netfront::wait`] sleeps until the
 //! device's event channel fires, so an executor can idle until packets come.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use smoltcp::iface::{Config, Interface, SocketSet};
+//! use smoltcp::time::Instant;
+//! use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr};
+//! use xenia_netfront::{NetError, Netfront};
+//! use xenia_xen::{events::EventChannels, grant::GrantTable, xenstore::{Transport, Xenstore}};
+//!
+//! async fn serve<T: Transport>(
+//!     xs: &Xenstore<T>,
+//!     events: &EventChannels,
+//!     grants: &GrantTable,
+//!     now_ms: impl Fn() -> i64,
+//! ) -> Result<(), NetError> {
+//!     let mut nf = Netfront::connect(xs, events, grants, 0).await?;
+//!     let config = Config::new(EthernetAddress(nf.mac()).into());
+//!     let mut iface = Interface::new(config, &mut nf, Instant::from_millis(now_ms()));
+//!     iface.update_ip_addrs(|a| {
+//!         a.push(IpCidr::new(IpAddress::v4(10, 0, 0, 2), 24)).unwrap();
+//!     });
+//!     let mut sockets = SocketSet::new(Vec::new());
+//!     loop {
+//!         iface.poll(Instant::from_millis(now_ms()), &mut nf, &mut sockets);
+//!         // ... serve the sockets ...
+//!         // Sleep until the backend notifies us (a real executor also wakes up after
+//!         // `iface.poll_delay(..)` for smoltcp's timers).
+//!         nf.wait().await;
+//!     }
+//! }
+//! ```
 #![no_std]
 #![deny(missing_docs)]
 #![deny(clippy::undocumented_unsafe_blocks)]
@@ -506,16 +538,22 @@ impl<'a> Netfront<'a> {
         self.rx_frames.pop_front()
     }
 
-    /// Whether there is work: queued frames or responses on either ring. When there is none,
-    /// the rings are armed so that the backend notifies us for the next response (Xen's
-    /// final check), so it is safe to sleep on [`port`](Self::port) afterwards.
+    /// Whether there is work for the network stack: received frames (queued or on the ring),
+    /// or tx pages that just came back (so a sender that found the ring full can retry).
+    ///
+    /// Tx responses are reclaimed here, so they count as work once, not until someone
+    /// transmits. When there is no work, both rings are armed so that the backend notifies us
+    /// for its next response (Xen's final check): it is then safe to sleep on
+    /// [`port`](Self::port).
     pub fn has_work(&mut self) -> bool {
-        if !self.rx_frames.is_empty() {
-            return true;
+        let mut work = !self.rx_frames.is_empty();
+        loop {
+            work |= self.reclaim_tx();
+            if !self.tx.final_check_for_responses().unwrap_or(false) {
+                break;
+            }
         }
-        let rx = self.rx.final_check_for_responses().unwrap_or(false);
-        let tx = self.tx.final_check_for_responses().unwrap_or(false);
-        rx | tx
+        work | self.rx.final_check_for_responses().unwrap_or(false)
     }
 
     /// Polls for work: ready if [`has_work`](Self::has_work), else registers `cx`'s waker

@@ -512,6 +512,25 @@ fn wait_sleeps_until_a_frame_comes() {
 }
 
 #[test]
+fn tx_completions_are_work_once() {
+    let g = guest();
+    let nb = g.add_vif(VifConfig::new(0));
+    let mut nf = g.connect(0).unwrap();
+    assert!(!nf.has_work());
+    nf.send(&frame(PEER_MAC, MAC0, 60, 1)).unwrap();
+    g.run();
+    assert_eq!(nb.take_sent().len(), 1);
+    assert!(nf.has_work(), "the page came back");
+    assert_eq!(nf.tx_in_flight(), 0);
+    assert!(!nf.has_work(), "and that was all");
+    // wait() returns for a tx completion too (a sender waiting for room retries).
+    nf.send(&frame(PEER_MAC, MAC0, 60, 2)).unwrap();
+    block_on(g.ev, nf.wait());
+    assert_eq!(nf.tx_in_flight(), 0);
+    assert_eq!(nb.take_sent().len(), 1);
+}
+
+#[test]
 fn poll_event_registers_and_wakes() {
     use std::task::{Context, Poll, Waker};
     let g = guest();
