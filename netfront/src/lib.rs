@@ -283,8 +283,10 @@ struct RxChain {
     drop: Option<DropReason>,
 }
 
-/// A ring page granted to the backend.
-struct RingPage {
+/// A ring page granted to the backend; dropping it ends the grant (or leaks the page if
+/// the backend still maps it).
+struct RingPage<'a> {
+    grants: &'a GrantTable,
     page: Option<Page>,
     gref: GrantRef,
 }
@@ -292,7 +294,6 @@ struct RingPage {
 /// A connected Xen virtual network interface.
 pub struct Netfront<'a> {
     events: &'a EventChannels,
-    grants: &'a GrantTable,
     index: u32,
     backend_id: DomId,
     mac: [u8; 6],
@@ -302,8 +303,8 @@ pub struct Netfront<'a> {
     config: NetConfig,
     tx: FrontRing<TxReq, TxRsp>,
     rx: FrontRing<RxReq, RxRsp>,
-    tx_ring: RingPage,
-    rx_ring: RingPage,
+    tx_ring: RingPage<'a>,
+    rx_ring: RingPage<'a>,
     tx_pool: GrantPool<'a>,
     rx_pool: GrantPool<'a>,
     /// The page of each outstanding tx request, by request id.
@@ -391,7 +392,6 @@ impl<'a> Netfront<'a> {
         rx_slots.resize_with(RX_RING_SIZE, || None);
         let mut nf = Netfront {
             events,
-            grants,
             index,
             backend_id,
             mac,
@@ -835,11 +835,12 @@ impl<'a> Netfront<'a> {
     }
 }
 
-impl RingPage {
-    fn new(grants: &GrantTable, backend: DomId) -> Result<RingPage, NetError> {
+impl<'a> RingPage<'a> {
+    fn new(grants: &'a GrantTable, backend: DomId) -> Result<RingPage<'a>, NetError> {
         let page = Page::new().ok_or(NetError::NoMemory)?;
         let gref = grants.grant_page(backend, page.as_non_null(), false)?;
         Ok(RingPage {
+            grants,
             page: Some(page),
             gref,
         })
@@ -851,14 +852,32 @@ impl RingPage {
             None => NonNull::dangling(),
         }
     }
+}
 
-    /// Ends the grant; a page the backend still maps is leaked rather than freed.
-    fn release(&mut self, grants: &GrantTable) {
+impl Drop for RingPage<'_> {
+    fn drop(&mut self) {
         if let Some(page) = self.page.take() {
-            if grants.end_access(self.gref).is_err() {
+            if self.grants.end_access(self.gref).is_err() {
+                // The backend still maps it: it must never return to the allocator.
                 core::mem::forget(page);
             }
         }
+    }
+}
+
+impl core::fmt::Debug for Netfront<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Netfront")
+            .field("index", &self.index)
+            .field("mac", &format_mac(&self.mac))
+            .field("mtu", &self.mtu)
+            .field("sg", &self.sg)
+            .field("port", &self.port)
+            .field("connected", &self.connected)
+            .field("rx_error", &self.rx.error())
+            .field("tx_error", &self.tx.error())
+            .field("stats", &self.stats)
+            .finish()
     }
 }
 
@@ -872,8 +891,7 @@ impl Drop for Netfront<'_> {
         for p in self.rx_slots.iter_mut().filter_map(Option::take) {
             self.rx_pool.give_back(p);
         }
-        self.tx_ring.release(self.grants);
-        self.rx_ring.release(self.grants);
+        // The ring pages end their grants when the fields drop.
         let _ = self.events.close(self.port);
     }
 }
