@@ -31,22 +31,25 @@ mod wire;
 
 pub use vdev::vdev_from_name;
 
+use alloc::alloc::{alloc_zeroed, dealloc, Layout};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::cell::RefCell;
 use core::future::Future;
 use core::pin::Pin;
+use core::ptr::NonNull;
 use core::task::{Context, Poll, Waker};
 use wire::{Req, Rsp};
 use xenia_ring::{FrontRing, RingError, SharedRing};
+use xenia_xen::abi::XenbusState;
 use xenia_xen::abi::{
     BlkifRequestSegment, BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST, BLKIF_MAX_SEGMENTS_PER_REQUEST,
     BLKIF_OP_DISCARD, BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_INDIRECT, BLKIF_OP_READ, BLKIF_OP_WRITE,
     BLKIF_OP_WRITE_BARRIER, BLKIF_RSP_EOPNOTSUPP, BLKIF_RSP_ERROR, BLKIF_RSP_OKAY, VDISK_READONLY,
 };
-use xenia_xen::events::{EventChannels, EventError, Port};
-use xenia_xen::grant::{GrantError, GrantPool, GrantRef, GrantTable, GrantedPage, Page};
+use xenia_xen::events::{DomId, EventChannels, EventError, Port};
+use xenia_xen::grant::{GrantError, GrantPool, GrantRef, GrantTable, GrantedPage};
 use xenia_xen::memory::PAGE_SIZE;
 use xenia_xen::xenbus::{self, Frontend, XenbusError};
 use xenia_xen::xenstore::{Transport, Xenstore};
@@ -57,6 +60,8 @@ pub const WIRE_SECTOR: usize = 512;
 const SECTORS_PER_PAGE: usize = PAGE_SIZE / WIRE_SECTOR;
 // `last_sect` of a whole page is 7.
 const _: () = assert!(SECTORS_PER_PAGE == 8);
+/// Largest ring we use: 16 pages (Linux's limit too).
+const MAX_RING_PAGE_ORDER: u32 = 4;
 /// Segments in one indirect page.
 const SEGS_PER_INDIRECT_PAGE: usize = PAGE_SIZE / core::mem::size_of::<BlkifRequestSegment>();
 /// The most data one direct request carries.
@@ -167,7 +172,7 @@ pub struct Features {
     pub persistent: bool,
     /// `feature-max-indirect-segments` (0: none). Offered, but not used by this driver.
     pub max_indirect_segments: u32,
-    /// `max-ring-page-order` (0: one page). Offered, but this driver uses one ring page.
+    /// `max-ring-page-order`: the backend accepts rings of up to `2^order` pages.
     pub max_ring_page_order: u32,
 }
 
@@ -213,6 +218,9 @@ pub struct Config {
     /// `feature-max-indirect-segments` (its value caps this too). 0 or at most 11: indirect
     /// requests are not used.
     pub max_indirect_segments: u32,
+    /// Use a ring of up to `2^order` pages (more requests in flight) if the backend offers
+    /// `max-ring-page-order`; capped at 4 (16 pages).
+    pub max_ring_page_order: u32,
 }
 
 impl Default for Config {
@@ -220,6 +228,7 @@ impl Default for Config {
         Config {
             pool_pages: xenia_xen::abi::BLKIF_RING_SIZE * BLKIF_MAX_SEGMENTS_PER_REQUEST,
             max_indirect_segments: 64,
+            max_ring_page_order: 0,
         }
     }
 }
@@ -401,15 +410,73 @@ pub struct Blkfront<'a, T: Transport> {
     events: &'a EventChannels,
     grants: &'a GrantTable,
     port: Port,
-    ring_gref: GrantRef,
-    /// The ring page. `None` once leaked (the backend still mapped it when we let go).
-    ring_page: Option<Page>,
+    /// The ring's pages. `None` once leaked (the backend still mapped them when we let go).
+    ring_area: Option<RingArea>,
     handle: u16,
     /// Most data pages per request (11 without indirect requests).
     segs_per_request: usize,
     config: Config,
     info: DiskInfo,
     features: Features,
+}
+
+/// The shared ring: `2^order` contiguous, page-aligned, zeroed pages, each granted to the
+/// backend.
+struct RingArea {
+    ptr: NonNull<u8>,
+    pages: usize,
+    grefs: Vec<GrantRef>,
+}
+
+impl RingArea {
+    fn layout(pages: usize) -> Option<Layout> {
+        Layout::from_size_align(pages * PAGE_SIZE, PAGE_SIZE).ok()
+    }
+
+    fn new(grants: &GrantTable, backend: DomId, order: u32) -> Result<RingArea, BlkError> {
+        let pages = 1usize << order;
+        let layout = Self::layout(pages).ok_or(BlkError::NoMemory)?;
+        // SAFETY: the layout has a non-zero size.
+        let ptr = NonNull::new(unsafe { alloc_zeroed(layout) }).ok_or(BlkError::NoMemory)?;
+        let mut area = RingArea {
+            ptr,
+            pages,
+            grefs: Vec::with_capacity(pages),
+        };
+        for i in 0..pages {
+            // SAFETY: page i lies inside the allocation.
+            let page = unsafe { ptr.add(i * PAGE_SIZE) };
+            match grants.grant_page(backend, page, false) {
+                Ok(g) => area.grefs.push(g),
+                Err(e) => {
+                    area.end(grants);
+                    return Err(e.into());
+                }
+            }
+        }
+        Ok(area)
+    }
+
+    /// Ends the grants; false if the backend still maps a page (then the memory must not be
+    /// freed).
+    fn end(&mut self, grants: &GrantTable) -> bool {
+        let mut all = true;
+        for &g in &self.grefs {
+            all &= grants.end_access(g).is_ok();
+        }
+        self.grefs.clear();
+        all
+    }
+}
+
+impl Drop for RingArea {
+    fn drop(&mut self) {
+        if let Some(layout) = Self::layout(self.pages) {
+            // SAFETY: allocated in `new` with this layout; callers leak (forget) an area the
+            // backend may still map instead of dropping it.
+            unsafe { dealloc(self.ptr.as_ptr(), layout) }
+        }
+    }
 }
 
 fn parse<N: core::str::FromStr>(key: &'static str, v: &str) -> Result<N, BlkError> {
@@ -465,17 +532,36 @@ impl<'a, T: Transport> Blkfront<'a, T> {
     ) -> Result<Self, BlkError> {
         let dev = Frontend::find(xs, "vbd", index).await?;
         let backend = dev.backend_id();
-        let page = Page::new().ok_or(BlkError::NoMemory)?;
-        // SAFETY: the page is ours, page-aligned, PAGE_SIZE bytes, and lives in `ring_page`
-        // for as long as the ring (it is leaked if the backend keeps it mapped).
-        let shared = unsafe { SharedRing::<Req, Rsp>::new(page.as_non_null(), PAGE_SIZE) }
-            .map_err(BlkError::Ring)?;
+        // The backend publishes max-ring-page-order before InitWait.
+        dev.wait_backend(|s| matches!(s, XenbusState::InitWait | XenbusState::Connected))
+            .await?;
+        let max_order: u32 = match dev.backend_value("max-ring-page-order").await? {
+            None => 0,
+            Some(v) => parse("max-ring-page-order", &v)?,
+        };
+        let order = max_order
+            .min(config.max_ring_page_order)
+            .min(MAX_RING_PAGE_ORDER);
+        let mut area = RingArea::new(grants, backend, order)?;
+        // SAFETY: the area is ours, page-aligned, `pages * PAGE_SIZE` bytes, and lives in
+        // `ring_area` for as long as the ring (it is leaked if the backend keeps it mapped).
+        let shared = match unsafe { SharedRing::<Req, Rsp>::new(area.ptr, area.pages * PAGE_SIZE) }
+        {
+            Ok(s) => s,
+            Err(e) => {
+                if !area.end(grants) {
+                    core::mem::forget(area);
+                }
+                return Err(BlkError::Ring(e));
+            }
+        };
         let ring = FrontRing::init(shared);
-        let ring_gref = grants.grant_page(backend, page.as_non_null(), false)?;
         let port = match events.alloc_unbound(backend) {
             Ok(p) => p,
             Err(e) => {
-                let _ = grants.end_access(ring_gref);
+                if !area.end(grants) {
+                    core::mem::forget(area);
+                }
                 return Err(e.into());
             }
         };
@@ -487,19 +573,21 @@ impl<'a, T: Transport> Blkfront<'a, T> {
         ) {
             Ok(p) => p,
             Err(e) => {
-                let _ = grants.end_access(ring_gref);
+                if !area.end(grants) {
+                    core::mem::forget(area);
+                }
                 let _ = events.close(port);
                 return Err(e.into());
             }
         };
+        let grefs = area.grefs.clone();
         let size = ring.size() as usize;
         let mut front = Blkfront {
             dev,
             events,
             grants,
             port,
-            ring_gref,
-            ring_page: Some(page),
+            ring_area: Some(area),
             handle: index as u16,
             segs_per_request: BLKIF_MAX_SEGMENTS_PER_REQUEST,
             config,
@@ -533,12 +621,30 @@ impl<'a, T: Transport> Blkfront<'a, T> {
         // On error from here on, dropping `front` ends the grants and closes the port.
         front
             .dev
-            .connect(|tx, node| async move {
-                tx.write(&format!("{node}/ring-ref"), format!("{ring_gref}"))
-                    .await?;
-                tx.write(&format!("{node}/event-channel"), format!("{port}"))
-                    .await?;
-                tx.write(&format!("{node}/protocol"), "x86_64-abi").await
+            .connect(|tx, node| {
+                let grefs = grefs.clone();
+                async move {
+                    if grefs.len() == 1 {
+                        tx.write(&format!("{node}/ring-ref"), format!("{}", grefs[0]))
+                            .await?;
+                    } else {
+                        tx.write(&format!("{node}/ring-page-order"), format!("{order}"))
+                            .await?;
+                        // The older name of the same thing, for backends that read it.
+                        tx.write(
+                            &format!("{node}/num-ring-pages"),
+                            format!("{}", grefs.len()),
+                        )
+                        .await?;
+                        for (i, g) in grefs.iter().enumerate() {
+                            tx.write(&format!("{node}/ring-ref{i}"), format!("{g}"))
+                                .await?;
+                        }
+                    }
+                    tx.write(&format!("{node}/event-channel"), format!("{port}"))
+                        .await?;
+                    tx.write(&format!("{node}/protocol"), "x86_64-abi").await
+                }
             })
             .await?;
         front.read_info().await?;
@@ -558,10 +664,8 @@ impl<'a, T: Transport> Blkfront<'a, T> {
         if !sector_size.is_power_of_two() || !(512..=PAGE_SIZE as u32).contains(&sector_size) {
             return Err(BlkError::BadInfo("sector-size", ss_text));
         }
-        if sectors
-            .checked_mul(u64::from(sector_size))
-            .is_none_or(|b| b / WIRE_SECTOR as u64 > u64::MAX / 2)
-        {
+        // The size in bytes must fit in 64 bits (so every wire sector number does).
+        if sectors.checked_mul(u64::from(sector_size)).is_none() {
             return Err(BlkError::BadInfo("sectors", format!("{sectors}")));
         }
         let physical_sector_size = match dev.backend_value("physical-sector-size").await? {
@@ -794,9 +898,11 @@ impl<T: Transport> Drop for Blkfront<'_, T> {
             }
         }
         // The pool ends its grants when it is dropped (keeping pages still mapped).
-        if self.grants.end_access(self.ring_gref).is_err() {
-            // The backend still maps the ring: leave the page to it.
-            core::mem::forget(self.ring_page.take());
+        if let Some(mut area) = self.ring_area.take() {
+            if !area.end(self.grants) {
+                // The backend still maps the ring: leave the memory to it.
+                core::mem::forget(area);
+            }
         }
         let _ = self.events.close(self.port);
     }

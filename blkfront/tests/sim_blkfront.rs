@@ -668,6 +668,7 @@ fn indirect_requests_carry_more_segments() {
     let config = Config {
         pool_pages: 20,
         max_indirect_segments: 64,
+        ..Default::default()
     };
     let front = block_on(
         g.ev,
@@ -720,4 +721,124 @@ fn indirect_requests_carry_more_segments() {
     )
     .unwrap();
     assert_eq!(front.segments_per_request(), 11);
+}
+
+#[test]
+fn a_multi_page_ring_holds_more_requests() {
+    let g = guest();
+    let back = Blkback::add(
+        &g.sim,
+        VbdConfig {
+            max_ring_page_order: 4,
+            ..Default::default()
+        },
+    );
+    let free_at_start = g.grants.free_entries();
+    let config = Config {
+        max_ring_page_order: 2,
+        ..Default::default()
+    };
+    let front = block_on(
+        g.ev,
+        Blkfront::connect_with(g.xs, g.ev, g.grants, 51712, config),
+    )
+    .unwrap();
+    assert_eq!(front.features().max_ring_page_order, 4);
+    // (4 * 4096 - 64) / 112 = 145 entries, rounded down to a power of two.
+    assert_eq!(front.ring_size(), 128);
+    {
+        let xsd = g.sim.xenstored();
+        let mut x = xsd.borrow_mut();
+        let fe = back.frontend_path();
+        assert_eq!(
+            x.read_string(&format!("{fe}/ring-page-order")).unwrap(),
+            "2"
+        );
+        assert_eq!(x.read_string(&format!("{fe}/num-ring-pages")).unwrap(), "4");
+        for i in 0..4 {
+            assert!(x.read_string(&format!("{fe}/ring-ref{i}")).is_ok());
+        }
+        assert!(x.read_string(&format!("{fe}/ring-ref")).is_err());
+    }
+    assert_eq!(g.sim.with_host(|h| h.grants.mapped()), 4);
+    block_on(g.ev, async {
+        let futs: Vec<_> = (0..300u64)
+            .map(|i| {
+                let front = &front;
+                async move {
+                    front
+                        .write(i * 3, &pattern(i, 512 * (1 + i as usize % 3)))
+                        .await
+                }
+            })
+            .collect();
+        for r in join_all(futs).await {
+            r.unwrap();
+        }
+        let mut r = vec![0; 512 * 900];
+        front.read(0, &mut r).await.unwrap();
+        for i in 0..300usize {
+            let n = 1 + i % 3;
+            assert!(r[i * 3 * 512..(i * 3 + n) * 512] == pattern(i as u64, 512 * n)[..]);
+        }
+    });
+    assert_eq!(front.stats().max_in_flight, 128);
+    assert!(back.state().stats.max_batch > 32);
+    block_on(g.ev, front.close()).unwrap();
+    assert_eq!(g.sim.with_host(|h| h.grants.mapped()), 0);
+    assert_eq!(g.grants.free_entries(), free_at_start);
+
+    // A backend without multi-page rings gets one page whatever we would like.
+    let g = guest();
+    Blkback::add(&g.sim, VbdConfig::default());
+    let front = block_on(
+        g.ev,
+        Blkfront::connect_with(g.xs, g.ev, g.grants, 51712, config),
+    )
+    .unwrap();
+    assert_eq!(front.ring_size(), 32);
+}
+
+#[test]
+fn bad_backend_values_are_reported() {
+    let cases: [(&str, &str, &str); 6] = [
+        ("sectors", "banana", "sectors"),
+        ("sectors", "-1", "sectors"),
+        ("sector-size", "0", "sector-size"),
+        ("physical-sector-size", "1000", "physical-sector-size"),
+        ("info", "x", "info"),
+        ("discard-granularity", "lots", "discard-granularity"),
+    ];
+    for (key, value, reported) in cases {
+        let g = guest();
+        Blkback::add(
+            &g.sim,
+            VbdConfig {
+                extra_nodes: vec![(key.into(), value.into())],
+                ..Default::default()
+            },
+        );
+        let r = block_on(g.ev, Blkfront::connect(g.xs, g.ev, g.grants, 51712));
+        match r {
+            Err(BlkError::BadInfo(k, v)) => {
+                assert_eq!((k, v.as_str()), (reported, value));
+            }
+            other => panic!("{key}={value}: {:?}", other.err()),
+        }
+    }
+    // `mode` = r makes the disk read-only even without VDISK_READONLY.
+    let g = guest();
+    Blkback::add(
+        &g.sim,
+        VbdConfig {
+            extra_nodes: vec![("mode".into(), "r".into())],
+            ..Default::default()
+        },
+    );
+    let front = block_on(g.ev, Blkfront::connect(g.xs, g.ev, g.grants, 51712)).unwrap();
+    assert!(front.read_only());
+    assert_eq!(
+        block_on(g.ev, front.write(0, &[0; 512])),
+        Err(BlkError::ReadOnly)
+    );
 }

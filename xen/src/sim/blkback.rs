@@ -59,6 +59,11 @@ pub struct VbdConfig {
     pub discard: bool,
     /// Offer `feature-max-indirect-segments` with this value (0: no indirect requests).
     pub max_indirect_segments: u32,
+    /// Offer `max-ring-page-order` with this value (0: one-page rings only).
+    pub max_ring_page_order: u32,
+    /// Backend nodes written (or overwritten) after the disk's properties at connect time,
+    /// to present bad values to the frontend.
+    pub extra_nodes: Vec<(String, String)>,
 }
 
 impl Default for VbdConfig {
@@ -73,6 +78,8 @@ impl Default for VbdConfig {
             barrier: false,
             discard: true,
             max_indirect_segments: 0,
+            max_ring_page_order: 0,
+            extra_nodes: Vec::new(),
         }
     }
 }
@@ -221,6 +228,12 @@ pub fn toolstack_adds_vbd(sim: &Sim, config: &VbdConfig) -> (String, String) {
         ("removable", "0".to_string()),
         ("state", "2".to_string()),
     ];
+    if config.max_ring_page_order > 0 {
+        be_nodes.push((
+            "max-ring-page-order",
+            config.max_ring_page_order.to_string(),
+        ));
+    }
     if config.max_indirect_segments > 0 {
         // blkback publishes this at probe time, before InitWait.
         be_nodes.push((
@@ -245,7 +258,7 @@ pub fn toolstack_adds_vbd(sim: &Sim, config: &VbdConfig) -> (String, String) {
 
 struct Ring {
     back: BackRing<Req, Rsp>,
-    gref: GrantRef,
+    grefs: Vec<GrantRef>,
     base: *mut u8,
     dom0_port: Port,
 }
@@ -285,45 +298,59 @@ impl BlkbackDevice {
 
     /// The frontend is Initialised: map its ring, bind its port, publish the disk, connect.
     fn connect(&mut self, host: &mut Host) {
-        let gref = self
-            .fe_value("ring-ref")
-            .and_then(|v| v.parse::<u32>().ok());
-        let port = self
-            .fe_value("event-channel")
-            .and_then(|v| v.parse::<u32>().ok());
+        let num = |v: Option<String>| v.and_then(|v| v.parse::<u32>().ok());
+        let order = match self.fe_value("ring-page-order") {
+            None => Some(0),
+            Some(v) => num(Some(v)).filter(|&o| o <= self.config.max_ring_page_order),
+        };
+        let grefs: Option<Vec<u32>> = match order {
+            Some(0) => num(self.fe_value("ring-ref")).map(|g| std::vec![g]),
+            Some(o) => (0..1u32 << o)
+                .map(|i| num(self.fe_value(&format!("ring-ref{i}"))))
+                .collect(),
+            None => None,
+        };
+        let port = num(self.fe_value("event-channel"));
         let proto_ok = self.fe_value("protocol").is_none_or(|p| p == "x86_64-abi");
-        let (Some(gref), Some(port), true) = (gref, port, proto_ok) else {
+        let (Some(grefs), Some(port), true) = (grefs, port, proto_ok) else {
             self.write_be("state", "6");
             return;
         };
-        let Ok(base) = host.grants.map(DOM0, gref, true) else {
-            self.write_be("state", "6");
-            return;
-        };
-        let Some(area) = core::ptr::NonNull::new(base) else {
-            host.grants.unmap(gref);
-            self.write_be("state", "6");
-            return;
-        };
-        // SAFETY: the grant maps a live guest page of PAGE_SIZE bytes, kept mapped until we
-        // unmap it on close.
-        let shared = match unsafe { SharedRing::<Req, Rsp>::new(area, PAGE_SIZE) } {
-            Ok(s) => s,
-            Err(_) => {
-                host.grants.unmap(gref);
-                self.write_be("state", "6");
-                return;
+        // Map the ring's pages; they must be contiguous here (the simulator's mappings are
+        // the guest's own addresses, and the frontend allocates its ring in one piece).
+        let mut mapped: Vec<u32> = Vec::new();
+        let mut base: *mut u8 = core::ptr::null_mut();
+        let mut ok = true;
+        for (i, &g) in grefs.iter().enumerate() {
+            match host.grants.map(DOM0, g, true) {
+                Ok(p) => {
+                    mapped.push(g);
+                    if i == 0 {
+                        base = p;
+                    } else if p != base.wrapping_add(i * PAGE_SIZE) {
+                        ok = false;
+                    }
+                }
+                Err(_) => ok = false,
             }
-        };
-        let Ok(dom0_port) = host.dom0_bind(port) else {
-            host.grants.unmap(gref);
+        }
+        let area = core::ptr::NonNull::new(base).filter(|_| ok);
+        // SAFETY: the grants map live guest pages, contiguous from `area`, kept mapped until
+        // we unmap them on close.
+        let shared = area
+            .and_then(|a| unsafe { SharedRing::<Req, Rsp>::new(a, grefs.len() * PAGE_SIZE) }.ok());
+        let bound = shared.as_ref().and_then(|_| host.dom0_bind(port).ok());
+        let (Some(shared), Some(dom0_port)) = (shared, bound) else {
+            for g in mapped {
+                host.grants.unmap(g);
+            }
             self.write_be("state", "6");
             return;
         };
         self.port = Some(port);
         self.ring = Some(Ring {
             back: BackRing::new(shared),
-            gref,
+            grefs,
             base,
             dom0_port,
         });
@@ -340,13 +367,18 @@ impl BlkbackDevice {
             self.write_be("discard-granularity", c.sector_size.to_string());
             self.write_be("discard-alignment", "0");
         }
+        for (k, v) in self.config.extra_nodes.clone() {
+            self.write_be(&k, v);
+        }
         self.write_be("state", "4");
         self.state.borrow_mut().connected = true;
     }
 
     fn close(&mut self, host: &mut Host) {
         if let Some(r) = self.ring.take() {
-            host.grants.unmap(r.gref);
+            for g in r.grefs {
+                host.grants.unmap(g);
+            }
             let _ = host.evtchn.close(DOM0, r.dom0_port);
         }
         let mut st = self.state.borrow_mut();
