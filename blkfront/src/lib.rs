@@ -1062,6 +1062,23 @@ impl<'s, 'a, 'b, T: Transport> Io<'s, 'a, 'b, T> {
         }
     }
 
+    /// Lets go of the requests still in flight: answered ones are released, the others are
+    /// released when their response comes.
+    fn abandon(&mut self, inner: &mut Inner<'_>, wake: &mut Vec<Waker>) {
+        for (_, index, _) in self.inflight.drain(..) {
+            match inner.slots[index].state {
+                SlotState::Done(_) => inner.release(index, wake),
+                _ => {
+                    let s = &mut inner.slots[index];
+                    s.state = SlotState::Abandoned;
+                    s.waker = None;
+                }
+            }
+        }
+        // We may have been the task registered on the port.
+        inner.take_all_wakers(wake);
+    }
+
     fn poll_io(
         &mut self,
         cx: &mut Context<'_>,
@@ -1092,10 +1109,12 @@ impl<'s, 'a, 'b, T: Transport> Io<'s, 'a, 'b, T> {
                 self.inflight.swap_remove(i);
             }
             if let Some(Err(e)) = failure {
-                // The rest is abandoned when `self` is dropped.
+                // The call failed: let go of its other requests now.
+                self.abandon(&mut inner, wake);
                 return Poll::Ready(Err(e));
             }
             if let Some(e) = inner.broken {
+                self.abandon(&mut inner, wake);
                 return Poll::Ready(Err(BlkError::Ring(e)));
             }
             let mut pushed = false;
@@ -1169,18 +1188,7 @@ impl<T: Transport> Drop for Io<'_, '_, '_, T> {
         }
         let mut wake = Vec::new();
         if let Ok(mut inner) = self.front.inner.try_borrow_mut() {
-            for &(_, index, _) in &self.inflight {
-                match inner.slots[index].state {
-                    SlotState::Done(_) => inner.release(index, &mut wake),
-                    _ => {
-                        let s = &mut inner.slots[index];
-                        s.state = SlotState::Abandoned;
-                        s.waker = None;
-                    }
-                }
-            }
-            // We may have been the task registered on the port.
-            inner.take_all_wakers(&mut wake);
+            self.abandon(&mut inner, &mut wake);
         }
         for w in wake {
             w.wake();
