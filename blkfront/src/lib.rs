@@ -643,6 +643,9 @@ impl<'a, T: Transport> Blkfront<'a, T> {
                     }
                     tx.write(&format!("{node}/event-channel"), format!("{port}"))
                         .await?;
+                    // Our data pages are granted once, writable, and reused: the backend may
+                    // keep them mapped (blkif.h's persistent grants).
+                    tx.write(&format!("{node}/feature-persistent"), "1").await?;
                     tx.write(&format!("{node}/protocol"), "x86_64-abi").await
                 }
             })

@@ -148,6 +148,10 @@ fn handshake_publishes_the_ring_and_reads_the_disk_info() {
         front.port().to_string()
     );
     assert!(x.read_string(&format!("{fe}/ring-ref")).is_ok());
+    assert_eq!(
+        x.read_string(&format!("{fe}/feature-persistent")).unwrap(),
+        "1"
+    );
     assert_eq!(x.read_string(&format!("{fe}/state")).unwrap(), "4");
     assert_eq!(
         x.read_string(&format!("{}/state", back.backend_path()))
@@ -338,6 +342,9 @@ fn many_requests_in_flight_with_reordered_responses() {
     let st = back.state();
     assert!(st.stats.max_batch >= 16, "batch {}", st.stats.max_batch);
     assert_eq!(front.stats().max_in_flight, 32);
+    // Requests are published in batches: far fewer notifications than requests.
+    let fs = front.stats();
+    assert!(fs.notifications * 4 < fs.requests, "{fs:?}");
     assert_eq!(front.stats().bad_responses, 0);
     assert_eq!(front.in_flight(), 0);
 }
@@ -841,4 +848,20 @@ fn bad_backend_values_are_reported() {
         block_on(g.ev, front.write(0, &[0; 512])),
         Err(BlkError::ReadOnly)
     );
+}
+
+#[test]
+fn an_operation_the_backend_refuses_is_reported_as_unsupported() {
+    // The backend claims flush support but answers BLKIF_RSP_EOPNOTSUPP.
+    let (g, back, front) = setup(VbdConfig {
+        flush: false,
+        extra_nodes: vec![("feature-flush-cache".into(), "1".into())],
+        ..Default::default()
+    });
+    assert!(front.features().flush_cache);
+    block_on(g.ev, async {
+        assert_eq!(front.flush().await, Err(BlkError::Unsupported));
+        front.write(0, &[1; 512]).await.unwrap();
+    });
+    assert_eq!(back.state().stats.ops[0].0, BLKIF_OP_FLUSH_DISKCACHE);
 }
