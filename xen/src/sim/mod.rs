@@ -11,9 +11,9 @@
 
 #![allow(non_upper_case_globals)] // Xen's constant names
 
+pub mod blkback;
 pub mod evtchn;
 pub mod gnttab;
-pub mod blkback;
 pub mod netback;
 
 use crate::abi::{GNTTABOP_query_size, GNTTABOP_setup_table, GnttabQuerySize, GnttabSetupTable};
