@@ -31,22 +31,25 @@ mod wire;
 
 pub use vdev::vdev_from_name;
 
+use alloc::alloc::{alloc_zeroed, dealloc, Layout};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::cell::RefCell;
 use core::future::Future;
 use core::pin::Pin;
+use core::ptr::NonNull;
 use core::task::{Context, Poll, Waker};
 use wire::{Req, Rsp};
 use xenia_ring::{FrontRing, RingError, SharedRing};
+use xenia_xen::abi::XenbusState;
 use xenia_xen::abi::{
-    BlkifRequestSegment, BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_OP_DISCARD,
-    BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_READ, BLKIF_OP_WRITE, BLKIF_OP_WRITE_BARRIER,
-    BLKIF_RSP_EOPNOTSUPP, BLKIF_RSP_ERROR, BLKIF_RSP_OKAY, VDISK_READONLY,
+    BlkifRequestSegment, BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST, BLKIF_MAX_SEGMENTS_PER_REQUEST,
+    BLKIF_OP_DISCARD, BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_INDIRECT, BLKIF_OP_READ, BLKIF_OP_WRITE,
+    BLKIF_OP_WRITE_BARRIER, BLKIF_RSP_EOPNOTSUPP, BLKIF_RSP_ERROR, BLKIF_RSP_OKAY, VDISK_READONLY,
 };
-use xenia_xen::events::{EventChannels, EventError, Port};
-use xenia_xen::grant::{GrantError, GrantPool, GrantRef, GrantTable, GrantedPage, Page};
+use xenia_xen::events::{DomId, EventChannels, EventError, Port};
+use xenia_xen::grant::{GrantError, GrantPool, GrantRef, GrantTable, GrantedPage};
 use xenia_xen::memory::PAGE_SIZE;
 use xenia_xen::xenbus::{self, Frontend, XenbusError};
 use xenia_xen::xenstore::{Transport, Xenstore};
@@ -57,6 +60,10 @@ pub const WIRE_SECTOR: usize = 512;
 const SECTORS_PER_PAGE: usize = PAGE_SIZE / WIRE_SECTOR;
 // `last_sect` of a whole page is 7.
 const _: () = assert!(SECTORS_PER_PAGE == 8);
+/// Largest ring we use: 16 pages (Linux's limit too).
+const MAX_RING_PAGE_ORDER: u32 = 4;
+/// Segments in one indirect page.
+const SEGS_PER_INDIRECT_PAGE: usize = PAGE_SIZE / core::mem::size_of::<BlkifRequestSegment>();
 /// The most data one direct request carries.
 pub const MAX_REQUEST_BYTES: usize = BLKIF_MAX_SEGMENTS_PER_REQUEST * PAGE_SIZE;
 
@@ -165,7 +172,7 @@ pub struct Features {
     pub persistent: bool,
     /// `feature-max-indirect-segments` (0: none). Offered, but not used by this driver.
     pub max_indirect_segments: u32,
-    /// `max-ring-page-order` (0: one page). Offered, but this driver uses one ring page.
+    /// `max-ring-page-order`: the backend accepts rings of up to `2^order` pages.
     pub max_ring_page_order: u32,
 }
 
@@ -205,14 +212,23 @@ pub struct Stats {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Config {
     /// Bounce pages granted to the backend (at least [`BLKIF_MAX_SEGMENTS_PER_REQUEST`]);
-    /// `ring size * 11` lets every ring slot carry a full request.
+    /// `ring size * 11` lets every ring slot carry a full direct request.
     pub pool_pages: usize,
+    /// Most segments (pages) per indirect request, if the backend offers
+    /// `feature-max-indirect-segments` (its value caps this too). 0 or at most 11: indirect
+    /// requests are not used.
+    pub max_indirect_segments: u32,
+    /// Use a ring of up to `2^order` pages (more requests in flight) if the backend offers
+    /// `max-ring-page-order`; capped at 4 (16 pages).
+    pub max_ring_page_order: u32,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
             pool_pages: xenia_xen::abi::BLKIF_RING_SIZE * BLKIF_MAX_SEGMENTS_PER_REQUEST,
+            max_indirect_segments: 64,
+            max_ring_page_order: 0,
         }
     }
 }
@@ -229,7 +245,10 @@ enum SlotState {
 
 struct Slot {
     gen: u32,
+    /// The operation the response must name.
     op: u8,
+    /// An indirect request: its response may also name `BLKIF_OP_INDIRECT`.
+    indirect: bool,
     state: SlotState,
     pages: Vec<GrantedPage>,
     waker: Option<Waker>,
@@ -247,8 +266,13 @@ struct Inner<'a> {
 }
 
 impl Inner<'_> {
+    /// Requests sent whose response has not been matched (some may never be, if the
+    /// backend answered them with a bad id).
     fn in_flight(&self) -> u32 {
-        self.ring.outstanding_requests()
+        self.slots
+            .iter()
+            .filter(|s| matches!(s.state, SlotState::InFlight | SlotState::Abandoned))
+            .count() as u32
     }
 
     /// Wakers of every task that waits on this device.
@@ -300,7 +324,8 @@ impl Inner<'_> {
                 continue;
             };
             self.stats.responses += 1;
-            let result = if op != slot.op {
+            let op_ok = op == slot.op || (slot.indirect && op == BLKIF_OP_INDIRECT);
+            let result = if !op_ok {
                 self.stats.wrong_operation += 1;
                 log::warn!(
                     "blkfront: response to id {id:#x} has operation {op}, not {}",
@@ -345,6 +370,7 @@ impl Inner<'_> {
     fn try_submit(
         &mut self,
         op: u8,
+        indirect: bool,
         npages: usize,
         build: impl FnOnce(u64, &[GrantedPage]) -> Req,
     ) -> Option<(usize, u32)> {
@@ -359,6 +385,7 @@ impl Inner<'_> {
         }
         slot.gen = slot.gen.wrapping_add(1);
         slot.op = op;
+        slot.indirect = indirect;
         slot.state = SlotState::InFlight;
         let gen = slot.gen;
         let id = u64::from(gen) << 32 | index as u64;
@@ -383,12 +410,73 @@ pub struct Blkfront<'a, T: Transport> {
     events: &'a EventChannels,
     grants: &'a GrantTable,
     port: Port,
-    ring_gref: GrantRef,
-    /// The ring page. `None` once leaked (the backend still mapped it when we let go).
-    ring_page: Option<Page>,
+    /// The ring's pages. `None` once leaked (the backend still mapped them when we let go).
+    ring_area: Option<RingArea>,
     handle: u16,
+    /// Most data pages per request (11 without indirect requests).
+    segs_per_request: usize,
+    config: Config,
     info: DiskInfo,
     features: Features,
+}
+
+/// The shared ring: `2^order` contiguous, page-aligned, zeroed pages, each granted to the
+/// backend.
+struct RingArea {
+    ptr: NonNull<u8>,
+    pages: usize,
+    grefs: Vec<GrantRef>,
+}
+
+impl RingArea {
+    fn layout(pages: usize) -> Option<Layout> {
+        Layout::from_size_align(pages * PAGE_SIZE, PAGE_SIZE).ok()
+    }
+
+    fn new(grants: &GrantTable, backend: DomId, order: u32) -> Result<RingArea, BlkError> {
+        let pages = 1usize << order;
+        let layout = Self::layout(pages).ok_or(BlkError::NoMemory)?;
+        // SAFETY: the layout has a non-zero size.
+        let ptr = NonNull::new(unsafe { alloc_zeroed(layout) }).ok_or(BlkError::NoMemory)?;
+        let mut area = RingArea {
+            ptr,
+            pages,
+            grefs: Vec::with_capacity(pages),
+        };
+        for i in 0..pages {
+            // SAFETY: page i lies inside the allocation.
+            let page = unsafe { ptr.add(i * PAGE_SIZE) };
+            match grants.grant_page(backend, page, false) {
+                Ok(g) => area.grefs.push(g),
+                Err(e) => {
+                    area.end(grants);
+                    return Err(e.into());
+                }
+            }
+        }
+        Ok(area)
+    }
+
+    /// Ends the grants; false if the backend still maps a page (then the memory must not be
+    /// freed).
+    fn end(&mut self, grants: &GrantTable) -> bool {
+        let mut all = true;
+        for &g in &self.grefs {
+            all &= grants.end_access(g).is_ok();
+        }
+        self.grefs.clear();
+        all
+    }
+}
+
+impl Drop for RingArea {
+    fn drop(&mut self) {
+        if let Some(layout) = Self::layout(self.pages) {
+            // SAFETY: allocated in `new` with this layout; callers leak (forget) an area the
+            // backend may still map instead of dropping it.
+            unsafe { dealloc(self.ptr.as_ptr(), layout) }
+        }
+    }
 }
 
 fn parse<N: core::str::FromStr>(key: &'static str, v: &str) -> Result<N, BlkError> {
@@ -444,17 +532,36 @@ impl<'a, T: Transport> Blkfront<'a, T> {
     ) -> Result<Self, BlkError> {
         let dev = Frontend::find(xs, "vbd", index).await?;
         let backend = dev.backend_id();
-        let page = Page::new().ok_or(BlkError::NoMemory)?;
-        // SAFETY: the page is ours, page-aligned, PAGE_SIZE bytes, and lives in `ring_page`
-        // for as long as the ring (it is leaked if the backend keeps it mapped).
-        let shared = unsafe { SharedRing::<Req, Rsp>::new(page.as_non_null(), PAGE_SIZE) }
-            .map_err(BlkError::Ring)?;
+        // The backend publishes max-ring-page-order before InitWait.
+        dev.wait_backend(|s| matches!(s, XenbusState::InitWait | XenbusState::Connected))
+            .await?;
+        let max_order: u32 = match dev.backend_value("max-ring-page-order").await? {
+            None => 0,
+            Some(v) => parse("max-ring-page-order", &v)?,
+        };
+        let order = max_order
+            .min(config.max_ring_page_order)
+            .min(MAX_RING_PAGE_ORDER);
+        let mut area = RingArea::new(grants, backend, order)?;
+        // SAFETY: the area is ours, page-aligned, `pages * PAGE_SIZE` bytes, and lives in
+        // `ring_area` for as long as the ring (it is leaked if the backend keeps it mapped).
+        let shared = match unsafe { SharedRing::<Req, Rsp>::new(area.ptr, area.pages * PAGE_SIZE) }
+        {
+            Ok(s) => s,
+            Err(e) => {
+                if !area.end(grants) {
+                    core::mem::forget(area);
+                }
+                return Err(BlkError::Ring(e));
+            }
+        };
         let ring = FrontRing::init(shared);
-        let ring_gref = grants.grant_page(backend, page.as_non_null(), false)?;
         let port = match events.alloc_unbound(backend) {
             Ok(p) => p,
             Err(e) => {
-                let _ = grants.end_access(ring_gref);
+                if !area.end(grants) {
+                    core::mem::forget(area);
+                }
                 return Err(e.into());
             }
         };
@@ -466,20 +573,24 @@ impl<'a, T: Transport> Blkfront<'a, T> {
         ) {
             Ok(p) => p,
             Err(e) => {
-                let _ = grants.end_access(ring_gref);
+                if !area.end(grants) {
+                    core::mem::forget(area);
+                }
                 let _ = events.close(port);
                 return Err(e.into());
             }
         };
+        let grefs = area.grefs.clone();
         let size = ring.size() as usize;
         let mut front = Blkfront {
             dev,
             events,
             grants,
             port,
-            ring_gref,
-            ring_page: Some(page),
+            ring_area: Some(area),
             handle: index as u16,
+            segs_per_request: BLKIF_MAX_SEGMENTS_PER_REQUEST,
+            config,
             info: DiskInfo {
                 sectors: 0,
                 sector_size: 512,
@@ -495,6 +606,7 @@ impl<'a, T: Transport> Blkfront<'a, T> {
                     .map(|_| Slot {
                         gen: 0,
                         op: 0,
+                        indirect: false,
                         state: SlotState::Free,
                         pages: Vec::new(),
                         waker: None,
@@ -509,12 +621,33 @@ impl<'a, T: Transport> Blkfront<'a, T> {
         // On error from here on, dropping `front` ends the grants and closes the port.
         front
             .dev
-            .connect(|tx, node| async move {
-                tx.write(&format!("{node}/ring-ref"), format!("{ring_gref}"))
-                    .await?;
-                tx.write(&format!("{node}/event-channel"), format!("{port}"))
-                    .await?;
-                tx.write(&format!("{node}/protocol"), "x86_64-abi").await
+            .connect(|tx, node| {
+                let grefs = grefs.clone();
+                async move {
+                    if grefs.len() == 1 {
+                        tx.write(&format!("{node}/ring-ref"), format!("{}", grefs[0]))
+                            .await?;
+                    } else {
+                        tx.write(&format!("{node}/ring-page-order"), format!("{order}"))
+                            .await?;
+                        // The older name of the same thing, for backends that read it.
+                        tx.write(
+                            &format!("{node}/num-ring-pages"),
+                            format!("{}", grefs.len()),
+                        )
+                        .await?;
+                        for (i, g) in grefs.iter().enumerate() {
+                            tx.write(&format!("{node}/ring-ref{i}"), format!("{g}"))
+                                .await?;
+                        }
+                    }
+                    tx.write(&format!("{node}/event-channel"), format!("{port}"))
+                        .await?;
+                    // Our data pages are granted once, writable, and reused: the backend may
+                    // keep them mapped (blkif.h's persistent grants).
+                    tx.write(&format!("{node}/feature-persistent"), "1").await?;
+                    tx.write(&format!("{node}/protocol"), "x86_64-abi").await
+                }
             })
             .await?;
         front.read_info().await?;
@@ -534,10 +667,8 @@ impl<'a, T: Transport> Blkfront<'a, T> {
         if !sector_size.is_power_of_two() || !(512..=PAGE_SIZE as u32).contains(&sector_size) {
             return Err(BlkError::BadInfo("sector-size", ss_text));
         }
-        if sectors
-            .checked_mul(u64::from(sector_size))
-            .is_none_or(|b| b / WIRE_SECTOR as u64 > u64::MAX / 2)
-        {
+        // The size in bytes must fit in 64 bits (so every wire sector number does).
+        if sectors.checked_mul(u64::from(sector_size)).is_none() {
             return Err(BlkError::BadInfo("sectors", format!("{sectors}")));
         }
         let physical_sector_size = match dev.backend_value("physical-sector-size").await? {
@@ -580,6 +711,17 @@ impl<'a, T: Transport> Blkfront<'a, T> {
             read_only: info & VDISK_READONLY != 0 || mode_ro,
         };
         self.features = features;
+        // Indirect requests: as many segments as both sides allow and the pool can hold
+        // together with their indirect pages.
+        let pool = self.inner.get_mut().pool.total();
+        let max_ind = SEGS_PER_INDIRECT_PAGE * BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST;
+        let segs = (features.max_indirect_segments as usize)
+            .min(self.config.max_indirect_segments as usize)
+            .min(max_ind)
+            .min(pool.saturating_sub(BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST));
+        if segs > BLKIF_MAX_SEGMENTS_PER_REQUEST {
+            self.segs_per_request = segs;
+        }
         Ok(())
     }
 
@@ -623,9 +765,16 @@ impl<'a, T: Transport> Blkfront<'a, T> {
         self.inner.borrow().slots.len()
     }
 
-    /// Requests in flight (including ones whose caller went away).
+    /// Requests sent whose response was not matched yet: including those whose caller went
+    /// away, and those the backend answered with a bad id (their slot and pages stay
+    /// reserved, since the backend may still use the pages).
     pub fn in_flight(&self) -> u32 {
         self.inner.borrow().in_flight()
+    }
+
+    /// Most data pages one request carries: 11, or more with indirect requests.
+    pub fn segments_per_request(&self) -> usize {
+        self.segs_per_request
     }
 
     /// Counters.
@@ -752,9 +901,11 @@ impl<T: Transport> Drop for Blkfront<'_, T> {
             }
         }
         // The pool ends its grants when it is dropped (keeping pages still mapped).
-        if self.grants.end_access(self.ring_gref).is_err() {
-            // The backend still maps the ring: leave the page to it.
-            core::mem::forget(self.ring_page.take());
+        if let Some(mut area) = self.ring_area.take() {
+            if !area.end(self.grants) {
+                // The backend still maps the ring: leave the memory to it.
+                core::mem::forget(area);
+            }
         }
         let _ = self.events.close(self.port);
     }
@@ -795,6 +946,8 @@ struct Io<'s, 'a, 'b, T: Transport> {
     chunks: usize,
     /// Next request to submit.
     next: usize,
+    /// Bytes per request.
+    chunk_bytes: usize,
     /// (chunk, slot, generation) of the requests in flight.
     inflight: Vec<(usize, usize, u32)>,
 }
@@ -802,13 +955,15 @@ struct Io<'s, 'a, 'b, T: Transport> {
 impl<'s, 'a, 'b, T: Transport> Io<'s, 'a, 'b, T> {
     fn new(front: &'s Blkfront<'a, T>, kind: Kind<'b>, sector: u64) -> Self {
         let len = kind.len();
+        let chunk_bytes = front.segs_per_request * PAGE_SIZE;
         let chunks = if len == 0 {
             1
         } else {
-            len.div_ceil(MAX_REQUEST_BYTES)
+            len.div_ceil(chunk_bytes)
         };
         Io {
             front,
+            chunk_bytes,
             kind,
             sector,
             chunks,
@@ -820,8 +975,8 @@ impl<'s, 'a, 'b, T: Transport> Io<'s, 'a, 'b, T> {
     /// Submits request `chunk` if resources allow.
     fn submit(&mut self, inner: &mut Inner<'_>, chunk: usize) -> Option<(usize, u32)> {
         let handle = self.front.handle;
-        let off = chunk * MAX_REQUEST_BYTES;
-        let len = self.kind.len().saturating_sub(off).min(MAX_REQUEST_BYTES);
+        let off = chunk * self.chunk_bytes;
+        let len = self.kind.len().saturating_sub(off).min(self.chunk_bytes);
         let sector = self.sector + (off / WIRE_SECTOR) as u64;
         match &self.kind {
             Kind::Read(_) | Kind::Write(_) => {
@@ -829,10 +984,16 @@ impl<'s, 'a, 'b, T: Transport> Io<'s, 'a, 'b, T> {
                     Kind::Write(b) => (BLKIF_OP_WRITE, Some(&b[off..off + len])),
                     _ => (BLKIF_OP_READ, None),
                 };
-                let npages = len.div_ceil(PAGE_SIZE);
-                inner.try_submit(op, npages, |id, pages| {
-                    let mut segs = [BlkifRequestSegment::default(); BLKIF_MAX_SEGMENTS_PER_REQUEST];
-                    for (i, (seg, page)) in segs.iter_mut().zip(pages).enumerate() {
+                let nsegs = len.div_ceil(PAGE_SIZE);
+                let indirect = nsegs > BLKIF_MAX_SEGMENTS_PER_REQUEST;
+                let ind_pages = if indirect {
+                    nsegs.div_ceil(SEGS_PER_INDIRECT_PAGE)
+                } else {
+                    0
+                };
+                inner.try_submit(op, indirect, nsegs + ind_pages, |id, pages| {
+                    let (data_pages, ind) = pages.split_at(nsegs);
+                    let seg = |i: usize, page: &GrantedPage| {
                         let bytes = (len - i * PAGE_SIZE).min(PAGE_SIZE);
                         if let Some(d) = data {
                             // SAFETY: the page is a live PAGE_SIZE allocation of the pool, not
@@ -845,24 +1006,43 @@ impl<'s, 'a, 'b, T: Transport> Io<'s, 'a, 'b, T> {
                                 )
                             };
                         }
-                        *seg = BlkifRequestSegment {
+                        BlkifRequestSegment {
                             gref: page.gref(),
                             first_sect: 0,
                             last_sect: (bytes / WIRE_SECTOR - 1) as u8,
-                        };
+                        }
+                    };
+                    if !indirect {
+                        let mut segs =
+                            [BlkifRequestSegment::default(); BLKIF_MAX_SEGMENTS_PER_REQUEST];
+                        for (i, (s, page)) in segs.iter_mut().zip(data_pages).enumerate() {
+                            *s = seg(i, page);
+                        }
+                        return wire::request(op, handle, id, sector, &segs[..nsegs]);
                     }
-                    wire::request(op, handle, id, sector, &segs[..pages.len()])
+                    let mut grefs = [0u32; BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST];
+                    for (g, p) in grefs.iter_mut().zip(ind) {
+                        *g = p.gref();
+                    }
+                    for (i, page) in data_pages.iter().enumerate() {
+                        let entry = wire::segment(&seg(i, page));
+                        let table = ind[i / SEGS_PER_INDIRECT_PAGE].as_ptr() as *mut u64;
+                        // SAFETY: the indirect page is a live, page-aligned PAGE_SIZE
+                        // allocation of the pool; entry `i % 512` of 8 bytes is inside it.
+                        unsafe { table.add(i % SEGS_PER_INDIRECT_PAGE).write(entry) };
+                    }
+                    wire::indirect(op, nsegs as u16, handle, id, sector, &grefs[..ind_pages])
                 })
             }
             Kind::Flush(op) => {
                 let op = *op;
-                inner.try_submit(op, 0, |id, _| wire::request(op, handle, id, 0, &[]))
+                inner.try_submit(op, false, 0, |id, _| wire::request(op, handle, id, 0, &[]))
             }
             Kind::Discard(nr) => {
                 let nr = *nr;
                 // Plain discard: we never ask for BLKIF_DISCARD_SECURE.
                 let flag = 0;
-                inner.try_submit(BLKIF_OP_DISCARD, 0, |id, _| {
+                inner.try_submit(BLKIF_OP_DISCARD, false, 0, |id, _| {
                     wire::discard(BLKIF_OP_DISCARD, flag, handle, id, sector, nr)
                 })
             }
@@ -872,9 +1052,10 @@ impl<'s, 'a, 'b, T: Transport> Io<'s, 'a, 'b, T> {
     /// Copies a completed read's pages into the caller's buffer.
     fn copy_out(&mut self, slot: &Slot, chunk: usize) {
         if let Kind::Read(buf) = &mut self.kind {
-            let off = chunk * MAX_REQUEST_BYTES;
-            let len = buf.len().saturating_sub(off).min(MAX_REQUEST_BYTES);
-            for (i, page) in slot.pages.iter().enumerate() {
+            let off = chunk * self.chunk_bytes;
+            let len = buf.len().saturating_sub(off).min(self.chunk_bytes);
+            // Data pages come first; indirect pages (if any) follow.
+            for (i, page) in slot.pages.iter().take(len.div_ceil(PAGE_SIZE)).enumerate() {
                 let bytes = (len - i * PAGE_SIZE).min(PAGE_SIZE);
                 let dst = &mut buf[off + i * PAGE_SIZE..off + i * PAGE_SIZE + bytes];
                 // SAFETY: the page is a live PAGE_SIZE allocation; the backend answered, so it
@@ -882,6 +1063,23 @@ impl<'s, 'a, 'b, T: Transport> Io<'s, 'a, 'b, T> {
                 unsafe { core::ptr::copy_nonoverlapping(page.as_ptr(), dst.as_mut_ptr(), bytes) };
             }
         }
+    }
+
+    /// Lets go of the requests still in flight: answered ones are released, the others are
+    /// released when their response comes.
+    fn abandon(&mut self, inner: &mut Inner<'_>, wake: &mut Vec<Waker>) {
+        for (_, index, _) in self.inflight.drain(..) {
+            match inner.slots[index].state {
+                SlotState::Done(_) => inner.release(index, wake),
+                _ => {
+                    let s = &mut inner.slots[index];
+                    s.state = SlotState::Abandoned;
+                    s.waker = None;
+                }
+            }
+        }
+        // We may have been the task registered on the port.
+        inner.take_all_wakers(wake);
     }
 
     fn poll_io(
@@ -914,10 +1112,12 @@ impl<'s, 'a, 'b, T: Transport> Io<'s, 'a, 'b, T> {
                 self.inflight.swap_remove(i);
             }
             if let Some(Err(e)) = failure {
-                // The rest is abandoned when `self` is dropped.
+                // The call failed: let go of its other requests now.
+                self.abandon(&mut inner, wake);
                 return Poll::Ready(Err(e));
             }
             if let Some(e) = inner.broken {
+                self.abandon(&mut inner, wake);
                 return Poll::Ready(Err(BlkError::Ring(e)));
             }
             let mut pushed = false;
@@ -946,7 +1146,7 @@ impl<'s, 'a, 'b, T: Transport> Io<'s, 'a, 'b, T> {
             if self.next < self.chunks {
                 inner.waiters.push(cx.waker().clone());
             }
-            if inner.in_flight() == 0 {
+            if inner.ring.outstanding_requests() == 0 {
                 // Nothing can complete: the slots or pages we wait for are held by other
                 // tasks' finished requests, which those tasks release (and wake us).
                 return Poll::Pending;
@@ -991,18 +1191,7 @@ impl<T: Transport> Drop for Io<'_, '_, '_, T> {
         }
         let mut wake = Vec::new();
         if let Ok(mut inner) = self.front.inner.try_borrow_mut() {
-            for &(_, index, _) in &self.inflight {
-                match inner.slots[index].state {
-                    SlotState::Done(_) => inner.release(index, &mut wake),
-                    _ => {
-                        let s = &mut inner.slots[index];
-                        s.state = SlotState::Abandoned;
-                        s.waker = None;
-                    }
-                }
-            }
-            // We may have been the task registered on the port.
-            inner.take_all_wakers(&mut wake);
+            self.abandon(&mut inner, &mut wake);
         }
         for w in wake {
             w.wake();

@@ -6,7 +6,10 @@
 //! The ring therefore holds arrays of words ([`Req`], [`Rsp`]) that we fill field by field.
 //! The field offsets are checked against [`xenia_xen::abi`] in the tests below.
 
-use xenia_xen::abi::{BlkifRequestSegment, BLKIF_MAX_SEGMENTS_PER_REQUEST};
+use xenia_xen::abi::{
+    BlkifRequestSegment, BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST, BLKIF_MAX_SEGMENTS_PER_REQUEST,
+    BLKIF_OP_INDIRECT,
+};
 
 #[cfg(not(target_endian = "little"))]
 compile_error!("the blkif x86_64 ABI is little-endian");
@@ -32,7 +35,7 @@ pub fn request(
     w[2] = sector;
     // Segments from byte 24, 8 bytes each: gref (u32), first_sect, last_sect, 2 padding.
     for (slot, s) in w[3..].iter_mut().zip(segs) {
-        *slot = u64::from(s.gref) | u64::from(s.first_sect) << 32 | u64::from(s.last_sect) << 40;
+        *slot = segment(s);
     }
     w
 }
@@ -47,6 +50,37 @@ pub fn discard(operation: u8, flag: u8, handle: u16, id: u64, sector: u64, nr: u
     w
 }
 
+/// An indirect request (`struct blkif_request_indirect`): `nr_segments` segments in the pages
+/// granted as `indirect` (at most [`BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST`]).
+pub fn indirect(
+    indirect_op: u8,
+    nr_segments: u16,
+    handle: u16,
+    id: u64,
+    sector: u64,
+    indirect: &[u32],
+) -> Req {
+    debug_assert!(indirect.len() <= BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST);
+    let mut w = [0u64; 14];
+    // Bytes 0..4: operation, indirect_op, nr_segments; 4..8 padding.
+    w[0] =
+        u64::from(BLKIF_OP_INDIRECT) | u64::from(indirect_op) << 8 | u64::from(nr_segments) << 16;
+    w[1] = id;
+    w[2] = sector;
+    // Byte 24: handle, 2 bytes of padding; grants from byte 28, 4 bytes each.
+    w[3] = u64::from(handle);
+    for (i, g) in indirect.iter().enumerate() {
+        let byte = 28 + 4 * i;
+        w[byte / 8] |= u64::from(*g) << (8 * (byte % 8));
+    }
+    w
+}
+
+/// One segment as it is stored in an indirect page (8 bytes, little-endian).
+pub fn segment(s: &BlkifRequestSegment) -> u64 {
+    u64::from(s.gref) | u64::from(s.first_sect) << 32 | u64::from(s.last_sect) << 40
+}
+
 /// A decoded response: `(id, operation, status)`.
 pub fn response(r: Rsp) -> (u64, u8, i16) {
     // Bytes 8: operation; 9 padding; 10..12 status.
@@ -57,7 +91,9 @@ pub fn response(r: Rsp) -> (u64, u8, i16) {
 mod tests {
     use super::*;
     use core::mem::{offset_of, size_of};
-    use xenia_xen::abi::{BlkifRequest, BlkifRequestDiscard, BlkifResponse, BlkifSringEntry};
+    use xenia_xen::abi::{
+        BlkifRequest, BlkifRequestDiscard, BlkifRequestIndirect, BlkifResponse, BlkifSringEntry,
+    };
 
     #[test]
     fn offsets_match_the_abi() {
@@ -78,6 +114,12 @@ mod tests {
         assert_eq!(offset_of!(BlkifRequestDiscard, id), 8);
         assert_eq!(offset_of!(BlkifRequestDiscard, sector_number), 16);
         assert_eq!(offset_of!(BlkifRequestDiscard, nr_sectors), 24);
+        assert_eq!(offset_of!(BlkifRequestIndirect, indirect_op), 1);
+        assert_eq!(offset_of!(BlkifRequestIndirect, nr_segments), 2);
+        assert_eq!(offset_of!(BlkifRequestIndirect, id), 8);
+        assert_eq!(offset_of!(BlkifRequestIndirect, sector_number), 16);
+        assert_eq!(offset_of!(BlkifRequestIndirect, handle), 24);
+        assert_eq!(offset_of!(BlkifRequestIndirect, indirect_grefs), 28);
         assert_eq!(offset_of!(BlkifResponse, id), 0);
         assert_eq!(offset_of!(BlkifResponse, operation), 8);
         assert_eq!(offset_of!(BlkifResponse, status), 10);
@@ -115,6 +157,11 @@ mod tests {
         assert_eq!(&b[24..32], &[4, 3, 2, 1, 1, 7, 0, 0]);
         assert_eq!(&b[32..40], &[9, 0, 0, 0, 0, 3, 0, 0]);
         assert!(b[40..].iter().all(|&x| x == 0));
+        let ind = bytes(&indirect(1, 300, 0xbeef, 5, 6, &[10, 11, 12]));
+        assert_eq!(&ind[0..4], &[6, 1, 44, 1]);
+        assert_eq!(&ind[24..28], &[0xef, 0xbe, 0, 0]);
+        assert_eq!(&ind[28..40], &[10, 0, 0, 0, 11, 0, 0, 0, 12, 0, 0, 0]);
+        assert!(ind[40..].iter().all(|&x| x == 0));
         let d = bytes(&discard(5, 1, 7, 3, 100, 200));
         assert_eq!(&d[0..4], &[5, 1, 7, 0]);
         assert_eq!(u64::from_le_bytes(d[24..32].try_into().unwrap()), 200);

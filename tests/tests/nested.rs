@@ -10,7 +10,7 @@
 use std::sync::OnceLock;
 
 use xenia_tests::serial::Outcome;
-use xenia_tests::session::{repo_root, Scenario, ScenarioResult, Session};
+use xenia_tests::session::{target_dir, Scenario, ScenarioResult, Session};
 use xenia_tests::xl::XlValue;
 
 /// A distinctive command line for hello: it must come back exactly.
@@ -62,7 +62,7 @@ fn session() -> &'static Session {
         "nested tests need XENIA_NESTED=1 (they boot QEMU); use scripts/test"
     );
     let s = SESSION.get_or_init(|| {
-        let dir = repo_root().join("target/xen/nested");
+        let dir = target_dir().join("xen/nested");
         let s = Session::run(&dir, &scenarios());
         if let Ok(s) = &s {
             let f = |v: Option<f64>| v.map_or("?".to_string(), |v| format!("{v:.1} s"));

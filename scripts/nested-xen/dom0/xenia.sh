@@ -1,4 +1,4 @@
-# shellcheck shell=sh
+# shellcheck shell=dash
 # Helpers for a nested-Xen job (sourced by dom0's /init before it runs /job/job.sh).
 # Runs under busybox ash in dom0; everything a job prints goes to the serial line.
 #
@@ -58,7 +58,7 @@ xenia_check_name() {
 
 # Start streaming domain $1's console log as `con` lines (stopped by xenia_stop_follow).
 xenia_follow() {
-    local d=$1
+    local d="$1"
     rm -f "$XENIA_RUN/$d.fifo"
     mkfifo "$XENIA_RUN/$d.fifo"
     # awk stamps each line when it arrives; it exits when tail is killed (EOF on the fifo).
@@ -75,7 +75,7 @@ xenia_follow() {
 }
 
 xenia_stop_follow() {
-    local d=$1
+    local d="$1"
     [ -f "$XENIA_RUN/$d.tail.pid" ] || return 0
     kill "$(cat "$XENIA_RUN/$d.tail.pid")" 2>/dev/null
     # Let awk drain the fifo and exit (bounded wait).
@@ -90,7 +90,7 @@ xenia_stop_follow() {
 # xenia_create CFG: `xl create CFG`, streaming the domain's console while it runs.
 # Emits `create` (and xl's output as `out` lines). Returns xl's exit status.
 xenia_create() {
-    local cfg=$1 d t0 rc secs
+    local cfg="$1" d t0 rc secs
     d=$(xenia_cfg_name "$cfg")
     xenia_check_name "$d" || return 1
     # Fresh state for this domain: no old console log, an empty hypervisor log ring.
@@ -133,7 +133,7 @@ xenia_shutdown_reason() {
 # its creation passed (timeout). Domains that did not power off get their `xl dmesg` printed and
 # are destroyed. Emits `end`; returns 0 for poweroff and 1 otherwise.
 xenia_wait_end() {
-    local d=$1 limit=$2 outcome= state reason missing=0 secs
+    local d="$1" limit="$2" outcome="" state reason missing=0 secs
     while [ -z "$outcome" ]; do
         reason=$(xenia_shutdown_reason "$d")
         state=$(xl list "$d" 2>/dev/null | awk 'NR == 2 { print $5 }')
@@ -172,7 +172,7 @@ xenia_dmesg() {
 
 # xenia_console DOMAIN: the domain's whole console log, plus a checksum line (see `logsum`).
 xenia_console() {
-    local d=$1 norm=$XENIA_RUN/$1.console
+    local d="$1" norm="$XENIA_RUN/$1.console"
     if [ -f "$XENIA_CONSOLE_DIR/guest-$d.log" ]; then
         awk '{ sub(/\r+$/, ""); print }' "$XENIA_CONSOLE_DIR/guest-$d.log" >"$norm"
     else
@@ -184,7 +184,7 @@ xenia_console() {
 
 # xenia_run DOMAIN CMD...: run a dom0 command, its output as `out` lines of DOMAIN.
 xenia_run() {
-    local d=$1 rc
+    local d="$1" rc
     shift
     "$@" >"$XENIA_RUN/run.out" 2>&1
     rc=$?

@@ -11,8 +11,10 @@
 
 #![allow(non_upper_case_globals)] // Xen's constant names
 
+pub mod blkback;
 pub mod evtchn;
 pub mod gnttab;
+pub mod netback;
 
 use crate::abi::{GNTTABOP_query_size, GNTTABOP_setup_table, GnttabQuerySize, GnttabSetupTable};
 use crate::events::{DomId, Port, DOMID_SELF, NR_PORTS};

@@ -1,0 +1,745 @@
+//! A simulated netback (rx-copy, like Linux's `xen-netback`), for host tests of netfront.
+//!
+//! [`Netback::new`] writes what the toolstack and netback write for device `vif/<index>` of
+//! the guest (the frontend's `backend`, `backend-id`, `state`, `mac`; the backend's
+//! `frontend`, `frontend-id`, features, `mtu`, `state` = InitWait) and registers a
+//! [`Backend`] with the simulator. When the frontend is `Initialised` it maps the two rings,
+//! binds the event channel and switches to `Connected`.
+//!
+//! The host side of the link is the test: [`Netback::inject`] queues a frame for the guest
+//! (copied into the guest's posted rx pages, as rx-copy netback does), [`Netback::pop_sent`]
+//! takes a frame the guest sent (copied out of its tx pages). The backend only looks at a
+//! ring after an event from the guest (or a frame injected by the test), and arms
+//! `req_event` like a real backend, so a frontend that forgets to notify stalls here too.
+//!
+//! [`Fault`]s make the next responses hostile (bad ids, statuses, sizes, flags, endless
+//! chains, a producer index overrun), and [`Netback::set_stopped`] makes the backend stop
+//! answering.
+
+use super::xenstored::Xenstored;
+use super::{Backend, Host, Sim, DOM0, GUEST_DOMID};
+use crate::abi::{
+    NETRXF_extra_info, NETRXF_more_data, NETTXF_more_data, NetifRxRequest, NetifRxResponse,
+    NetifTxRequest, NetifTxResponse, NETIF_RSP_ERROR, NETIF_RSP_OKAY, XEN_NETIF_EXTRA_TYPE_GSO,
+};
+use crate::events::Port;
+use crate::grant::GrantRef;
+use crate::memory::PAGE_SIZE;
+use crate::xenstore::{Access, Perm};
+use std::boxed::Box;
+use std::cell::RefCell;
+use std::collections::{BTreeSet, VecDeque};
+use std::format;
+use std::rc::Rc;
+use std::string::{String, ToString};
+use std::vec::Vec;
+use xenia_ring::{BackRing, RingMessage, SharedRing};
+
+macro_rules! ring_message {
+    ($name:ident, $inner:ty) => {
+        #[repr(transparent)]
+        #[derive(Clone, Copy, Debug, Default)]
+        struct $name($inner);
+        // SAFETY: a `#[repr(C)]` plain-old-data struct of integers: every bit pattern is valid.
+        unsafe impl RingMessage for $name {}
+    };
+}
+ring_message!(TxReq, NetifTxRequest);
+ring_message!(TxRsp, NetifTxResponse);
+ring_message!(RxReq, NetifRxRequest);
+ring_message!(RxRsp, NetifRxResponse);
+
+/// What the toolstack configures for a vif.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VifConfig {
+    /// The device index (`device/vif/<index>`).
+    pub index: u32,
+    /// The guest's MAC address as the toolstack writes it (`aa:bb:cc:dd:ee:ff`).
+    pub mac: String,
+    /// Whether the backend offers `feature-rx-copy` (a netfront requires it).
+    pub feature_rx_copy: bool,
+    /// Whether the backend offers `feature-sg`.
+    pub feature_sg: bool,
+    /// The backend's `mtu` node, if any.
+    pub mtu: Option<String>,
+    /// Where in each rx page the backend puts the data (0 ..= 2048): each slot then holds
+    /// at most `PAGE_SIZE - rx_offset` bytes.
+    pub rx_offset: u16,
+}
+
+impl VifConfig {
+    /// Device `index` with MAC `00:16:3e:00:00:<index+1>`, rx-copy and scatter-gather, no
+    /// `mtu` node.
+    pub fn new(index: u32) -> VifConfig {
+        VifConfig {
+            index,
+            mac: format!("00:16:3e:00:00:{:02x}", (index + 1) & 0xff),
+            feature_rx_copy: true,
+            feature_sg: true,
+            mtu: None,
+            rx_offset: 0,
+        }
+    }
+}
+
+/// A hostile behaviour, applied once to the next frame or response it fits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The next rx frame's first response carries an id beyond the ring.
+    RxIdOutOfRange,
+    /// The next rx frame's first response carries the id of the previous response.
+    RxDuplicateId,
+    /// The next rx frame's first response has status `NETIF_RSP_ERROR`.
+    RxErrorStatus,
+    /// The next rx frame's first response claims more bytes than a page.
+    RxSizeOverPage,
+    /// The next rx frame's first response has offset + size beyond the page.
+    RxOffsetPastPage,
+    /// The next rx frame's first response carries undefined flag bits.
+    RxBogusFlags,
+    /// The next rx frame is sent as this many slots chained with `more_data` (the data in
+    /// the first, one byte in each of the others).
+    RxLongChain(u32),
+    /// From now on every rx response has `more_data` set (until [`Netback::clear_faults`]).
+    RxEndlessChain,
+    /// The next rx frame's first response is flagged `extra_info` and followed by two
+    /// extra-info slots (legal: the frontend must skip them).
+    RxExtraInfo,
+    /// The rx ring's `rsp_prod` jumps far past the requests the guest published.
+    RxProducerOverrun,
+    /// The tx ring's `rsp_prod` jumps far past the requests the guest published.
+    TxProducerOverrun,
+    /// The next tx response carries an id beyond the ring.
+    TxIdOutOfRange,
+    /// The next tx response carries the id of the previous tx response.
+    TxDuplicateId,
+    /// The next tx response has status `NETIF_RSP_ERROR`.
+    TxErrorStatus,
+    /// The backend refuses the frontend's connection (switches to Closing instead of
+    /// Connected).
+    RefuseConnect,
+}
+
+/// Counters of the simulated netback.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetbackStats {
+    /// Frames taken from the guest's tx ring.
+    pub tx_frames: u64,
+    /// Malformed tx requests (answered with an error).
+    pub tx_errors: u64,
+    /// Frames copied to the guest.
+    pub rx_frames: u64,
+    /// Injected frames dropped (too large for the guest).
+    pub rx_dropped: u64,
+    /// Distinct grant references seen in tx requests.
+    pub tx_grefs: BTreeSet<GrantRef>,
+    /// Distinct grant references seen in rx requests.
+    pub rx_grefs: BTreeSet<GrantRef>,
+    /// Events sent to the guest.
+    pub notifications: u64,
+}
+
+struct Rings {
+    tx: BackRing<TxReq, TxRsp>,
+    rx: BackRing<RxReq, RxRsp>,
+    refs: [GrantRef; 2],
+    port: Port,
+    sg: bool,
+}
+
+/// Where the backend puts rx data in a page, and how much fits.
+#[derive(Clone, Copy)]
+struct RxLayout {
+    offset: usize,
+    room: usize,
+}
+
+struct Inner {
+    rx_layout: RxLayout,
+    fe: String,
+    be: String,
+    rings: Option<Rings>,
+    closed: bool,
+    stopped: bool,
+    kick: bool,
+    to_guest: VecDeque<Vec<u8>>,
+    from_guest: VecDeque<Vec<u8>>,
+    faults: VecDeque<Fault>,
+    endless: bool,
+    last_rx_id: u16,
+    last_tx_id: u16,
+    stats: NetbackStats,
+    frontend_keys: Vec<(String, String)>,
+}
+
+/// The test's handle on a simulated netback (cheap to clone).
+#[derive(Clone)]
+pub struct Netback {
+    inner: Rc<RefCell<Inner>>,
+}
+
+struct Driver {
+    inner: Rc<RefCell<Inner>>,
+    xsd: Rc<RefCell<Xenstored>>,
+}
+
+/// Writes what the toolstack and netback write for `cfg` (frontend and backend nodes, the
+/// backend in InitWait). Returns the frontend's and the backend's node (absolute paths).
+pub fn toolstack_adds_vif(sim: &Sim, cfg: &VifConfig) -> (String, String) {
+    let xsd = sim.xenstored();
+    let mut x = xsd.borrow_mut();
+    let fe = format!("/local/domain/{GUEST_DOMID}/device/vif/{}", cfg.index);
+    let be = format!("/local/domain/0/backend/vif/{GUEST_DOMID}/{}", cfg.index);
+    let fe_nodes = [
+        ("backend", be.clone()),
+        ("backend-id", "0".to_string()),
+        ("state", "1".to_string()),
+        ("handle", cfg.index.to_string()),
+        ("mac", cfg.mac.clone()),
+    ];
+    let guest_owned = [
+        Perm::new(GUEST_DOMID, Access::None),
+        Perm::new(DOM0, Access::Read),
+    ];
+    for (k, v) in &fe_nodes {
+        x.write(&format!("{fe}/{k}"), v).expect("toolstack write");
+    }
+    x.set_perms(&fe, &guest_owned).expect("perms");
+    for (k, _) in &fe_nodes {
+        x.set_perms(&format!("{fe}/{k}"), &guest_owned)
+            .expect("perms");
+    }
+    let mut be_nodes = std::vec![
+        ("frontend", fe.clone()),
+        ("frontend-id", GUEST_DOMID.to_string()),
+        ("handle", cfg.index.to_string()),
+        ("mac", "fe:ff:ff:ff:ff:ff".to_string()),
+        ("feature-rx-copy", u8::from(cfg.feature_rx_copy).to_string()),
+        ("feature-rx-flip", "0".to_string()),
+        ("feature-sg", u8::from(cfg.feature_sg).to_string()),
+        ("feature-gso-tcpv4", "0".to_string()),
+    ];
+    if let Some(m) = &cfg.mtu {
+        be_nodes.push(("mtu", m.clone()));
+    }
+    be_nodes.push(("state", "2".to_string()));
+    let backend_owned = [
+        Perm::new(DOM0, Access::None),
+        Perm::new(GUEST_DOMID, Access::Read),
+    ];
+    for (k, v) in &be_nodes {
+        x.write(&format!("{be}/{k}"), v).expect("netback write");
+    }
+    x.set_perms(&be, &backend_owned).expect("perms");
+    for (k, _) in &be_nodes {
+        x.set_perms(&format!("{be}/{k}"), &backend_owned)
+            .expect("perms");
+    }
+    (fe, be)
+}
+
+impl Netback {
+    /// Adds vif `cfg.index` to the guest (see [`toolstack_adds_vif`]) and its netback to
+    /// `sim`.
+    pub fn new(sim: &Sim, cfg: VifConfig) -> Netback {
+        let (fe, be) = toolstack_adds_vif(sim, &cfg);
+        let offset = usize::from(cfg.rx_offset.min(2048));
+        let inner = Rc::new(RefCell::new(Inner {
+            rx_layout: RxLayout {
+                offset,
+                room: PAGE_SIZE - offset,
+            },
+            fe,
+            be,
+            rings: None,
+            closed: false,
+            stopped: false,
+            kick: false,
+            to_guest: VecDeque::new(),
+            from_guest: VecDeque::new(),
+            faults: VecDeque::new(),
+            endless: false,
+            last_rx_id: 0,
+            last_tx_id: 0,
+            stats: NetbackStats::default(),
+            frontend_keys: Vec::new(),
+        }));
+        sim.add_backend(Box::new(Driver {
+            inner: inner.clone(),
+            xsd: sim.xenstored(),
+        }));
+        Netback { inner }
+    }
+
+    /// Queues a frame for the guest.
+    pub fn inject(&self, frame: &[u8]) {
+        let mut i = self.inner.borrow_mut();
+        i.to_guest.push_back(frame.to_vec());
+        i.kick = true;
+    }
+
+    /// Injected frames not delivered yet (the guest has not posted enough buffers).
+    pub fn pending_to_guest(&self) -> usize {
+        self.inner.borrow().to_guest.len()
+    }
+
+    /// Takes the oldest frame the guest sent.
+    pub fn pop_sent(&self) -> Option<Vec<u8>> {
+        self.inner.borrow_mut().from_guest.pop_front()
+    }
+
+    /// Takes every frame the guest sent.
+    pub fn take_sent(&self) -> Vec<Vec<u8>> {
+        self.inner.borrow_mut().from_guest.drain(..).collect()
+    }
+
+    /// Whether the backend is connected (rings mapped, state Connected).
+    pub fn is_connected(&self) -> bool {
+        self.inner.borrow().rings.is_some()
+    }
+
+    /// Whether the backend closed after the frontend did.
+    pub fn is_closed(&self) -> bool {
+        self.inner.borrow().closed
+    }
+
+    /// The frontend's keys as the backend read them when connecting (key, value).
+    pub fn frontend_keys(&self) -> Vec<(String, String)> {
+        self.inner.borrow().frontend_keys.clone()
+    }
+
+    /// Queues a hostile behaviour.
+    pub fn fault(&self, f: Fault) {
+        let mut i = self.inner.borrow_mut();
+        if f == Fault::RxEndlessChain {
+            i.endless = true;
+        } else {
+            i.faults.push_back(f);
+        }
+        i.kick = true;
+    }
+
+    /// Forgets queued faults and ends an endless chain.
+    pub fn clear_faults(&self) {
+        let mut i = self.inner.borrow_mut();
+        i.faults.clear();
+        i.endless = false;
+    }
+
+    /// A stopped backend ignores the guest (events stay pending until it is resumed).
+    pub fn set_stopped(&self, stopped: bool) {
+        let mut i = self.inner.borrow_mut();
+        i.stopped = stopped;
+        i.kick = true;
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> NetbackStats {
+        self.inner.borrow().stats.clone()
+    }
+}
+
+impl Fault {
+    /// Whether the fault changes how the next rx frame is sent.
+    fn shapes_rx_frame(self) -> bool {
+        matches!(
+            self,
+            Fault::RxIdOutOfRange
+                | Fault::RxDuplicateId
+                | Fault::RxErrorStatus
+                | Fault::RxSizeOverPage
+                | Fault::RxOffsetPastPage
+                | Fault::RxBogusFlags
+                | Fault::RxLongChain(_)
+                | Fault::RxExtraInfo
+        )
+    }
+}
+
+impl Inner {
+    fn take_fault(&mut self, pred: impl Fn(Fault) -> bool) -> Option<Fault> {
+        let pos = self.faults.iter().position(|&f| pred(f))?;
+        self.faults.remove(pos)
+    }
+
+    fn connect(&mut self, host: &mut Host, x: &mut Xenstored) -> bool {
+        let state = x
+            .read_string(&format!("{}/state", self.fe))
+            .unwrap_or_default();
+        if state != "3" {
+            return false;
+        }
+        if self.take_fault(|f| f == Fault::RefuseConnect).is_some() {
+            return self.fail(x);
+        }
+        let fe = self.fe.clone();
+        let mut read = |k: &str| x.read_string(&format!("{fe}/{k}")).ok();
+        let keys = [
+            "tx-ring-ref",
+            "rx-ring-ref",
+            "event-channel",
+            "request-rx-copy",
+            "feature-rx-notify",
+            "feature-sg",
+            "feature-no-csum-offload",
+        ];
+        self.frontend_keys = keys
+            .iter()
+            .filter_map(|k| read(k).map(|v| (k.to_string(), v)))
+            .collect();
+        let keys = &self.frontend_keys;
+        let num = |k: &str| -> Option<u32> {
+            let (_, v) = keys.iter().find(|(key, _)| key == k)?;
+            v.trim().parse().ok()
+        };
+        let (tx_ref, rx_ref, port) = (num("tx-ring-ref"), num("rx-ring-ref"), num("event-channel"));
+        let rx_copy = num("request-rx-copy") == Some(1);
+        let sg = num("feature-sg") == Some(1);
+        let (Some(tx_ref), Some(rx_ref), Some(port), true) = (tx_ref, rx_ref, port, rx_copy) else {
+            return self.fail(x);
+        };
+        let Ok(tx_page) = host.grants.map(DOM0, tx_ref, true) else {
+            return self.fail(x);
+        };
+        let Ok(rx_page) = host.grants.map(DOM0, rx_ref, true) else {
+            host.grants.unmap(tx_ref);
+            return self.fail(x);
+        };
+        let Ok(dom0_port) = host.dom0_bind(port) else {
+            host.grants.unmap(tx_ref);
+            host.grants.unmap(rx_ref);
+            return self.fail(x);
+        };
+        // SAFETY: the mappings are of live guest pages and stay until we unmap them; the
+        // frontend initialised the rings.
+        let rings = unsafe {
+            let tx = SharedRing::<TxReq, TxRsp>::new(
+                core::ptr::NonNull::new(tx_page).expect("mapped"),
+                PAGE_SIZE,
+            );
+            let rx = SharedRing::<RxReq, RxRsp>::new(
+                core::ptr::NonNull::new(rx_page).expect("mapped"),
+                PAGE_SIZE,
+            );
+            match (tx, rx) {
+                (Ok(tx), Ok(rx)) => Rings {
+                    tx: BackRing::new(tx),
+                    rx: BackRing::new(rx),
+                    refs: [tx_ref, rx_ref],
+                    port: dom0_port,
+                    sg,
+                },
+                _ => return self.fail(x),
+            }
+        };
+        self.rings = Some(rings);
+        x.write(&format!("{}/state", self.be), "4")
+            .expect("backend state");
+        self.kick = true;
+        true
+    }
+
+    fn fail(&mut self, x: &mut Xenstored) -> bool {
+        self.closed = true;
+        x.write(&format!("{}/state", self.be), "5")
+            .expect("backend state");
+        true
+    }
+
+    fn disconnect(&mut self, host: &mut Host, x: &mut Xenstored) -> bool {
+        let state = x
+            .read_string(&format!("{}/state", self.fe))
+            .unwrap_or_default();
+        if state != "5" && state != "6" {
+            return false;
+        }
+        if let Some(r) = self.rings.take() {
+            host.grants.unmap(r.refs[0]);
+            host.grants.unmap(r.refs[1]);
+            let _ = host.evtchn.close(DOM0, r.port);
+        }
+        self.closed = true;
+        x.write(&format!("{}/state", self.be), "6")
+            .expect("backend state");
+        true
+    }
+
+    /// Serves both rings. Returns true if anything moved.
+    fn service(&mut self, host: &mut Host) -> bool {
+        let Some(port) = self.rings.as_ref().map(|r| r.port) else {
+            return false;
+        };
+        let event = host.dom0_take_event(port);
+        if !event && !self.kick {
+            return false;
+        }
+        self.kick = false;
+        let mut notify = self.service_tx(host);
+        notify |= self.service_rx(host);
+        if notify {
+            self.stats.notifications += 1;
+            host.dom0_send(port);
+        }
+        true
+    }
+
+    fn service_tx(&mut self, host: &mut Host) -> bool {
+        if self.take_fault(|f| f == Fault::TxProducerOverrun).is_some() {
+            let r = self.rings.as_mut().expect("connected");
+            let bogus = r.tx.rsp_prod_pvt().wrapping_add(1000);
+            // SAFETY: the tx ring page is mapped; rsp_prod is its aligned u32 at offset 8.
+            unsafe {
+                (r.tx
+                    .shared()
+                    .as_ptr()
+                    .add(SharedRing::<TxReq, TxRsp>::RSP_PROD_OFFSET) as *mut u32)
+                    .write_volatile(bogus)
+            };
+            return true;
+        }
+        let mut frames = Vec::new();
+        let mut notify = false;
+        {
+            let Some(r) = self.rings.as_mut() else {
+                return false;
+            };
+            loop {
+                while let Ok(Some(TxReq(first))) = r.tx.poll_request() {
+                    // Gather the slots of one packet.
+                    let mut slots = std::vec![first];
+                    let mut more = first.flags & NETTXF_more_data != 0;
+                    while more {
+                        match r.tx.poll_request() {
+                            Ok(Some(TxReq(s))) => {
+                                more = s.flags & NETTXF_more_data != 0;
+                                slots.push(s);
+                            }
+                            _ => break,
+                        }
+                    }
+                    frames.push((slots, more));
+                }
+                match r.tx.final_check_for_requests() {
+                    Ok(true) => continue,
+                    _ => break,
+                }
+            }
+        }
+        for (slots, truncated) in frames {
+            let total = slots[0].size as usize;
+            let mut data = Vec::with_capacity(total);
+            let mut ok = !truncated;
+            for (i, s) in slots.iter().enumerate() {
+                let len = if slots.len() == 1 {
+                    total
+                } else if i == 0 {
+                    // The first slot holds what the others do not.
+                    let rest: usize = slots[1..].iter().map(|s| s.size as usize).sum();
+                    match total.checked_sub(rest) {
+                        Some(l) => l,
+                        None => {
+                            ok = false;
+                            0
+                        }
+                    }
+                } else {
+                    s.size as usize
+                };
+                self.stats.tx_grefs.insert(s.gref);
+                if !ok || s.offset as usize + len > PAGE_SIZE {
+                    ok = false;
+                    continue;
+                }
+                match host.grants.map(DOM0, s.gref, false) {
+                    Ok(p) => {
+                        // SAFETY: the mapping is a live page; offset + len <= PAGE_SIZE.
+                        let src =
+                            unsafe { std::slice::from_raw_parts(p.add(s.offset as usize), len) };
+                        data.extend_from_slice(src);
+                        host.grants.unmap(s.gref);
+                    }
+                    Err(_) => ok = false,
+                }
+            }
+            let status = if ok { NETIF_RSP_OKAY } else { NETIF_RSP_ERROR };
+            if ok {
+                self.stats.tx_frames += 1;
+                self.from_guest.push_back(data);
+            } else {
+                self.stats.tx_errors += 1;
+            }
+            for s in &slots {
+                let mut rsp = NetifTxResponse { id: s.id, status };
+                match self.take_fault(|f| {
+                    matches!(
+                        f,
+                        Fault::TxIdOutOfRange | Fault::TxDuplicateId | Fault::TxErrorStatus
+                    )
+                }) {
+                    Some(Fault::TxIdOutOfRange) => rsp.id = 0xfff0,
+                    Some(Fault::TxDuplicateId) => rsp.id = self.last_tx_id,
+                    Some(Fault::TxErrorStatus) => rsp.status = NETIF_RSP_ERROR,
+                    _ => {}
+                }
+                self.last_tx_id = rsp.id;
+                let r = self.rings.as_mut().expect("connected");
+                let _ = r.tx.push_response(TxRsp(rsp));
+            }
+        }
+        if let Some(r) = self.rings.as_mut() {
+            notify |= r.tx.push_responses_and_check_notify();
+        }
+        notify
+    }
+
+    fn service_rx(&mut self, host: &mut Host) -> bool {
+        if let Some(pos) = self
+            .faults
+            .iter()
+            .position(|&f| f == Fault::RxProducerOverrun)
+        {
+            self.faults.remove(pos);
+            let r = self.rings.as_mut().expect("connected");
+            let shared = r.rx.shared();
+            let bogus = r.rx.rsp_prod_pvt().wrapping_add(1000);
+            // SAFETY: the rx ring page is mapped; rsp_prod is its aligned u32 at offset 8.
+            unsafe {
+                (shared
+                    .as_ptr()
+                    .add(SharedRing::<RxReq, RxRsp>::RSP_PROD_OFFSET) as *mut u32)
+                    .write_volatile(bogus)
+            };
+            return true;
+        }
+        let mut notify = false;
+        while let Some(frame) = self.to_guest.front() {
+            let sg = self.rings.as_ref().is_some_and(|r| r.sg);
+            let layout = self.rx_layout;
+            let chunks = frame.len().div_ceil(layout.room).max(1);
+            if chunks > 1 && !sg {
+                self.to_guest.pop_front();
+                self.stats.rx_dropped += 1;
+                continue;
+            }
+            let fault = self.take_fault(Fault::shapes_rx_frame);
+            let (slots, extras) = match fault {
+                Some(Fault::RxLongChain(n)) => (n.max(1) as usize, 0),
+                Some(Fault::RxExtraInfo) => (chunks, 2),
+                _ => (chunks, 0),
+            };
+            let r = self.rings.as_mut().expect("connected");
+            let available = match r.rx.unconsumed_requests() {
+                Ok(n) => n as usize,
+                Err(_) => return notify,
+            };
+            if available < slots + extras {
+                if let Some(f) = fault {
+                    self.faults.push_front(f);
+                }
+                // Ask to be woken when the guest posts more buffers.
+                match r.rx.final_check_for_requests() {
+                    Ok(true) => continue,
+                    _ => break,
+                }
+            }
+            let frame = self.to_guest.pop_front().expect("front");
+            // The pieces: page-sized chunks, or for a long chain the frame then single bytes.
+            let mut pieces: Vec<&[u8]> = if let Some(Fault::RxLongChain(_)) = fault {
+                let mut v = std::vec![&frame[..frame.len().min(layout.room)]];
+                v.extend((1..slots).map(|_| &frame[..1]));
+                v
+            } else {
+                frame.chunks(layout.room).collect()
+            };
+            if pieces.is_empty() {
+                pieces.push(&[]);
+            }
+            let n = pieces.len();
+            for (i, piece) in pieces.iter().enumerate() {
+                let r = self.rings.as_mut().expect("connected");
+                let Ok(Some(RxReq(req))) = r.rx.poll_request() else {
+                    return notify;
+                };
+                self.stats.rx_grefs.insert(req.gref);
+                let mut rsp = NetifRxResponse {
+                    id: req.id,
+                    offset: layout.offset as u16,
+                    flags: 0,
+                    status: piece.len() as i16,
+                };
+                if i + 1 < n || self.endless {
+                    rsp.flags |= NETRXF_more_data;
+                }
+                if let Ok(p) = host.grants.map(DOM0, req.gref, true) {
+                    // SAFETY: the mapping is a live page; offset + a piece is at most a page.
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(
+                            piece.as_ptr(),
+                            p.add(layout.offset),
+                            piece.len(),
+                        )
+                    };
+                    host.grants.unmap(req.gref);
+                } else {
+                    rsp.status = NETIF_RSP_ERROR;
+                }
+                if i == 0 {
+                    match fault {
+                        Some(Fault::RxIdOutOfRange) => rsp.id = 0xfff0,
+                        Some(Fault::RxDuplicateId) => rsp.id = self.last_rx_id,
+                        Some(Fault::RxErrorStatus) => rsp.status = NETIF_RSP_ERROR,
+                        Some(Fault::RxSizeOverPage) => rsp.status = (PAGE_SIZE + 100) as i16,
+                        Some(Fault::RxOffsetPastPage) => {
+                            rsp.offset = (PAGE_SIZE - 8) as u16;
+                            rsp.status = rsp.status.max(16);
+                        }
+                        Some(Fault::RxBogusFlags) => rsp.flags |= 0x80,
+                        Some(Fault::RxExtraInfo) => rsp.flags |= NETRXF_extra_info,
+                        _ => {}
+                    }
+                }
+                self.last_rx_id = rsp.id;
+                let r = self.rings.as_mut().expect("connected");
+                let _ = r.rx.push_response(RxRsp(rsp));
+                if i == 0 && extras > 0 {
+                    for e in 0..extras {
+                        let Ok(Some(_)) = r.rx.poll_request() else {
+                            return notify;
+                        };
+                        // A netif_extra_info in a response slot: type, flags, 6 bytes.
+                        let more = if e + 1 < extras { 1u8 } else { 0 };
+                        let id = u16::from_le_bytes([XEN_NETIF_EXTRA_TYPE_GSO, more]);
+                        let _ = r.rx.push_response(RxRsp(NetifRxResponse {
+                            id,
+                            offset: 1448,
+                            flags: 1,
+                            status: 0,
+                        }));
+                    }
+                }
+            }
+            self.stats.rx_frames += 1;
+            let r = self.rings.as_mut().expect("connected");
+            notify |= r.rx.push_responses_and_check_notify();
+        }
+        notify
+    }
+}
+
+impl Backend for Driver {
+    fn step(&mut self, host: &mut Host) -> bool {
+        let mut inner = self.inner.borrow_mut();
+        if inner.stopped || inner.closed {
+            return false;
+        }
+        let mut x = self.xsd.borrow_mut();
+        if inner.rings.is_none() {
+            return inner.connect(host, &mut x);
+        }
+        if inner.disconnect(host, &mut x) {
+            return true;
+        }
+        drop(x);
+        inner.service(host)
+    }
+}
