@@ -1,12 +1,18 @@
 //! Xen blkfront: the frontend of a PV block device (`io/blkif.h`).
 //!
-//! [`Blkfront::connect`] finds device `device/vbd/<index>`, shares a one-page request ring and
-//! an event channel with the backend through the xenbus handshake, and reads the disk's
-//! geometry and features. [`Blkfront::read`], [`Blkfront::write`], [`Blkfront::flush`] and
-//! [`Blkfront::discard`] are async and may run concurrently (from several tasks or joined
-//! futures): each I/O is split into requests of at most
-//! [`BLKIF_MAX_SEGMENTS_PER_REQUEST`] pages, as many requests are kept in flight as the ring
-//! has slots, and responses (which may come in any order) are matched to their requests by id.
+//! [`Blkfront::connect`] finds device `device/vbd/<index>` ([`Blkfront::find`] finds it by
+//! name, e.g. `xvda`), shares a request ring (one page, or up to 16 if the backend offers
+//! `max-ring-page-order` and [`Config::max_ring_page_order`] asks for it) and an event channel
+//! with the backend through the xenbus handshake, and reads the disk's geometry and features.
+//!
+//! [`Blkfront::read`], [`Blkfront::write`], [`Blkfront::flush`] and [`Blkfront::discard`] are
+//! async and may run concurrently (from several tasks or joined futures): each I/O is split
+//! into requests of at most [`BLKIF_MAX_SEGMENTS_PER_REQUEST`] pages (more with indirect
+//! requests, if the backend offers `feature-max-indirect-segments`), as many requests are kept
+//! in flight as the ring has slots and the page pool allows, and responses (which may come in
+//! any order) are matched to their requests by id. A task waiting for I/O sleeps until the
+//! device's event channel fires; nothing polls in a loop. Dropping an I/O future is safe: its
+//! requests' pages return to the pool when the backend answers them.
 //!
 //! Data goes through bounce pages of a [`GrantPool`], granted to the backend once at connect
 //! time and reused ("persistent grants" in blkif.h's words): the I/O path never grants or
@@ -20,7 +26,13 @@
 //!
 //! Sector numbers in this API are in units of the device's [`sector_size`](Blkfront::sector_size).
 //! We do not advertise `feature-large-sector-size`, so on the wire all sector quantities are in
-//! 512-byte units, as blkif.h requires.
+//! 512-byte units, as blkif.h requires. The backend's `sectors` is read as blkif.h defines it,
+//! in units of `sector-size` (Linux's blkback writes 512-byte units there instead; the two
+//! agree for the usual 512-byte sectors).
+//!
+//! A backend that answers a request with a bad id leaves that request without an answer: its
+//! future stays pending (wrap it in a timeout) and its slot and pages stay reserved, since the
+//! backend may still use them.
 #![no_std]
 #![deny(missing_docs)]
 
@@ -365,8 +377,9 @@ impl Inner<'_> {
         self.take_all_wakers(wake);
     }
 
-    /// Puts a request on the ring if a slot and `npages` pages are free; `fill` gets the
-    /// pages first (to copy data in). Returns the slot and its generation.
+    /// Puts a request on the ring if a slot and `npages` pages are free; `build` gets the
+    /// request id and the pages (to copy data in) and makes the request. Returns the slot and
+    /// its generation.
     fn try_submit(
         &mut self,
         op: u8,

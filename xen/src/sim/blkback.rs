@@ -173,7 +173,8 @@ impl Blkback {
         Blkback { state, fe, be }
     }
 
-    /// The shared state (disk, faults, stats).
+    /// The shared state (disk, faults, stats). Let go of it before the guest runs again
+    /// (the backend borrows it when it works).
     pub fn state(&self) -> std::cell::RefMut<'_, BlkbackState> {
         self.state.borrow_mut()
     }
