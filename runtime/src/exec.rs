@@ -179,26 +179,23 @@ fn fire_timers(now: u64) -> usize {
 /// Nothing is ready: deliver events and expired timers, or block until one comes.
 fn idle() {
     let now = crate::time::now_ns().unwrap_or(0);
-    let woke = fire_timers(now);
-    #[cfg(target_os = "none")]
-    let woke = woke + crate::services::events().map_or(0, |ev| ev.scan());
+    let woke = fire_timers(now) + crate::services::events().map_or(0, |ev| ev.scan());
     if woke > 0 || !READY.lock().is_empty() {
         return;
     }
     let deadline = TIMERS.lock().first_key_value().map(|(k, _)| k.0);
-    #[cfg(target_os = "none")]
-    {
-        match crate::services::events() {
-            Some(ev) => {
-                let _ = ev.block(deadline.unwrap_or(0));
-            }
-            None => xenia_xen::sched::yield_now(),
+    match crate::services::events() {
+        // On Xen, or on the host against the simulator: block in the (simulated) hypervisor.
+        Some(ev) => {
+            let _ = ev.block(deadline.unwrap_or(0));
         }
-    }
-    #[cfg(not(target_os = "none"))]
-    {
-        let wait = deadline.map(|d| d.saturating_sub(now)).unwrap_or(1_000_000);
-        std::thread::sleep(Duration::from_nanos(wait.min(10_000_000)));
+        #[cfg(target_os = "none")]
+        None => xenia_xen::sched::yield_now(),
+        #[cfg(not(target_os = "none"))]
+        None => {
+            let wait = deadline.map(|d| d.saturating_sub(now)).unwrap_or(1_000_000);
+            std::thread::sleep(Duration::from_nanos(wait.min(10_000_000)));
+        }
     }
 }
 

@@ -26,11 +26,12 @@ extern crate std;
 mod boot;
 pub mod console;
 pub mod exec;
+#[cfg(not(target_os = "none"))]
+pub mod host;
 #[cfg(target_os = "none")]
 mod mm;
 #[cfg(target_os = "none")]
 mod panic;
-#[cfg(target_os = "none")]
 pub mod services;
 #[cfg(target_os = "none")]
 mod start;
@@ -41,7 +42,6 @@ mod traps;
 pub use exec::{
     block_on, sleep, sleep_until, spawn, timeout, yield_now, Elapsed, JoinHandle, Sleep,
 };
-#[cfg(target_os = "none")]
 pub use services::{grant_table, xenstore};
 #[cfg(target_os = "none")]
 pub use start::{boot_info, boot_ns, BootInfo};
@@ -128,7 +128,6 @@ impl<E: core::fmt::Debug> Termination for Result<(), E> {
 #[doc(hidden)]
 /// Runs the app's main next to the runtime's own tasks.
 pub async fn __run_app<F: core::future::Future>(main: F) -> F::Output {
-    #[cfg(target_os = "none")]
     spawn(services::shutdown_watcher());
     main.await
 }

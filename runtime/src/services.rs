@@ -15,6 +15,8 @@ unsafe impl<T> Sync for Global<T> {}
 unsafe impl<T> Send for Global<T> {}
 
 static EVENTS: spin::Once<EventChannels> = spin::Once::new();
+static SHARED_INFO: core::sync::atomic::AtomicPtr<xen_sys::shared_info> =
+    core::sync::atomic::AtomicPtr::new(core::ptr::null_mut());
 static XENSTORE: spin::Once<Global<Xenstore<RingTransport>>> = spin::Once::new();
 static GRANTS: spin::Once<Option<GrantTable>> = spin::Once::new();
 
@@ -23,14 +25,33 @@ pub fn events() -> Option<&'static EventChannels> {
     EVENTS.get()
 }
 
+/// The shared_info page, once the services are up (the guest reads time through its own copy).
+#[cfg_attr(target_os = "none", allow(dead_code))]
+pub(crate) fn shared_info() -> Option<*mut xen_sys::shared_info> {
+    let p = SHARED_INFO.load(core::sync::atomic::Ordering::Acquire);
+    (!p.is_null()).then_some(p)
+}
+
 /// Sets up event channels and the xenstore client. Called once at boot.
-pub(crate) fn init(info: &crate::BootInfo, shared: *mut xen_sys::shared_info) {
+///
+/// # Safety
+/// `shared` must be the domain's mapped shared_info page and `store_page` its xenstore ring
+/// page, both valid for the rest of the program; call once.
+pub(crate) unsafe fn init(
+    shared: *mut xen_sys::shared_info,
+    console_port: Option<u32>,
+    store_page: usize,
+    store_port: u32,
+) {
+    SHARED_INFO.store(shared, core::sync::atomic::Ordering::Release);
     // SAFETY: shared_info is mapped for the guest's lifetime; this is the only instance.
     let ev = EVENTS.call_once(|| unsafe { EventChannels::new(shared) });
-    let _ = ev.adopt(info.console_port);
-    if let Some(page) = NonNull::new(info.store_page as *mut u8) {
+    if let Some(port) = console_port {
+        let _ = ev.adopt(port);
+    }
+    if let Some(page) = NonNull::new(store_page as *mut u8) {
         // SAFETY: the xenstore page from start_info, used only by this transport.
-        match unsafe { RingTransport::new(page, info.store_port, ev) } {
+        match unsafe { RingTransport::new(page, store_port, ev) } {
             Ok(t) => {
                 XENSTORE.call_once(|| Global(Xenstore::new(t)));
             }

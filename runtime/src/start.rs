@@ -200,7 +200,16 @@ extern "C" fn xenia_start(si: *const start_info, entry_tsc: u64) -> ! {
         console_port: con_port,
     });
     crate::console::init_log(crate::cmdline_arg("loglevel"));
-    crate::services::init(&boot_info(), si_va as *mut shared_info);
+    let info = boot_info();
+    // SAFETY: shared_info and the xenstore page are mapped for the guest's lifetime; once.
+    unsafe {
+        crate::services::init(
+            si_va as *mut shared_info,
+            Some(info.console_port),
+            info.store_page,
+            info.store_port,
+        )
+    };
     if mem.mapped_pages < mem.nr_pages {
         log::warn!(
             "only {} of {} pages are mapped (the kernel area is 2 GiB)",

@@ -9,6 +9,10 @@ pub(crate) fn now_ns() -> Option<u64> {
 
 #[cfg(not(target_os = "none"))]
 pub(crate) fn now_ns() -> Option<u64> {
+    if let Some(shared) = crate::services::shared_info() {
+        // SAFETY: the simulator's shared_info page lives as long as the simulated host.
+        return Some(unsafe { xenia_xen::time::system_time_ns(shared) });
+    }
     use std::sync::OnceLock;
     use std::time::Instant as StdInstant;
     static START: OnceLock<StdInstant> = OnceLock::new();
