@@ -19,7 +19,20 @@ const HELLO_CMDLINE: &str = "xenia-test-token=abc123 ip=10.0.0.2/24";
 const HELLO_BIG_MEMORY: u64 = 48;
 const HELLO_BIG_CMDLINE: &str = "xenia-test-token=zz9-plural-z-alpha second=1";
 
+// Scenarios of other areas live in their own modules (one owner each); all run in this boot.
+#[path = "nested/block.rs"]
+mod block;
+#[path = "nested/net.rs"]
+mod net;
+
 fn scenarios() -> Vec<Scenario> {
+    let mut all = core_scenarios();
+    all.extend(net::scenarios());
+    all.extend(block::scenarios());
+    all
+}
+
+fn core_scenarios() -> Vec<Scenario> {
     vec![
         Scenario::new("hello", "hello").cmdline(HELLO_CMDLINE),
         Scenario::new("hello-48m", "hello")
