@@ -47,6 +47,9 @@ pub struct Scenario {
     /// A dom0 shell script run after `xl create` succeeds and before waiting for the end (with
     /// `$d` the domain name; `xenia_run "$d" CMD...` reports a command's output as `out` lines).
     pub dom0_steps: Option<String>,
+    /// Host files copied into the job (dom0 sees each as `/job/<file name>`): disk images,
+    /// test clients, second guest images.
+    pub files: Vec<PathBuf>,
 }
 
 impl Scenario {
@@ -58,7 +61,14 @@ impl Scenario {
             settings: Vec::new(),
             timeout_secs: 30,
             dom0_steps: None,
+            files: Vec::new(),
         }
+    }
+
+    /// Copy a host file into the job, as `/job/<its file name>` in dom0.
+    pub fn file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.files.push(path.into());
+        self
     }
 
     /// Run `script` in dom0 while the guest runs (see [`Scenario::dom0_steps`]).
@@ -235,6 +245,13 @@ impl Session {
             if let Some(script) = &s.dom0_steps {
                 let p = dir.join(format!("{}.dom0.sh", s.name));
                 fs::write(&p, script).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+            }
+            for f in &s.files {
+                let name = f
+                    .file_name()
+                    .ok_or_else(|| format!("{}: not a file", f.display()))?;
+                fs::copy(f, dir.join(name))
+                    .map_err(|e| format!("cannot copy {} into the job: {e}", f.display()))?;
             }
             configs.insert(s.name.clone(), cfg);
         }
