@@ -309,6 +309,28 @@ impl Session {
         }
     }
 
+    /// Print a result line (timings, measurements) and append it to [`Session::notes_path`], the
+    /// file `scripts/test` shows in its summary (libtest interleaves the output of parallel
+    /// tests, so stdout alone is not reliable).
+    pub fn note(&self, line: &str) {
+        use std::io::Write;
+        println!("{line}");
+        // One write of a short line to an O_APPEND file: lines from parallel tests stay whole.
+        let appended = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.notes_path())
+            .and_then(|mut f| f.write_all(format!("{line}\n").as_bytes()));
+        if let Err(e) = appended {
+            eprintln!("cannot append to {}: {e}", self.notes_path().display());
+        }
+    }
+
+    /// Where [`Session::note`] collects result lines (next to the serial log).
+    pub fn notes_path(&self) -> PathBuf {
+        self.log_path.with_file_name("notes.txt")
+    }
+
     /// The last `n` lines of the serial log.
     pub fn log_tail(&self, n: usize) -> String {
         fs::read(&self.log_path)

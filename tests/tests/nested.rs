@@ -79,7 +79,7 @@ fn session() -> &'static Session {
         let s = Session::run(&dir, &scenarios());
         if let Ok(s) = &s {
             let f = |v: Option<f64>| v.map_or("?".to_string(), |v| format!("{v:.1} s"));
-            eprintln!(
+            s.note(&format!(
                 "nested session: dom0 ready {} after QEMU start, job done at {}, boot status {}, \
                  images {:?}, log {}",
                 f(s.log.boot_secs()),
@@ -87,7 +87,7 @@ fn session() -> &'static Session {
                 s.boot_status,
                 s.image_sizes,
                 s.log_path.display()
-            );
+            ));
         }
         s
     });
@@ -108,7 +108,7 @@ fn scenario(name: &str) -> (ScenarioResult<'static>, &'static [String]) {
             s.log_tail(30)
         )
     });
-    println!("{}", r.timing());
+    s.note(&r.timing());
     (r, console)
 }
 
@@ -180,10 +180,10 @@ fn check_hello(name: &str, want_cmdline: &str) {
         ns > 0 && ns < 10_000_000_000,
         "{name}: entry to main {ns} ns is not plausible"
     );
-    println!(
+    session().note(&format!(
         "{name}: entry to main {:.3} ms (guest clock), memory {memory} MiB",
         ns as f64 / 1e6
-    );
+    ));
 }
 
 #[test]
@@ -221,7 +221,7 @@ fn xenstore_watch_reboot_and_shutdown() {
     let r = s.scenario("xenstore").unwrap_or_else(|e| panic!("{e}"));
     // After a reboot the console log holds both boots; use it as dom0 dumped it.
     let console = &r.report.log;
-    println!("{}", r.timing());
+    s.note(&r.timing());
     let show = || {
         format!(
             "console:\n{}\ndom0:\n{}\nxl dmesg:\n{}",
