@@ -86,16 +86,19 @@ const MIN_PAGES: u64 = 1024;
 extern "C" fn xenia_start(si: *const start_info, entry_tsc: u64) -> ! {
     // SAFETY: Xen passes a mapped start_info in rsi; we only read it.
     let si = unsafe { &*si };
-    let magic = &si.magic;
-    let expected = b"xen-3.0-x86_64";
-    if magic.iter().zip(expected).any(|(&a, &b)| a as u8 != b) {
+    if xenia_xen::start_info::check_magic(si).is_err() {
+        // Without the magic nothing in start_info (not even the console) can be trusted.
         crash_early();
     }
 
-    // Console first, so every later failure can be reported.
+    // Console first, so every later failure can be reported; its frame must be the domain's.
     // SAFETY: domU start_info carries the console union's domU variant.
     let (con_mfn, con_port) = unsafe { (si.console.domU.mfn, si.console.domU.evtchn) };
-    let con_va = pfn_to_virt(mfn_to_pfn(con_mfn));
+    let con_pfn = mfn_to_pfn(con_mfn);
+    if con_pfn >= si.nr_pages || con_port == 0 || con_port >= xenia_xen::events::NR_PORTS {
+        crash_early();
+    }
+    let con_va = pfn_to_virt(con_pfn);
     match core::ptr::NonNull::new(con_va as *mut u8)
         // SAFETY: Xen maps the console page in the bootstrap region; only this Console uses it.
         .map(|p| unsafe { xenia_xen::console::Console::new(p, con_port) })
@@ -104,13 +107,8 @@ extern "C" fn xenia_start(si: *const start_info, entry_tsc: u64) -> ! {
         _ => crash_early(),
     }
 
-    if si.nr_pages < MIN_PAGES {
-        crate::println!(
-            "xenia: start_info gives {} pages ({} KiB); at least {} MiB are needed",
-            si.nr_pages,
-            si.nr_pages * 4,
-            MIN_PAGES * 4 / 1024
-        );
+    if let Err(e) = xenia_xen::start_info::check(si, MIN_PAGES, mfn_to_pfn) {
+        crate::println!("xenia: {e}");
         shutdown(ShutdownReason::Crash);
     }
 
