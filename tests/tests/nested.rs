@@ -56,6 +56,8 @@ for i in $(seq 1 120); do xenstore-read "/local/domain/$D/data/xenia-greeting" >
 xenia_run "$d" xenstore-read "/local/domain/$D/data/xenia-greeting"
 xenia_run "$d" xenstore-write "/local/domain/$D/data/from-dom0" "dom0-token-4711"
 for i in $(seq 1 120); do grep -q "waiting for the toolstack" "$XENIA_CONSOLE_DIR/guest-$d.log" 2>/dev/null && break; sleep 0.25; done
+T1=$(xl list "$d" | awk 'NR == 2 { print $6 }'); sleep 3; T2=$(xl list "$d" | awk 'NR == 2 { print $6 }')
+xenia_run "$d" echo "idle cpu seconds: $T1 $T2"
 xenia_run "$d" xl reboot "$d"
 D2=
 for i in $(seq 1 160); do
@@ -281,6 +283,24 @@ fn xenstore_watch_reboot_and_shutdown() {
         (100..2000).contains(&ms),
         "slept {ms} ms for 100\n{}",
         show()
+    );
+
+    // Waiting in a watch, the guest uses no CPU: its CPU time stays flat over 3 s.
+    let idle = r
+        .report
+        .dom0
+        .iter()
+        .find_map(|l| l.strip_prefix("idle cpu seconds: "))
+        .unwrap_or_else(|| panic!("no idle cpu line\n{}", show()));
+    let t: Vec<f64> = idle
+        .split_whitespace()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    assert_eq!(t.len(), 2, "bad idle cpu line {idle:?}");
+    assert!(
+        t[1] - t[0] < 0.15,
+        "idle guest used {:.1} s of CPU in 3 s",
+        t[1] - t[0]
     );
 
     // Both toolstack requests were seen and honoured, in order.
