@@ -21,17 +21,7 @@ pub enum ShutdownReason {
     Crash = SHUTDOWN_crash,
 }
 
-#[repr(C)]
-struct SchedShutdown {
-    reason: u32,
-}
-
-#[repr(C)]
-struct SchedPoll {
-    ports: *const u32,
-    nr_ports: u32,
-    timeout: u64,
-}
+use crate::abi::{SchedPoll, SchedShutdown};
 
 /// Asks Xen to shut the domain down. On Xen this does not return for poweroff, reboot or crash;
 /// the simulator records the request and returns.
@@ -48,7 +38,7 @@ pub fn shutdown(reason: ShutdownReason) -> Result<(), XenError> {
 /// a pending bit that is already set makes it return at once, so no wakeup is lost.
 pub fn poll(ports: &[u32], deadline_ns: u64) -> Result<(), XenError> {
     let mut arg = SchedPoll {
-        ports: ports.as_ptr(),
+        ports: ports.as_ptr() as *mut u32,
         nr_ports: ports.len() as u32,
         timeout: deadline_ns,
     };

@@ -505,19 +505,16 @@ impl Sim {
                 if arg == 0 {
                     return EFAULT;
                 }
-                #[repr(C)]
-                struct Poll {
-                    ports: *const u32,
-                    nr: u32,
-                    timeout: u64,
-                }
-                // SAFETY: the guest passes a live sched_poll with `nr` ports.
+                // SAFETY: the guest passes a live sched_poll with `nr_ports` ports.
                 let (ports, timeout) = unsafe {
-                    let p = &*(arg as *const Poll);
-                    (
-                        std::slice::from_raw_parts(p.ports, p.nr as usize).to_vec(),
-                        p.timeout,
-                    )
+                    let p = &*(arg as *const crate::abi::SchedPoll);
+                    let ports = if p.nr_ports == 0 || p.ports.is_null() {
+                        Vec::new()
+                    } else {
+                        std::slice::from_raw_parts(p.ports as *const u32, p.nr_ports as usize)
+                            .to_vec()
+                    };
+                    (ports, p.timeout)
                 };
                 self.poll(&ports, timeout)
             }
