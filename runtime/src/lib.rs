@@ -22,6 +22,7 @@ extern crate alloc;
 #[cfg(not(target_os = "none"))]
 extern crate std;
 
+pub mod block;
 #[cfg(target_os = "none")]
 mod boot;
 pub mod console;
@@ -39,6 +40,7 @@ pub mod time;
 #[cfg(target_os = "none")]
 mod traps;
 
+pub use block::{BlockError, Disk};
 pub use exec::{
     block_on, sleep, sleep_until, spawn, timeout, yield_now, Elapsed, JoinHandle, Sleep,
 };

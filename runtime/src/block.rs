@@ -1,0 +1,228 @@
+//! Disks: the domain's virtual block devices (`disks = [...]` in the xl config).
+//!
+//! ```ignore
+//! let disk = xenia::block::open("xvda").await?;
+//! let mut buf = vec![0u8; disk.sector_size() as usize];
+//! disk.read(0, &mut buf).await?;
+//! disk.write(1, &buf).await?;
+//! disk.flush().await?;
+//! ```
+//!
+//! [`open`] finds the disk by name in xenstore and connects a [`Blkfront`] to it with the
+//! runtime's xenstore client, event channels and grant table. I/O is async and may run from
+//! several tasks at once; a task waiting for the disk sleeps until the device's event channel
+//! fires (the executor blocks the vCPU meanwhile), nothing polls.
+//!
+//! Sector numbers and buffer lengths are in units of the disk's [`Disk::sector_size`]; buffers
+//! need no alignment (data goes through the driver's granted bounce pages).
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use xenia_blkfront::{BlkError, Blkfront, DiskInfo, Features, Stats};
+use xenia_xen::xenbus;
+use xenia_xen::xenstore::RingTransport;
+
+pub use xenia_blkfront::{BlkError as DeviceError, Config as DiskConfig};
+
+/// Errors of [`open`] and of a [`Disk`]'s operations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlockError {
+    /// No disk has this name; `present` lists the disks the domain has.
+    NotFound {
+        /// The name asked for.
+        name: String,
+        /// The names of the disks present (backend `dev`, or `vbd/<index>`).
+        present: Vec<String>,
+    },
+    /// The runtime's event channels or grant table are not available.
+    NoServices(&'static str),
+    /// Connecting to the disk failed.
+    Connect {
+        /// The disk's name.
+        name: String,
+        /// What the driver said.
+        error: BlkError,
+    },
+    /// An operation failed (the driver's error: range, length, read-only, backend status...).
+    Io(BlkError),
+}
+
+impl core::fmt::Display for BlockError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            BlockError::NotFound { name, present } if present.is_empty() => {
+                write!(f, "no disk {name:?}: this domain has no disks")
+            }
+            BlockError::NotFound { name, present } => {
+                write!(f, "no disk {name:?}; disks present: {}", present.join(", "))
+            }
+            BlockError::NoServices(what) => write!(f, "block: {what} not available"),
+            BlockError::Connect { name, error } => write!(f, "disk {name:?}: {error}"),
+            BlockError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl From<BlkError> for BlockError {
+    fn from(e: BlkError) -> Self {
+        BlockError::Io(e)
+    }
+}
+
+/// A connected disk.
+pub struct Disk {
+    name: String,
+    front: Blkfront<'static, RingTransport>,
+}
+
+impl core::fmt::Debug for Disk {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Disk")
+            .field("name", &self.name)
+            .field("info", &self.front.info())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The names of the domain's disks: each vbd's backend `dev` (`xvda`, ...), or `vbd/<index>`
+/// when the backend does not say.
+pub async fn list() -> Result<Vec<String>, BlockError> {
+    let xs = crate::services::xenstore();
+    let ids = xenbus::devices(xs, "vbd")
+        .await
+        .map_err(|e| BlockError::Io(BlkError::Xenbus(e)))?;
+    let mut names = Vec::with_capacity(ids.len());
+    for i in ids {
+        let be = xs
+            .read_optional(&format!("device/vbd/{i}/backend"))
+            .await
+            .ok()
+            .flatten();
+        let dev = match be {
+            Some(be) => match core::str::from_utf8(&be) {
+                Ok(be) => xs
+                    .read_optional(&format!("{}/dev", be.trim()))
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|d| String::from_utf8(d).ok())
+                    .filter(|d| !d.is_empty() && d.len() <= 32),
+                Err(_) => None,
+            },
+            None => None,
+        };
+        names.push(dev.unwrap_or_else(|| format!("vbd/{i}")));
+    }
+    Ok(names)
+}
+
+/// Opens disk `name` (`xvda`, ...) with the driver's default configuration.
+pub async fn open(name: &str) -> Result<Disk, BlockError> {
+    open_with(name, DiskConfig::default()).await
+}
+
+/// Opens disk `name` with driver options (ring size, bounce pages, indirect segments).
+pub async fn open_with(name: &str, config: DiskConfig) -> Result<Disk, BlockError> {
+    let xs = crate::services::xenstore();
+    let events = crate::services::events().ok_or(BlockError::NoServices("event channels"))?;
+    let grants = crate::services::grant_table().ok_or(BlockError::NoServices("grant table"))?;
+    let index = match Blkfront::find(xs, name).await {
+        Ok(i) => i,
+        Err(BlkError::NoSuchDevice(_)) => {
+            return Err(BlockError::NotFound {
+                name: name.into(),
+                present: list().await.unwrap_or_default(),
+            })
+        }
+        Err(error) => {
+            return Err(BlockError::Connect {
+                name: name.into(),
+                error,
+            })
+        }
+    };
+    let front = Blkfront::connect_with(xs, events, grants, index, config)
+        .await
+        .map_err(|error| BlockError::Connect {
+            name: name.into(),
+            error,
+        })?;
+    Ok(Disk {
+        name: name.into(),
+        front,
+    })
+}
+
+impl Disk {
+    /// The name it was opened with.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Size in sectors of [`sector_size`](Self::sector_size) bytes.
+    pub fn sectors(&self) -> u64 {
+        self.front.sectors()
+    }
+
+    /// Logical sector size in bytes (512 ..= 4096, a power of two).
+    pub fn sector_size(&self) -> u32 {
+        self.front.sector_size()
+    }
+
+    /// Size in bytes.
+    pub fn size(&self) -> u64 {
+        self.sectors() * u64::from(self.sector_size())
+    }
+
+    /// Whether the disk is read-only (writes and discards are refused).
+    pub fn read_only(&self) -> bool {
+        self.front.read_only()
+    }
+
+    /// Everything the backend said about the disk.
+    pub fn info(&self) -> DiskInfo {
+        self.front.info()
+    }
+
+    /// The backend's optional features (flush, discard, ...).
+    pub fn features(&self) -> Features {
+        self.front.features()
+    }
+
+    /// The driver's counters.
+    pub fn stats(&self) -> Stats {
+        self.front.stats()
+    }
+
+    /// The driver underneath.
+    pub fn blkfront(&self) -> &Blkfront<'static, RingTransport> {
+        &self.front
+    }
+
+    /// Reads `buf.len()` bytes (a multiple of the sector size) from `sector` on.
+    pub async fn read(&self, sector: u64, buf: &mut [u8]) -> Result<(), BlockError> {
+        Ok(self.front.read(sector, buf).await?)
+    }
+
+    /// Writes `buf` (a multiple of the sector size) from `sector` on. The data is durable
+    /// only after a [`flush`](Self::flush) that started after this write completed.
+    pub async fn write(&self, sector: u64, buf: &[u8]) -> Result<(), BlockError> {
+        Ok(self.front.write(sector, buf).await?)
+    }
+
+    /// Makes completed writes durable (a no-op if the backend has no write cache to flush).
+    pub async fn flush(&self) -> Result<(), BlockError> {
+        Ok(self.front.flush().await?)
+    }
+
+    /// Discards `count` sectors from `sector` on (needs the backend's `feature-discard`).
+    pub async fn discard(&self, sector: u64, count: u64) -> Result<(), BlockError> {
+        Ok(self.front.discard(sector, count).await?)
+    }
+
+    /// Disconnects from the backend.
+    pub async fn close(self) -> Result<(), BlockError> {
+        Ok(self.front.close().await?)
+    }
+}
