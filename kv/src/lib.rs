@@ -1,0 +1,484 @@
+//! A crash-safe, log-structured key-value store on a raw block device.
+//!
+//! The disk holds a superblock and then an append-only log of checksummed, chained records
+//! (see [`format`] for the exact layout). [`Store::open`] formats a blank disk (first sector
+//! all zeros) or replays the log of an existing store up to its last intact record, building
+//! an in-memory index (key → record location). [`Store::put`] and [`Store::delete`] append a
+//! record, write it and flush the device before they return: once they return `Ok`, the change
+//! survives a crash at any later moment. [`Store::get`] reads the record back and checks its
+//! checksums again, so data corrupted on disk after boot is reported, never served.
+//!
+//! Records start on sector boundaries and are padded to whole sectors, so appending never
+//! rewrites a sector that holds an acknowledged record. Writers are serialised (one record in
+//! flight at a time): only the last record can be torn by a crash, and recovery stops there.
+//!
+//! Not done: compaction. Overwritten and deleted values keep their space; when the log
+//! reaches the end of the disk, writes fail with [`Error::Full`].
+//!
+//! ```ignore
+//! let disk = xenia::block::open("xvda").await?;
+//! let (store, recovery) = xenia_kv::Store::open(disk, xenia_kv::Options::default()).await?;
+//! store.put(b"greeting", b"hello").await?;
+//! assert_eq!(store.get(b"greeting").await?.as_deref(), Some(&b"hello"[..]));
+//! ```
+#![no_std]
+#![deny(missing_docs)]
+
+extern crate alloc;
+
+pub mod format;
+pub mod mem;
+
+use alloc::collections::VecDeque;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::cell::{Cell, RefCell};
+use core::future::poll_fn;
+use core::task::{Poll, Waker};
+use format::{Header, Kind, Superblock, HEADER_LEN, LOG_START, MAX_KEY, MAX_VALUE};
+use hashbrown::HashMap;
+
+/// A block device the store runs on.
+#[allow(async_fn_in_trait)]
+pub trait Device {
+    /// The device's error.
+    type Error: core::fmt::Debug;
+    /// Sector size in bytes (a power of two, 512 ..= 4096).
+    fn sector_size(&self) -> u32;
+    /// Size in sectors.
+    fn sectors(&self) -> u64;
+    /// Reads whole sectors from `sector` on.
+    async fn read(&self, sector: u64, buf: &mut [u8]) -> Result<(), Self::Error>;
+    /// Writes whole sectors from `sector` on.
+    async fn write(&self, sector: u64, buf: &[u8]) -> Result<(), Self::Error>;
+    /// Makes completed writes durable.
+    async fn flush(&self) -> Result<(), Self::Error>;
+}
+
+impl<D: Device> Device for &D {
+    type Error = D::Error;
+    fn sector_size(&self) -> u32 {
+        (**self).sector_size()
+    }
+    fn sectors(&self) -> u64 {
+        (**self).sectors()
+    }
+    async fn read(&self, sector: u64, buf: &mut [u8]) -> Result<(), Self::Error> {
+        (**self).read(sector, buf).await
+    }
+    async fn write(&self, sector: u64, buf: &[u8]) -> Result<(), Self::Error> {
+        (**self).write(sector, buf).await
+    }
+    async fn flush(&self) -> Result<(), Self::Error> {
+        (**self).flush().await
+    }
+}
+
+impl Device for xenia::block::Disk {
+    type Error = xenia::block::BlockError;
+    fn sector_size(&self) -> u32 {
+        xenia::block::Disk::sector_size(self)
+    }
+    fn sectors(&self) -> u64 {
+        xenia::block::Disk::sectors(self)
+    }
+    async fn read(&self, sector: u64, buf: &mut [u8]) -> Result<(), Self::Error> {
+        xenia::block::Disk::read(self, sector, buf).await
+    }
+    async fn write(&self, sector: u64, buf: &[u8]) -> Result<(), Self::Error> {
+        xenia::block::Disk::write(self, sector, buf).await
+    }
+    async fn flush(&self) -> Result<(), Self::Error> {
+        xenia::block::Disk::flush(self).await
+    }
+}
+
+/// Errors of the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error<E> {
+    /// The device failed. For a put or delete, the change may or may not be on disk; it is
+    /// not in the index, and the next record is written over it.
+    Device(E),
+    /// The disk holds something that is not a store (its first sector is neither blank nor a
+    /// valid superblock): nothing was written.
+    NotAStore,
+    /// The store was made for another sector size, or the device's geometry is unusable.
+    Geometry,
+    /// The key is empty or longer than [`MAX_KEY`].
+    BadKey,
+    /// The value is larger than [`MAX_VALUE`].
+    TooLarge,
+    /// The log reached the end of the disk (no compaction yet).
+    Full,
+    /// A record the index points to no longer checks out (the disk changed under us).
+    Corrupt {
+        /// Byte offset of the record.
+        offset: u64,
+    },
+}
+
+impl<E: core::fmt::Debug> core::fmt::Display for Error<E> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Error::Device(e) => write!(f, "device error: {e:?}"),
+            Error::NotAStore => write!(f, "the disk is not blank and holds no store"),
+            Error::Geometry => write!(f, "unusable disk geometry"),
+            Error::BadKey => write!(f, "key empty or longer than {MAX_KEY} bytes"),
+            Error::TooLarge => write!(f, "value larger than {MAX_VALUE} bytes"),
+            Error::Full => write!(f, "the log is full"),
+            Error::Corrupt { offset } => write!(f, "record at byte {offset} is corrupt"),
+        }
+    }
+}
+
+/// Options of [`Store::open`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// The store id written when a blank disk is formatted.
+    pub store_id: u64,
+    /// Bytes read at a time while replaying the log.
+    pub scan_chunk: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            store_id: 0x5eed,
+            scan_chunk: 128 * 1024,
+        }
+    }
+}
+
+/// Why the replay stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// The next sector holds no record header (blank space, or an unwritten tail).
+    NoRecord,
+    /// A record header was there but the record is not intact (torn, corrupt, stale, or out
+    /// of sequence): it and everything after it is ignored.
+    Invalid,
+    /// The log reaches the end of the disk.
+    EndOfDisk,
+}
+
+/// What [`Store::open`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recovery {
+    /// The disk was blank and has been formatted.
+    pub formatted: bool,
+    /// Intact records replayed.
+    pub records: u64,
+    /// Keys present after the replay.
+    pub keys: usize,
+    /// End of the log (byte offset where the next record goes).
+    pub log_end: u64,
+    /// Why the replay stopped.
+    pub stop: Stop,
+}
+
+/// Where a key's latest value lives.
+#[derive(Debug, Clone, Copy)]
+struct Loc {
+    offset: u64,
+    header: Header,
+}
+
+struct State {
+    index: HashMap<Vec<u8>, Loc>,
+    tail: u64,
+    next_seq: u64,
+    prev: u32,
+}
+
+/// Counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Keys present.
+    pub keys: usize,
+    /// Bytes of log in use.
+    pub log_bytes: u64,
+    /// Bytes left for the log.
+    pub free_bytes: u64,
+    /// Records written since open.
+    pub written: u64,
+}
+
+/// The store.
+pub struct Store<D: Device> {
+    dev: D,
+    ss: u32,
+    disk_bytes: u64,
+    state: RefCell<State>,
+    writing: Cell<bool>,
+    waiters: RefCell<VecDeque<Waker>>,
+    written: Cell<u64>,
+}
+
+/// Holds the writer's turn; gives it to the next writer on drop.
+struct WriteTurn<'a, D: Device>(&'a Store<D>);
+
+impl<D: Device> Drop for WriteTurn<'_, D> {
+    fn drop(&mut self) {
+        self.0.writing.set(false);
+        if let Some(w) = self.0.waiters.borrow_mut().pop_front() {
+            w.wake();
+        }
+    }
+}
+
+impl<D: Device> Store<D> {
+    /// Opens the store on `dev`: formats a blank disk, or replays the log of an existing one.
+    pub async fn open(dev: D, opts: Options) -> Result<(Self, Recovery), Error<D::Error>> {
+        let ss = dev.sector_size();
+        if !ss.is_power_of_two() || !(512..=4096).contains(&ss) {
+            return Err(Error::Geometry);
+        }
+        let disk_bytes = dev
+            .sectors()
+            .checked_mul(u64::from(ss))
+            .ok_or(Error::Geometry)?;
+        if disk_bytes <= LOG_START {
+            return Err(Error::Geometry);
+        }
+        let mut first = vec![0u8; ss as usize];
+        dev.read(0, &mut first).await.map_err(Error::Device)?;
+        let mut formatted = false;
+        let sb = match Superblock::decode(&first) {
+            Some(sb) => {
+                if sb.sector_size != ss || sb.log_start != LOG_START {
+                    return Err(Error::Geometry);
+                }
+                sb
+            }
+            None if first.iter().all(|&b| b == 0) => {
+                let sb = Superblock {
+                    sector_size: ss,
+                    store_id: opts.store_id,
+                    log_start: LOG_START,
+                };
+                first[..format::SUPER_LEN].copy_from_slice(&sb.encode());
+                dev.write(0, &first).await.map_err(Error::Device)?;
+                dev.flush().await.map_err(Error::Device)?;
+                formatted = true;
+                sb
+            }
+            None => return Err(Error::NotAStore),
+        };
+        let store = Store {
+            dev,
+            ss,
+            disk_bytes,
+            state: RefCell::new(State {
+                index: HashMap::new(),
+                tail: LOG_START,
+                next_seq: 1,
+                prev: sb.chain_seed(),
+            }),
+            writing: Cell::new(false),
+            waiters: RefCell::new(VecDeque::new()),
+            written: Cell::new(0),
+        };
+        let (records, stop) = store.replay(opts.scan_chunk.max(ss as usize)).await?;
+        let st = store.state.borrow();
+        let rec = Recovery {
+            formatted,
+            records,
+            keys: st.index.len(),
+            log_end: st.tail,
+            stop,
+        };
+        drop(st);
+        Ok((store, rec))
+    }
+
+    /// Reads the log from the start, applying each intact record to the index.
+    async fn replay(&self, chunk: usize) -> Result<(u64, Stop), Error<D::Error>> {
+        let ss = u64::from(self.ss);
+        let chunk = (chunk as u64).div_ceil(ss) * ss;
+        // A window of the disk: bytes [win_start, win_start + win.len()).
+        let mut win: Vec<u8> = Vec::new();
+        let mut win_start = 0u64;
+        let mut records = 0u64;
+        loop {
+            let (pos, seq, prev) = {
+                let s = self.state.borrow();
+                (s.tail, s.next_seq, s.prev)
+            };
+            if pos + ss > self.disk_bytes {
+                return Ok((records, Stop::EndOfDisk));
+            }
+            // The header's sector.
+            if pos < win_start || pos + ss > win_start + win.len() as u64 {
+                let len = chunk.min(self.disk_bytes - pos);
+                win.resize(len as usize, 0);
+                self.dev
+                    .read(pos / ss, &mut win)
+                    .await
+                    .map_err(Error::Device)?;
+                win_start = pos;
+            }
+            let at = (pos - win_start) as usize;
+            let Some(h) = Header::decode(&win[at..at + HEADER_LEN]) else {
+                return Ok((records, Stop::NoRecord));
+            };
+            let len = h.record_len(self.ss);
+            if h.seq != seq || h.prev != prev || pos + len > self.disk_bytes {
+                return Ok((records, Stop::Invalid));
+            }
+            let body_ok = if pos + len <= win_start + win.len() as u64 {
+                format::data_ok(&h, &win[at + HEADER_LEN..at + len as usize])
+            } else {
+                // Larger than what the window holds: read the whole record.
+                let mut rec = vec![0u8; len as usize];
+                self.dev
+                    .read(pos / ss, &mut rec)
+                    .await
+                    .map_err(Error::Device)?;
+                let ok = format::data_ok(&h, &rec[HEADER_LEN..]);
+                win = rec;
+                win_start = pos;
+                ok
+            };
+            if !body_ok {
+                return Ok((records, Stop::Invalid));
+            }
+            let at = (pos - win_start) as usize;
+            let key = win[at + HEADER_LEN..at + HEADER_LEN + h.key_len as usize].to_vec();
+            self.apply(key, pos, h);
+            records += 1;
+        }
+    }
+
+    /// Applies an intact record at `offset` to the index and moves the tail past it.
+    fn apply(&self, key: Vec<u8>, offset: u64, h: Header) {
+        let mut s = self.state.borrow_mut();
+        match h.kind {
+            Kind::Put => {
+                s.index.insert(key, Loc { offset, header: h });
+            }
+            Kind::Delete => {
+                s.index.remove(&key);
+            }
+        }
+        s.tail = offset + h.record_len(self.ss);
+        s.next_seq = h.seq + 1;
+        s.prev = h.head_crc;
+    }
+
+    /// Waits for the writer's turn.
+    async fn turn(&self) -> WriteTurn<'_, D> {
+        poll_fn(|cx| {
+            if self.writing.get() {
+                self.waiters.borrow_mut().push_back(cx.waker().clone());
+                Poll::Pending
+            } else {
+                self.writing.set(true);
+                Poll::Ready(())
+            }
+        })
+        .await;
+        WriteTurn(self)
+    }
+
+    /// Appends a record, writes it and flushes; then updates the index.
+    async fn append(&self, kind: Kind, key: &[u8], value: &[u8]) -> Result<(), Error<D::Error>> {
+        if key.is_empty() || key.len() > MAX_KEY {
+            return Err(Error::BadKey);
+        }
+        if value.len() > MAX_VALUE {
+            return Err(Error::TooLarge);
+        }
+        let _turn = self.turn().await;
+        let (pos, seq, prev) = {
+            let s = self.state.borrow();
+            (s.tail, s.next_seq, s.prev)
+        };
+        let (rec, h) = format::encode_record(kind, seq, prev, key, value, self.ss);
+        if pos + rec.len() as u64 > self.disk_bytes {
+            return Err(Error::Full);
+        }
+        let ss = u64::from(self.ss);
+        self.dev
+            .write(pos / ss, &rec)
+            .await
+            .map_err(Error::Device)?;
+        self.dev.flush().await.map_err(Error::Device)?;
+        self.apply(key.to_vec(), pos, h);
+        self.written.set(self.written.get() + 1);
+        Ok(())
+    }
+
+    /// Sets `key` to `value`. Returns once the record is written and flushed.
+    pub async fn put(&self, key: &[u8], value: &[u8]) -> Result<(), Error<D::Error>> {
+        self.append(Kind::Put, key, value).await
+    }
+
+    /// Deletes `key` (writes a tombstone and flushes). `Ok(false)`: the key was absent and
+    /// nothing was written.
+    pub async fn delete(&self, key: &[u8]) -> Result<bool, Error<D::Error>> {
+        if !self.contains(key) {
+            return Ok(false);
+        }
+        self.append(Kind::Delete, key, &[]).await?;
+        Ok(true)
+    }
+
+    /// Whether `key` is present.
+    pub fn contains(&self, key: &[u8]) -> bool {
+        self.state.borrow().index.contains_key(key)
+    }
+
+    /// The value of `key`, read from disk and checked against its checksums.
+    pub async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error<D::Error>> {
+        let Some(loc) = self.state.borrow().index.get(key).copied() else {
+            return Ok(None);
+        };
+        let ss = u64::from(self.ss);
+        let mut rec = vec![0u8; loc.header.record_len(self.ss) as usize];
+        self.dev
+            .read(loc.offset / ss, &mut rec)
+            .await
+            .map_err(Error::Device)?;
+        let intact = Header::decode(&rec).is_some_and(|h| h == loc.header)
+            && format::data_ok(&loc.header, &rec[HEADER_LEN..])
+            && &rec[HEADER_LEN..HEADER_LEN + key.len()] == key;
+        if !intact {
+            return Err(Error::Corrupt { offset: loc.offset });
+        }
+        let start = HEADER_LEN + loc.header.key_len as usize;
+        rec.truncate(start + loc.header.val_len as usize);
+        rec.drain(..start);
+        Ok(Some(rec))
+    }
+
+    /// The keys present, in no particular order.
+    pub fn keys(&self) -> Vec<Vec<u8>> {
+        self.state.borrow().index.keys().cloned().collect()
+    }
+
+    /// Number of keys present.
+    pub fn len(&self) -> usize {
+        self.state.borrow().index.len()
+    }
+
+    /// Whether the store has no keys.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Stats {
+        let s = self.state.borrow();
+        Stats {
+            keys: s.index.len(),
+            log_bytes: s.tail - LOG_START,
+            free_bytes: self.disk_bytes - s.tail,
+            written: self.written.get(),
+        }
+    }
+
+    /// The device.
+    pub fn device(&self) -> &D {
+        &self.dev
+    }
+}
