@@ -31,6 +31,7 @@ pub mod exec;
 pub mod host;
 #[cfg(target_os = "none")]
 mod mm;
+pub mod net;
 #[cfg(target_os = "none")]
 mod panic;
 pub mod services;
@@ -44,6 +45,7 @@ pub use block::{BlockError, Disk};
 pub use exec::{
     block_on, sleep, sleep_until, spawn, timeout, yield_now, Elapsed, JoinHandle, Sleep,
 };
+pub use net::{NetError, TcpListener, TcpStream, UdpSocket};
 pub use services::{grant_table, xenstore};
 #[cfg(target_os = "none")]
 pub use start::{boot_info, boot_ns, BootInfo};

@@ -1,0 +1,415 @@
+//! TCP: listeners with a backlog, and streams implementing `embedded_io_async`.
+
+use super::stack::{Listener, Stack};
+use super::{Ipv4Addr, NetError};
+use alloc::collections::VecDeque;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::future::poll_fn;
+use core::task::Poll;
+use core::time::Duration;
+use smoltcp::iface::SocketHandle;
+use smoltcp::socket::tcp;
+use smoltcp::wire::{IpAddress, IpEndpoint};
+
+/// Buffer sizes and backlog of a [`TcpListener`] (and buffer sizes of a connecting
+/// [`TcpStream`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenConfig {
+    /// Listening sockets kept ready (connections that can arrive at once), and the most
+    /// connections kept waiting for [`TcpListener::accept`]; 1 ..= 1024.
+    pub backlog: usize,
+    /// Receive buffer of each connection, bytes (1 KiB ..= 1 MiB).
+    pub rx_buffer: usize,
+    /// Send buffer of each connection, bytes (1 KiB ..= 1 MiB).
+    pub tx_buffer: usize,
+}
+
+impl Default for ListenConfig {
+    /// Backlog 16, 16 KiB buffers each way.
+    fn default() -> Self {
+        ListenConfig {
+            backlog: 16,
+            rx_buffer: 16 * 1024,
+            tx_buffer: 16 * 1024,
+        }
+    }
+}
+
+impl ListenConfig {
+    fn validate(&self) -> Result<(), NetError> {
+        let ok_buf = |b: usize| (1024..=1 << 20).contains(&b);
+        if !(1..=1024).contains(&self.backlog) || !ok_buf(self.rx_buffer) || !ok_buf(self.tx_buffer)
+        {
+            return Err(NetError::BadConfig(alloc::format!("{self:?}")));
+        }
+        Ok(())
+    }
+
+    pub(super) fn socket(&self) -> tcp::Socket<'static> {
+        let mut s = tcp::Socket::new(
+            tcp::SocketBuffer::new(vec![0; self.rx_buffer]),
+            tcp::SocketBuffer::new(vec![0; self.tx_buffer]),
+        );
+        // Requests and responses are small writes: send them at once.
+        s.set_nagle_enabled(false);
+        s
+    }
+}
+
+/// A TCP port that accepts connections.
+pub struct TcpListener {
+    stack: &'static Stack,
+    slot: usize,
+    port: u16,
+}
+
+impl core::fmt::Debug for TcpListener {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("TcpListener")
+            .field("port", &self.port)
+            .finish()
+    }
+}
+
+impl TcpListener {
+    /// Listens on `port` of the default stack ([`init`](super::init) must have run) with the
+    /// default backlog and buffers.
+    pub fn bind(port: u16) -> Result<TcpListener, NetError> {
+        Self::bind_with(port, ListenConfig::default())
+    }
+
+    /// Listens on `port` of the default stack with `config`.
+    pub fn bind_with(port: u16, config: ListenConfig) -> Result<TcpListener, NetError> {
+        let stack = super::stack().ok_or(NetError::NotInitialized)?;
+        Self::bind_on(stack, port, config)
+    }
+
+    /// Listens on `port` of `stack` with `config`.
+    pub fn bind_on(
+        stack: &'static Stack,
+        port: u16,
+        config: ListenConfig,
+    ) -> Result<TcpListener, NetError> {
+        config.validate()?;
+        if port == 0 {
+            return Err(NetError::Unaddressable);
+        }
+        let mut g = stack.borrow();
+        if g.tcp_port_bound(port) {
+            return Err(NetError::AddrInUse(port));
+        }
+        let mut listening = Vec::with_capacity(config.backlog);
+        for _ in 0..config.backlog {
+            let mut s = config.socket();
+            s.listen(port).map_err(|_| NetError::Unaddressable)?;
+            listening.push(g.sockets.add(s));
+        }
+        let l = Listener {
+            port,
+            config,
+            listening,
+            ready: VecDeque::new(),
+            waker: None,
+        };
+        let slot = match g.listeners.iter().position(Option::is_none) {
+            Some(i) => {
+                g.listeners[i] = Some(l);
+                i
+            }
+            None => {
+                g.listeners.push(Some(l));
+                g.listeners.len() - 1
+            }
+        };
+        Ok(TcpListener { stack, slot, port })
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Waits for the next connection. The stream may still be finishing its handshake:
+    /// reads and writes wait for it.
+    pub async fn accept(&self) -> Result<TcpStream, NetError> {
+        poll_fn(|cx| {
+            let mut guard = self.stack.borrow();
+            let g = &mut *guard;
+            let Some(l) = g.listeners.get_mut(self.slot).and_then(Option::as_mut) else {
+                return Poll::Ready(Err(NetError::NotConnected));
+            };
+            match l.ready.pop_front() {
+                Some(h) => {
+                    g.stats.tcp_accepted += 1;
+                    // The driver opens a new listening socket in its place.
+                    g.kick();
+                    Poll::Ready(Ok(TcpStream {
+                        stack: self.stack,
+                        handle: Some(h),
+                    }))
+                }
+                None => {
+                    l.waker = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            }
+        })
+        .await
+    }
+}
+
+impl Drop for TcpListener {
+    fn drop(&mut self) {
+        let mut g = self.stack.borrow();
+        if let Some(l) = g.listeners.get_mut(self.slot).and_then(Option::take) {
+            for h in l.listening {
+                g.sockets.remove(h);
+            }
+            for h in l.ready {
+                g.sockets.get_mut::<tcp::Socket>(h).abort();
+                g.orphan(h);
+            }
+        }
+    }
+}
+
+/// A TCP connection. Reads and writes are async ([`embedded_io_async::Read`] and
+/// [`Write`](embedded_io_async::Write) too); dropping it closes the connection.
+pub struct TcpStream {
+    stack: &'static Stack,
+    handle: Option<SocketHandle>,
+}
+
+impl core::fmt::Debug for TcpStream {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("TcpStream")
+            .field("remote", &self.remote())
+            .finish()
+    }
+}
+
+impl TcpStream {
+    /// Connects to `addr:port` through the default stack with default buffers.
+    pub async fn connect(addr: Ipv4Addr, port: u16) -> Result<TcpStream, NetError> {
+        let stack = super::stack().ok_or(NetError::NotInitialized)?;
+        Self::connect_on(stack, addr, port, ListenConfig::default()).await
+    }
+
+    /// Connects to `addr:port` through `stack` with `config`'s buffer sizes.
+    pub async fn connect_on(
+        stack: &'static Stack,
+        addr: Ipv4Addr,
+        port: u16,
+        config: ListenConfig,
+    ) -> Result<TcpStream, NetError> {
+        config.validate()?;
+        if port == 0 || addr.is_unspecified() {
+            return Err(NetError::Unaddressable);
+        }
+        let handle = {
+            let mut guard = stack.borrow();
+            let g = &mut *guard;
+            let mut s = config.socket();
+            let local = g.ephemeral_port();
+            s.connect(g.iface.context(), (IpAddress::Ipv4(addr), port), local)
+                .map_err(|_| NetError::Unaddressable)?;
+            g.stats.tcp_connects += 1;
+            let h = g.sockets.add(s);
+            g.kick();
+            h
+        };
+        let stream = TcpStream {
+            stack,
+            handle: Some(handle),
+        };
+        poll_fn(|cx| {
+            let mut g = stack.borrow();
+            let s = g.sockets.get_mut::<tcp::Socket>(handle);
+            match s.state() {
+                tcp::State::SynSent | tcp::State::SynReceived => {
+                    s.register_send_waker(cx.waker());
+                    Poll::Pending
+                }
+                tcp::State::Closed | tcp::State::TimeWait => {
+                    Poll::Ready(Err(NetError::ConnectionRefused))
+                }
+                _ => Poll::Ready(Ok(())),
+            }
+        })
+        .await?;
+        Ok(stream)
+    }
+
+    fn h(&self) -> SocketHandle {
+        self.handle.expect("TcpStream used after close")
+    }
+
+    /// The peer's address and port.
+    pub fn remote(&self) -> Option<(Ipv4Addr, u16)> {
+        let g = self.stack.borrow();
+        let e: IpEndpoint = g.sockets.get::<tcp::Socket>(self.h()).remote_endpoint()?;
+        match e.addr {
+            IpAddress::Ipv4(a) => Some((a, e.port)),
+        }
+    }
+
+    /// The local port.
+    pub fn local_port(&self) -> Option<u16> {
+        let g = self.stack.borrow();
+        g.sockets
+            .get::<tcp::Socket>(self.h())
+            .local_endpoint()
+            .map(|e| e.port)
+    }
+
+    /// Resets the connection if the peer does not acknowledge data for `limit` (`None`:
+    /// never).
+    pub fn set_timeout(&mut self, limit: Option<Duration>) {
+        let mut g = self.stack.borrow();
+        g.sockets
+            .get_mut::<tcp::Socket>(self.h())
+            .set_timeout(limit.map(|d| smoltcp::time::Duration::from_micros(d.as_micros() as u64)));
+    }
+
+    /// Reads what is there (at least one byte, waiting for it); `Ok(0)` at the end of the
+    /// peer's data (or for an empty `buf`).
+    pub async fn read(&mut self, buf: &mut [u8]) -> Result<usize, NetError> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let h = self.h();
+        let stack = self.stack;
+        poll_fn(|cx| {
+            let mut guard = stack.borrow();
+            let g = &mut *guard;
+            let s = g.sockets.get_mut::<tcp::Socket>(h);
+            if s.can_recv() {
+                let before = s.recv_capacity() - s.recv_queue();
+                let n = s.recv_slice(buf).unwrap_or(0);
+                // A window that was (nearly) closed opens again: tell the peer soon.
+                if before < s.recv_capacity() / 4 {
+                    g.kick();
+                }
+                return Poll::Ready(Ok(n));
+            }
+            match s.state() {
+                tcp::State::SynSent | tcp::State::SynReceived | tcp::State::Listen => {}
+                tcp::State::Closed if s.remote_endpoint().is_none() => {
+                    return Poll::Ready(Err(NetError::ConnectionReset))
+                }
+                _ if !s.may_recv() => return Poll::Ready(Ok(0)),
+                _ => {}
+            }
+            s.register_recv_waker(cx.waker());
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Writes some of `buf` (waiting for room in the send buffer); returns how much.
+    pub async fn write(&mut self, buf: &[u8]) -> Result<usize, NetError> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let h = self.h();
+        let stack = self.stack;
+        poll_fn(|cx| {
+            let mut guard = stack.borrow();
+            let g = &mut *guard;
+            let s = g.sockets.get_mut::<tcp::Socket>(h);
+            if s.can_send() {
+                let n = s.send_slice(buf).unwrap_or(0);
+                if n > 0 {
+                    g.kick();
+                    return Poll::Ready(Ok(n));
+                }
+            }
+            match s.state() {
+                tcp::State::SynSent | tcp::State::SynReceived | tcp::State::Listen => {}
+                tcp::State::Closed => return Poll::Ready(Err(NetError::ConnectionReset)),
+                _ if !s.may_send() => return Poll::Ready(Err(NetError::NotConnected)),
+                _ => {}
+            }
+            s.register_send_waker(cx.waker());
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Writes all of `buf`.
+    pub async fn write_all(&mut self, mut buf: &[u8]) -> Result<(), NetError> {
+        while !buf.is_empty() {
+            let n = self.write(buf).await?;
+            buf = &buf[n..];
+        }
+        Ok(())
+    }
+
+    /// Waits until the peer has acknowledged everything written.
+    pub async fn flush(&mut self) -> Result<(), NetError> {
+        let h = self.h();
+        let stack = self.stack;
+        poll_fn(|cx| {
+            let mut g = stack.borrow();
+            let s = g.sockets.get_mut::<tcp::Socket>(h);
+            if s.send_queue() == 0 {
+                return Poll::Ready(Ok(()));
+            }
+            if s.state() == tcp::State::Closed {
+                return Poll::Ready(Err(NetError::ConnectionReset));
+            }
+            s.register_send_waker(cx.waker());
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Sends what was written, then a FIN, and waits until the peer acknowledged the data;
+    /// the socket is freed once the connection has closed.
+    pub async fn close(mut self) -> Result<(), NetError> {
+        {
+            let mut g = self.stack.borrow();
+            g.sockets.get_mut::<tcp::Socket>(self.h()).close();
+            g.kick();
+        }
+        self.flush().await
+    }
+
+    /// Resets the connection at once.
+    pub fn abort(mut self) {
+        if let Some(h) = self.handle.take() {
+            let mut g = self.stack.borrow();
+            g.sockets.get_mut::<tcp::Socket>(h).abort();
+            g.orphan(h);
+        }
+    }
+}
+
+impl Drop for TcpStream {
+    fn drop(&mut self) {
+        if let Some(h) = self.handle.take() {
+            self.stack.borrow().orphan(h);
+        }
+    }
+}
+
+impl embedded_io_async::ErrorType for TcpStream {
+    type Error = NetError;
+}
+
+impl embedded_io_async::Read for TcpStream {
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, NetError> {
+        TcpStream::read(self, buf).await
+    }
+}
+
+impl embedded_io_async::Write for TcpStream {
+    async fn write(&mut self, buf: &[u8]) -> Result<usize, NetError> {
+        TcpStream::write(self, buf).await
+    }
+
+    async fn flush(&mut self) -> Result<(), NetError> {
+        TcpStream::flush(self).await
+    }
+}
