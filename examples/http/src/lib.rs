@@ -1,0 +1,380 @@
+//! The web service of the `http` example, generic over any `embedded_io_async` stream so it
+//! runs over a `xenia::net::TcpStream` in the guest and over in-memory streams in host tests.
+//!
+//! Routes: `GET /` (an HTML page), `GET /health` (`{"status":"ok"}`), `GET /stats` (JSON
+//! counters), `POST /echo` (the body back, byte for byte). HTTP/1.1 keep-alive (and
+//! pipelining), `Content-Length` bodies up to [`MAX_BODY`]; 400 on a malformed request, 404 on
+//! an unknown path, 405 on a wrong method, 413 on a body too large, 501 on chunked bodies.
+#![no_std]
+#![deny(missing_docs)]
+
+extern crate alloc;
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
+use embedded_io_async::{Read, Write};
+
+/// The largest request head (request line and headers).
+pub const MAX_HEAD: usize = 8 * 1024;
+/// The largest request body.
+pub const MAX_BODY: usize = 1 << 20;
+/// Headers parsed at most.
+const MAX_HEADERS: usize = 32;
+
+/// What `/stats` reports besides the service's own counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SystemInfo {
+    /// Milliseconds since boot.
+    pub uptime_ms: u64,
+    /// Heap bytes in use.
+    pub heap_in_use: usize,
+    /// Packets received by the interface.
+    pub rx_packets: u64,
+    /// Packets sent by the interface.
+    pub tx_packets: u64,
+    /// Packets dropped or refused by the network stack.
+    pub packets_dropped: u64,
+}
+
+/// The service's state, shared by all connections.
+pub struct Service<F: Fn() -> SystemInfo> {
+    info: F,
+    requests: AtomicU64,
+    connections: AtomicU64,
+    open: AtomicU64,
+}
+
+/// How a connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// The client closed the connection (between requests).
+    ClientClosed,
+    /// We closed it: `Connection: close`, HTTP/1.0, or after an error response.
+    Closed,
+    /// Reading or writing failed.
+    Io,
+}
+
+/// A request head, parsed.
+struct Head {
+    method: String,
+    path: String,
+    keep_alive: bool,
+    content_length: usize,
+    head_len: usize,
+}
+
+enum Parsed {
+    Complete(Head),
+    Partial,
+    /// An error response to send before closing: status and reason.
+    Bad(u16, &'static str),
+}
+
+fn parse_head(buf: &[u8]) -> Parsed {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let head_len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Parsed::Partial,
+        Err(httparse::Error::TooManyHeaders) => {
+            return Parsed::Bad(431, "Request Header Fields Too Large")
+        }
+        Err(_) => return Parsed::Bad(400, "Bad Request"),
+    };
+    let (Some(method), Some(path), Some(version)) = (req.method, req.path, req.version) else {
+        return Parsed::Bad(400, "Bad Request");
+    };
+    let mut keep_alive = version == 1;
+    let mut content_length = None;
+    for h in req.headers.iter() {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            let v = core::str::from_utf8(h.value).ok().map(str::trim);
+            let n = match v.and_then(|v| {
+                (!v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| v.parse::<usize>().ok())
+                    .flatten()
+            }) {
+                Some(n) => n,
+                None => return Parsed::Bad(400, "Bad Request"),
+            };
+            // Two different lengths make the message's end ambiguous.
+            if content_length.is_some_and(|c| c != n) {
+                return Parsed::Bad(400, "Bad Request");
+            }
+            content_length = Some(n);
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            return Parsed::Bad(501, "Not Implemented");
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            let v = h.value;
+            if v.eq_ignore_ascii_case(b"close") {
+                keep_alive = false;
+            } else if v.eq_ignore_ascii_case(b"keep-alive") {
+                keep_alive = true;
+            }
+        }
+    }
+    let content_length = content_length.unwrap_or(0);
+    if content_length > MAX_BODY {
+        return Parsed::Bad(413, "Payload Too Large");
+    }
+    Parsed::Complete(Head {
+        method: method.into(),
+        path: path.into(),
+        keep_alive,
+        content_length,
+        head_len,
+    })
+}
+
+const INDEX: &str = "<!DOCTYPE html>\n<html><head><title>xenia</title></head><body>\n\
+<h1>Hello from a Xenia unikernel</h1>\n\
+<p>An async Rust web service running as a Xen PV guest.</p>\n\
+<ul><li><a href=\"/health\">/health</a></li><li><a href=\"/stats\">/stats</a></li>\
+<li>POST /echo</li></ul>\n</body></html>\n";
+
+/// A connection's read buffer: bytes `start..end` of `buf` are read but not consumed.
+struct Input {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl Input {
+    fn pending(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Reads more; `Ok(0)` at the end of the stream, `Err(())` when the head buffer is full.
+    async fn fill<S: Read>(&mut self, s: &mut S) -> Result<Result<usize, ()>, S::Error> {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.buf.len() {
+            return Ok(Err(()));
+        }
+        let n = s.read(&mut self.buf[self.end..]).await?;
+        self.end += n;
+        Ok(Ok(n))
+    }
+}
+
+impl<F: Fn() -> SystemInfo> Service<F> {
+    /// A service whose `/stats` asks `info` for the system's numbers.
+    pub const fn new(info: F) -> Self {
+        Service {
+            info,
+            requests: AtomicU64::new(0),
+            connections: AtomicU64::new(0),
+            open: AtomicU64::new(0),
+        }
+    }
+
+    /// Requests answered so far.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// The `/stats` document.
+    pub fn stats_json(&self) -> String {
+        let i = (self.info)();
+        format!(
+            "{{\"uptime_ms\":{},\"requests\":{},\"connections\":{},\"open_connections\":{},\
+             \"heap_in_use\":{},\"rx_packets\":{},\"tx_packets\":{},\"packets_dropped\":{}}}\n",
+            i.uptime_ms,
+            self.requests(),
+            self.connections.load(Ordering::Relaxed),
+            self.open.load(Ordering::Relaxed),
+            i.heap_in_use,
+            i.rx_packets,
+            i.tx_packets,
+            i.packets_dropped
+        )
+    }
+
+    /// Serves the requests of one connection until it ends.
+    pub async fn serve<S: Read + Write>(&self, s: &mut S) -> End {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+        self.open.fetch_add(1, Ordering::Relaxed);
+        let end = self.serve_inner(s).await;
+        self.open.fetch_sub(1, Ordering::Relaxed);
+        end
+    }
+
+    async fn serve_inner<S: Read + Write>(&self, s: &mut S) -> End {
+        let mut input = Input {
+            buf: vec![0; MAX_HEAD],
+            start: 0,
+            end: 0,
+        };
+        loop {
+            // Read a complete head.
+            let head = loop {
+                if input.end > input.start {
+                    match parse_head(input.pending()) {
+                        Parsed::Complete(h) => break h,
+                        Parsed::Bad(code, reason) => {
+                            return self.error(s, code, reason).await;
+                        }
+                        Parsed::Partial => {}
+                    }
+                }
+                match input.fill(s).await {
+                    Ok(Ok(0)) if input.end == input.start => return End::ClientClosed,
+                    Ok(Ok(0)) => return self.error(s, 400, "Bad Request").await,
+                    Ok(Ok(_)) => {}
+                    Ok(Err(())) => {
+                        return self.error(s, 431, "Request Header Fields Too Large").await
+                    }
+                    Err(_) => return End::Io,
+                }
+            };
+            input.consume(head.head_len);
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            let ka = head.keep_alive;
+            let r = match (head.method.as_str(), head.path.as_str()) {
+                ("POST", "/echo") => self.echo(s, &mut input, head.content_length, ka).await,
+                (m, p) => {
+                    // Consume any body so the next request starts where it should.
+                    if skip(s, &mut input, head.content_length).await.is_err() {
+                        return End::Io;
+                    }
+                    match (m, p) {
+                        ("GET", "/") => {
+                            respond(s, 200, "OK", "text/html", INDEX.as_bytes(), ka).await
+                        }
+                        ("GET", "/health") => {
+                            respond(
+                                s,
+                                200,
+                                "OK",
+                                "application/json",
+                                b"{\"status\":\"ok\"}\n",
+                                ka,
+                            )
+                            .await
+                        }
+                        ("GET", "/stats") => {
+                            let doc = self.stats_json();
+                            respond(s, 200, "OK", "application/json", doc.as_bytes(), ka).await
+                        }
+                        (_, "/" | "/health" | "/stats" | "/echo") => {
+                            respond(
+                                s,
+                                405,
+                                "Method Not Allowed",
+                                "text/plain",
+                                b"method not allowed\n",
+                                ka,
+                            )
+                            .await
+                        }
+                        _ => respond(s, 404, "Not Found", "text/plain", b"not found\n", ka).await,
+                    }
+                }
+            };
+            if r.is_err() {
+                return End::Io;
+            }
+            if !ka {
+                return End::Closed;
+            }
+        }
+    }
+
+    /// Sends an error response and ends the connection.
+    async fn error<S: Write>(&self, s: &mut S, code: u16, reason: &str) -> End {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let body = format!("{code} {reason}\n");
+        match respond(s, code, reason, "text/plain", body.as_bytes(), false).await {
+            Ok(()) => End::Closed,
+            Err(()) => End::Io,
+        }
+    }
+
+    /// Streams `len` body bytes back as the response body.
+    async fn echo<S: Read + Write>(
+        &self,
+        s: &mut S,
+        input: &mut Input,
+        len: usize,
+        ka: bool,
+    ) -> Result<(), ()> {
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {len}\r\n{}\r\n",
+            conn_header(ka)
+        );
+        s.write_all(head.as_bytes()).await.map_err(drop)?;
+        let mut left = len;
+        while left > 0 {
+            if input.end == input.start {
+                match input.fill(s).await {
+                    Ok(Ok(0)) | Err(_) => return Err(()),
+                    _ => {}
+                }
+            }
+            let chunk = &input.pending()[..left.min(input.end - input.start)];
+            s.write_all(chunk).await.map_err(drop)?;
+            let n = chunk.len();
+            input.consume(n);
+            left -= n;
+        }
+        s.flush().await.map_err(drop)
+    }
+}
+
+fn conn_header(ka: bool) -> &'static str {
+    if ka {
+        "Connection: keep-alive\r\n"
+    } else {
+        "Connection: close\r\n"
+    }
+}
+
+async fn skip<S: Read>(s: &mut S, input: &mut Input, mut len: usize) -> Result<(), ()> {
+    while len > 0 {
+        if input.end == input.start {
+            match input.fill(s).await {
+                Ok(Ok(0)) | Err(_) => return Err(()),
+                _ => {}
+            }
+        }
+        let n = len.min(input.end - input.start);
+        input.consume(n);
+        len -= n;
+    }
+    Ok(())
+}
+
+async fn respond<S: Write>(
+    s: &mut S,
+    code: u16,
+    reason: &str,
+    ctype: &str,
+    body: &[u8],
+    ka: bool,
+) -> Result<(), ()> {
+    let head = format!(
+        "HTTP/1.1 {code} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n{}\r\n",
+        body.len(),
+        conn_header(ka)
+    );
+    let mut out = Vec::with_capacity(head.len() + body.len());
+    out.extend_from_slice(head.as_bytes());
+    out.extend_from_slice(body);
+    s.write_all(&out).await.map_err(drop)?;
+    s.flush().await.map_err(drop)
+}

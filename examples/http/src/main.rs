@@ -1,0 +1,82 @@
+//! The `http` example: an async web service on port 80 (see the library for the routes).
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+use core::sync::atomic::{AtomicU64, Ordering};
+use core::time::Duration;
+use http::{Service, SystemInfo};
+use xenia::net::{ListenConfig, NetError, TcpListener, TcpStream};
+
+/// When main started (ns of Xen system time).
+static START: AtomicU64 = AtomicU64::new(0);
+/// A connection with no traffic for this long is closed.
+const IDLE: Duration = Duration::from_secs(60);
+
+fn info() -> SystemInfo {
+    let st = xenia::net::stats();
+    let now = xenia::time::Instant::now().as_nanos();
+    SystemInfo {
+        uptime_ms: now.saturating_sub(START.load(Ordering::Relaxed)) / 1_000_000,
+        heap_in_use: xenia::heap_in_use(),
+        rx_packets: st.device.rx_packets,
+        tx_packets: st.device.tx_packets,
+        packets_dropped: st.drops(),
+    }
+}
+
+static SERVICE: Service<fn() -> SystemInfo> = Service::new(info);
+
+/// A stream whose reads and writes give up after [`IDLE`].
+struct Timed(TcpStream);
+
+impl embedded_io_async::ErrorType for Timed {
+    type Error = NetError;
+}
+
+impl embedded_io_async::Read for Timed {
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, NetError> {
+        xenia::timeout(IDLE, self.0.read(buf))
+            .await
+            .unwrap_or(Err(NetError::ConnectionReset))
+    }
+}
+
+impl embedded_io_async::Write for Timed {
+    async fn write(&mut self, buf: &[u8]) -> Result<usize, NetError> {
+        xenia::timeout(IDLE, self.0.write(buf))
+            .await
+            .unwrap_or(Err(NetError::ConnectionReset))
+    }
+
+    async fn flush(&mut self) -> Result<(), NetError> {
+        xenia::timeout(IDLE, self.0.flush())
+            .await
+            .unwrap_or(Err(NetError::ConnectionReset))
+    }
+}
+
+xenia::main! {
+    async fn main() -> Result<(), NetError> {
+        START.store(xenia::time::Instant::now().as_nanos(), Ordering::Relaxed);
+        let stack = xenia::net::init().await?;
+        let listener = TcpListener::bind_with(
+            80,
+            ListenConfig {
+                backlog: 64,
+                rx_buffer: 16 * 1024,
+                tx_buffer: 16 * 1024,
+            },
+        )?;
+        match stack.ipv4() {
+            Some((addr, prefix)) => xenia::println!("http: listening on {addr}/{prefix} port 80"),
+            None => xenia::println!("http: listening on port 80"),
+        }
+        loop {
+            let conn = listener.accept().await?;
+            xenia::spawn(async move {
+                let mut c = Timed(conn);
+                SERVICE.serve(&mut c).await;
+                let _ = xenia::timeout(IDLE, c.0.close()).await;
+            });
+        }
+    }
+}
