@@ -1,0 +1,383 @@
+//! The whole example path on the host: a client on a smoltcp peer (the simulated dom0 side of
+//! the link) → simulated netback → netfront → `xenia::net` → the HTTP service → back. Routes,
+//! keep-alive, 400, 404, a 1 MiB echo, 64 concurrent clients, and hostile netback responses.
+//! One test: the runtime boots once a process.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use http::{Service, SystemInfo, MAX_BODY};
+use smoltcp::iface::{Config, Interface, SocketSet};
+use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
+use smoltcp::socket::tcp;
+use smoltcp::time::Instant;
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
+use xenia::net::{IpConfig, Ipv4Addr, ListenConfig, TcpListener};
+use xenia_xen::sim::netback::{Fault, Netback, VifConfig};
+use xenia_xen::sim::{Backend, Host, Sim};
+
+struct PeerDev {
+    nb: Netback,
+    moved: bool,
+}
+
+struct PeerRx(Vec<u8>);
+
+impl RxToken for PeerRx {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(&self.0)
+    }
+}
+
+struct PeerTx<'a>(&'a Netback);
+
+impl TxToken for PeerTx<'_> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let mut buf = vec![0; len];
+        let r = f(&mut buf);
+        self.0.inject(&buf);
+        r
+    }
+}
+
+impl Device for PeerDev {
+    type RxToken<'a> = PeerRx;
+    type TxToken<'a> = PeerTx<'a>;
+
+    fn receive(&mut self, _: Instant) -> Option<(PeerRx, PeerTx<'_>)> {
+        let f = self.nb.pop_sent()?;
+        self.moved = true;
+        Some((PeerRx(f), PeerTx(&self.nb)))
+    }
+
+    fn transmit(&mut self, _: Instant) -> Option<PeerTx<'_>> {
+        // Do not flood a guest that has not posted buffers yet.
+        if self.nb.pending_to_guest() > 64 {
+            return None;
+        }
+        self.moved = true;
+        Some(PeerTx(&self.nb))
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut c = DeviceCapabilities::default();
+        c.medium = Medium::Ethernet;
+        c.max_transmission_unit = 1514;
+        c
+    }
+}
+
+/// dom0's end of the link: a smoltcp interface at 10.0.0.1 that runs as a simulated backend
+/// (whenever the guest blocks).
+struct Peer {
+    dev: PeerDev,
+    iface: Interface,
+    sockets: SocketSet<'static>,
+    next_port: u16,
+}
+
+struct PeerBackend(Rc<RefCell<Peer>>);
+
+impl Backend for PeerBackend {
+    fn step(&mut self, host: &mut Host) -> bool {
+        let mut p = self.0.borrow_mut();
+        let p = &mut *p;
+        let now = Instant::from_micros((host.now_ns() / 1000) as i64);
+        p.dev.moved = false;
+        p.iface.poll(now, &mut p.dev, &mut p.sockets);
+        // Only frames count as progress (transmit tokens that sent nothing do not).
+        p.dev.nb.pending_to_guest() > 0 && p.dev.moved
+    }
+}
+
+#[derive(Debug)]
+struct Response {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Response {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Complete responses at the start of `buf`, and how many bytes they took.
+fn parse_responses(buf: &[u8]) -> (Vec<Response>, usize) {
+    let mut v = Vec::new();
+    let mut at = 0;
+    loop {
+        let mut h = [httparse::EMPTY_HEADER; 16];
+        let mut r = httparse::Response::new(&mut h);
+        let n = match r.parse(&buf[at..]) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) => break,
+            Err(e) => panic!("bad response: {e:?}"),
+        };
+        let headers: Vec<(String, String)> = r
+            .headers
+            .iter()
+            .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into()))
+            .collect();
+        let len: usize = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+            .expect("content-length")
+            .1
+            .parse()
+            .unwrap();
+        if buf.len() < at + n + len {
+            break;
+        }
+        v.push(Response {
+            status: r.code.unwrap(),
+            headers,
+            body: buf[at + n..at + n + len].to_vec(),
+        });
+        at += n + len;
+    }
+    (v, at)
+}
+
+/// Connects from the peer, sends `req`, and reads until `want` responses came (or the server
+/// closed). Waits in 1 ms steps of simulated time, at most `limit`.
+async fn exchange(peer: &Rc<RefCell<Peer>>, req: &[u8], want: usize) -> (Vec<Response>, bool) {
+    let h = {
+        let mut p = peer.borrow_mut();
+        let p = &mut *p;
+        let mut s = tcp::Socket::new(
+            tcp::SocketBuffer::new(vec![0; 65535]),
+            tcp::SocketBuffer::new(vec![0; 65535]),
+        );
+        p.next_port += 1;
+        s.connect(
+            p.iface.context(),
+            (IpAddress::v4(10, 0, 0, 2), 80),
+            p.next_port,
+        )
+        .unwrap();
+        p.sockets.add(s)
+    };
+    let mut sent = 0;
+    let mut got = Vec::new();
+    let start = xenia::time::Instant::now();
+    let closed = loop {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "client stuck: sent {sent}/{}, got {} bytes",
+            req.len(),
+            got.len()
+        );
+        {
+            let mut p = peer.borrow_mut();
+            let s = p.sockets.get_mut::<tcp::Socket>(h);
+            if s.can_send() && sent < req.len() {
+                sent += s.send_slice(&req[sent..]).unwrap();
+            }
+            while s.can_recv() {
+                s.recv(|b| {
+                    got.extend_from_slice(b);
+                    (b.len(), ())
+                })
+                .unwrap();
+            }
+            if parse_responses(&got).0.len() >= want {
+                break false;
+            }
+            if !s.may_recv() && s.state() != tcp::State::SynSent {
+                break true;
+            }
+        }
+        xenia::sleep(Duration::from_millis(1)).await;
+    };
+    {
+        let mut p = peer.borrow_mut();
+        p.sockets.get_mut::<tcp::Socket>(h).close();
+    }
+    // Let the close go out, then free the socket.
+    xenia::sleep(Duration::from_millis(5)).await;
+    peer.borrow_mut().sockets.remove(h);
+    let (r, used) = parse_responses(&got);
+    assert_eq!(used, got.len(), "trailing bytes after the responses");
+    (r, closed)
+}
+
+fn info() -> SystemInfo {
+    let st = xenia::net::stats();
+    SystemInfo {
+        uptime_ms: 0,
+        heap_in_use: 0,
+        rx_packets: st.device.rx_packets,
+        tx_packets: st.device.tx_packets,
+        packets_dropped: st.drops(),
+    }
+}
+
+static SERVICE: Service<fn() -> SystemInfo> = Service::new(info);
+
+#[test]
+fn http_service_end_to_end_over_the_simulated_link() {
+    let sim = Sim::new();
+    xenia::host::boot(&sim);
+    let nb = Netback::new(&sim, VifConfig::new(0));
+    let mut dev = PeerDev {
+        nb: nb.clone(),
+        moved: false,
+    };
+    let mut cfg = Config::new(HardwareAddress::Ethernet(EthernetAddress([
+        0x02, 0, 0, 0, 0, 0x99,
+    ])));
+    cfg.random_seed = 7;
+    let mut iface = Interface::new(cfg, &mut dev, Instant::from_millis(0));
+    iface.update_ip_addrs(|a| {
+        a.push(IpCidr::new(IpAddress::v4(10, 0, 0, 1), 24)).unwrap();
+    });
+    let peer = Rc::new(RefCell::new(Peer {
+        dev,
+        iface,
+        sockets: SocketSet::new(vec![]),
+        next_port: 40000,
+    }));
+    sim.add_backend(Box::new(PeerBackend(peer.clone())));
+    let polls0 = sim.with_host(|h| h.hypercall_counts[xen_sys::__HYPERVISOR_sched_op as usize]);
+
+    let nb2 = nb.clone();
+    let stats = xenia::block_on(async move {
+        let nb = nb2;
+        let stack = xenia::net::open(
+            0,
+            IpConfig::from_cmdline("ip=10.0.0.2/24 gw=10.0.0.1", 0).unwrap(),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(stack.ipv4(), Some((Ipv4Addr::new(10, 0, 0, 2), 24)));
+        let listener = TcpListener::bind_on(
+            stack,
+            80,
+            ListenConfig {
+                backlog: 64,
+                ..ListenConfig::default()
+            },
+        )
+        .unwrap();
+        assert!(matches!(
+            TcpListener::bind_on(stack, 80, ListenConfig::default()),
+            Err(xenia::NetError::AddrInUse(80))
+        ));
+        xenia::spawn(async move {
+            loop {
+                let mut c = listener.accept().await.unwrap();
+                xenia::spawn(async move {
+                    SERVICE.serve(&mut c).await;
+                    let _ = c.close().await;
+                });
+            }
+        });
+
+        // Every route, keep-alive: several requests on one connection.
+        let (r, closed) = exchange(
+            &peer,
+            b"GET / HTTP/1.1\r\nHost: g\r\n\r\nGET /health HTTP/1.1\r\n\r\nGET /stats HTTP/1.1\r\n\r\nPOST /echo HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello",
+            4,
+        )
+        .await;
+        assert!(!closed);
+        assert_eq!(
+            r.iter().map(|r| r.status).collect::<Vec<_>>(),
+            [200, 200, 200, 200]
+        );
+        assert!(String::from_utf8_lossy(&r[0].body).contains("Xenia"));
+        assert_eq!(r[1].body, b"{\"status\":\"ok\"}\n");
+        let st = String::from_utf8(r[2].body.clone()).unwrap();
+        assert!(st.contains("\"requests\":3,"), "{st}");
+        assert!(st.contains("\"rx_packets\":"), "{st}");
+        assert_eq!(r[3].body, b"hello");
+        assert!(r
+            .iter()
+            .all(|r| r.header("connection") == Some("keep-alive")));
+
+        // 404, then 400 (which closes the connection).
+        let (r, _) = exchange(&peer, b"GET /missing HTTP/1.1\r\n\r\n", 1).await;
+        assert_eq!(r[0].status, 404);
+        let (r, closed) = exchange(&peer, b"NOT HTTP AT ALL\r\n\r\n", 2).await;
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].status, 400);
+        assert!(closed, "the server closes after a 400");
+
+        // A 1 MiB echo, byte for byte.
+        let body: Vec<u8> = (0..MAX_BODY).map(|i| (i * 7 + i / 1021) as u8).collect();
+        let mut req = format!(
+            "POST /echo HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        req.extend_from_slice(&body);
+        let t = xenia::time::Instant::now();
+        let (r, _) = exchange(&peer, &req, 1).await;
+        eprintln!("1 MiB echo took {:?} of simulated time", t.elapsed());
+        assert_eq!(r[0].status, 200);
+        assert!(r[0].body == body, "the 1 MiB echo differs");
+
+        // 64 clients at once, all answered.
+        let mut tasks = Vec::new();
+        for _ in 0..64 {
+            let p = peer.clone();
+            tasks.push(xenia::spawn(async move {
+                exchange(&p, b"GET /health HTTP/1.1\r\nConnection: close\r\n\r\n", 1)
+                    .await
+                    .0
+            }));
+        }
+        for t in tasks {
+            let r = t.await;
+            assert_eq!(r.len(), 1);
+            assert_eq!(r[0].body, b"{\"status\":\"ok\"}\n");
+        }
+
+        // Hostile netback responses: each is refused by netfront and counted; TCP
+        // retransmits what was lost and the service keeps answering.
+        let drops0 = xenia::net::stats().drops();
+        for f in [
+            Fault::RxIdOutOfRange,
+            Fault::RxDuplicateId,
+            Fault::RxErrorStatus,
+            Fault::RxSizeOverPage,
+            Fault::RxOffsetPastPage,
+            Fault::RxBogusFlags,
+            Fault::RxLongChain(20),
+            Fault::RxExtraInfo,
+            Fault::TxIdOutOfRange,
+            Fault::TxDuplicateId,
+            Fault::TxErrorStatus,
+        ] {
+            nb.fault(f);
+            let (r, _) = exchange(&peer, b"GET /health HTTP/1.1\r\n\r\n", 1).await;
+            assert_eq!(r.len(), 1, "after {f:?}");
+            assert_eq!(r[0].body, b"{\"status\":\"ok\"}\n", "after {f:?}");
+        }
+        let st = xenia::net::stats();
+        assert!(st.drops() > drops0, "the faults were counted: {st:?}");
+        // Still serving after all that.
+        let (r, _) = exchange(&peer, b"GET /health HTTP/1.1\r\n\r\n", 1).await;
+        assert_eq!(r[0].status, 200);
+        // Closed connections gave their sockets back: the 64-socket backlog and a few
+        // closing ones remain.
+        xenia::sleep(Duration::from_secs(15)).await;
+        xenia::net::stats()
+    });
+    eprintln!("{stats:?}");
+    assert!(
+        stats.sockets <= 64 + 4,
+        "{} sockets left in the stack",
+        stats.sockets
+    );
+    assert_eq!(SERVICE.requests(), 4 + 1 + 1 + 1 + 64 + 11 + 1);
+    let polls = sim.with_host(|h| h.hypercall_counts[xen_sys::__HYPERVISOR_sched_op as usize]);
+    eprintln!("{} sched_op calls", polls - polls0);
+}
