@@ -57,6 +57,7 @@ impl embedded_io_async::Write for Timed {
 xenia::main! {
     async fn main() -> Result<(), NetError> {
         START.store(xenia::time::Instant::now().as_nanos(), Ordering::Relaxed);
+        xenia::println!("http: starting");
         let stack = xenia::net::init().await?;
         let listener = TcpListener::bind_with(
             80,

@@ -71,6 +71,8 @@ pub enum NetError {
     TooLarge(usize),
     /// The vif index is already open.
     AlreadyOpen(u32),
+    /// Something took too long (what).
+    Timeout(String),
 }
 
 impl core::fmt::Display for NetError {
@@ -88,6 +90,7 @@ impl core::fmt::Display for NetError {
             NetError::NotConnected => write!(f, "net: not connected"),
             NetError::TooLarge(n) => write!(f, "net: {n}-byte datagram too large"),
             NetError::AlreadyOpen(i) => write!(f, "net: vif {i} already open"),
+            NetError::Timeout(what) => write!(f, "net: {what}"),
         }
     }
 }
@@ -109,6 +112,7 @@ impl embedded_io::Error for NetError {
             NetError::Unaddressable => K::AddrNotAvailable,
             NetError::TooLarge(_) => K::InvalidInput,
             NetError::BadConfig(_) => K::InvalidInput,
+            NetError::Timeout(_) => K::TimedOut,
             _ => K::Other,
         }
     }

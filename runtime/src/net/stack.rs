@@ -118,6 +118,8 @@ struct Orphan {
 
 /// How long a dropped stream's connection may take to close before it is reset.
 const ORPHAN_GRACE: Duration = Duration::from_secs(10);
+/// How long connecting a vif may take.
+const CONNECT_LIMIT: Duration = Duration::from_secs(30);
 /// First local port for outgoing connections.
 const EPHEMERAL_FIRST: u16 = 49152;
 
@@ -193,8 +195,39 @@ pub async fn open(index: u32, ip: IpConfig, device: NetConfig) -> Result<&'stati
     let xs = crate::services::xenstore();
     let events = crate::services::events().ok_or(NetError::NoServices("event channels"))?;
     let grants = crate::services::grant_table().ok_or(NetError::NoServices("grant table"))?;
-    let mut dev = Netfront::connect_with(xs, events, grants, index, device).await?;
+    log::info!("net: connecting vif {index}");
+    let connect = Netfront::connect_with(xs, events, grants, index, device);
+    let done = alloc::rc::Rc::new(core::cell::Cell::new(false));
+    crate::spawn(nudge_linux_netback(index, done.clone()));
+    let connected = crate::timeout(CONNECT_LIMIT, connect).await;
+    done.set(true);
+    let mut dev = match connected {
+        Ok(r) => r?,
+        Err(_) => {
+            // Say where the handshake stopped.
+            let fe = format!("device/vif/{index}");
+            let read = |p: alloc::string::String| async move {
+                xs.read_string(&p)
+                    .await
+                    .unwrap_or_else(|e| format!("<{e:?}>"))
+            };
+            let be = read(format!("{fe}/backend")).await;
+            let what = format!(
+                "vif {index}: no connection after {CONNECT_LIMIT:?}: frontend state {}, backend {be} state {}, hotplug-status {:?}",
+                read(format!("{fe}/state")).await,
+                read(format!("{be}/state")).await,
+                read(format!("{be}/hotplug-status")).await,
+            );
+            log::error!("net: {what}");
+            return Err(NetError::Timeout(what));
+        }
+    };
     let mac = dev.mac();
+    log::info!(
+        "net: vif {index} connected: mac {}, mtu {}, {ip:?}",
+        xenia_netfront::format_mac(&mac),
+        dev.mtu()
+    );
     let now = smol_now();
     let mut cfg = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
     let seed = mac.iter().fold(
@@ -251,6 +284,44 @@ pub async fn open(index: u32, ip: IpConfig, device: NetConfig) -> Result<&'stati
     STACKS.lock().push(stack);
     crate::spawn(drive(stack));
     Ok(stack)
+}
+
+/// Linux's netback connects when the frontend switches to `Connected`, not `Initialised`
+/// (it ignores `Initialised`), while the xenbus handshake the netfront uses publishes its
+/// rings with `Initialised` and waits for the backend's `Connected`. When the frontend has
+/// published (`Initialised`) and the backend still sits in `InitWait` a little later, this
+/// switches the frontend to `Connected`, which is what Linux's own netfront does after
+/// publishing. Backends that connect on `Initialised` (the simulator's) are never nudged.
+/// Looks every 100 ms while the connection is being made, at most [`CONNECT_LIMIT`].
+async fn nudge_linux_netback(index: u32, done: alloc::rc::Rc<core::cell::Cell<bool>>) {
+    let xs = crate::services::xenstore();
+    let fe = format!("device/vif/{index}");
+    let Ok(be) = xs.read_string(&format!("{fe}/backend")).await else {
+        return;
+    };
+    let start = crate::time::Instant::now();
+    let mut seen = 0;
+    while !done.get() && start.elapsed() < CONNECT_LIMIT {
+        crate::sleep(Duration::from_millis(100)).await;
+        let f = xs
+            .read_string(&format!("{fe}/state"))
+            .await
+            .unwrap_or_default();
+        let b = xs
+            .read_string(&format!("{be}/state"))
+            .await
+            .unwrap_or_default();
+        if f.trim() == "3" && b.trim() == "2" {
+            seen += 1;
+            if seen >= 3 {
+                log::info!("net: vif {index}: backend waits for Connected: switching");
+                let _ = xs.write(&format!("{fe}/state"), "4").await;
+                return;
+            }
+        } else {
+            seen = 0;
+        }
+    }
 }
 
 /// The driver task of a stack.
@@ -418,7 +489,7 @@ impl Inner {
         match event {
             Some(dhcpv4::Event::Configured(c)) => {
                 let (addr, router) = (c.address, c.router);
-                log::info!("net: vif {}: DHCP gave {addr}", 0);
+                log::info!("net: DHCP gave {addr} (router {router:?})");
                 self.iface.update_ip_addrs(|a| {
                     a.clear();
                     let _ = a.push(IpCidr::Ipv4(addr));
