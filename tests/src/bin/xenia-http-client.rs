@@ -1,0 +1,304 @@
+//! dom0's HTTP test client for the `http` example (runs in dom0 of the nested-Xen tests).
+//!
+//! `xenia-http-client HOST PORT` checks every route (bodies included), keep-alive, 400, 404, a
+//! large echo, 64 concurrent clients, and that `/health` still answers afterwards. It prints
+//! one line per check, `ok NAME detail` or `FAIL NAME why`, and a last line
+//! `summary pass=N fail=M`; exit status 0 only when nothing failed. Every socket has
+//! timeouts, so it always ends.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+struct Response {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Response {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn connect(addr: SocketAddr) -> Result<TcpStream, String> {
+    let s = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    s.set_write_timeout(Some(TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    Ok(s)
+}
+
+/// Reads one response (status line, headers, Content-Length body) from `s`, with `buf`
+/// holding bytes read before.
+fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Response, String> {
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_string();
+            let mut lines = head.split("\r\n");
+            let status_line = lines.next().unwrap_or_default();
+            let mut parts = status_line.splitn(3, ' ');
+            let version = parts.next().unwrap_or_default();
+            if version != "HTTP/1.1" {
+                return Err(format!("bad status line {status_line:?}"));
+            }
+            let status: u16 = parts
+                .next()
+                .and_then(|c| c.parse().ok())
+                .ok_or_else(|| format!("bad status line {status_line:?}"))?;
+            let headers: Vec<(String, String)> = lines
+                .filter_map(|l| l.split_once(':'))
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .collect();
+            let len: usize = headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                .and_then(|(_, v)| v.parse().ok())
+                .ok_or("no Content-Length")?;
+            let start = end + 4;
+            while buf.len() < start + len {
+                read_more(s, buf)?;
+            }
+            let body = buf[start..start + len].to_vec();
+            buf.drain(..start + len);
+            return Ok(Response {
+                status,
+                headers,
+                body,
+            });
+        }
+        read_more(s, buf)?;
+    }
+}
+
+fn read_more(s: &mut TcpStream, buf: &mut Vec<u8>) -> Result<(), String> {
+    let mut chunk = [0u8; 16384];
+    let n = s.read(&mut chunk).map_err(|e| format!("read: {e}"))?;
+    if n == 0 {
+        return Err("connection closed early".into());
+    }
+    buf.extend_from_slice(&chunk[..n]);
+    Ok(())
+}
+
+/// One request on a new connection.
+fn request(addr: SocketAddr, req: &[u8]) -> Result<Response, String> {
+    let mut s = connect(addr)?;
+    s.write_all(req).map_err(|e| format!("write: {e}"))?;
+    read_response(&mut s, &mut Vec::new())
+}
+
+fn get(path: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: guest\r\n\r\n").into_bytes()
+}
+
+fn check_status(r: &Response, want: u16) -> Result<(), String> {
+    if r.status == want {
+        Ok(())
+    } else {
+        Err(format!(
+            "status {} (want {want}), body {:?}",
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        ))
+    }
+}
+
+fn route_index(a: SocketAddr) -> Result<String, String> {
+    let r = request(a, &get("/"))?;
+    check_status(&r, 200)?;
+    let body = String::from_utf8_lossy(&r.body);
+    if r.header("content-type") != Some("text/html") || !body.contains("<h1>Hello from a Xenia") {
+        return Err(format!("not the page: {body:?}"));
+    }
+    Ok(format!("{} bytes of html", r.body.len()))
+}
+
+fn route_health(a: SocketAddr) -> Result<String, String> {
+    let r = request(a, &get("/health"))?;
+    check_status(&r, 200)?;
+    if r.body != b"{\"status\":\"ok\"}\n" {
+        return Err(format!("body {:?}", String::from_utf8_lossy(&r.body)));
+    }
+    Ok(String::from_utf8_lossy(&r.body).trim().to_string())
+}
+
+fn route_stats(a: SocketAddr) -> Result<String, String> {
+    let r = request(a, &get("/stats"))?;
+    check_status(&r, 200)?;
+    let body = String::from_utf8_lossy(&r.body).trim().to_string();
+    for key in [
+        "\"uptime_ms\":",
+        "\"requests\":",
+        "\"heap_in_use\":",
+        "\"packets_dropped\":",
+    ] {
+        if !body.contains(key) {
+            return Err(format!("no {key} in {body:?}"));
+        }
+    }
+    Ok(body)
+}
+
+fn echo(a: SocketAddr, len: usize) -> Result<String, String> {
+    let body: Vec<u8> = (0..len).map(|i| (i * 7 + i / 1021) as u8).collect();
+    let mut req = format!("POST /echo HTTP/1.1\r\nContent-Length: {len}\r\n\r\n").into_bytes();
+    req.extend_from_slice(&body);
+    let t = Instant::now();
+    let r = request(a, &req)?;
+    check_status(&r, 200)?;
+    if r.body != body {
+        return Err(format!(
+            "echo of {len} bytes differs ({} back)",
+            r.body.len()
+        ));
+    }
+    Ok(format!("{len} bytes back identical in {:?}", t.elapsed()))
+}
+
+fn keep_alive(a: SocketAddr, n: usize) -> Result<String, String> {
+    let mut s = connect(a)?;
+    let mut buf = Vec::new();
+    for i in 0..n {
+        let req: Vec<u8> = if i % 2 == 0 {
+            get("/health")
+        } else {
+            let b = format!("request {i}");
+            let mut r =
+                format!("POST /echo HTTP/1.1\r\nContent-Length: {}\r\n\r\n", b.len()).into_bytes();
+            r.extend_from_slice(b.as_bytes());
+            r
+        };
+        s.write_all(&req).map_err(|e| format!("write {i}: {e}"))?;
+        let r = read_response(&mut s, &mut buf).map_err(|e| format!("response {i}: {e}"))?;
+        check_status(&r, 200)?;
+        if r.header("connection") != Some("keep-alive") {
+            return Err(format!("response {i} without keep-alive"));
+        }
+        if i % 2 == 1 && r.body != format!("request {i}").as_bytes() {
+            return Err(format!("response {i}: wrong echo"));
+        }
+    }
+    Ok(format!("{n} requests on one connection"))
+}
+
+fn status_only(a: SocketAddr, req: &[u8], want: u16) -> Result<String, String> {
+    let r = request(a, req)?;
+    check_status(&r, want)?;
+    Ok(format!("status {}", r.status))
+}
+
+fn concurrent(a: SocketAddr, n: usize) -> Result<String, String> {
+    // Connect them all first, then send: the guest holds n connections at once.
+    let mut socks = Vec::new();
+    for i in 0..n {
+        socks.push(connect(a).map_err(|e| format!("client {i}: {e}"))?);
+    }
+    let t = Instant::now();
+    let handles: Vec<_> = socks
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut s)| {
+            std::thread::spawn(move || -> Result<(), String> {
+                let req = format!(
+                    "POST /echo HTTP/1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\nclient-{i}",
+                    format!("client-{i}").len()
+                );
+                s.write_all(req.as_bytes()).map_err(|e| format!("client {i}: {e}"))?;
+                let r = read_response(&mut s, &mut Vec::new()).map_err(|e| format!("client {i}: {e}"))?;
+                check_status(&r, 200)?;
+                if r.body != format!("client-{i}").as_bytes() {
+                    return Err(format!("client {i}: wrong body"));
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    let mut errs = Vec::new();
+    for h in handles {
+        match h.join() {
+            Ok(Ok(())) => ok += 1,
+            Ok(Err(e)) => errs.push(e),
+            Err(_) => errs.push("thread panicked".into()),
+        }
+    }
+    if ok == n {
+        Ok(format!("{ok}/{n} answered in {:?}", t.elapsed()))
+    } else {
+        Err(format!("{ok}/{n} answered; {}", errs.join("; ")))
+    }
+}
+
+/// A check: a detail on success, why on failure.
+type Check = dyn Fn() -> Result<String, String>;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() != 3 {
+        eprintln!("usage: xenia-http-client HOST PORT");
+        std::process::exit(2);
+    }
+    let addr = match (args[1].as_str(), args[2].parse::<u16>().unwrap_or(0))
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+    {
+        Some(a) => a,
+        None => {
+            eprintln!("bad address {} {}", args[1], args[2]);
+            std::process::exit(2);
+        }
+    };
+    // Wait for the service to listen (the guest may still be booting).
+    let t = Instant::now();
+    while request(addr, &get("/health")).is_err() {
+        if t.elapsed() > Duration::from_secs(60) {
+            println!("FAIL ready the service never answered");
+            println!("summary pass=0 fail=1");
+            std::process::exit(1);
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    println!("ok ready after {:?}", t.elapsed());
+    let checks: Vec<(&str, Box<Check>)> = vec![
+        ("route-index", Box::new(move || route_index(addr))),
+        ("route-health", Box::new(move || route_health(addr))),
+        ("route-stats", Box::new(move || route_stats(addr))),
+        ("echo-small", Box::new(move || echo(addr, 13))),
+        ("echo-large", Box::new(move || echo(addr, 256 * 1024))),
+        ("keep-alive", Box::new(move || keep_alive(addr, 10))),
+        (
+            "bad-request",
+            Box::new(move || status_only(addr, b"THIS IS NOT HTTP\r\n\r\n", 400)),
+        ),
+        (
+            "not-found",
+            Box::new(move || status_only(addr, &get("/no/such/page"), 404)),
+        ),
+        ("concurrent", Box::new(move || concurrent(addr, 64))),
+        ("health-after", Box::new(move || route_health(addr))),
+    ];
+    let (mut pass, mut fail) = (0, 0);
+    for (name, check) in checks {
+        match check() {
+            Ok(detail) => {
+                pass += 1;
+                println!("ok {name} {detail}");
+            }
+            Err(e) => {
+                fail += 1;
+                println!("FAIL {name} {e}");
+            }
+        }
+    }
+    println!("summary pass={pass} fail={fail}");
+    std::process::exit(if fail == 0 { 0 } else { 1 });
+}
