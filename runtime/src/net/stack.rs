@@ -145,6 +145,16 @@ pub struct Stack {
     inner: RefCell<Inner>,
 }
 
+impl core::fmt::Debug for Stack {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Stack")
+            .field("index", &self.index)
+            .field("mac", &xenia_netfront::format_mac(&self.mac))
+            .field("ipv4", &self.ipv4())
+            .finish_non_exhaustive()
+    }
+}
+
 // SAFETY: the runtime runs on one vCPU with no preemption and no interrupt handlers touching
 // the stack, so the `RefCell` is never used from two places at once (host tests run the
 // runtime on one thread).

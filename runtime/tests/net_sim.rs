@@ -1,0 +1,394 @@
+//! `xenia::net` against the simulated host: two vifs (a static address on vif 0, DHCP on
+//! vif 1), a TCP connection to a peer's echo service through `embedded_io_async`, a refused
+//! connection, UDP echo, bind errors, sockets freed after close, and an idle stack that does
+//! not busy-poll. The peers are smoltcp interfaces and a DHCP server running as simulated
+//! backends on the netbacks' host side. One test: the runtime boots once a process.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use embedded_io_async::{Read, Write};
+use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+use smoltcp::phy::{ChecksumCapabilities, Device, DeviceCapabilities, Medium, RxToken, TxToken};
+use smoltcp::socket::{tcp, udp};
+use smoltcp::time::Instant;
+use smoltcp::wire::{
+    DhcpMessageType, DhcpPacket, DhcpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
+    EthernetRepr, HardwareAddress, IpAddress, IpCidr, IpProtocol, Ipv4Address, Ipv4Packet,
+    Ipv4Repr, UdpPacket, UdpRepr,
+};
+use xenia::net::{self, IpConfig, Ipv4Addr, ListenConfig, NetError, TcpListener, TcpStream};
+use xenia_xen::sim::netback::{Netback, VifConfig};
+use xenia_xen::sim::{Backend, Host, Sim};
+
+struct PeerDev(Netback);
+
+struct PeerRx(Vec<u8>);
+
+impl RxToken for PeerRx {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(&self.0)
+    }
+}
+
+struct PeerTx<'a>(&'a Netback);
+
+impl TxToken for PeerTx<'_> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let mut buf = vec![0; len];
+        let r = f(&mut buf);
+        self.0.inject(&buf);
+        r
+    }
+}
+
+impl Device for PeerDev {
+    type RxToken<'a> = PeerRx;
+    type TxToken<'a> = PeerTx<'a>;
+
+    fn receive(&mut self, _: Instant) -> Option<(PeerRx, PeerTx<'_>)> {
+        let f = self.0.pop_sent()?;
+        Some((PeerRx(f), PeerTx(&self.0)))
+    }
+
+    fn transmit(&mut self, _: Instant) -> Option<PeerTx<'_>> {
+        (self.0.pending_to_guest() < 64).then_some(PeerTx(&self.0))
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut c = DeviceCapabilities::default();
+        c.medium = Medium::Ethernet;
+        c.max_transmission_unit = 1514;
+        c
+    }
+}
+
+/// 10.0.0.1 on vif 0's link: TCP echo on port 7 (one connection at a time), UDP echo on 7.
+struct EchoPeer {
+    dev: PeerDev,
+    iface: Interface,
+    sockets: SocketSet<'static>,
+    tcp: SocketHandle,
+    udp: SocketHandle,
+    tcp_connections: u32,
+}
+
+impl Backend for EchoPeer {
+    fn step(&mut self, host: &mut Host) -> bool {
+        let now = Instant::from_micros((host.now_ns() / 1000) as i64);
+        let before = (self.dev.0.pending_to_guest(), self.dev.0.stats().tx_frames);
+        self.iface.poll(now, &mut self.dev, &mut self.sockets);
+        let s = self.sockets.get_mut::<tcp::Socket>(self.tcp);
+        if s.state() == tcp::State::Established && s.remote_endpoint().is_some() {
+            let mut buf = [0u8; 8192];
+            let room = s.send_capacity() - s.send_queue();
+            if s.can_recv() && room > 0 {
+                let n = s.recv_slice(&mut buf[..room.min(8192)]).unwrap();
+                s.send_slice(&buf[..n]).unwrap();
+            }
+        }
+        if s.state() == tcp::State::CloseWait && s.send_queue() == 0 {
+            s.close();
+        }
+        if !s.is_open() {
+            s.listen(7).unwrap();
+            self.tcp_connections += 1;
+        }
+        let u = self.sockets.get_mut::<udp::Socket>(self.udp);
+        while let Ok((data, meta)) = u.recv() {
+            let data = data.to_vec();
+            u.send_slice(&data, meta.endpoint).unwrap();
+        }
+        self.iface.poll(now, &mut self.dev, &mut self.sockets);
+        (self.dev.0.pending_to_guest(), self.dev.0.stats().tx_frames) != before
+    }
+}
+
+const DHCP_SERVER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x67];
+const DHCP_SERVER_IP: Ipv4Address = Ipv4Address::new(192, 168, 7, 1);
+const DHCP_OFFER: Ipv4Address = Ipv4Address::new(192, 168, 7, 50);
+
+/// A DHCP server on vif 1's link: offers and acknowledges [`DHCP_OFFER`].
+struct DhcpServer {
+    nb: Netback,
+    seen: Rc<RefCell<Vec<DhcpMessageType>>>,
+}
+
+impl Backend for DhcpServer {
+    fn step(&mut self, _: &mut Host) -> bool {
+        let mut any = false;
+        while let Some(f) = self.nb.pop_sent() {
+            if let Some(reply) = self.answer(&f) {
+                self.nb.inject(&reply);
+                any = true;
+            }
+        }
+        any
+    }
+}
+
+impl DhcpServer {
+    fn answer(&self, f: &[u8]) -> Option<Vec<u8>> {
+        let eth = EthernetFrame::new_checked(f).ok()?;
+        if eth.ethertype() != EthernetProtocol::Ipv4 {
+            return None;
+        }
+        let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+        if ip.next_header() != IpProtocol::Udp {
+            return None;
+        }
+        let udp = UdpPacket::new_checked(ip.payload()).ok()?;
+        if udp.dst_port() != 67 {
+            return None;
+        }
+        let packet = DhcpPacket::new_checked(udp.payload()).ok()?;
+        let req = DhcpRepr::parse(&packet).ok()?;
+        self.seen.borrow_mut().push(req.message_type);
+        let message_type = match req.message_type {
+            DhcpMessageType::Discover => DhcpMessageType::Offer,
+            DhcpMessageType::Request => DhcpMessageType::Ack,
+            _ => return None,
+        };
+        let reply = DhcpRepr {
+            message_type,
+            transaction_id: req.transaction_id,
+            secs: 0,
+            client_hardware_address: req.client_hardware_address,
+            client_ip: Ipv4Address::UNSPECIFIED,
+            your_ip: DHCP_OFFER,
+            server_ip: DHCP_SERVER_IP,
+            router: Some(DHCP_SERVER_IP),
+            subnet_mask: Some(Ipv4Address::new(255, 255, 255, 0)),
+            relay_agent_ip: Ipv4Address::UNSPECIFIED,
+            broadcast: false,
+            requested_ip: None,
+            client_identifier: None,
+            server_identifier: Some(DHCP_SERVER_IP),
+            parameter_request_list: None,
+            dns_servers: None,
+            max_size: None,
+            lease_duration: Some(3600),
+            renew_duration: None,
+            rebind_duration: None,
+            additional_options: &[],
+        };
+        let dhcp_len = reply.buffer_len();
+        let ip_repr = Ipv4Repr {
+            src_addr: DHCP_SERVER_IP,
+            dst_addr: Ipv4Address::BROADCAST,
+            next_header: IpProtocol::Udp,
+            payload_len: 8 + dhcp_len,
+            hop_limit: 64,
+        };
+        let mut buf = vec![0u8; 14 + ip_repr.buffer_len() + 8 + dhcp_len];
+        let mut eth = EthernetFrame::new_unchecked(&mut buf[..]);
+        EthernetRepr {
+            src_addr: EthernetAddress(DHCP_SERVER_MAC),
+            dst_addr: req.client_hardware_address,
+            ethertype: EthernetProtocol::Ipv4,
+        }
+        .emit(&mut eth);
+        let caps = ChecksumCapabilities::default();
+        let mut ip = Ipv4Packet::new_unchecked(eth.payload_mut());
+        ip_repr.emit(&mut ip, &caps);
+        let mut udp = UdpPacket::new_unchecked(ip.payload_mut());
+        UdpRepr {
+            src_port: 67,
+            dst_port: 68,
+        }
+        .emit(
+            &mut udp,
+            &IpAddress::Ipv4(DHCP_SERVER_IP),
+            &IpAddress::Ipv4(Ipv4Address::BROADCAST),
+            dhcp_len,
+            |p| reply.emit(&mut DhcpPacket::new_unchecked(p)).unwrap(),
+            &caps,
+        );
+        Some(buf)
+    }
+}
+
+fn echo_peer(nb: Netback) -> EchoPeer {
+    let mut dev = PeerDev(nb);
+    let mut cfg = Config::new(HardwareAddress::Ethernet(EthernetAddress([
+        0x02, 0, 0, 0, 0, 0x99,
+    ])));
+    cfg.random_seed = 3;
+    let mut iface = Interface::new(cfg, &mut dev, Instant::from_millis(0));
+    iface.update_ip_addrs(|a| {
+        a.push(IpCidr::new(IpAddress::v4(10, 0, 0, 1), 24)).unwrap();
+    });
+    let mut sockets = SocketSet::new(vec![]);
+    let mut t = tcp::Socket::new(
+        tcp::SocketBuffer::new(vec![0; 65535]),
+        tcp::SocketBuffer::new(vec![0; 65535]),
+    );
+    t.listen(7).unwrap();
+    let tcp = sockets.add(t);
+    let mut u = udp::Socket::new(
+        udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 8], vec![0; 16384]),
+        udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 8], vec![0; 16384]),
+    );
+    u.bind(7).unwrap();
+    let udp = sockets.add(u);
+    EchoPeer {
+        dev,
+        iface,
+        sockets,
+        tcp,
+        udp,
+        tcp_connections: 0,
+    }
+}
+
+#[test]
+fn net_api_against_simulated_peers() {
+    let sim = Sim::new();
+    xenia::host::boot(&sim);
+    let nb0 = Netback::new(&sim, VifConfig::new(0));
+    let nb1 = Netback::new(&sim, VifConfig::new(1));
+    sim.add_backend(Box::new(echo_peer(nb0.clone())));
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    sim.add_backend(Box::new(DhcpServer {
+        nb: nb1.clone(),
+        seen: seen.clone(),
+    }));
+
+    let sim2 = sim.clone();
+    let polls =
+        move || sim2.with_host(|h| h.hypercall_counts[xen_sys::__HYPERVISOR_sched_op as usize]);
+    let idle_polls = xenia::block_on(async move {
+        // Nothing works before init.
+        assert_eq!(TcpListener::bind(80).unwrap_err(), NetError::NotInitialized);
+        assert_eq!(net::stats(), net::Stats::default());
+
+        let s0 = net::open(
+            0,
+            IpConfig::from_cmdline("ip=10.0.0.2/24 gw=10.0.0.1", 0).unwrap(),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(s0.ipv4(), Some((Ipv4Addr::new(10, 0, 0, 2), 24)));
+        assert_eq!(s0.mac(), [0x00, 0x16, 0x3e, 0, 0, 0x01]);
+        assert!(
+            std::ptr::eq(net::init().await.unwrap(), s0),
+            "init returns the default stack"
+        );
+        assert_eq!(
+            net::open(0, IpConfig::Dhcp, Default::default())
+                .await
+                .unwrap_err(),
+            NetError::AlreadyOpen(0)
+        );
+        let base_sockets = s0.stats().sockets;
+
+        // TCP through embedded_io_async: 100 KB out and back.
+        let mut c = TcpStream::connect(Ipv4Addr::new(10, 0, 0, 1), 7)
+            .await
+            .unwrap();
+        assert_eq!(c.remote(), Some((Ipv4Addr::new(10, 0, 0, 1), 7)));
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i * 13 + i / 300) as u8).collect();
+        let mut back = vec![0u8; data.len()];
+        let writer = async {
+            Write::write_all(&mut c, &data).await.unwrap();
+            Write::flush(&mut c).await.unwrap();
+        };
+        writer.await;
+        Read::read_exact(&mut c, &mut back).await.unwrap();
+        assert!(back == data, "the echo differs");
+        c.close().await.unwrap();
+
+        // Nothing listens on port 9: the peer resets, connect says refused.
+        assert_eq!(
+            TcpStream::connect(Ipv4Addr::new(10, 0, 0, 1), 9)
+                .await
+                .unwrap_err(),
+            NetError::ConnectionRefused
+        );
+
+        // UDP echo.
+        let u = net::UdpSocket::bind(0).unwrap();
+        assert!(u.port() >= 49152);
+        assert_eq!(
+            net::UdpSocket::bind(u.port()).unwrap_err(),
+            NetError::AddrInUse(u.port())
+        );
+        u.send_to(b"ping over udp", Ipv4Addr::new(10, 0, 0, 1), 7)
+            .await
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let (n, from, port) = xenia::timeout(Duration::from_secs(5), u.recv_from(&mut buf))
+            .await
+            .expect("udp echo")
+            .unwrap();
+        assert_eq!(
+            (&buf[..n], from, port),
+            (&b"ping over udp"[..], Ipv4Addr::new(10, 0, 0, 1), 7)
+        );
+        drop(u);
+
+        // Listener errors.
+        let l = TcpListener::bind_with(
+            8080,
+            ListenConfig {
+                backlog: 4,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            TcpListener::bind(8080).unwrap_err(),
+            NetError::AddrInUse(8080)
+        );
+        assert!(matches!(
+            TcpListener::bind_with(
+                81,
+                ListenConfig {
+                    backlog: 0,
+                    ..Default::default()
+                }
+            ),
+            Err(NetError::BadConfig(_))
+        ));
+        assert_eq!(s0.stats().sockets, base_sockets + 4);
+        drop(l);
+
+        // Closed connections give their sockets back.
+        xenia::sleep(Duration::from_secs(12)).await;
+        let st = s0.stats();
+        assert_eq!(st.sockets, base_sockets, "{st:?}");
+        assert_eq!(st.tcp_connects, 2);
+        assert!(
+            st.device.rx_packets > 70 && st.device.tx_packets > 70,
+            "{st:?}"
+        );
+        assert_eq!(st.drops(), 0);
+
+        // vif 1 by DHCP.
+        let s1 = net::open(1, IpConfig::Dhcp, Default::default())
+            .await
+            .unwrap();
+        s1.wait_configured(Duration::from_secs(20)).await.unwrap();
+        assert_eq!(s1.ipv4(), Some((Ipv4Addr::new(192, 168, 7, 50), 24)));
+        assert!(
+            net::stack().is_some_and(|s| s.index() == 0),
+            "vif 0 stays the default"
+        );
+
+        // An idle stack sleeps: few hypervisor blocks over 30 s.
+        let before = polls();
+        xenia::sleep(Duration::from_secs(30)).await;
+        polls() - before
+    });
+    assert_eq!(
+        &seen.borrow()[..2],
+        &[DhcpMessageType::Discover, DhcpMessageType::Request]
+    );
+    eprintln!("idle: {idle_polls} sched_op calls in 30 s");
+    assert!(
+        idle_polls < 100,
+        "{idle_polls} sched_op calls in 30 s of idling"
+    );
+}
