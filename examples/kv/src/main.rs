@@ -2,7 +2,8 @@
 //!
 //! The command line picks the mode:
 //!
-//! - `kv.mode=serve` (default): the HTTP front end (GET/PUT/DELETE `/kv/<key>`, `GET /kv`).
+//! - `kv.mode=serve` (default): the HTTP front end on port 80 (GET/PUT/DELETE `/kv/<key>`,
+//!   `GET /kv`; see the library), with `ip=` and `gw=` as xenia::net reads them.
 //! - `kv.mode=fill kv.n=N`: opens the store, checks every `fill-<i>` key it recovered against
 //!   the value it must hold, reports `kv: recovered ...`, then PUTs `fill-<i>` for the next N
 //!   numbers, printing `kv: acked fill-<i>` after each PUT is written and flushed, and powers

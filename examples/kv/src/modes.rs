@@ -1,10 +1,13 @@
 //! The example's modes (see main.rs).
 
+use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
+use core::time::Duration;
 use xenia::block::{BlockError, Disk};
+use xenia::net::{ListenConfig, NetError, TcpListener, TcpStream};
 use xenia_kv::{Options, Store};
 
 /// Why the app stopped.
@@ -13,8 +16,16 @@ pub enum AppError {
     Disk(BlockError),
     /// The store failed.
     Store(xenia_kv::Error<BlockError>),
+    /// The network failed.
+    Net(NetError),
     /// Something the app checks was wrong.
     Check(String),
+}
+
+impl From<NetError> for AppError {
+    fn from(e: NetError) -> Self {
+        AppError::Net(e)
+    }
 }
 
 // What the runtime prints when main returns the error.
@@ -23,6 +34,7 @@ impl core::fmt::Debug for AppError {
         match self {
             AppError::Disk(e) => write!(f, "disk: {e}"),
             AppError::Store(e) => write!(f, "store: {e}"),
+            AppError::Net(e) => write!(f, "network: {e}"),
             AppError::Check(s) => write!(f, "{s}"),
         }
     }
@@ -193,9 +205,60 @@ async fn pattern(disk: Disk) -> Result<(), AppError> {
     Ok(())
 }
 
-/// The HTTP front end.
+/// A connection with no traffic for this long is closed.
+const IDLE: Duration = Duration::from_secs(60);
+
+/// A stream whose reads and writes give up after [`IDLE`].
+struct Timed(TcpStream);
+
+impl embedded_io_async::ErrorType for Timed {
+    type Error = NetError;
+}
+
+impl embedded_io_async::Read for Timed {
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, NetError> {
+        xenia::timeout(IDLE, self.0.read(buf))
+            .await
+            .unwrap_or(Err(NetError::ConnectionReset))
+    }
+}
+
+impl embedded_io_async::Write for Timed {
+    async fn write(&mut self, buf: &[u8]) -> Result<usize, NetError> {
+        xenia::timeout(IDLE, self.0.write(buf))
+            .await
+            .unwrap_or(Err(NetError::ConnectionReset))
+    }
+
+    async fn flush(&mut self) -> Result<(), NetError> {
+        xenia::timeout(IDLE, self.0.flush())
+            .await
+            .unwrap_or(Err(NetError::ConnectionReset))
+    }
+}
+
+/// The HTTP front end on port 80 (see the library for the routes).
 async fn serve(disk: Disk) -> Result<(), AppError> {
-    let _store = open_store(disk).await?;
-    xenia::println!("kv: no HTTP front end in this build: xenia::net is not available yet");
-    Err(AppError::Check("networking not available".into()))
+    let store: &'static Store<Disk> = Box::leak(Box::new(open_store(disk).await?));
+    let stack = xenia::net::init().await?;
+    let listener = TcpListener::bind_with(
+        80,
+        ListenConfig {
+            backlog: 16,
+            rx_buffer: 64 * 1024,
+            tx_buffer: 64 * 1024,
+        },
+    )?;
+    match stack.ipv4() {
+        Some((addr, prefix)) => xenia::println!("kv: listening on {addr}/{prefix} port 80"),
+        None => xenia::println!("kv: listening on port 80"),
+    }
+    loop {
+        let conn = listener.accept().await?;
+        xenia::spawn(async move {
+            let mut c = Timed(conn);
+            kv::serve(store, &mut c).await;
+            let _ = xenia::timeout(IDLE, c.0.close()).await;
+        });
+    }
 }

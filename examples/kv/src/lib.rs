@@ -1,0 +1,336 @@
+//! The HTTP front end of the `kv` example, generic over any `embedded_io_async` stream and any
+//! [`Device`], so it runs over `xenia::net::TcpStream` and a Xen disk in the guest and over
+//! in-memory streams and disks in host tests.
+//!
+//! Routes:
+//!
+//! | request | answer |
+//! |---|---|
+//! | `GET /kv` | 200, the keys (percent-encoded), one per line, sorted |
+//! | `GET /kv/<key>` | 200 with the value, 404 if absent, 500 if the record no longer checks out |
+//! | `PUT /kv/<key>` | 201 once the value is written **and flushed**; 413 above 1 MiB, 507 when the log is full |
+//! | `DELETE /kv/<key>` | 204 once the tombstone is written and flushed, 404 if absent |
+//!
+//! `<key>` is percent-decoded (1 ..= 512 bytes). HTTP/1.1 keep-alive; `Content-Length` bodies
+//! only (chunked: 501); 400 on a malformed request, 405 on another method.
+#![no_std]
+#![deny(missing_docs)]
+
+extern crate alloc;
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use embedded_io_async::{Read, Write};
+use xenia_kv::format::{MAX_KEY, MAX_VALUE};
+use xenia_kv::{Device, Error, Store};
+
+/// The largest request head.
+pub const MAX_HEAD: usize = 8 * 1024;
+const MAX_HEADERS: usize = 32;
+
+/// How a connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// The client closed it between requests.
+    ClientClosed,
+    /// We closed it (`Connection: close`, HTTP/1.0, or after an error response).
+    Closed,
+    /// Reading or writing failed.
+    Io,
+}
+
+struct Head {
+    method: String,
+    path: String,
+    keep_alive: bool,
+    content_length: usize,
+    head_len: usize,
+}
+
+enum Parsed {
+    Complete(Head),
+    Partial,
+    Bad(u16, &'static str),
+}
+
+fn parse_head(buf: &[u8]) -> Parsed {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let head_len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Parsed::Partial,
+        Err(httparse::Error::TooManyHeaders) => {
+            return Parsed::Bad(431, "Request Header Fields Too Large")
+        }
+        Err(_) => return Parsed::Bad(400, "Bad Request"),
+    };
+    let (Some(method), Some(path), Some(version)) = (req.method, req.path, req.version) else {
+        return Parsed::Bad(400, "Bad Request");
+    };
+    let mut keep_alive = version == 1;
+    let mut content_length: Option<usize> = None;
+    for h in req.headers.iter() {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            let n = core::str::from_utf8(h.value)
+                .ok()
+                .map(str::trim)
+                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|v| v.parse::<usize>().ok());
+            match n {
+                Some(n) if content_length.is_none_or(|c| c == n) => content_length = Some(n),
+                _ => return Parsed::Bad(400, "Bad Request"),
+            }
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            return Parsed::Bad(501, "Not Implemented");
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            if h.value.eq_ignore_ascii_case(b"close") {
+                keep_alive = false;
+            } else if h.value.eq_ignore_ascii_case(b"keep-alive") {
+                keep_alive = true;
+            }
+        }
+    }
+    let content_length = content_length.unwrap_or(0);
+    if content_length > MAX_VALUE {
+        return Parsed::Bad(413, "Payload Too Large");
+    }
+    Parsed::Complete(Head {
+        method: method.into(),
+        path: path.into(),
+        keep_alive,
+        content_length,
+        head_len,
+    })
+}
+
+/// Percent-decodes a path segment; `None` if malformed.
+pub fn percent_decode(s: &str) -> Option<Vec<u8>> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = b.get(i + 1..i + 3)?;
+            let hex = core::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
+/// Percent-encodes a key for a listing line (unreserved characters stay as they are).
+pub fn percent_encode(key: &[u8]) -> String {
+    let mut s = String::with_capacity(key.len());
+    for &c in key {
+        if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~') {
+            s.push(c as char);
+        } else {
+            s.push_str(&format!("%{c:02X}"));
+        }
+    }
+    s
+}
+
+/// Bytes read but not consumed: `buf[start..end]`.
+struct Input {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl Input {
+    fn pending(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Reads more: `Ok(Some(0))` at the end of the stream, `Ok(None)` when the buffer is full.
+    async fn fill<S: Read>(&mut self, s: &mut S) -> Result<Option<usize>, S::Error> {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.buf.len() {
+            return Ok(None);
+        }
+        let n = s.read(&mut self.buf[self.end..]).await?;
+        self.end += n;
+        Ok(Some(n))
+    }
+
+    /// Takes `len` body bytes (reading as needed); `None` if the stream ends first.
+    async fn body<S: Read>(&mut self, s: &mut S, len: usize) -> Option<Vec<u8>> {
+        let mut body = Vec::with_capacity(len);
+        while body.len() < len {
+            if self.end == self.start {
+                match self.fill(s).await {
+                    Ok(Some(n)) if n > 0 => {}
+                    _ => return None,
+                }
+            }
+            let n = (len - body.len()).min(self.end - self.start);
+            body.extend_from_slice(&self.pending()[..n]);
+            self.consume(n);
+        }
+        Some(body)
+    }
+}
+
+/// A response: status, reason, content type, body.
+struct Response {
+    code: u16,
+    reason: &'static str,
+    ctype: &'static str,
+    body: Vec<u8>,
+}
+
+fn text(code: u16, reason: &'static str, body: &str) -> Response {
+    Response {
+        code,
+        reason,
+        ctype: "text/plain",
+        body: body.as_bytes().to_vec(),
+    }
+}
+
+fn store_error<E: core::fmt::Debug>(e: &Error<E>) -> Response {
+    match e {
+        Error::BadKey => text(400, "Bad Request", "bad key\n"),
+        Error::TooLarge => text(413, "Payload Too Large", "value too large\n"),
+        Error::Full => text(507, "Insufficient Storage", "the log is full\n"),
+        other => text(
+            500,
+            "Internal Server Error",
+            &format!("store error: {other}\n"),
+        ),
+    }
+}
+
+async fn write_response<S: Write>(s: &mut S, r: &Response, ka: bool) -> Result<(), ()> {
+    let head = format!(
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: {}\r\n\r\n",
+        r.code,
+        r.reason,
+        r.ctype,
+        r.body.len(),
+        if ka { "keep-alive" } else { "close" }
+    );
+    s.write_all(head.as_bytes()).await.map_err(drop)?;
+    s.write_all(&r.body).await.map_err(drop)?;
+    s.flush().await.map_err(drop)
+}
+
+/// Answers one request whose body (if any) has been read.
+async fn handle<D: Device>(store: &Store<D>, method: &str, path: &str, body: Vec<u8>) -> Response {
+    let path = path.split('?').next().unwrap_or("");
+    if path == "/kv" || path == "/kv/" {
+        if method != "GET" {
+            return text(405, "Method Not Allowed", "method not allowed\n");
+        }
+        let mut keys: Vec<String> = store.keys().iter().map(|k| percent_encode(k)).collect();
+        keys.sort();
+        let mut out = String::new();
+        for k in keys {
+            out.push_str(&k);
+            out.push('\n');
+        }
+        return text(200, "OK", &out);
+    }
+    let Some(raw) = path.strip_prefix("/kv/") else {
+        return text(404, "Not Found", "not found\n");
+    };
+    let Some(key) = percent_decode(raw) else {
+        return text(400, "Bad Request", "bad percent-encoding in the key\n");
+    };
+    if key.is_empty() || key.len() > MAX_KEY {
+        return text(400, "Bad Request", "bad key\n");
+    }
+    match method {
+        "GET" => match store.get(&key).await {
+            Ok(Some(v)) => Response {
+                code: 200,
+                reason: "OK",
+                ctype: "application/octet-stream",
+                body: v,
+            },
+            Ok(None) => text(404, "Not Found", "no such key\n"),
+            Err(e) => store_error(&e),
+        },
+        "PUT" => match store.put(&key, &body).await {
+            Ok(()) => text(201, "Created", "stored\n"),
+            Err(e) => store_error(&e),
+        },
+        "DELETE" => match store.delete(&key).await {
+            Ok(true) => Response {
+                code: 204,
+                reason: "No Content",
+                ctype: "text/plain",
+                body: Vec::new(),
+            },
+            Ok(false) => text(404, "Not Found", "no such key\n"),
+            Err(e) => store_error(&e),
+        },
+        _ => text(405, "Method Not Allowed", "method not allowed\n"),
+    }
+}
+
+/// Serves one connection's requests until it ends.
+pub async fn serve<S: Read + Write, D: Device>(store: &Store<D>, s: &mut S) -> End {
+    let mut input = Input {
+        buf: vec![0; MAX_HEAD],
+        start: 0,
+        end: 0,
+    };
+    loop {
+        let head = loop {
+            if input.end > input.start {
+                match parse_head(input.pending()) {
+                    Parsed::Complete(h) => break h,
+                    Parsed::Bad(code, reason) => {
+                        let r = text(code, reason, &format!("{code} {reason}\n"));
+                        return match write_response(s, &r, false).await {
+                            Ok(()) => End::Closed,
+                            Err(()) => End::Io,
+                        };
+                    }
+                    Parsed::Partial => {}
+                }
+            }
+            match input.fill(s).await {
+                Ok(Some(0)) if input.end == input.start => return End::ClientClosed,
+                Ok(Some(0)) | Err(_) => return End::Io,
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    let r = text(431, "Request Header Fields Too Large", "head too large\n");
+                    let _ = write_response(s, &r, false).await;
+                    return End::Closed;
+                }
+            }
+        };
+        input.consume(head.head_len);
+        let Some(body) = input.body(s, head.content_length).await else {
+            return End::Io;
+        };
+        let r = handle(store, &head.method, &head.path, body).await;
+        if write_response(s, &r, head.keep_alive).await.is_err() {
+            return End::Io;
+        }
+        if !head.keep_alive {
+            return End::Closed;
+        }
+    }
+}
