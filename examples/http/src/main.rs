@@ -1,7 +1,13 @@
 //! The `http` example: an async web service on port 80 (see the library for the routes).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
+extern crate alloc;
+
+use alloc::rc::Rc;
+use core::cell::{Cell, RefCell};
+use core::future::poll_fn;
 use core::sync::atomic::{AtomicU64, Ordering};
+use core::task::{Poll, Waker};
 use core::time::Duration;
 use http::{Service, SystemInfo};
 use xenia::net::{ListenConfig, NetError, TcpListener, TcpStream};
@@ -10,6 +16,39 @@ use xenia::net::{ListenConfig, NetError, TcpListener, TcpStream};
 static START: AtomicU64 = AtomicU64::new(0);
 /// A connection with no traffic for this long is closed.
 const IDLE: Duration = Duration::from_secs(60);
+/// Connections served at once; while this many are open, new ones wait in the listener's
+/// backlog (and beyond it are refused), so memory stays bounded: about 45 KiB each.
+const MAX_CONNECTIONS: usize = 128;
+
+/// Counts open connections and wakes the accept loop when one ends.
+#[derive(Default)]
+struct Limiter {
+    open: Cell<usize>,
+    waiter: RefCell<Option<Waker>>,
+}
+
+impl Limiter {
+    /// Waits until fewer than [`MAX_CONNECTIONS`] are open, then counts one more.
+    async fn acquire(&self) {
+        poll_fn(|cx| {
+            if self.open.get() < MAX_CONNECTIONS {
+                self.open.set(self.open.get() + 1);
+                Poll::Ready(())
+            } else {
+                *self.waiter.borrow_mut() = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await
+    }
+
+    fn release(&self) {
+        self.open.set(self.open.get() - 1);
+        if let Some(w) = self.waiter.borrow_mut().take() {
+            w.wake();
+        }
+    }
+}
 
 fn info() -> SystemInfo {
     let st = xenia::net::stats();
@@ -71,12 +110,16 @@ xenia::main! {
             Some((addr, prefix)) => xenia::println!("http: listening on {addr}/{prefix} port 80"),
             None => xenia::println!("http: listening on port 80"),
         }
+        let limiter = Rc::new(Limiter::default());
         loop {
+            limiter.acquire().await;
             let conn = listener.accept().await?;
+            let limiter = limiter.clone();
             xenia::spawn(async move {
                 let mut c = Timed(conn);
                 SERVICE.serve(&mut c).await;
                 let _ = xenia::timeout(IDLE, c.0.close()).await;
+                limiter.release();
             });
         }
     }
