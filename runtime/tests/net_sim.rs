@@ -19,7 +19,7 @@ use smoltcp::wire::{
     Ipv4Repr, UdpPacket, UdpRepr,
 };
 use xenia::net::{self, IpConfig, Ipv4Addr, ListenConfig, NetError, TcpListener, TcpStream};
-use xenia_xen::sim::netback::{Netback, VifConfig};
+use xenia_xen::sim::netback::{Fault, Netback, VifConfig};
 use xenia_xen::sim::{Backend, Host, Sim};
 
 struct PeerDev(Netback);
@@ -258,7 +258,9 @@ fn net_api_against_simulated_peers() {
     let sim2 = sim.clone();
     let polls =
         move || sim2.with_host(|h| h.hypercall_counts[xen_sys::__HYPERVISOR_sched_op as usize]);
+    let nb0b = nb0.clone();
     let idle_polls = xenia::block_on(async move {
+        let nb0 = nb0b;
         // Nothing works before init.
         assert_eq!(TcpListener::bind(80).unwrap_err(), NetError::NotInitialized);
         assert_eq!(net::stats(), net::Stats::default());
@@ -380,7 +382,41 @@ fn net_api_against_simulated_peers() {
         // An idle stack sleeps: few hypervisor blocks over 30 s.
         let before = polls();
         xenia::sleep(Duration::from_secs(30)).await;
-        polls() - before
+        let idle = polls() - before;
+
+        // A backend that breaks the ring protocol: the netfront stops using the ring, the
+        // stack says so; it neither panics nor spins.
+        nb0.fault(Fault::RxProducerOverrun);
+        // (Nothing else in flight: the next response would overwrite the bogus index.)
+        xenia::sleep(Duration::from_millis(100)).await;
+        let u = net::UdpSocket::bind(0).unwrap();
+        u.send_to(b"after the fault", Ipv4Addr::new(10, 0, 0, 1), 7)
+            .await
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            got.push(
+                xenia::timeout(Duration::from_secs(2), u.recv_from(&mut buf))
+                    .await
+                    .is_ok(),
+            );
+            u.send_to(b"after the fault", Ipv4Addr::new(10, 0, 0, 1), 7)
+                .await
+                .unwrap();
+        }
+        let before = polls();
+        xenia::sleep(Duration::from_secs(10)).await;
+        let broken = polls() - before;
+        let st = s0.stats();
+        eprintln!("after the overrun: {got:?}, {broken} sched_op calls in 10 s, {st:?}");
+        assert!(st.ring_broken, "{st:?}");
+        assert_eq!(got, [false; 3], "nothing arrives over the broken ring");
+        assert!(
+            broken < 50,
+            "{broken} sched_op calls in 10 s with a broken ring"
+        );
+        idle
     });
     assert_eq!(
         &seen.borrow()[..2],

@@ -81,6 +81,9 @@ pub struct Stats {
     pub sockets: usize,
     /// Times the driver polled the interface.
     pub polls: u64,
+    /// Whether the backend broke the ring protocol (the netfront then stops using the ring
+    /// that went wrong: the link is dead).
+    pub ring_broken: bool,
 }
 
 impl Stats {
@@ -398,6 +401,7 @@ impl Stack {
         let mut s = g.stats.clone();
         s.device = g.dev.stats();
         s.sockets = g.sockets.iter().count();
+        s.ring_broken = g.dev.rx_error().is_some() || g.dev.tx_error().is_some();
         s
     }
 
@@ -431,6 +435,15 @@ impl Stack {
         g.iface.poll(now, &mut g.dev, &mut g.sockets);
         g.stats.polls += 1;
         g.update_dhcp();
+        if !g.stats.ring_broken {
+            if let Some(e) = g.dev.rx_error().or(g.dev.tx_error()) {
+                g.stats.ring_broken = true;
+                log::error!(
+                    "net: vif {}: the backend broke the ring protocol ({e}): link down",
+                    self.index
+                );
+            }
+        }
         g.reap_orphans(smol_to_ns(now));
         g.refill_listeners();
         let after = g.dev.stats();
