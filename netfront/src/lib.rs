@@ -75,7 +75,7 @@ use xenia_xen::abi::{
 use xenia_xen::events::{DomId, EventChannels, EventError, Port};
 use xenia_xen::grant::{GrantError, GrantPool, GrantRef, GrantTable, GrantedPage, Page};
 use xenia_xen::memory::PAGE_SIZE;
-use xenia_xen::xenbus::{Frontend, XenbusError};
+use xenia_xen::xenbus::{Frontend, Handshake, XenbusError};
 use xenia_xen::xenstore::{Transport, Xenstore};
 
 /// Bytes of an Ethernet header (destination, source, ethertype).
@@ -419,7 +419,8 @@ impl<'a> Netfront<'a> {
         nf.refill_rx(false);
 
         let (tx_ref, rx_ref) = (nf.tx_ring.gref, nf.rx_ring.gref);
-        dev.connect(|tx, node| async move {
+        // Linux's netback connects only when we say Connected (it ignores Initialised).
+        dev.connect_with(Handshake::ConnectedFirst, |tx, node| async move {
             tx.write(&format!("{node}/tx-ring-ref"), format!("{tx_ref}"))
                 .await?;
             tx.write(&format!("{node}/rx-ring-ref"), format!("{rx_ref}"))

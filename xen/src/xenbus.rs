@@ -6,8 +6,10 @@
 //! - the backend's: `<backend>/{frontend, frontend-id, state, ...features}`.
 //!
 //! The handshake: the backend reaches `InitWait` and publishes its features; we publish our
-//! ring references and event channel and switch to `Initialised`; the backend connects and
-//! switches to `Connected`; so do we. Closing goes `Closing` → `Closed` on both sides.
+//! ring references and event channel, and then backends differ ([`Handshake`]): Linux's blkback
+//! connects when we switch to `Initialised` and then switches to `Connected`, after which so do
+//! we; Linux's netback ignores `Initialised` and connects only when we switch to `Connected`.
+//! Closing goes `Closing` → `Closed` on both sides.
 
 use crate::abi::XenbusState;
 use crate::events::DomId;
@@ -57,6 +59,17 @@ pub async fn devices<T: Transport>(xs: &Xenstore<T>, class: &str) -> Result<Vec<
     let mut ids: Vec<u32> = names.iter().filter_map(|n| n.parse().ok()).collect();
     ids.sort_unstable();
     Ok(ids)
+}
+
+/// When the frontend says `Connected` during [`Frontend::connect_with`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handshake {
+    /// Publish, switch to `Initialised`, wait for the backend's `Connected`, then switch to
+    /// `Connected` (block devices: Linux's blkback connects on `Initialised`).
+    InitialisedFirst,
+    /// Publish and switch straight to `Connected`, then wait for the backend's `Connected`
+    /// (network devices: Linux's netback connects only on the frontend's `Connected`).
+    ConnectedFirst,
 }
 
 /// One frontend device and its backend.
@@ -173,10 +186,25 @@ impl<'x, T: Transport> Frontend<'x, T> {
         result
     }
 
-    /// The frontend handshake: wait for the backend's `InitWait`, publish our keys with
-    /// `publish` and switch to `Initialised` in one transaction (retried on conflicts), wait
-    /// for the backend's `Connected`, then switch to `Connected`.
+    /// The frontend handshake of block-style devices ([`Handshake::InitialisedFirst`]).
     pub async fn connect<F, Fut>(&self, publish: F) -> Result<(), XenbusError>
+    where
+        F: Fn(Transaction<'x, T>, String) -> Fut,
+        Fut: Future<Output = Result<(), XsClientError>>,
+    {
+        self.connect_with(Handshake::InitialisedFirst, publish)
+            .await
+    }
+
+    /// The frontend handshake: wait for the backend's `InitWait`, publish our keys with
+    /// `publish` and switch state in one transaction (retried on conflicts), then wait for the
+    /// backend's `Connected`. `handshake` says whether we switch to `Initialised` and only then
+    /// to `Connected`, or straight to `Connected`.
+    pub async fn connect_with<F, Fut>(
+        &self,
+        handshake: Handshake,
+        publish: F,
+    ) -> Result<(), XenbusError>
     where
         F: Fn(Transaction<'x, T>, String) -> Fut,
         Fut: Future<Output = Result<(), XsClientError>>,
@@ -185,19 +213,25 @@ impl<'x, T: Transport> Frontend<'x, T> {
         self.wait_backend(|s| matches!(s, XenbusState::InitWait | XenbusState::Connected))
             .await?;
         let node = self.node.clone();
+        let published = match handshake {
+            Handshake::InitialisedFirst => XenbusState::Initialised,
+            Handshake::ConnectedFirst => XenbusState::Connected,
+        };
         self.xs
             .transaction(|tx| {
                 let fut = publish(tx, node.clone());
                 let state_path = format!("{node}/state");
                 async move {
                     fut.await?;
-                    tx.write(&state_path, XenbusState::Initialised.as_str())
-                        .await
+                    tx.write(&state_path, published.as_str()).await
                 }
             })
             .await?;
         self.wait_backend(|s| s == XenbusState::Connected).await?;
-        self.switch_state(XenbusState::Connected).await
+        if published != XenbusState::Connected {
+            self.switch_state(XenbusState::Connected).await?;
+        }
+        Ok(())
     }
 
     /// Closes the device: `Closing`, wait for the backend to close, `Closed`.

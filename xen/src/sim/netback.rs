@@ -3,7 +3,8 @@
 //! [`Netback::new`] writes what the toolstack and netback write for device `vif/<index>` of
 //! the guest (the frontend's `backend`, `backend-id`, `state`, `mac`; the backend's
 //! `frontend`, `frontend-id`, features, `mtu`, `state` = InitWait) and registers a
-//! [`Backend`] with the simulator. When the frontend is `Initialised` it maps the two rings,
+//! [`Backend`] with the simulator. When the frontend is `Connected` (like Linux's netback, it
+//! ignores `Initialised`) it maps the two rings,
 //! binds the event channel and switches to `Connected`.
 //!
 //! The host side of the link is the test: [`Netback::inject`] queues a frame for the guest
@@ -366,7 +367,8 @@ impl Inner {
         let state = x
             .read_string(&format!("{}/state", self.fe))
             .unwrap_or_default();
-        if state != "3" {
+        // Like Linux's netback: connect on the frontend's Connected, ignore Initialised.
+        if state != "4" {
             return false;
         }
         if self.take_fault(|f| f == Fault::RefuseConnect).is_some() {
