@@ -210,11 +210,7 @@ pub async fn open(index: u32, ip: IpConfig, device: NetConfig) -> Result<&'stati
     let grants = crate::services::grant_table().ok_or(NetError::NoServices("grant table"))?;
     log::info!("net: connecting vif {index}");
     let connect = Netfront::connect_with(xs, events, grants, index, device);
-    let done = alloc::rc::Rc::new(core::cell::Cell::new(false));
-    crate::spawn(nudge_linux_netback(index, done.clone()));
-    let connected = crate::timeout(CONNECT_LIMIT, connect).await;
-    done.set(true);
-    let mut dev = match connected {
+    let mut dev = match crate::timeout(CONNECT_LIMIT, connect).await {
         Ok(r) => r?,
         Err(_) => {
             // Say where the handshake stopped.
@@ -297,44 +293,6 @@ pub async fn open(index: u32, ip: IpConfig, device: NetConfig) -> Result<&'stati
     STACKS.lock().push(stack);
     crate::spawn(drive(stack));
     Ok(stack)
-}
-
-/// Linux's netback connects when the frontend switches to `Connected`, not `Initialised`
-/// (it ignores `Initialised`), while the xenbus handshake the netfront uses publishes its
-/// rings with `Initialised` and waits for the backend's `Connected`. When the frontend has
-/// published (`Initialised`) and the backend still sits in `InitWait` a little later, this
-/// switches the frontend to `Connected`, which is what Linux's own netfront does after
-/// publishing. Backends that connect on `Initialised` (the simulator's) are never nudged.
-/// Looks every 100 ms while the connection is being made, at most [`CONNECT_LIMIT`].
-async fn nudge_linux_netback(index: u32, done: alloc::rc::Rc<core::cell::Cell<bool>>) {
-    let xs = crate::services::xenstore();
-    let fe = format!("device/vif/{index}");
-    let Ok(be) = xs.read_string(&format!("{fe}/backend")).await else {
-        return;
-    };
-    let start = crate::time::Instant::now();
-    let mut seen = 0;
-    while !done.get() && start.elapsed() < CONNECT_LIMIT {
-        crate::sleep(Duration::from_millis(100)).await;
-        let f = xs
-            .read_string(&format!("{fe}/state"))
-            .await
-            .unwrap_or_default();
-        let b = xs
-            .read_string(&format!("{be}/state"))
-            .await
-            .unwrap_or_default();
-        if f.trim() == "3" && b.trim() == "2" {
-            seen += 1;
-            if seen >= 3 {
-                log::info!("net: vif {index}: backend waits for Connected: switching");
-                let _ = xs.write(&format!("{fe}/state"), "4").await;
-                return;
-            }
-        } else {
-            seen = 0;
-        }
-    }
 }
 
 /// The driver task of a stack.
