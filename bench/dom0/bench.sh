@@ -1,0 +1,199 @@
+# shellcheck shell=dash
+# dom0 side of scripts/bench (sourced by the generated /job/job.sh after dom0/xenia.sh; runs
+# under busybox ash in the nested dom0). Every number comes from a measurement made here or
+# by a guest; results go to the serial line as marker lines
+#
+#   @@XENIA|bench|-|<uptime>|<key> <value>
+#
+# which scripts/bench (bench/report.py) reads together with the guests' "BENCH ..." console
+# lines. Settings come from the environment that job.sh sets:
+#   BENCH_SECS BENCH_CONNS   wrk duration (s) and connections
+#   BENCH_MIB                bulk TCP: MiB the guests send; block: MiB of the sequential passes
+#   BENCH_RAND_SECS          block: seconds of 4 KiB random reads
+#   BENCH_DISK_MIB           block: size of each guest's backing file
+#   BENCH_MEMS               memory sizes (MiB) tried for the http example, descending
+# and the files present in /job (an absent Xenia example is reported as not measured).
+
+B=/job/bench
+WRK="$B/dom0/bin/wrk"
+
+bench_result() { xenia_mark bench - "$(xenia_now)" "$1 $2"; }
+
+# One HTTP/1.1 request to $1 port 80 (connection closed after it) into $2; true on a 200.
+bench_get() {
+    printf 'GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n' | nc -w 3 "$1" 80 >"$2" 2>/dev/null
+    head -n 1 "$2" | grep -q ' 200'
+}
+
+# bench_state DOMAIN: its xl state flags (r, b, p, s, c, d), empty when it is gone.
+bench_state() { xl list "$1" 2>/dev/null | awk 'NR == 2 { print $5 }'; }
+
+# Wait up to $2 seconds (dom0's clock) until $1 serves a page; with $3, give up early when
+# that domain crashed or went away.
+bench_wait_http() {
+    local end st
+    end=$(awk -v l="$2" '{ printf "%d", $1 + l }' /proc/uptime)
+    until bench_get "$1" /tmp/bench-get; do
+        [ "$(cut -d. -f1 /proc/uptime)" -lt "$end" ] || return 1
+        if [ -n "${3:-}" ]; then
+            st=$(bench_state "$3")
+            [ -n "$st" ] && [ -n "${st##*c*}" ] || return 1
+        fi
+        sleep 0.5
+    done
+}
+
+# bench_http SIDE DOMAIN ADDR: the response size, then wrk's keep-alive load.
+bench_http() {
+    local side=$1 d=$2 addr=$3
+    if ! bench_wait_http "$addr" 90 "$d"; then
+        bench_result "$side.http.error" "no HTTP answer from $addr (state '$(bench_state "$d")' after $(xenia_since "$d") s)"
+        return 1
+    fi
+    bench_result "$side.http.ready_secs" "$(xenia_since "$d")"
+    bench_result "$side.http.response_bytes" "$(wc -c </tmp/bench-get | tr -d ' ')"
+    bench_result "$side.http.body_sha256" "$(awk 'body { print } /^\r?$/ { body = 1 }' /tmp/bench-get | sha256sum | cut -c1-16)"
+    LD_LIBRARY_PATH=$B/dom0/lib "$WRK" -t1 -c"$BENCH_CONNS" -d"${BENCH_SECS}s" --timeout 5s --latency \
+        "http://$addr:80/" >/tmp/bench-wrk.out 2>&1
+    xenia_prefix out "$d" "$(xenia_since "$d")" </tmp/bench-wrk.out
+    awk -v s="$side" '
+        /^Requests\/sec:/ { print s ".http.rps " $2 }
+        /^ +50% / { print s ".http.latency_p50 " $2 }
+        /^ +99% / { print s ".http.latency_p99 " $2 }
+        / requests in / { print s ".http.requests " $1 }
+        /Non-2xx or 3xx responses:/ { print s ".http.non2xx " $NF }
+        /Socket errors:/ { sub(/.*Socket errors: /, ""); print s ".http.socket_errors " $0 }
+    ' /tmp/bench-wrk.out | while read -r k v; do bench_result "$k" "$v"; done
+}
+
+# bench_sink_wait PID SECS: wait for the sink to end (it ends after one connection's EOF).
+bench_sink_wait() {
+    local i=0
+    while kill -0 "$1" 2>/dev/null; do
+        if [ "$i" -ge "$(($2 * 10))" ]; then
+            kill "$1" 2>/dev/null
+            return 1
+        fi
+        sleep 0.1
+        i=$((i + 1))
+    done
+}
+
+# bench_sink_result SIDE: the dom0-measured numbers of the last sink.
+bench_sink_result() {
+    xenia_prefix out bench - </tmp/bench-sink.out
+    awk -v s="$1" '/^sink / { for (i = 2; i <= NF; i++) { split($i, kv, "="); print s ".bulk.dom0_" kv[1] " " kv[2] } }' \
+        /tmp/bench-sink.out | while read -r k v; do bench_result "$k" "$v"; done
+}
+
+# Stop a service guest: PV shutdown (bounded), else destroy; then record its end.
+bench_stop() {
+    xenia_run "$1" timeout 30 xl shutdown -w "$1" || xenia_run "$1" xl destroy "$1"
+    xenia_wait_end "$1" 9999
+    xenia_console "$1"
+}
+
+# The http example as domain http-mem with memory=M for each M of BENCH_MEMS (descending)
+# until one does not answer a request within 30 s.
+bench_xenia_memory() {
+    local m d=http-mem cfg=/tmp/http-mem.xl ok st
+    for m in $BENCH_MEMS; do
+        sed -e "s/^memory *=.*/memory = $m/" -e "s/^name *=.*/name = \"$d\"/" /job/http.xl >"$cfg"
+        ok="fail (xl create failed)"
+        if xenia_create "$cfg"; then
+            if bench_wait_http 10.0.0.2 30 "$d"; then
+                ok=ok
+            else
+                st=$(bench_state "$d")
+                case $st in
+                    "") ok="fail (domain gone)" ;;
+                    *c*) ok="fail (crashed)" ;;
+                    *) ok="fail (no answer in 30 s)" ;;
+                esac
+            fi
+            # A shutdown ends with a recorded reason at once; a destroyed domain is only
+            # reported gone after xl list missed it for a while (slow under TCG).
+            timeout 30 xl shutdown -w "$d" >/dev/null 2>&1 || xl destroy "$d" >/dev/null 2>&1
+            xenia_wait_end "$d" 9999
+            [ "$ok" = ok ] || xenia_console "$d"
+            # xl's monitor records the shutdown before the domain is torn down: the next
+            # create of the same name needs it gone.
+            local i=0
+            while [ -n "$(bench_state "$d")" ] && [ $i -lt 60 ]; do
+                sleep 0.5
+                i=$((i + 1))
+            done
+            xl destroy "$d" >/dev/null 2>&1
+        fi
+        bench_result "xenia.mem.$m" "$ok"
+        ip neigh flush dev xenbr0 2>/dev/null
+        # Smaller sizes only matter while the larger ones work.
+        [ "$ok" = ok ] || break
+    done
+}
+
+bench_net() {
+    local sink
+    # (1) Xenia: the http example under load, then examples/netbench sending to dom0.
+    if [ -f /job/http.xl ]; then
+        if xenia_create /job/http.xl; then
+            bench_http xenia http 10.0.0.2
+            bench_stop http
+        else
+            bench_result xenia.http.error "xl create failed"
+        fi
+    fi
+    if [ -f /job/netbench.xl ]; then
+        "$B/benchtool" sink 5001 >/tmp/bench-sink.out 2>&1 &
+        sink=$!
+        if xenia_create /job/netbench.xl; then
+            bench_sink_wait "$sink" 180 || bench_result xenia.bulk.error "sink did not finish in 180 s"
+            bench_sink_result xenia
+            xenia_wait_end netbench 240
+            xenia_console netbench
+        else
+            kill "$sink" 2>/dev/null
+            bench_result xenia.bulk.error "xl create failed"
+        fi
+    fi
+    # (2) the Linux PV domU: nginx under the same load, then benchtool sending to dom0.
+    ip neigh flush dev xenbr0 2>/dev/null
+    if xenia_create /job/linux-net.xl; then
+        bench_http linux linux-net 10.0.0.3
+        "$B/benchtool" sink 5001 >/tmp/bench-sink.out 2>&1 &
+        sink=$!
+        if xenia_run linux-net "$B/benchtool" poke 10.0.0.3 5002 60; then
+            bench_sink_wait "$sink" 180 || bench_result linux.bulk.error "sink did not finish in 180 s"
+            bench_sink_result linux
+        else
+            kill "$sink" 2>/dev/null
+            bench_result linux.bulk.error "could not trigger the sender"
+        fi
+        xenia_wait_end linux-net 300 || xl destroy linux-net >/dev/null 2>&1
+        xenia_console linux-net
+    else
+        bench_result linux.http.error "xl create failed"
+    fi
+    # (3) the smallest memory the http example still serves with.
+    [ -f /job/http.xl ] && bench_xenia_memory
+    return 0
+}
+
+# bench_disk: the backing file for the next guest, fully written with zeros (not sparse). The
+# same file is rewritten in place for each guest: a deleted file can stay held by its loop
+# device for a while after the domain ends, and dom0's tmpfs has room for one.
+bench_disk() {
+    dd if=/dev/zero of=/tmp/bench-disk.img bs=1M count="$BENCH_DISK_MIB" conv=notrunc,fsync 2>/dev/null
+    bench_result "disk.bytes" "$(wc -c </tmp/bench-disk.img | tr -d ' ')"
+}
+
+bench_block() {
+    if [ -f /job/blkbench.xl ]; then
+        bench_disk
+        xenia_scenario /job/blkbench.xl 600
+    fi
+    bench_disk
+    xenia_scenario /job/linux-block.xl 600
+    rm -f /tmp/bench-disk.img
+    return 0
+}

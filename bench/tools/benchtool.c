@@ -1,0 +1,261 @@
+/*
+ * benchtool: the Linux-side helpers of scripts/bench (built statically on the host with gcc,
+ * run in the nested dom0 and in the Linux PV domU). Every number it prints is measured here,
+ * with CLOCK_MONOTONIC.
+ *
+ *   benchtool sink PORT              accept one TCP connection on PORT, read until EOF, print
+ *                                    "sink bytes=N secs=S mibps=R" (time from accept to EOF)
+ *   benchtool send HOST PORT MIB     connect, send MIB MiB from a buffer in 64 KiB writes, close
+ *                                    (shutdown + wait for the peer's EOF), print
+ *                                    "send bytes=N secs=S mibps=R" (time from connect to EOF)
+ *   benchtool wait PORT              accept one connection on PORT, close it, exit (a trigger)
+ *   benchtool poke HOST PORT SECS    connect to HOST:PORT (retrying for up to SECS s), close
+ *   benchtool blk DEV MIB SECS       on a block device with O_DIRECT, one request at a time:
+ *                                    sequential write of MIB MiB in 1 MiB requests + fsync,
+ *                                    sequential read of the same MiB, then 4 KiB random reads
+ *                                    within those MiB for SECS s; prints
+ *                                    "blk seq_write_mibps=.. seq_read_mibps=.. randread_iops=.."
+ *                                    and the raw counts and times
+ *
+ * Offsets of the random reads come from xorshift64 with a fixed seed (the same generator and
+ * seed as examples/blkbench).
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void die(const char *what)
+{
+    fprintf(stderr, "benchtool: %s: %s\n", what, strerror(errno));
+    exit(1);
+}
+
+static long arg_num(const char *s, const char *what)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || v <= 0) {
+        fprintf(stderr, "benchtool: bad %s '%s'\n", what, s);
+        exit(2);
+    }
+    return v;
+}
+
+static int listen_on(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        die("socket");
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = INADDR_ANY};
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0)
+        die("bind");
+    if (listen(fd, 4) < 0)
+        die("listen");
+    return fd;
+}
+
+static int connect_to(const char *host, int port, double patience)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    if (inet_pton(AF_INET, host, &a.sin_addr) != 1) {
+        fprintf(stderr, "benchtool: bad address %s\n", host);
+        exit(2);
+    }
+    double give_up = now() + patience;
+    for (;;) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0)
+            die("socket");
+        if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0)
+            return fd;
+        close(fd);
+        if (now() > give_up)
+            die("connect");
+        usleep(200000);
+    }
+}
+
+static int cmd_sink(int port)
+{
+    int l = listen_on(port);
+    int fd = accept(l, NULL, NULL);
+    if (fd < 0)
+        die("accept");
+    double t0 = now();
+    static char buf[1 << 16];
+    long long total = 0;
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            die("read");
+        }
+        if (n == 0)
+            break;
+        total += n;
+    }
+    double secs = now() - t0;
+    close(fd);
+    printf("sink bytes=%lld secs=%.3f mibps=%.2f\n", total, secs, total / 1048576.0 / secs);
+    return 0;
+}
+
+static int cmd_send(const char *host, int port, long mib)
+{
+    static char buf[1 << 16];
+    memset(buf, 'x', sizeof buf);
+    int fd = connect_to(host, port, 30);
+    double t0 = now();
+    long long total = (long long)mib << 20, sent = 0;
+    while (sent < total) {
+        size_t want = sizeof buf;
+        if ((long long)want > total - sent)
+            want = (size_t)(total - sent);
+        ssize_t n = write(fd, buf, want);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            die("write");
+        }
+        sent += n;
+    }
+    shutdown(fd, SHUT_WR);
+    /* The peer has everything once it closes its side. */
+    while (read(fd, buf, sizeof buf) > 0) {
+    }
+    double secs = now() - t0;
+    close(fd);
+    printf("send bytes=%lld secs=%.3f mibps=%.2f\n", sent, secs, sent / 1048576.0 / secs);
+    return 0;
+}
+
+static uint64_t xorshift64(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *s = x;
+    return x;
+}
+
+static void full_pwrite(int fd, const void *buf, size_t len, off_t off)
+{
+    ssize_t n = pwrite(fd, buf, len, off);
+    if (n < 0)
+        die("pwrite");
+    if ((size_t)n != len) {
+        fprintf(stderr, "benchtool: short write at %lld\n", (long long)off);
+        exit(1);
+    }
+}
+
+static void full_pread(int fd, void *buf, size_t len, off_t off)
+{
+    ssize_t n = pread(fd, buf, len, off);
+    if (n < 0)
+        die("pread");
+    if ((size_t)n != len) {
+        fprintf(stderr, "benchtool: short read at %lld\n", (long long)off);
+        exit(1);
+    }
+}
+
+static int cmd_blk(const char *dev, long mib, long secs)
+{
+    int fd = open(dev, O_RDWR | O_DIRECT);
+    if (fd < 0)
+        die(dev);
+    const size_t big = 1 << 20, small = 4096;
+    void *buf;
+    if (posix_memalign(&buf, 4096, big))
+        die("posix_memalign");
+    /* A pattern that differs per MiB, checked on the way back. */
+    double t0 = now();
+    for (long i = 0; i < mib; i++) {
+        memset(buf, (int)(i & 0xff) ^ 0x5a, big);
+        full_pwrite(fd, buf, big, (off_t)i * big);
+    }
+    if (fsync(fd) < 0)
+        die("fsync");
+    double wsecs = now() - t0;
+
+    t0 = now();
+    for (long i = 0; i < mib; i++) {
+        full_pread(fd, buf, big, (off_t)i * big);
+        const unsigned char *p = buf;
+        if (p[0] != (unsigned char)((i & 0xff) ^ 0x5a) || p[big - 1] != p[0]) {
+            fprintf(stderr, "benchtool: MiB %ld reads back wrong data\n", i);
+            exit(1);
+        }
+    }
+    double rsecs = now() - t0;
+
+    uint64_t seed = 0x9e3779b97f4a7c15ull;
+    uint64_t blocks = (uint64_t)mib * (big / small);
+    long ops = 0;
+    t0 = now();
+    double end = t0 + (double)secs, t;
+    do {
+        uint64_t b = xorshift64(&seed) % blocks;
+        full_pread(fd, buf, small, (off_t)(b * small));
+        ops++;
+        t = now();
+    } while (t < end);
+    double qsecs = t - t0;
+    close(fd);
+    printf("blk mib=%ld write_secs=%.3f read_secs=%.3f randread_ops=%ld randread_secs=%.3f\n", mib, wsecs,
+           rsecs, ops, qsecs);
+    printf("blk seq_write_mibps=%.2f seq_read_mibps=%.2f randread_iops=%.1f\n", mib / wsecs, mib / rsecs,
+           ops / qsecs);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc == 3 && !strcmp(argv[1], "sink"))
+        return cmd_sink((int)arg_num(argv[2], "port"));
+    if (argc == 5 && !strcmp(argv[1], "send"))
+        return cmd_send(argv[2], (int)arg_num(argv[3], "port"), arg_num(argv[4], "MiB"));
+    if (argc == 3 && !strcmp(argv[1], "wait")) {
+        int l = listen_on((int)arg_num(argv[2], "port"));
+        int fd = accept(l, NULL, NULL);
+        if (fd < 0)
+            die("accept");
+        close(fd);
+        return 0;
+    }
+    if (argc == 5 && !strcmp(argv[1], "poke")) {
+        int fd = connect_to(argv[2], (int)arg_num(argv[3], "port"), (double)arg_num(argv[4], "seconds"));
+        close(fd);
+        return 0;
+    }
+    if (argc == 5 && !strcmp(argv[1], "blk"))
+        return cmd_blk(argv[2], arg_num(argv[3], "MiB"), arg_num(argv[4], "seconds"));
+    fprintf(stderr, "usage: benchtool sink PORT | send HOST PORT MIB | wait PORT | poke HOST PORT SECS |"
+                    " blk DEV MIB SECS\n");
+    return 2;
+}

@@ -1,0 +1,116 @@
+//! TCP bulk sender (used by `scripts/bench net`): connects to `bench_dst=ADDR:PORT` (a sink in
+//! dom0), sends `bench_mib` MiB from one buffer, closes the connection and prints
+//! `BENCH send bytes=N secs=S mibps=R`: the time from the established connection until the
+//! sink acknowledged the last byte and the FIN, measured by the guest. Then it powers off.
+//! The address comes from `ip=` on the command line (or DHCP), like every `xenia::net` guest.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+extern crate alloc;
+
+use alloc::format;
+use alloc::string::String;
+use xenia::net::Ipv4Addr;
+
+/// Bytes handed to the socket per write.
+#[cfg_attr(not(target_os = "none"), allow(dead_code))]
+const CHUNK: usize = 64 * 1024;
+
+/// `ADDR:PORT` of `bench_dst`.
+#[cfg_attr(not(target_os = "none"), allow(dead_code))]
+fn destination(v: &str) -> Result<(Ipv4Addr, u16), String> {
+    let (a, p) = v
+        .split_once(':')
+        .ok_or(format!("bench_dst={v}: want ADDR:PORT"))?;
+    let addr = a
+        .parse()
+        .map_err(|_| format!("bench_dst={v}: bad address"))?;
+    let port = p
+        .parse()
+        .ok()
+        .filter(|&p| p != 0)
+        .ok_or(format!("bench_dst={v}: bad port"))?;
+    Ok((addr, port))
+}
+
+/// Seconds with three decimals.
+#[cfg_attr(not(target_os = "none"), allow(dead_code))]
+fn secs(d: core::time::Duration) -> String {
+    let ms = d.as_millis();
+    format!("{}.{:03}", ms / 1000, ms % 1000)
+}
+
+/// MiB per second with two decimals.
+#[cfg_attr(not(target_os = "none"), allow(dead_code))]
+fn mibps(bytes: u64, d: core::time::Duration) -> String {
+    let ns = d.as_nanos().max(1);
+    let hundredths = u128::from(bytes) * 100 * 1_000_000_000 / ns / (1 << 20);
+    format!("{}.{:02}", hundredths / 100, hundredths % 100)
+}
+
+#[cfg(target_os = "none")]
+async fn bench() -> Result<(), String> {
+    use alloc::vec;
+    use core::time::Duration;
+    use xenia::net::{ListenConfig, TcpStream};
+    use xenia::time::Instant;
+
+    let (addr, port) = destination(xenia::cmdline_arg("bench_dst").unwrap_or("10.0.0.1:5001"))?;
+    let mib: u64 = match xenia::cmdline_arg("bench_mib") {
+        None => 64,
+        Some(v) => v
+            .parse()
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or(format!("bench_mib={v}: bad number"))?,
+    };
+    let stack = xenia::net::init().await.map_err(|e| format!("net: {e}"))?;
+    let config = ListenConfig {
+        backlog: 1,
+        rx_buffer: 16 * 1024,
+        tx_buffer: 128 * 1024,
+    };
+    // The sink is normally listening already; give it a few seconds if not.
+    let mut tries = 0;
+    let mut conn = loop {
+        match TcpStream::connect_on(stack, addr, port, config).await {
+            Ok(c) => break c,
+            Err(e) if tries < 20 => {
+                tries += 1;
+                xenia::println!("netbench: connect {addr}:{port}: {e}; retrying");
+                xenia::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(format!("connect {addr}:{port}: {e}")),
+        }
+    };
+    let buf = vec![b'x'; CHUNK];
+    let total = mib << 20;
+    let t0 = Instant::now();
+    let mut sent = 0u64;
+    while sent < total {
+        let n = (total - sent).min(CHUNK as u64) as usize;
+        conn.write_all(&buf[..n])
+            .await
+            .map_err(|e| format!("send after {sent} bytes: {e}"))?;
+        sent += n as u64;
+    }
+    conn.close().await.map_err(|e| format!("close: {e}"))?;
+    let took = t0.elapsed();
+    xenia::println!(
+        "BENCH send bytes={sent} secs={} mibps={}",
+        secs(took),
+        mibps(sent, took)
+    );
+    Ok(())
+}
+
+xenia::main! {
+    async fn main() -> Result<(), String> {
+        #[cfg(target_os = "none")]
+        if let Err(e) = bench().await {
+            xenia::println!("BENCH error {e}");
+            return Err(e);
+        }
+        xenia::println!("BENCH done");
+        Ok(())
+    }
+}
