@@ -62,12 +62,22 @@ pub async fn run() -> Result<(), AppError> {
             return Err(e.into());
         }
     };
+    // Without flush-cache or barrier, blkif says the backend has no write cache: a write is
+    // durable when it completes, and flush() has nothing to do.
+    let f = disk.features();
     xenia::println!(
-        "kv: disk {} has {} sectors of {} bytes{}",
+        "kv: disk {} has {} sectors of {} bytes{}, flush: {}",
         disk.name(),
         disk.sectors(),
         disk.sector_size(),
-        if disk.read_only() { " (read-only)" } else { "" }
+        if disk.read_only() { " (read-only)" } else { "" },
+        if f.flush_cache {
+            "flush-cache"
+        } else if f.barrier {
+            "barrier"
+        } else {
+            "none (write-through backend)"
+        }
     );
     match mode {
         "pattern" => pattern(disk).await,
