@@ -87,7 +87,7 @@ xenia_run "$d" xl list
 }
 
 /// PUTs dom0's background stream must have acknowledged before it destroys the guest.
-const STREAM_ACKS_BEFORE_DESTROY: u32 = 25;
+const STREAM_ACKS_BEFORE_DESTROY: u32 = 8;
 
 /// dom0's side of kv-http: PUT named keys over HTTP (busybox nc), then a stream of PUTs that
 /// `xl destroy` cuts, `xl create` again on the same file, GET everything acknowledged back,
