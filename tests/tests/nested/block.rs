@@ -143,15 +143,19 @@ pub fn scenarios() -> Vec<Scenario> {
     let expected = files_dir().join("kv-pattern.expected");
     let bytes: Vec<u8> = (0..PATTERN_BYTES / 512).flat_map(pattern_block).collect();
     fs::write(&expected, bytes).expect("cannot write the expected pattern");
-    vec![
-        Scenario::new("kv-pattern", "kv")
-            .cmdline("kv.mode=pattern")
-            .set("vif", XlValue::List(Vec::new()))
-            .set("disk", disk_spec("kv-pattern.img"))
-            .file(blank_disk("kv-pattern.img", PATTERN_DISK))
-            .file(expected)
-            .timeout(90)
-            .dom0(PATTERN_DOM0_STEPS),
+    let mut all = vec![Scenario::new("kv-pattern", "kv")
+        .cmdline("kv.mode=pattern")
+        .set("vif", XlValue::List(Vec::new()))
+        .set("disk", disk_spec("kv-pattern.img"))
+        .file(blank_disk("kv-pattern.img", PATTERN_DISK))
+        .file(expected)
+        .timeout(90)
+        .dom0(PATTERN_DOM0_STEPS)];
+    // The heavy restart scenarios: see HEAVY_SKIP in scripts/test.
+    if std::env::var("XENIA_NESTED_HEAVY").as_deref() != Ok("1") {
+        return all;
+    }
+    all.extend([
         Scenario::new("kv-restart", "kv")
             .cmdline("kv.mode=fill kv.n=5000")
             .set("vif", XlValue::List(Vec::new()))
@@ -164,7 +168,8 @@ pub fn scenarios() -> Vec<Scenario> {
             .file(blank_disk("kv-http.img", RESTART_DISK))
             .timeout(300)
             .dom0(&http_dom0_steps()),
-    ]
+    ]);
+    all
 }
 
 /// The dom0 output line of `cmd` (its `[exit N] cmd` line), or a panic listing dom0's output.
