@@ -17,12 +17,12 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 use embedded_io_async::{Read, Write};
 
+pub mod head;
+
 /// The largest request head (request line and headers).
 pub const MAX_HEAD: usize = 8 * 1024;
 /// The largest request body.
 pub const MAX_BODY: usize = 1 << 20;
-/// Headers parsed at most.
-const MAX_HEADERS: usize = 32;
 
 /// What `/stats` reports besides the service's own counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -47,88 +47,8 @@ pub struct Service<F: Fn() -> SystemInfo> {
     open: AtomicU64,
 }
 
-/// How a connection ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum End {
-    /// The client closed the connection (between requests).
-    ClientClosed,
-    /// We closed it: `Connection: close`, HTTP/1.0, or after an error response.
-    Closed,
-    /// Reading or writing failed.
-    Io,
-}
-
-/// A request head, parsed.
-struct Head {
-    method: String,
-    path: String,
-    keep_alive: bool,
-    content_length: usize,
-    head_len: usize,
-}
-
-enum Parsed {
-    Complete(Head),
-    Partial,
-    /// An error response to send before closing: status and reason.
-    Bad(u16, &'static str),
-}
-
-fn parse_head(buf: &[u8]) -> Parsed {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
-    let head_len = match req.parse(buf) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => return Parsed::Partial,
-        Err(httparse::Error::TooManyHeaders) => {
-            return Parsed::Bad(431, "Request Header Fields Too Large")
-        }
-        Err(_) => return Parsed::Bad(400, "Bad Request"),
-    };
-    let (Some(method), Some(path), Some(version)) = (req.method, req.path, req.version) else {
-        return Parsed::Bad(400, "Bad Request");
-    };
-    let mut keep_alive = version == 1;
-    let mut content_length = None;
-    for h in req.headers.iter() {
-        if h.name.eq_ignore_ascii_case("content-length") {
-            let v = core::str::from_utf8(h.value).ok().map(str::trim);
-            let n = match v.and_then(|v| {
-                (!v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
-                    .then(|| v.parse::<usize>().ok())
-                    .flatten()
-            }) {
-                Some(n) => n,
-                None => return Parsed::Bad(400, "Bad Request"),
-            };
-            // Two different lengths make the message's end ambiguous.
-            if content_length.is_some_and(|c| c != n) {
-                return Parsed::Bad(400, "Bad Request");
-            }
-            content_length = Some(n);
-        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            return Parsed::Bad(501, "Not Implemented");
-        } else if h.name.eq_ignore_ascii_case("connection") {
-            let v = h.value;
-            if v.eq_ignore_ascii_case(b"close") {
-                keep_alive = false;
-            } else if v.eq_ignore_ascii_case(b"keep-alive") {
-                keep_alive = true;
-            }
-        }
-    }
-    let content_length = content_length.unwrap_or(0);
-    if content_length > MAX_BODY {
-        return Parsed::Bad(413, "Payload Too Large");
-    }
-    Parsed::Complete(Head {
-        method: method.into(),
-        path: path.into(),
-        keep_alive,
-        content_length,
-        head_len,
-    })
-}
+pub use head::End;
+use head::{parse_head, Parsed};
 
 const INDEX: &str = "<!DOCTYPE html>\n<html><head><title>xenia</title></head><body>\n\
 <h1>Hello from a Xenia unikernel</h1>\n\
@@ -224,7 +144,7 @@ impl<F: Fn() -> SystemInfo> Service<F> {
             // Read a complete head.
             let head = loop {
                 if input.end > input.start {
-                    match parse_head(input.pending()) {
+                    match parse_head(input.pending(), MAX_BODY) {
                         Parsed::Complete(h) => break h,
                         Parsed::Bad(code, reason) => {
                             return self.error(s, code, reason).await;

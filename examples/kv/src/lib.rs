@@ -28,82 +28,9 @@ use xenia_kv::{Device, Error, Store};
 
 /// The largest request head.
 pub const MAX_HEAD: usize = 8 * 1024;
-const MAX_HEADERS: usize = 32;
 
-/// How a connection ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum End {
-    /// The client closed it between requests.
-    ClientClosed,
-    /// We closed it (`Connection: close`, HTTP/1.0, or after an error response).
-    Closed,
-    /// Reading or writing failed.
-    Io,
-}
-
-struct Head {
-    method: String,
-    path: String,
-    keep_alive: bool,
-    content_length: usize,
-    head_len: usize,
-}
-
-enum Parsed {
-    Complete(Head),
-    Partial,
-    Bad(u16, &'static str),
-}
-
-fn parse_head(buf: &[u8]) -> Parsed {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
-    let head_len = match req.parse(buf) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => return Parsed::Partial,
-        Err(httparse::Error::TooManyHeaders) => {
-            return Parsed::Bad(431, "Request Header Fields Too Large")
-        }
-        Err(_) => return Parsed::Bad(400, "Bad Request"),
-    };
-    let (Some(method), Some(path), Some(version)) = (req.method, req.path, req.version) else {
-        return Parsed::Bad(400, "Bad Request");
-    };
-    let mut keep_alive = version == 1;
-    let mut content_length: Option<usize> = None;
-    for h in req.headers.iter() {
-        if h.name.eq_ignore_ascii_case("content-length") {
-            let n = core::str::from_utf8(h.value)
-                .ok()
-                .map(str::trim)
-                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|v| v.parse::<usize>().ok());
-            match n {
-                Some(n) if content_length.is_none_or(|c| c == n) => content_length = Some(n),
-                _ => return Parsed::Bad(400, "Bad Request"),
-            }
-        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            return Parsed::Bad(501, "Not Implemented");
-        } else if h.name.eq_ignore_ascii_case("connection") {
-            if h.value.eq_ignore_ascii_case(b"close") {
-                keep_alive = false;
-            } else if h.value.eq_ignore_ascii_case(b"keep-alive") {
-                keep_alive = true;
-            }
-        }
-    }
-    let content_length = content_length.unwrap_or(0);
-    if content_length > MAX_VALUE {
-        return Parsed::Bad(413, "Payload Too Large");
-    }
-    Parsed::Complete(Head {
-        method: method.into(),
-        path: path.into(),
-        keep_alive,
-        content_length,
-        head_len,
-    })
-}
+pub use http::head::End;
+use http::head::{parse_head, Parsed};
 
 /// Percent-decodes a path segment; `None` if malformed.
 pub fn percent_decode(s: &str) -> Option<Vec<u8>> {
@@ -298,7 +225,7 @@ pub async fn serve<S: Read + Write, D: Device>(store: &Store<D>, s: &mut S) -> E
     loop {
         let head = loop {
             if input.end > input.start {
-                match parse_head(input.pending()) {
+                match parse_head(input.pending(), MAX_VALUE) {
                     Parsed::Complete(h) => break h,
                     Parsed::Bad(code, reason) => {
                         let r = text(code, reason, &format!("{code} {reason}\n"));
