@@ -211,3 +211,49 @@ xenia_scenario() {
     xenia_console "$d"
     return "$rc"
 }
+
+# xenia_drive N: print the block device (/dev/vdX) of the host file given as the Nth (from 0)
+# `boot --drive`, found by its serial number xenia-disk<N>; waits up to 10 s for it. Returns 1
+# when there is none.
+xenia_drive() {
+    local want="xenia-disk$1" s b i=0
+    while [ "$i" -lt 100 ]; do
+        for s in /sys/block/vd*/serial; do
+            [ -r "$s" ] || continue
+            [ "$(cat "$s")" = "$want" ] || continue
+            b=${s%/serial}
+            b=${b##*/}
+            [ -b "/dev/$b" ] && { echo "/dev/$b"; return 0; }
+        done
+        i=$((i + 1))
+        sleep 0.1
+    done
+    return 1
+}
+
+# xenia_use_drive CFG FILE N: in the xl config CFG, give the guest the Nth `boot --drive` (see
+# xenia_drive) as the disk whose spec says `target=/job/FILE` (target= ends an xl disk spec, so
+# a quote follows it). The guest then writes straight to the host's image file. Emits an `out`
+# line for the domain; on failure a `fatal` line, and returns 1.
+xenia_use_drive() {
+    local cfg="$1" file="$2" n="$3" d dev pat
+    d=$(xenia_cfg_name "$cfg")
+    case $file in
+        "" | *[!A-Za-z0-9._-]*)
+            xenia_mark fatal - "$(xenia_now)" "disk file name '$file' is not [A-Za-z0-9._-]+"
+            return 1
+            ;;
+    esac
+    if ! dev=$(xenia_drive "$n"); then
+        xenia_mark fatal - "$(xenia_now)" "disk $file: no virtio disk with serial xenia-disk$n in dom0"
+        return 1
+    fi
+    # The name holds only [A-Za-z0-9._-]: with its dots escaped it is a literal pattern.
+    pat="target=/job/$(echo "$file" | sed 's/\./\\./g')"
+    if ! grep -q "${pat}[\"']" "$cfg"; then
+        xenia_mark fatal - "$(xenia_now)" "disk $file: no target=/job/$file in $cfg"
+        return 1
+    fi
+    sed -i "s#${pat}\([\"']\)#target=$dev\1#" "$cfg"
+    xenia_mark out "$d" - "disk $file is the host's image file (QEMU drive $n, $dev in dom0)"
+}
