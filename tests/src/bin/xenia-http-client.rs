@@ -5,6 +5,15 @@
 //! It prints one line per check, `ok NAME detail` or `FAIL NAME why`, and a last line
 //! `summary pass=N fail=M`; exit status 0 only when nothing failed. Every socket has
 //! timeouts, so it always ends.
+//!
+//! Two more modes help when a check fails now and then:
+//! - `xenia-http-client HOST PORT --echo TIMES BYTES` (soak): TIMES echoes of BYTES, each on a
+//!   new connection, with the same `FAIL`/`summary` lines;
+//! - `xenia-http-client --serve PORT`: the same `/health` and `/echo` served by Linux (one
+//!   thread per connection), to run the client against a server that is not Xenia.
+//!
+//! A differing echo is described by its differing byte ranges and the sent bytes nearest to
+//! what came back, so a reordering, a stale buffer and random damage look different.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -156,11 +165,55 @@ fn echo(a: SocketAddr, len: usize) -> Result<String, String> {
     check_status(&r, 200)?;
     if r.body != body {
         return Err(format!(
-            "echo of {len} bytes differs ({} back)",
-            r.body.len()
+            "echo of {len} bytes differs ({} back): {}",
+            r.body.len(),
+            describe_difference(&body, &r.body)
         ));
     }
     Ok(format!("{len} bytes back identical in {:?}", t.elapsed()))
+}
+
+/// Where `got` differs from `want`: the differing ranges (up to 8), and for the first one
+/// where its bytes come from in `want`, if they come from somewhere else in it.
+fn describe_difference(want: &[u8], got: &[u8]) -> String {
+    let n = want.len().min(got.len());
+    let mut ranges: Vec<(usize, usize)> = Vec::new();
+    let mut i = 0;
+    while i < n {
+        if want[i] != got[i] {
+            let start = i;
+            // A range ends after 64 equal bytes in a row.
+            let mut same = 0;
+            while i < n && same < 64 {
+                same = if want[i] == got[i] { same + 1 } else { 0 };
+                i += 1;
+            }
+            ranges.push((start, i - same));
+        } else {
+            i += 1;
+        }
+    }
+    let mut out = format!("{} differing range(s):", ranges.len());
+    for (s, e) in ranges.iter().take(8) {
+        out += &format!(" [{s:#x}..{e:#x}) ({} B)", e - s);
+    }
+    if let Some(&(s, e)) = ranges.first() {
+        let w = &got[s..e.min(s + 16)];
+        // The sent bytes nearest to what came back: their distance from where it belongs.
+        let shift = want
+            .windows(w.len())
+            .enumerate()
+            .filter(|(_, x)| *x == w)
+            .map(|(j, _)| j as i64 - s as i64)
+            .min_by_key(|d| d.abs());
+        out += &format!(
+            "; first: want {:02x?} got {:02x?}, nearest sent copy of those bytes at {}",
+            &want[s..(s + 16).min(n)],
+            &got[s..(s + 16).min(n)],
+            shift.map_or("none".to_string(), |d| format!("{d:+} bytes"))
+        );
+    }
+    out
 }
 
 fn keep_alive(a: SocketAddr, n: usize) -> Result<String, String> {
@@ -275,10 +328,65 @@ fn check_one(i: usize, got: &[u8]) -> Result<(), String> {
 /// A check: a detail on success, why on failure.
 type Check = dyn Fn() -> Result<String, String>;
 
+/// `--serve PORT`: a plain HTTP/1.1 server answering `GET /health` and `POST /echo` like
+/// the http example (one thread per connection), to compare the same client against a server
+/// that is not Xenia (e.g. over dom0's loopback).
+fn serve(port: u16) -> ! {
+    let l = std::net::TcpListener::bind(("0.0.0.0", port)).expect("bind");
+    for s in l.incoming().flatten() {
+        std::thread::spawn(move || serve_one(s));
+    }
+    unreachable!("incoming() never ends")
+}
+
+fn serve_one(mut s: TcpStream) -> Result<(), String> {
+    let mut buf = Vec::new();
+    loop {
+        let end = loop {
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break end;
+            }
+            let mut chunk = [0u8; 16384];
+            let n = s.read(&mut chunk).map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Ok(());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).to_string();
+        let len: usize = head
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, v)| v.trim().parse().ok())
+            .unwrap_or(0);
+        buf.drain(..end + 4);
+        while buf.len() < len {
+            read_more(&mut s, &mut buf)?;
+        }
+        let body: Vec<u8> = if head.starts_with("POST /echo ") {
+            buf[..len].to_vec()
+        } else {
+            b"{\"status\":\"ok\"}\n".to_vec()
+        };
+        buf.drain(..len);
+        let mut out = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: keep-alive\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        out.extend_from_slice(&body);
+        s.write_all(&out).map_err(|e| e.to_string())?;
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if args.len() != 3 {
-        eprintln!("usage: xenia-http-client HOST PORT");
+    if args.len() == 3 && args[1] == "--serve" {
+        serve(args[2].parse().expect("port"));
+    }
+    if args.len() != 3 && !(args.len() == 6 && args[3] == "--echo") {
+        eprintln!("usage: xenia-http-client HOST PORT [--echo TIMES BYTES] | xenia-http-client --serve PORT");
         std::process::exit(2);
     }
     let addr = match (args[1].as_str(), args[2].parse::<u16>().unwrap_or(0))
@@ -303,6 +411,20 @@ fn main() {
         std::thread::sleep(Duration::from_millis(250));
     }
     println!("ok ready after {:?}", t.elapsed());
+    if args.len() == 6 {
+        // Soak mode: one echo of BYTES, TIMES times, each on a new connection.
+        let times: usize = args[4].parse().unwrap_or(1);
+        let bytes: usize = args[5].parse().unwrap_or(256 * 1024);
+        let mut fail = 0;
+        for i in 0..times {
+            if let Err(e) = echo(addr, bytes) {
+                fail += 1;
+                println!("FAIL echo {i}: {e}");
+            }
+        }
+        println!("summary pass={} fail={fail}", times - fail);
+        std::process::exit(if fail == 0 { 0 } else { 1 });
+    }
     let checks: Vec<(&str, Box<Check>)> = vec![
         ("route-index", Box::new(move || route_index(addr))),
         ("route-health", Box::new(move || route_health(addr))),
