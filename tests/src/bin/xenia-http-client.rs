@@ -1,8 +1,8 @@
 //! dom0's HTTP test client for the `http` example (runs in dom0 of the nested-Xen tests).
 //!
 //! `xenia-http-client HOST PORT` checks every route (bodies included), keep-alive, 400, 404, a
-//! large echo, 64 concurrent clients, and that `/health` and `/stats` still answer afterwards.
-//! It prints one line per check, `ok NAME detail` or `FAIL NAME why`, and a last line
+//! large echo (once, then 32 times), 64 concurrent clients, and that `/health` and `/stats`
+//! still answer afterwards. It prints one line per check, `ok NAME detail` or `FAIL NAME why`, and a last line
 //! `summary pass=N fail=M`; exit status 0 only when nothing failed. Every socket has
 //! timeouts, so it always ends.
 //!
@@ -171,6 +171,19 @@ fn echo(a: SocketAddr, len: usize) -> Result<String, String> {
         ));
     }
     Ok(format!("{len} bytes back identical in {:?}", t.elapsed()))
+}
+
+/// `times` echoes of `len` bytes, each on a new connection: a large echo that fails now and
+/// then (a race) shows here.
+fn echo_repeat(a: SocketAddr, times: usize, len: usize) -> Result<String, String> {
+    let t = Instant::now();
+    for i in 0..times {
+        echo(a, len).map_err(|e| format!("echo {i} of {times}: {e}"))?;
+    }
+    Ok(format!(
+        "{times} echoes of {len} bytes identical in {:?}",
+        t.elapsed()
+    ))
 }
 
 /// Where `got` differs from `want`: the differing ranges (up to 8), and for the first one
@@ -431,6 +444,10 @@ fn main() {
         ("route-stats", Box::new(move || route_stats(addr))),
         ("echo-small", Box::new(move || echo(addr, 13))),
         ("echo-large", Box::new(move || echo(addr, 256 * 1024))),
+        (
+            "echo-repeat",
+            Box::new(move || echo_repeat(addr, 32, 256 * 1024)),
+        ),
         ("keep-alive", Box::new(move || keep_alive(addr, 10))),
         (
             "bad-request",

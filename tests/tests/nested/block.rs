@@ -151,10 +151,6 @@ pub fn scenarios() -> Vec<Scenario> {
         .file(expected)
         .timeout(90)
         .dom0(PATTERN_DOM0_STEPS)];
-    // The heavy restart scenarios: see HEAVY_SKIP in scripts/test.
-    if std::env::var("XENIA_NESTED_HEAVY").as_deref() != Ok("1") {
-        return all;
-    }
     all.extend([
         Scenario::new("kv-restart", "kv")
             .cmdline("kv.mode=fill kv.n=5000")

@@ -3,8 +3,8 @@
 //!
 //! - `http`: the http example with its vif on xenbr0 (10.0.0.2/24); dom0 runs the test client
 //!   (`xenia-http-client`, a host binary of this package passed with `.file()`) against
-//!   10.0.0.2:80: every route with its body, keep-alive, 400, 404, a large echo, 64 concurrent
-//!   clients, then `/health` again; then `xl shutdown -w`.
+//!   10.0.0.2:80: every route with its body, keep-alive, 400, 404, a large echo (once, then
+//!   32 times), 64 concurrent clients, then `/health` again; then `xl shutdown -w`.
 
 use xenia_tests::serial::Outcome;
 use xenia_tests::session::Scenario;
@@ -70,6 +70,7 @@ fn http_routes_answer_with_their_bodies() {
     assert!(stats.starts_with("{\"uptime_ms\":"), "{stats}");
     assert!(check("echo-small").starts_with("13 bytes back identical"));
     assert!(check("echo-large").starts_with("262144 bytes back identical"));
+    assert!(check("echo-repeat").starts_with("32 echoes of 262144 bytes identical"));
 }
 
 #[test]
@@ -90,7 +91,7 @@ fn http_serves_64_concurrent_clients_and_stays_up() {
     let (lines, all) = client_lines();
     assert_eq!(
         lines.last().map(String::as_str),
-        Some("summary pass=11 fail=0"),
+        Some("summary pass=12 fail=0"),
         "{all}"
     );
 }
