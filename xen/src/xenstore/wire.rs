@@ -8,18 +8,19 @@
 //! request payloads with the NUL conventions of each type; the `parse_*` functions decode reply
 //! payloads. Everything here comes from the other side and is validated: errors, never panics.
 
+use crate::abi::{self, XSD_ERRORS};
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
-/// Largest payload either side may send (`XENSTORE_PAYLOAD_MAX`).
-pub const XENSTORE_PAYLOAD_MAX: usize = 4096;
 /// Longest absolute path xenstored accepts (`XENSTORE_ABS_PATH_MAX`).
-pub const XENSTORE_ABS_PATH_MAX: usize = 3072;
+pub use crate::abi::XENSTORE_ABS_PATH_MAX;
+/// Largest payload either side may send (`XENSTORE_PAYLOAD_MAX`).
+pub use crate::abi::XENSTORE_PAYLOAD_MAX;
 /// Longest relative path a domain should send (`XENSTORE_REL_PATH_MAX`).
-pub const XENSTORE_REL_PATH_MAX: usize = 2048;
+pub use crate::abi::XENSTORE_REL_PATH_MAX;
 /// Size of the message header (`struct xsd_sockmsg`).
-pub const HEADER_LEN: usize = 16;
+pub const HEADER_LEN: usize = abi::XSD_SOCKMSG_SIZE;
 
 /// Byte offsets of the header fields (`struct xsd_sockmsg`).
 pub mod field {
@@ -90,159 +91,162 @@ impl fmt::Display for WireError {
     }
 }
 
-/// Message types (`enum xsd_sockmsg_type`).
-#[allow(missing_docs)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[repr(u32)]
-pub enum MsgType {
-    /// Implementation-specific control commands (formerly `XS_DEBUG`).
-    Control = 0,
-    Directory = 1,
-    Read = 2,
-    GetPerms = 3,
-    Watch = 4,
-    Unwatch = 5,
-    TransactionStart = 6,
-    TransactionEnd = 7,
-    Introduce = 8,
-    Release = 9,
-    GetDomainPath = 10,
-    Write = 11,
-    Mkdir = 12,
-    Rm = 13,
-    SetPerms = 14,
-    /// Unsolicited: a watch fired.
-    WatchEvent = 15,
-    /// The reply to a failed request.
-    Error = 16,
-    IsDomainIntroduced = 17,
-    Resume = 18,
-    SetTarget = 19,
-    // 20 was XS_RESTRICT, removed.
-    ResetWatches = 21,
-    DirectoryPart = 22,
+/// Message types (`enum xsd_sockmsg_type`): Xen's enum from [`crate::abi`], the one definition
+/// of the numbers (checked against the C header by `xen/tests/layout.rs`).
+///
+/// A raw `type` from the daemon becomes a `MsgType` only through [`parse_msg_type`] (or
+/// `MsgType::try_from`), which rejects numbers the header does not define.
+pub use crate::abi::XsdSockmsgType as MsgType;
+
+/// The message type numbered `raw`, or [`WireError::UnknownType`] if the header defines none.
+pub fn parse_msg_type(raw: u32) -> Result<MsgType, WireError> {
+    MsgType::try_from(raw).map_err(|e| WireError::UnknownType(e.value))
 }
 
-impl MsgType {
-    /// Every valid type, in numeric order.
-    pub const ALL: [MsgType; 22] = [
-        MsgType::Control,
-        MsgType::Directory,
-        MsgType::Read,
-        MsgType::GetPerms,
-        MsgType::Watch,
-        MsgType::Unwatch,
-        MsgType::TransactionStart,
-        MsgType::TransactionEnd,
-        MsgType::Introduce,
-        MsgType::Release,
-        MsgType::GetDomainPath,
-        MsgType::Write,
-        MsgType::Mkdir,
-        MsgType::Rm,
-        MsgType::SetPerms,
-        MsgType::WatchEvent,
-        MsgType::Error,
-        MsgType::IsDomainIntroduced,
-        MsgType::Resume,
-        MsgType::SetTarget,
-        MsgType::ResetWatches,
-        MsgType::DirectoryPart,
-    ];
+/// One entry of Xen's `xsd_errors` table ([`abi::XSD_ERRORS`]): an error xenstored may name in
+/// an `XS_ERROR` reply. Always a valid entry of the table, so its name and errno come from there.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct XsdError {
+    /// Index into [`abi::XSD_ERRORS`], always in range.
+    index: u8,
 }
 
-impl TryFrom<u32> for MsgType {
-    type Error = WireError;
-    fn try_from(v: u32) -> Result<Self, WireError> {
-        MsgType::ALL
-            .iter()
-            .copied()
-            .find(|t| *t as u32 == v)
-            .ok_or(WireError::UnknownType(v))
+impl XsdError {
+    /// Every entry of the table, in the header's order.
+    pub const ALL: [XsdError; XSD_ERRORS.len()] = {
+        let mut all = [XsdError { index: 0 }; XSD_ERRORS.len()];
+        let mut i = 0;
+        while i < all.len() {
+            all[i] = XsdError { index: i as u8 };
+            i += 1;
+        }
+        all
+    };
+
+    /// The table entry this is.
+    pub const fn entry(self) -> abi::XsdErrors {
+        XSD_ERRORS[self.index as usize]
+    }
+
+    /// The errno name as sent on the wire (without the NUL), e.g. `"ENOENT"`.
+    pub const fn name(self) -> &'static str {
+        self.entry().errstring
+    }
+
+    /// The errno number (Linux numbering) of the table.
+    pub const fn errnum(self) -> i32 {
+        self.entry().errnum
+    }
+
+    /// The entry named `name` (no NUL), if the table has one.
+    pub const fn from_name(name: &str) -> Option<XsdError> {
+        let mut i = 0;
+        while i < XSD_ERRORS.len() {
+            if str_eq(XSD_ERRORS[i].errstring, name) {
+                return Some(XsdError { index: i as u8 });
+            }
+            i += 1;
+        }
+        None
+    }
+
+    /// The entry for errno `errnum`, if the table has one.
+    pub fn from_errnum(errnum: i32) -> Option<XsdError> {
+        XsdError::ALL.into_iter().find(|e| e.errnum() == errnum)
+    }
+
+    /// The entry named `name`; for the constants below, where a name missing from the table
+    /// fails the build.
+    const fn named(name: &str) -> XsdError {
+        match XsdError::from_name(name) {
+            Some(e) => e,
+            None => panic!("not in the xsd_errors table"),
+        }
     }
 }
 
-impl From<MsgType> for u32 {
-    fn from(t: MsgType) -> u32 {
-        t as u32
+/// `const` string equality (`==` on `str` is not `const`).
+const fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+impl fmt::Debug for XsdError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 
-/// An error xenstored reported (`XS_ERROR` payload), from the header's `xsd_errors` table.
-#[allow(clippy::upper_case_acronyms, missing_docs)]
+/// An error xenstored reported (`XS_ERROR` payload): an entry of Xen's `xsd_errors` table, or a
+/// name the table lacks.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum XsError {
-    EINVAL,
-    EACCES,
-    EEXIST,
-    EISDIR,
-    ENOENT,
-    ENOMEM,
-    ENOSPC,
-    EIO,
-    ENOTEMPTY,
-    ENOSYS,
-    EROFS,
-    EBUSY,
-    EAGAIN,
-    EISCONN,
-    E2BIG,
-    EPERM,
+    /// A name in [`abi::XSD_ERRORS`].
+    Known(XsdError),
     /// A name not in the table (kept so nothing from the peer is lost).
     Unknown(String),
 }
 
+/// The errors of the table by name, as `XsError::ENOENT` and so on.
+#[allow(missing_docs)]
 impl XsError {
-    /// The table of known errors, in the header's order.
-    pub const KNOWN: [XsError; 16] = [
-        XsError::EINVAL,
-        XsError::EACCES,
-        XsError::EEXIST,
-        XsError::EISDIR,
-        XsError::ENOENT,
-        XsError::ENOMEM,
-        XsError::ENOSPC,
-        XsError::EIO,
-        XsError::ENOTEMPTY,
-        XsError::ENOSYS,
-        XsError::EROFS,
-        XsError::EBUSY,
-        XsError::EAGAIN,
-        XsError::EISCONN,
-        XsError::E2BIG,
-        XsError::EPERM,
-    ];
+    pub const EINVAL: XsError = XsError::Known(XsdError::named("EINVAL"));
+    pub const EACCES: XsError = XsError::Known(XsdError::named("EACCES"));
+    pub const EEXIST: XsError = XsError::Known(XsdError::named("EEXIST"));
+    pub const EISDIR: XsError = XsError::Known(XsdError::named("EISDIR"));
+    pub const ENOENT: XsError = XsError::Known(XsdError::named("ENOENT"));
+    pub const ENOMEM: XsError = XsError::Known(XsdError::named("ENOMEM"));
+    pub const ENOSPC: XsError = XsError::Known(XsdError::named("ENOSPC"));
+    pub const EIO: XsError = XsError::Known(XsdError::named("EIO"));
+    pub const ENOTEMPTY: XsError = XsError::Known(XsdError::named("ENOTEMPTY"));
+    pub const ENOSYS: XsError = XsError::Known(XsdError::named("ENOSYS"));
+    pub const EROFS: XsError = XsError::Known(XsdError::named("EROFS"));
+    pub const EBUSY: XsError = XsError::Known(XsdError::named("EBUSY"));
+    pub const EAGAIN: XsError = XsError::Known(XsdError::named("EAGAIN"));
+    pub const EISCONN: XsError = XsError::Known(XsdError::named("EISCONN"));
+    pub const E2BIG: XsError = XsError::Known(XsdError::named("E2BIG"));
+    pub const EPERM: XsError = XsError::Known(XsdError::named("EPERM"));
+}
 
+impl XsError {
     /// The errno name as sent on the wire (without the NUL).
     pub fn name(&self) -> &str {
         match self {
-            XsError::EINVAL => "EINVAL",
-            XsError::EACCES => "EACCES",
-            XsError::EEXIST => "EEXIST",
-            XsError::EISDIR => "EISDIR",
-            XsError::ENOENT => "ENOENT",
-            XsError::ENOMEM => "ENOMEM",
-            XsError::ENOSPC => "ENOSPC",
-            XsError::EIO => "EIO",
-            XsError::ENOTEMPTY => "ENOTEMPTY",
-            XsError::ENOSYS => "ENOSYS",
-            XsError::EROFS => "EROFS",
-            XsError::EBUSY => "EBUSY",
-            XsError::EAGAIN => "EAGAIN",
-            XsError::EISCONN => "EISCONN",
-            XsError::E2BIG => "E2BIG",
-            XsError::EPERM => "EPERM",
+            XsError::Known(e) => e.name(),
             XsError::Unknown(s) => s,
+        }
+    }
+
+    /// The errno number, for a name in the table.
+    pub fn errnum(&self) -> Option<i32> {
+        match self {
+            XsError::Known(e) => Some(e.errnum()),
+            XsError::Unknown(_) => None,
         }
     }
 
     /// Maps an errno name to the error; names not in the table become [`XsError::Unknown`].
     pub fn from_name(name: &str) -> XsError {
-        XsError::KNOWN
-            .iter()
-            .find(|e| e.name() == name)
-            .cloned()
-            .unwrap_or_else(|| XsError::Unknown(String::from(name)))
+        match XsdError::from_name(name) {
+            Some(e) => XsError::Known(e),
+            None => XsError::Unknown(String::from(name)),
+        }
+    }
+}
+
+impl From<XsdError> for XsError {
+    fn from(e: XsdError) -> XsError {
+        XsError::Known(e)
     }
 }
 
@@ -311,7 +315,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// The `type` field, rejecting unknown types.
     pub fn msg_type(&self) -> Result<MsgType, WireError> {
-        MsgType::try_from(self.raw_type())
+        parse_msg_type(self.raw_type())
     }
 
     /// The `req_id` field.
@@ -464,7 +468,7 @@ impl Message {
 
     /// The `type`, rejecting unknown types.
     pub fn msg_type(&self) -> Result<MsgType, WireError> {
-        MsgType::try_from(self.header.msg_type)
+        parse_msg_type(self.header.msg_type)
     }
 
     /// Appends the encoded message (header then payload) to `out`.
@@ -1136,20 +1140,17 @@ mod tests {
 
     #[test]
     fn type_numbers_match_header() {
-        assert_eq!(MsgType::try_from(0), Ok(MsgType::Control));
-        assert_eq!(MsgType::try_from(15), Ok(MsgType::WatchEvent));
-        assert_eq!(MsgType::try_from(16), Ok(MsgType::Error));
-        assert_eq!(MsgType::try_from(19), Ok(MsgType::SetTarget));
-        assert_eq!(MsgType::try_from(20), Err(WireError::UnknownType(20)));
-        assert_eq!(MsgType::try_from(21), Ok(MsgType::ResetWatches));
-        assert_eq!(MsgType::try_from(22), Ok(MsgType::DirectoryPart));
-        assert_eq!(MsgType::try_from(23), Err(WireError::UnknownType(23)));
-        assert_eq!(
-            MsgType::try_from(0xffff),
-            Err(WireError::UnknownType(0xffff))
-        );
+        assert_eq!(parse_msg_type(0), Ok(MsgType::Control));
+        assert_eq!(parse_msg_type(15), Ok(MsgType::WatchEvent));
+        assert_eq!(parse_msg_type(16), Ok(MsgType::Error));
+        assert_eq!(parse_msg_type(19), Ok(MsgType::SetTarget));
+        assert_eq!(parse_msg_type(20), Err(WireError::UnknownType(20)));
+        assert_eq!(parse_msg_type(21), Ok(MsgType::ResetWatches));
+        assert_eq!(parse_msg_type(22), Ok(MsgType::DirectoryPart));
+        assert_eq!(parse_msg_type(23), Err(WireError::UnknownType(23)));
+        assert_eq!(parse_msg_type(0xffff), Err(WireError::UnknownType(0xffff)));
         for t in MsgType::ALL {
-            assert_eq!(MsgType::try_from(t as u32), Ok(t));
+            assert_eq!(parse_msg_type(t as u32), Ok(t));
         }
     }
 
@@ -1372,11 +1373,28 @@ mod tests {
 
     #[test]
     fn error_replies() {
-        for e in XsError::KNOWN {
+        for e in XsdError::ALL {
             let mut b = Vec::from(e.name().as_bytes());
             b.push(0);
-            assert_eq!(parse_error(&b), Ok(e.clone()));
+            assert_eq!(parse_error(&b), Ok(XsError::Known(e)));
+            assert_eq!(XsError::from(e).errnum(), Some(e.errnum()));
         }
+        assert_eq!(XsdError::ALL.len(), XSD_ERRORS.len());
+        for (e, entry) in XsdError::ALL.iter().zip(XSD_ERRORS) {
+            assert_eq!(e.entry(), entry);
+            assert_eq!(XsdError::from_errnum(entry.errnum), Some(*e));
+            assert_eq!(XsdError::from_name(entry.errstring), Some(*e));
+        }
+        // The named constants are the table's entries of those names and numbers.
+        assert_eq!(XsError::ENOENT.name(), "ENOENT");
+        assert_eq!(XsError::ENOENT.errnum(), Some(2));
+        assert_eq!(XsError::EAGAIN.errnum(), Some(11));
+        assert_eq!(XsError::EPERM.errnum(), Some(1));
+        assert_eq!(XsError::Unknown("EWEIRD".into()).errnum(), None);
+        assert_eq!(XsdError::from_name("ENOENT\0"), None);
+        assert_eq!(XsdError::from_name(""), None);
+        assert_eq!(XsdError::from_errnum(0), None);
+        assert_eq!(alloc::format!("{:?}", XsError::EBUSY), "Known(EBUSY)");
         assert_eq!(
             parse_error(b"EWEIRD\0"),
             Ok(XsError::Unknown("EWEIRD".into()))

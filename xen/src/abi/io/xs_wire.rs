@@ -56,6 +56,35 @@ pub enum XsdSockmsgType {
 impl XsdSockmsgType {
     /// `XS_DEBUG`: the old name of [`XsdSockmsgType::Control`].
     pub const DEBUG: XsdSockmsgType = XsdSockmsgType::Control;
+
+    /// Every message type, in numeric order.
+    pub const ALL: [XsdSockmsgType; XS_TYPE_COUNT as usize - 1] = {
+        use XsdSockmsgType::*;
+        [
+            Control,
+            Directory,
+            Read,
+            GetPerms,
+            Watch,
+            Unwatch,
+            TransactionStart,
+            TransactionEnd,
+            Introduce,
+            Release,
+            GetDomainPath,
+            Write,
+            Mkdir,
+            Rm,
+            SetPerms,
+            WatchEvent,
+            Error,
+            IsDomainIntroduced,
+            Resume,
+            SetTarget,
+            ResetWatches,
+            DirectoryPart,
+        ]
+    };
 }
 
 /// `XS_TYPE_COUNT`: one past the highest message type (20 is unused).
@@ -358,6 +387,11 @@ mod tests {
         assert!(XsdSockmsgType::try_from(XS_TYPE_COUNT).is_err());
         assert!(XsdSockmsgType::try_from(XS_INVALID).is_err());
         assert_eq!(XsdSockmsgType::DEBUG, XsdSockmsgType::Control);
+        // ALL is every valid type once, in numeric order.
+        assert_eq!(XsdSockmsgType::ALL.len() as u32, valid);
+        assert!(XsdSockmsgType::ALL
+            .windows(2)
+            .all(|w| (w[0] as u32) < (w[1] as u32)));
     }
 
     #[test]
