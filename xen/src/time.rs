@@ -4,9 +4,75 @@
 //! `(tsc_to_system_mul, tsc_shift)`; the guest extrapolates with the TSC. The snapshot is
 //! updated under a version counter: odd while being written, so readers retry until they see
 //! the same even version before and after reading.
+//!
+//! The page is read through the crate's own [`SharedInfo`] and [`VcpuTimeInfo`] (Xen 4.17's
+//! layout, checked against the C headers by `xen/tests/layout.rs`). For callers that hold
+//! `xen-sys`'s older `shared_info` / `vcpu_time_info` pointers, the functions also take those
+//! (see [`SharedInfoPtr`], [`VcpuTimeInfoPtr`]): it is the same page, and the fields read here
+//! sit at the same offsets in both layouts (asserted at compile time below).
 
+use crate::abi::{SharedInfo, VcpuInfo, VcpuTimeInfo};
+use core::mem::{offset_of, size_of};
 use core::sync::atomic::{fence, Ordering};
-use xen_sys::{shared_info, vcpu_time_info};
+use static_assertions::const_assert_eq;
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// A pointer to the shared_info page: `*const`/`*mut` of [`SharedInfo`] or of `xen-sys`'s
+/// `shared_info`, read as a [`SharedInfo`].
+pub trait SharedInfoPtr: sealed::Sealed + Copy {
+    /// The same address, typed as the crate's own layout.
+    fn as_shared_info(self) -> *const SharedInfo;
+}
+
+/// A pointer to a vCPU's time record: `*const`/`*mut` of [`VcpuTimeInfo`] or of `xen-sys`'s
+/// `vcpu_time_info`, read as a [`VcpuTimeInfo`].
+pub trait VcpuTimeInfoPtr: sealed::Sealed + Copy {
+    /// The same address, typed as the crate's own layout.
+    fn as_vcpu_time_info(self) -> *const VcpuTimeInfo;
+}
+
+macro_rules! impl_ptr {
+    ($tr:ident :: $f:ident -> $target:ty: $($t:ty),*) => {$(
+        impl sealed::Sealed for *const $t {}
+        impl sealed::Sealed for *mut $t {}
+        impl $tr for *const $t {
+            fn $f(self) -> *const $target {
+                self.cast()
+            }
+        }
+        impl $tr for *mut $t {
+            fn $f(self) -> *const $target {
+                self.cast_const().cast()
+            }
+        }
+    )*};
+}
+impl_ptr!(SharedInfoPtr::as_shared_info -> SharedInfo: SharedInfo, xen_sys::shared_info);
+impl_ptr!(VcpuTimeInfoPtr::as_vcpu_time_info -> VcpuTimeInfo: VcpuTimeInfo, xen_sys::vcpu_time_info);
+
+/// Asserts at compile time that two structures have the same size and the named fields at the
+/// same offsets.
+macro_rules! same_layout {
+    ($ours:ty, $theirs:ty: $($field:ident),*) => {
+        const_assert_eq!(size_of::<$ours>(), size_of::<$theirs>());
+        $(const_assert_eq!(offset_of!($ours, $field), offset_of!($theirs, $field));)*
+    };
+}
+
+// The fields read here are where `xen-sys` has them too, so its pointers may be read as ours.
+same_layout!(SharedInfo, xen_sys::shared_info: vcpu_info, wc_version, wc_sec, wc_nsec, wc_sec_hi);
+same_layout!(VcpuInfo, xen_sys::vcpu_info: time);
+same_layout!(
+    VcpuTimeInfo,
+    xen_sys::vcpu_time_info: version,
+    tsc_timestamp,
+    system_time,
+    tsc_to_system_mul,
+    tsc_shift
+);
 
 /// Reads the CPU's time-stamp counter.
 #[inline]
@@ -43,7 +109,8 @@ impl TimeSnapshot {
     ///
     /// # Safety
     /// `info` must point to a live `vcpu_time_info` (in the shared_info page).
-    pub unsafe fn read(info: *const vcpu_time_info) -> TimeSnapshot {
+    pub unsafe fn read(info: impl VcpuTimeInfoPtr) -> TimeSnapshot {
+        let info = info.as_vcpu_time_info();
         loop {
             // SAFETY: the caller guarantees `info`; Xen writes it concurrently, hence volatile.
             unsafe {
@@ -78,7 +145,8 @@ impl TimeSnapshot {
 ///
 /// # Safety
 /// `shared` must point to the mapped shared_info page.
-pub unsafe fn system_time_ns(shared: *const shared_info) -> u64 {
+pub unsafe fn system_time_ns(shared: impl SharedInfoPtr) -> u64 {
+    let shared = shared.as_shared_info();
     // SAFETY: forwarded from the caller.
     let snap = unsafe { TimeSnapshot::read(&raw const (*shared).vcpu_info[0].time) };
     snap.at(rdtsc())
@@ -88,7 +156,8 @@ pub unsafe fn system_time_ns(shared: *const shared_info) -> u64 {
 ///
 /// # Safety
 /// `shared` must point to the mapped shared_info page.
-pub unsafe fn wallclock_base(shared: *const shared_info) -> (u64, u32) {
+pub unsafe fn wallclock_base(shared: impl SharedInfoPtr) -> (u64, u32) {
+    let shared = shared.as_shared_info();
     loop {
         // SAFETY: forwarded from the caller; Xen updates these fields concurrently.
         unsafe {
@@ -110,7 +179,7 @@ pub unsafe fn wallclock_base(shared: *const shared_info) -> (u64, u32) {
 ///
 /// # Safety
 /// `shared` must point to the mapped shared_info page.
-pub unsafe fn wallclock_ns(shared: *const shared_info) -> u64 {
+pub unsafe fn wallclock_ns(shared: impl SharedInfoPtr) -> u64 {
     // SAFETY: forwarded from the caller.
     let ((sec, nsec), now) = unsafe { (wallclock_base(shared), system_time_ns(shared)) };
     sec.saturating_mul(1_000_000_000)
@@ -134,6 +203,78 @@ mod tests {
             scale_delta(u64::MAX, u32::MAX, 0),
             ((u64::MAX as u128 * u32::MAX as u128) >> 32) as u64
         );
+    }
+
+    fn page() -> std::boxed::Box<SharedInfo> {
+        let mut p = std::boxed::Box::<SharedInfo>::default();
+        p.wc_version = 4;
+        p.wc_sec = 0x1234_5678;
+        p.wc_sec_hi = 2;
+        p.wc_nsec = 999;
+        let t = &mut p.vcpu_info[0].time;
+        t.version = 6;
+        t.tsc_timestamp = 1_000;
+        t.system_time = 77_000;
+        t.tsc_to_system_mul = 0x8000_0000;
+        t.tsc_shift = -2;
+        t.flags = 0xff;
+        t.pad1 = [0xff; 2];
+        p
+    }
+
+    #[test]
+    fn reads_the_abi_page_and_the_xen_sys_view_alike() {
+        let p = page();
+        let ours: *const SharedInfo = &*p;
+        let theirs = ours as *mut xen_sys::shared_info;
+        // SAFETY: `p` is a live page for the whole test; nobody writes it meanwhile.
+        unsafe {
+            let base = ((2u64 << 32) | 0x1234_5678, 999);
+            assert_eq!(wallclock_base(ours), base);
+            assert_eq!(wallclock_base(theirs), base);
+            let a = TimeSnapshot::read(&raw const (*ours).vcpu_info[0].time);
+            let b = TimeSnapshot::read(&raw const (*theirs).vcpu_info[0].time);
+            for s in [a, b] {
+                assert_eq!(
+                    (s.tsc_timestamp, s.system_time, s.mul, s.shift),
+                    (1_000, 77_000, 0x8000_0000, -2)
+                );
+            }
+            assert_eq!(a.at(1_400), 77_050);
+        }
+    }
+
+    #[test]
+    fn readers_wait_for_an_even_unchanged_version() {
+        let mut p = page();
+        p.wc_version = 5; // an update is in progress
+        p.vcpu_info[0].time.version = 7;
+        let addr = &mut *p as *mut SharedInfo as usize;
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            let p = addr as *mut SharedInfo;
+            // SAFETY: the page outlives the thread (joined below); writes are volatile and
+            // ordered as Xen orders them: fields, then the closing version.
+            unsafe {
+                (&raw mut (*p).wc_sec).write_volatile(42);
+                (&raw mut (*p).wc_sec_hi).write_volatile(0);
+                (&raw mut (*p).vcpu_info[0].time.system_time).write_volatile(88_000);
+                fence(Ordering::Release);
+                (&raw mut (*p).wc_version).write_volatile(6);
+                (&raw mut (*p).vcpu_info[0].time.version).write_volatile(8);
+            }
+        });
+        let ours = addr as *const SharedInfo;
+        // SAFETY: the page is live; the other thread writes it only with volatile stores.
+        let (base, snap) = unsafe {
+            (
+                wallclock_base(ours),
+                TimeSnapshot::read(&raw const (*ours).vcpu_info[0].time),
+            )
+        };
+        writer.join().unwrap();
+        assert_eq!(base, (42, 999));
+        assert_eq!(snap.system_time, 88_000);
     }
 
     #[test]

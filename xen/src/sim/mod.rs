@@ -133,7 +133,8 @@ impl Host {
     /// Advances simulated time to `ns` (never backwards) and publishes it in shared_info.
     pub fn set_time(&mut self, ns: u64) {
         self.now_ns = self.now_ns.max(ns);
-        let s = self.shared_info();
+        // Written in the crate's own (Xen 4.17) layout, which `time` reads.
+        let s = self.shared_info().cast::<crate::abi::SharedInfo>();
         // SAFETY: the shared page is ours; we follow the version protocol the guest expects.
         unsafe {
             let t = &raw mut (*s).vcpu_info[0].time;
