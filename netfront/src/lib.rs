@@ -246,6 +246,9 @@ pub struct NetStats {
     pub tx_bad_status: u64,
     /// Tx responses reporting that the backend dropped or failed the frame.
     pub tx_errors: u64,
+    /// Tx responses for a page the backend still had mapped: the page was held back until
+    /// the backend unmapped it, so later frames could not be written under its feet.
+    pub tx_still_mapped: u64,
     /// Ring protocol errors (each kills the ring it happened on).
     pub ring_errors: u64,
 }
@@ -310,6 +313,8 @@ pub struct Netfront<'a> {
     /// The page of each outstanding tx request, by request id.
     tx_slots: Vec<Option<GrantedPage>>,
     tx_free_ids: Vec<u16>,
+    /// Tx pages answered while the backend still mapped them: back to the pool once unmapped.
+    tx_held: Vec<GrantedPage>,
     /// The page of each outstanding rx request, by ring index modulo the ring size (which is
     /// also the request's id).
     rx_slots: Vec<Option<GrantedPage>>,
@@ -407,6 +412,7 @@ impl<'a> Netfront<'a> {
             rx_pool,
             tx_slots,
             tx_free_ids: (0..TX_RING_SIZE as u16).rev().collect(),
+            tx_held: Vec::new(),
             rx_slots,
             rx_chain: RxChain::default(),
             rx_extras: false,
@@ -658,9 +664,21 @@ impl<'a> Netfront<'a> {
         }
     }
 
-    /// Takes tx responses off the ring and returns their pages to the pool.
+    /// Takes tx responses off the ring and returns their pages to the pool (a page the
+    /// backend still maps is held back until it is unmapped).
     fn reclaim_tx(&mut self) -> bool {
         let mut progress = false;
+        if !self.tx_held.is_empty() {
+            let grants = self.tx_ring.grants;
+            let (free, held): (Vec<_>, Vec<_>) = core::mem::take(&mut self.tx_held)
+                .into_iter()
+                .partition(|p| !grants.is_mapped(p.gref()));
+            self.tx_held = held;
+            progress |= !free.is_empty();
+            for p in free {
+                self.tx_pool.give_back(p);
+            }
+        }
         loop {
             let had_error = self.tx.error().is_some();
             match self.tx.poll_response() {
@@ -671,7 +689,13 @@ impl<'a> Netfront<'a> {
                     match self.tx_slots.get_mut(id).and_then(Option::take) {
                         None => self.stats.tx_bad_id += 1,
                         Some(page) => {
-                            self.tx_pool.give_back(page);
+                            if self.tx_ring.grants.is_mapped(page.gref()) {
+                                // Answered but still mapped: the backend may still read it.
+                                self.stats.tx_still_mapped += 1;
+                                self.tx_held.push(page);
+                            } else {
+                                self.tx_pool.give_back(page);
+                            }
                             self.tx_free_ids.push(id as u16);
                             match rsp.status {
                                 NETIF_RSP_OKAY => {}
@@ -887,6 +911,9 @@ impl Drop for Netfront<'_> {
         // Return every lent page to its pool: the pools end the grants, and keep (leak)
         // pages the backend still maps instead of freeing them under its feet.
         for p in self.tx_slots.iter_mut().filter_map(Option::take) {
+            self.tx_pool.give_back(p);
+        }
+        for p in self.tx_held.drain(..) {
             self.tx_pool.give_back(p);
         }
         for p in self.rx_slots.iter_mut().filter_map(Option::take) {

@@ -5,7 +5,7 @@ mod common;
 
 use common::{block_on, frame, guest, PEER_MAC};
 use xenia_netfront::{NetConfig, NetError, Netfront, DEFAULT_MTU, MAX_RX_SLOTS};
-use xenia_xen::sim::netback::{Fault, VifConfig};
+use xenia_xen::sim::netback::{Fault, Netback, VifConfig};
 use xenia_xen::xenbus::XenbusError;
 
 const MAC0: [u8; 6] = [0x00, 0x16, 0x3e, 0x00, 0x00, 0x01];
@@ -381,18 +381,21 @@ fn a_disconnected_device_refuses_to_send() {
     );
 }
 
+/// Sends one `len`-byte frame, lets the backend take it (it must arrive intact) and reclaims.
+fn send_one(g: &common::Guest, nb: &Netback, nf: &mut Netfront, len: usize, seed: u8) {
+    let f = frame(PEER_MAC, MAC0, len, seed);
+    nf.send(&f).unwrap();
+    g.run();
+    assert_eq!(nb.pop_sent(), Some(f));
+    nf.poll();
+}
+
 #[test]
 fn hostile_tx_responses_are_counted_and_tx_keeps_working() {
     let g = guest();
     let nb = g.add_vif(VifConfig::new(0));
     let mut nf = g.connect(0).unwrap();
-    let send = |nf: &mut Netfront, seed: u8| {
-        let f = frame(PEER_MAC, MAC0, 100, seed);
-        nf.send(&f).unwrap();
-        g.run();
-        assert_eq!(nb.pop_sent(), Some(f));
-        nf.poll();
-    };
+    let send = |nf: &mut Netfront, seed: u8| send_one(&g, &nb, nf, 100, seed);
     send(&mut nf, 0);
     nb.fault(Fault::TxErrorStatus);
     send(&mut nf, 1);
@@ -616,4 +619,29 @@ fn disconnect_closes_both_ends_and_frees_grants() {
     drop(nf);
     assert_eq!(g.grants.free_entries(), free);
     assert_eq!(g.sim.with_host(|h| h.grants.mapped()), 0);
+}
+
+#[test]
+fn a_tx_page_answered_while_still_mapped_is_not_reused_until_unmapped() {
+    let g = guest();
+    let nb = g.add_vif(VifConfig::new(0));
+    let mut nf = g.connect(0).unwrap();
+    let send = |nf: &mut Netfront, seed: u8| send_one(&g, &nb, nf, 300, seed);
+    send(&mut nf, 0);
+    // The next frame is answered while the backend keeps its page mapped for 3 more frames.
+    nb.fault(Fault::TxRespondWhileMapped(3));
+    send(&mut nf, 1);
+    assert_eq!(nf.stats().tx_still_mapped, 1);
+    // With a last-in-first-out pool the answered page would be the very next one written.
+    for i in 2..40u8 {
+        send(&mut nf, i);
+    }
+    assert_eq!(
+        nb.stats().tx_reused_while_mapped,
+        0,
+        "a page was rewritten while the backend still mapped it"
+    );
+    assert_eq!(nf.stats().tx_still_mapped, 1);
+    assert_eq!(nf.stats().tx_errors + nf.stats().tx_bad_id, 0);
+    assert_eq!(nf.tx_in_flight(), 0);
 }

@@ -227,6 +227,17 @@ impl GrantTable {
         Ok(())
     }
 
+    /// Whether the remote domain has `r` mapped right now (Xen sets `GTF_reading` /
+    /// `GTF_writing` in the entry while it is mapped). False for a ref not in use.
+    pub fn is_mapped(&self, r: GrantRef) -> bool {
+        let inner = self.inner.lock();
+        if r as usize >= inner.in_use.len() || !inner.in_use[r as usize] {
+            return false;
+        }
+        Self::flags(Self::entry(&inner, r)).load(Ordering::Acquire) & (GTF_reading | GTF_writing)
+            != 0
+    }
+
     /// Entries currently free (without growing the table).
     pub fn free_entries(&self) -> usize {
         self.inner.lock().free.len()

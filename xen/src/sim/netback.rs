@@ -119,6 +119,11 @@ pub enum Fault {
     /// The backend refuses the frontend's connection (switches to Closing instead of
     /// Connected).
     RefuseConnect,
+    /// The next tx frame is answered while the backend keeps its first page mapped, for this
+    /// many more tx frames (a backend still reading a page it already answered, as a
+    /// zero-copy backend does when it lies). A frontend that reuses the page meanwhile is
+    /// counted in [`NetbackStats::tx_reused_while_mapped`].
+    TxRespondWhileMapped(u32),
 }
 
 /// Counters of the simulated netback.
@@ -138,6 +143,9 @@ pub struct NetbackStats {
     pub rx_grefs: BTreeSet<GrantRef>,
     /// Events sent to the guest.
     pub notifications: u64,
+    /// Tx requests naming a page this backend still had mapped after answering it (see
+    /// [`Fault::TxRespondWhileMapped`]): the frontend reused a page under the backend's feet.
+    pub tx_reused_while_mapped: u64,
 }
 
 struct Rings {
@@ -169,6 +177,9 @@ struct Inner {
     endless: bool,
     last_rx_id: u16,
     last_tx_id: u16,
+    /// Tx pages answered but kept mapped ([`Fault::TxRespondWhileMapped`]): grant ref and the
+    /// tx frames left before the backend unmaps it.
+    tx_held: Vec<(GrantRef, u32)>,
     stats: NetbackStats,
     frontend_keys: Vec<(String, String)>,
 }
@@ -262,6 +273,7 @@ impl Netback {
             endless: false,
             last_rx_id: 0,
             last_tx_id: 0,
+            tx_held: Vec::new(),
             stats: NetbackStats::default(),
             frontend_keys: Vec::new(),
         }));
@@ -528,6 +540,24 @@ impl Inner {
             }
         }
         for (slots, truncated) in frames {
+            // Pages kept mapped after their response: one frame less to go; and a request
+            // for one of them is the frontend reusing a page the backend still maps.
+            for s in &slots {
+                if self.tx_held.iter().any(|&(r, _)| r == s.gref) {
+                    self.stats.tx_reused_while_mapped += 1;
+                }
+            }
+            self.tx_held.retain_mut(|(r, left)| {
+                *left = left.saturating_sub(1);
+                if *left == 0 {
+                    host.grants.unmap(*r);
+                }
+                *left > 0
+            });
+            let hold = match self.take_fault(|f| matches!(f, Fault::TxRespondWhileMapped(_))) {
+                Some(Fault::TxRespondWhileMapped(n)) => n.max(1),
+                _ => 0,
+            };
             let total = slots[0].size as usize;
             let mut data = Vec::with_capacity(total);
             let mut ok = !truncated;
@@ -558,7 +588,11 @@ impl Inner {
                         let src =
                             unsafe { std::slice::from_raw_parts(p.add(s.offset as usize), len) };
                         data.extend_from_slice(src);
-                        host.grants.unmap(s.gref);
+                        if hold > 0 && i == 0 {
+                            self.tx_held.push((s.gref, hold));
+                        } else {
+                            host.grants.unmap(s.gref);
+                        }
                     }
                     Err(_) => ok = false,
                 }
