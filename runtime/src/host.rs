@@ -31,6 +31,7 @@ pub fn boot(sim: &Sim) {
     // SAFETY: the simulator's pages live as long as the simulated host, which the caller keeps
     // (and `Sim` is a shared handle that keeps them alive); this is the only boot.
     unsafe {
-        crate::services::init(g.shared_info, None, g.store_page as usize, g.store_port);
+        crate::shared_info::set(g.shared_info);
+        crate::services::init(None, g.store_page as usize, g.store_port);
     }
 }

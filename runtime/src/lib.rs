@@ -35,6 +35,7 @@ pub mod net;
 #[cfg(target_os = "none")]
 mod panic;
 pub mod services;
+mod shared_info;
 #[cfg(target_os = "none")]
 mod start;
 pub mod time;

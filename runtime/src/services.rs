@@ -15,8 +15,6 @@ unsafe impl<T> Sync for Global<T> {}
 unsafe impl<T> Send for Global<T> {}
 
 static EVENTS: spin::Once<EventChannels> = spin::Once::new();
-static SHARED_INFO: core::sync::atomic::AtomicPtr<xen_sys::shared_info> =
-    core::sync::atomic::AtomicPtr::new(core::ptr::null_mut());
 static XENSTORE: spin::Once<Global<Xenstore<RingTransport>>> = spin::Once::new();
 static GRANTS: spin::Once<Option<GrantTable>> = spin::Once::new();
 
@@ -25,25 +23,16 @@ pub fn events() -> Option<&'static EventChannels> {
     EVENTS.get()
 }
 
-/// The shared_info page, once the services are up (the guest reads time through its own copy).
-#[cfg_attr(target_os = "none", allow(dead_code))]
-pub(crate) fn shared_info() -> Option<*mut xen_sys::shared_info> {
-    let p = SHARED_INFO.load(core::sync::atomic::Ordering::Acquire);
-    (!p.is_null()).then_some(p)
-}
-
 /// Sets up event channels and the xenstore client. Called once at boot.
 ///
 /// # Safety
-/// `shared` must be the domain's mapped shared_info page and `store_page` its xenstore ring
-/// page, both valid for the rest of the program; call once.
-pub(crate) unsafe fn init(
-    shared: *mut xen_sys::shared_info,
-    console_port: Option<u32>,
-    store_page: usize,
-    store_port: u32,
-) {
-    SHARED_INFO.store(shared, core::sync::atomic::Ordering::Release);
+/// The shared_info page must be set ([`crate::shared_info::set`]) and `store_page` must be the
+/// xenstore ring page, both valid for the rest of the program; call once.
+pub(crate) unsafe fn init(console_port: Option<u32>, store_page: usize, store_port: u32) {
+    let Some(shared) = crate::shared_info::get() else {
+        log::error!("services: no shared_info page, so no event channels or xenstore");
+        return;
+    };
     // SAFETY: shared_info is mapped for the guest's lifetime; this is the only instance.
     let ev = EVENTS.call_once(|| unsafe { EventChannels::new(shared) });
     if let Some(port) = console_port {

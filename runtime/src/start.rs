@@ -1,12 +1,11 @@
 //! From `_start` to the app's `main`: check start_info, bring up the console, map
 //! shared_info and all memory, then run the app and shut down with its outcome.
 
-use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 use xen_sys::{shared_info, start_info};
 use xenia_xen::memory::{self, mfn_to_pfn, pfn_to_virt, PAGE_SHIFT, PAGE_SIZE, VIRT_BASE};
 use xenia_xen::sched::{self, ShutdownReason};
 
-static SHARED_INFO: AtomicPtr<shared_info> = AtomicPtr::new(core::ptr::null_mut());
 static ENTRY_NS: AtomicU64 = AtomicU64::new(0);
 static MAIN_NS: AtomicU64 = AtomicU64::new(0);
 
@@ -34,12 +33,6 @@ pub struct BootInfo {
 
 static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
 static CMDLINE: spin::Once<([u8; 1024], usize)> = spin::Once::new();
-
-/// The mapped shared_info page, once boot has mapped it.
-pub fn shared_info() -> Option<*mut shared_info> {
-    let p = SHARED_INFO.load(Ordering::Acquire);
-    (!p.is_null()).then_some(p)
-}
 
 /// What the runtime learned at boot.
 pub fn boot_info() -> BootInfo {
@@ -130,7 +123,7 @@ extern "C" fn xenia_start(si: *const start_info, entry_tsc: u64) -> ! {
         crate::println!("xenia: cannot map shared_info: {e}");
         shutdown(ShutdownReason::Crash);
     }
-    SHARED_INFO.store(si_va as *mut shared_info, Ordering::Release);
+    crate::shared_info::set(si_va as *mut shared_info);
     // SAFETY: shared_info is mapped; vCPU 0's time info is valid.
     let snap = unsafe {
         xenia_xen::time::TimeSnapshot::read(
@@ -200,14 +193,7 @@ extern "C" fn xenia_start(si: *const start_info, entry_tsc: u64) -> ! {
     crate::console::init_log(crate::cmdline_arg("loglevel"));
     let info = boot_info();
     // SAFETY: shared_info and the xenstore page are mapped for the guest's lifetime; once.
-    unsafe {
-        crate::services::init(
-            si_va as *mut shared_info,
-            Some(info.console_port),
-            info.store_page,
-            info.store_port,
-        )
-    };
+    unsafe { crate::services::init(Some(info.console_port), info.store_page, info.store_port) };
     if mem.mapped_pages < mem.nr_pages {
         log::warn!(
             "only {} of {} pages are mapped (the kernel area is 2 GiB)",

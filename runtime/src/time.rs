@@ -2,14 +2,14 @@
 
 #[cfg(target_os = "none")]
 pub(crate) fn now_ns() -> Option<u64> {
-    let shared = crate::start::shared_info()?;
-    // SAFETY: shared_info() returns the mapped shared_info page.
+    let shared = crate::shared_info::get()?;
+    // SAFETY: get() returns the mapped shared_info page.
     Some(unsafe { xenia_xen::time::system_time_ns(shared) })
 }
 
 #[cfg(not(target_os = "none"))]
 pub(crate) fn now_ns() -> Option<u64> {
-    if let Some(shared) = crate::services::shared_info() {
+    if let Some(shared) = crate::shared_info::get() {
         // SAFETY: the simulator's shared_info page lives as long as the simulated host.
         return Some(unsafe { xenia_xen::time::system_time_ns(shared) });
     }
@@ -64,8 +64,8 @@ impl core::ops::Add<core::time::Duration> for Instant {
 pub fn wallclock_ns() -> u64 {
     #[cfg(target_os = "none")]
     {
-        match crate::start::shared_info() {
-            // SAFETY: shared_info() returns the mapped shared_info page.
+        match crate::shared_info::get() {
+            // SAFETY: get() returns the mapped shared_info page.
             Some(s) => unsafe { xenia_xen::time::wallclock_ns(s) },
             None => 0,
         }

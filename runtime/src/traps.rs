@@ -98,7 +98,7 @@ extern "C" fn xenia_trap(frame: *const Frame) -> ! {
     // SAFETY: the stub passes the frame it built on the stack.
     let f = unsafe { &*frame };
     let name = NAMES.get(f.vector as usize).copied().unwrap_or("exception");
-    let cr2 = crate::start::shared_info()
+    let cr2 = crate::shared_info::get()
         // SAFETY: shared_info is mapped; arch.cr2 of vCPU 0 is where Xen puts the fault address.
         .map(|s| unsafe { (&raw const (*s).vcpu_info[0].arch.cr2).read_volatile() })
         .unwrap_or(0);
