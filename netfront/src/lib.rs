@@ -556,11 +556,33 @@ impl<'a> Netfront<'a> {
         let mut work = !self.rx_frames.is_empty();
         loop {
             work |= self.reclaim_tx();
-            if !self.tx.final_check_for_responses().unwrap_or(false) {
-                break;
+            let had_error = self.tx.error().is_some();
+            match self.tx.final_check_for_responses() {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    self.count_ring_error("tx", had_error, e);
+                    break;
+                }
             }
         }
-        work | self.rx.final_check_for_responses().unwrap_or(false)
+        let had_error = self.rx.error().is_some();
+        match self.rx.final_check_for_responses() {
+            Ok(more) => work | more,
+            Err(e) => {
+                self.count_ring_error("rx", had_error, e);
+                work
+            }
+        }
+    }
+
+    /// Counts and logs a ring's protocol error the first time it shows (`had_error`: the
+    /// ring had already failed before this call).
+    fn count_ring_error(&mut self, ring: &str, had_error: bool, e: RingError) {
+        if !had_error {
+            self.stats.ring_errors += 1;
+            log::warn!("netfront {}: {ring} ring: {e}", self.index);
+        }
     }
 
     /// Polls for work: ready if [`has_work`](Self::has_work), else registers `cx`'s waker
@@ -706,10 +728,7 @@ impl<'a> Netfront<'a> {
                     }
                 }
                 Err(e) => {
-                    if !had_error {
-                        self.stats.ring_errors += 1;
-                        log::warn!("netfront {}: tx ring: {e}", self.index);
-                    }
+                    self.count_ring_error("tx", had_error, e);
                     break;
                 }
             }
@@ -731,10 +750,7 @@ impl<'a> Netfront<'a> {
                     self.rx_slot(idx, rsp);
                 }
                 Err(e) => {
-                    if !had_error {
-                        self.stats.ring_errors += 1;
-                        log::warn!("netfront {}: rx ring: {e}", self.index);
-                    }
+                    self.count_ring_error("rx", had_error, e);
                     break;
                 }
             }

@@ -645,3 +645,19 @@ fn a_tx_page_answered_while_still_mapped_is_not_reused_until_unmapped() {
     assert_eq!(nf.stats().tx_errors + nf.stats().tx_bad_id, 0);
     assert_eq!(nf.tx_in_flight(), 0);
 }
+
+#[test]
+fn a_ring_error_first_seen_by_has_work_is_counted_once() {
+    let g = guest();
+    let nb = g.add_vif(VifConfig::new(0));
+    let mut nf = g.connect(0).unwrap();
+    nb.fault(Fault::RxProducerOverrun);
+    g.run();
+    // The executor asks has_work() before anyone receives: the error must be counted there.
+    let _ = nf.has_work();
+    assert!(nf.rx_error().is_some());
+    assert_eq!(nf.stats().ring_errors, 1);
+    assert_eq!(nf.recv(), None);
+    let _ = nf.has_work();
+    assert_eq!(nf.stats().ring_errors, 1, "counted once");
+}
