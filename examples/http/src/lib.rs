@@ -12,12 +12,12 @@ extern crate alloc;
 
 use alloc::format;
 use alloc::string::String;
-use alloc::vec;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 use embedded_io_async::{Read, Write};
 
 pub mod head;
+pub mod input;
 
 /// The largest request head (request line and headers).
 pub const MAX_HEAD: usize = 8 * 1024;
@@ -49,48 +49,13 @@ pub struct Service<F: Fn() -> SystemInfo> {
 
 pub use head::End;
 use head::{parse_head, Parsed};
+use input::Input;
 
 const INDEX: &str = "<!DOCTYPE html>\n<html><head><title>xenia</title></head><body>\n\
 <h1>Hello from a Xenia unikernel</h1>\n\
 <p>An async Rust web service running as a Xen PV guest.</p>\n\
 <ul><li><a href=\"/health\">/health</a></li><li><a href=\"/stats\">/stats</a></li>\
 <li>POST /echo</li></ul>\n</body></html>\n";
-
-/// A connection's read buffer: bytes `start..end` of `buf` are read but not consumed.
-struct Input {
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
-}
-
-impl Input {
-    fn pending(&self) -> &[u8] {
-        &self.buf[self.start..self.end]
-    }
-
-    fn consume(&mut self, n: usize) {
-        self.start += n;
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
-        }
-    }
-
-    /// Reads more; `Ok(0)` at the end of the stream, `Err(())` when the head buffer is full.
-    async fn fill<S: Read>(&mut self, s: &mut S) -> Result<Result<usize, ()>, S::Error> {
-        if self.start > 0 {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-        }
-        if self.end == self.buf.len() {
-            return Ok(Err(()));
-        }
-        let n = s.read(&mut self.buf[self.end..]).await?;
-        self.end += n;
-        Ok(Ok(n))
-    }
-}
 
 impl<F: Fn() -> SystemInfo> Service<F> {
     /// A service whose `/stats` asks `info` for the system's numbers.
@@ -135,15 +100,11 @@ impl<F: Fn() -> SystemInfo> Service<F> {
     }
 
     async fn serve_inner<S: Read + Write>(&self, s: &mut S) -> End {
-        let mut input = Input {
-            buf: vec![0; MAX_HEAD],
-            start: 0,
-            end: 0,
-        };
+        let mut input = Input::new(MAX_HEAD);
         loop {
             // Read a complete head.
             let head = loop {
-                if input.end > input.start {
+                if !input.is_empty() {
                     match parse_head(input.pending(), MAX_BODY) {
                         Parsed::Complete(h) => break h,
                         Parsed::Bad(code, reason) => {
@@ -153,12 +114,10 @@ impl<F: Fn() -> SystemInfo> Service<F> {
                     }
                 }
                 match input.fill(s).await {
-                    Ok(Ok(0)) if input.end == input.start => return End::ClientClosed,
-                    Ok(Ok(0)) => return self.error(s, 400, "Bad Request").await,
-                    Ok(Ok(_)) => {}
-                    Ok(Err(())) => {
-                        return self.error(s, 431, "Request Header Fields Too Large").await
-                    }
+                    Ok(Some(0)) if input.is_empty() => return End::ClientClosed,
+                    Ok(Some(0)) => return self.error(s, 400, "Bad Request").await,
+                    Ok(Some(_)) => {}
+                    Ok(None) => return self.error(s, 431, "Request Header Fields Too Large").await,
                     Err(_) => return End::Io,
                 }
             };
@@ -169,7 +128,7 @@ impl<F: Fn() -> SystemInfo> Service<F> {
                 ("POST", "/echo") => self.echo(s, &mut input, head.content_length, ka).await,
                 (m, p) => {
                     // Consume any body so the next request starts where it should.
-                    if skip(s, &mut input, head.content_length).await.is_err() {
+                    if !input.skip(s, head.content_length).await {
                         return End::Io;
                     }
                     match (m, p) {
@@ -240,13 +199,10 @@ impl<F: Fn() -> SystemInfo> Service<F> {
         s.write_all(head.as_bytes()).await.map_err(drop)?;
         let mut left = len;
         while left > 0 {
-            if input.end == input.start {
-                match input.fill(s).await {
-                    Ok(Ok(0)) | Err(_) => return Err(()),
-                    _ => {}
-                }
+            if !input.refill(s).await {
+                return Err(());
             }
-            let chunk = &input.pending()[..left.min(input.end - input.start)];
+            let chunk = &input.pending()[..left.min(input.pending().len())];
             s.write_all(chunk).await.map_err(drop)?;
             let n = chunk.len();
             input.consume(n);
@@ -262,21 +218,6 @@ fn conn_header(ka: bool) -> &'static str {
     } else {
         "Connection: close\r\n"
     }
-}
-
-async fn skip<S: Read>(s: &mut S, input: &mut Input, mut len: usize) -> Result<(), ()> {
-    while len > 0 {
-        if input.end == input.start {
-            match input.fill(s).await {
-                Ok(Ok(0)) | Err(_) => return Err(()),
-                _ => {}
-            }
-        }
-        let n = len.min(input.end - input.start);
-        input.consume(n);
-        len -= n;
-    }
-    Ok(())
 }
 
 async fn respond<S: Write>(

@@ -20,7 +20,6 @@ extern crate alloc;
 
 use alloc::format;
 use alloc::string::String;
-use alloc::vec;
 use alloc::vec::Vec;
 use embedded_io_async::{Read, Write};
 use xenia_kv::format::{MAX_KEY, MAX_VALUE};
@@ -31,6 +30,7 @@ pub const MAX_HEAD: usize = 8 * 1024;
 
 pub use http::head::End;
 use http::head::{parse_head, Parsed};
+use http::input::Input;
 
 /// Percent-decodes a path segment; `None` if malformed.
 pub fn percent_decode(s: &str) -> Option<Vec<u8>> {
@@ -62,59 +62,6 @@ pub fn percent_encode(key: &[u8]) -> String {
         }
     }
     s
-}
-
-/// Bytes read but not consumed: `buf[start..end]`.
-struct Input {
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
-}
-
-impl Input {
-    fn pending(&self) -> &[u8] {
-        &self.buf[self.start..self.end]
-    }
-
-    fn consume(&mut self, n: usize) {
-        self.start += n;
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
-        }
-    }
-
-    /// Reads more: `Ok(Some(0))` at the end of the stream, `Ok(None)` when the buffer is full.
-    async fn fill<S: Read>(&mut self, s: &mut S) -> Result<Option<usize>, S::Error> {
-        if self.start > 0 {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-        }
-        if self.end == self.buf.len() {
-            return Ok(None);
-        }
-        let n = s.read(&mut self.buf[self.end..]).await?;
-        self.end += n;
-        Ok(Some(n))
-    }
-
-    /// Takes `len` body bytes (reading as needed); `None` if the stream ends first.
-    async fn body<S: Read>(&mut self, s: &mut S, len: usize) -> Option<Vec<u8>> {
-        let mut body = Vec::with_capacity(len);
-        while body.len() < len {
-            if self.end == self.start {
-                match self.fill(s).await {
-                    Ok(Some(n)) if n > 0 => {}
-                    _ => return None,
-                }
-            }
-            let n = (len - body.len()).min(self.end - self.start);
-            body.extend_from_slice(&self.pending()[..n]);
-            self.consume(n);
-        }
-        Some(body)
-    }
 }
 
 /// A response: status, reason, content type, body.
@@ -217,14 +164,10 @@ async fn handle<D: Device>(store: &Store<D>, method: &str, path: &str, body: Vec
 
 /// Serves one connection's requests until it ends.
 pub async fn serve<S: Read + Write, D: Device>(store: &Store<D>, s: &mut S) -> End {
-    let mut input = Input {
-        buf: vec![0; MAX_HEAD],
-        start: 0,
-        end: 0,
-    };
+    let mut input = Input::new(MAX_HEAD);
     loop {
         let head = loop {
-            if input.end > input.start {
+            if !input.is_empty() {
                 match parse_head(input.pending(), MAX_VALUE) {
                     Parsed::Complete(h) => break h,
                     Parsed::Bad(code, reason) => {
@@ -238,7 +181,7 @@ pub async fn serve<S: Read + Write, D: Device>(store: &Store<D>, s: &mut S) -> E
                 }
             }
             match input.fill(s).await {
-                Ok(Some(0)) if input.end == input.start => return End::ClientClosed,
+                Ok(Some(0)) if input.is_empty() => return End::ClientClosed,
                 Ok(Some(0)) | Err(_) => return End::Io,
                 Ok(Some(_)) => {}
                 Ok(None) => {
