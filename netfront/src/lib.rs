@@ -315,6 +315,10 @@ pub struct Netfront<'a> {
     tx_free_ids: Vec<u16>,
     /// Tx pages answered while the backend still mapped them: back to the pool once unmapped.
     tx_held: Vec<GrantedPage>,
+    /// Whether queued tx requests wait for [`Netfront::flush_tx`] (see `set_tx_batching`).
+    tx_batching: bool,
+    /// Tx requests written to the ring but not yet published to the backend.
+    tx_unpublished: bool,
     /// The page of each outstanding rx request, by ring index modulo the ring size (which is
     /// also the request's id).
     rx_slots: Vec<Option<GrantedPage>>,
@@ -413,6 +417,8 @@ impl<'a> Netfront<'a> {
             tx_slots,
             tx_free_ids: (0..TX_RING_SIZE as u16).rev().collect(),
             tx_held: Vec::new(),
+            tx_batching: false,
+            tx_unpublished: false,
             rx_slots,
             rx_chain: RxChain::default(),
             rx_extras: false,
@@ -553,6 +559,8 @@ impl<'a> Netfront<'a> {
     /// for its next response (Xen's final check): it is then safe to sleep on
     /// [`port`](Self::port).
     pub fn has_work(&mut self) -> bool {
+        // Nothing may wait unpublished while the caller sleeps.
+        self.flush_tx();
         let mut work = !self.rx_frames.is_empty();
         loop {
             work |= self.reclaim_tx();
@@ -681,6 +689,31 @@ impl<'a> Netfront<'a> {
         }
         self.stats.tx_packets += 1;
         self.stats.tx_bytes += len as u64;
+        self.tx_unpublished = true;
+        if !self.tx_batching {
+            self.flush_tx();
+        }
+    }
+
+    /// With batching on, frames sent are only written to the ring; the backend sees them (and
+    /// gets at most one notification for all of them) at the next [`flush_tx`](Self::flush_tx)
+    /// or [`has_work`](Self::has_work). A network stack that sends several frames per poll
+    /// turns this on and flushes after each poll. Off by default: each frame is published
+    /// (and the backend notified if it asked) as it is sent.
+    pub fn set_tx_batching(&mut self, on: bool) {
+        self.tx_batching = on;
+        if !on {
+            self.flush_tx();
+        }
+    }
+
+    /// Publishes the tx requests written since the last flush, and notifies the backend if
+    /// it asked to be (Xen's "push requests and check notify").
+    pub fn flush_tx(&mut self) {
+        if !self.tx_unpublished {
+            return;
+        }
+        self.tx_unpublished = false;
         if self.tx.push_requests_and_check_notify() {
             let _ = self.events.send(self.port);
         }

@@ -661,3 +661,32 @@ fn a_ring_error_first_seen_by_has_work_is_counted_once() {
     let _ = nf.has_work();
     assert_eq!(nf.stats().ring_errors, 1, "counted once");
 }
+
+#[test]
+fn batched_tx_frames_reach_the_backend_together_at_flush() {
+    let g = guest();
+    let nb = g.add_vif(VifConfig::new(0));
+    let mut nf = g.connect(0).unwrap();
+    nf.set_tx_batching(true);
+    let frames: Vec<Vec<u8>> = (0..5u8).map(|i| frame(PEER_MAC, MAC0, 200, i)).collect();
+    for f in &frames {
+        nf.send(f).unwrap();
+    }
+    g.run();
+    assert_eq!(nb.pop_sent(), None, "nothing is published before the flush");
+    let before = nb.stats().tx_frames;
+    nf.flush_tx();
+    g.run();
+    assert_eq!(nb.stats().tx_frames - before, 5);
+    assert_eq!(nb.take_sent(), frames);
+    // has_work() flushes too, so a driver about to sleep never leaves frames behind.
+    nf.send(&frames[0]).unwrap();
+    let _ = nf.has_work();
+    g.run();
+    assert_eq!(nb.pop_sent(), Some(frames[0].clone()));
+    // Off again: each frame goes at once.
+    nf.set_tx_batching(false);
+    nf.send(&frames[1]).unwrap();
+    g.run();
+    assert_eq!(nb.pop_sent(), Some(frames[1].clone()));
+}

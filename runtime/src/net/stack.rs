@@ -231,6 +231,7 @@ pub async fn open(index: u32, ip: IpConfig, device: NetConfig) -> Result<&'stati
             return Err(NetError::Timeout(what));
         }
     };
+    dev.set_tx_batching(true);
     let mac = dev.mac();
     log::info!(
         "net: vif {index} connected: mac {}, mtu {}, {ip:?}",
@@ -391,6 +392,8 @@ impl Stack {
         let now = smol_now();
         let before = g.dev.stats();
         g.iface.poll(now, &mut g.dev, &mut g.sockets);
+        // Everything this poll sent goes to netback at once, with at most one notification.
+        g.dev.flush_tx();
         g.stats.polls += 1;
         g.update_dhcp();
         if !g.stats.ring_broken {
