@@ -100,6 +100,16 @@ async fn bench() -> Result<(), String> {
         secs(took),
         mibps(sent, took)
     );
+    // Where the time may go: frames each way, stack polls, and sends that found no tx page.
+    let st = stack.stats();
+    xenia::println!(
+        "BENCH net tx_packets={} rx_packets={} polls={} tx_no_buffers={} tx_still_mapped={}",
+        st.device.tx_packets,
+        st.device.rx_packets,
+        st.polls,
+        st.device.tx_no_buffers,
+        st.device.tx_still_mapped
+    );
     Ok(())
 }
 
