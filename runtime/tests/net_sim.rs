@@ -300,6 +300,15 @@ fn net_api_against_simulated_peers() {
         writer.await;
         Read::read_exact(&mut c, &mut back).await.unwrap();
         assert!(back == data, "the echo differs");
+        // An idle timeout: the echo peer says nothing until spoken to, so a read waits past
+        // it and fails; traffic within the limit is fine.
+        c.set_idle_timeout(Some(Duration::from_millis(200)));
+        let mut small = [0u8; 8];
+        let quiet = xenia::timeout(Duration::from_secs(5), c.read(&mut small)).await;
+        assert_eq!(quiet, Ok(Err(NetError::IdleTimeout)));
+        c.write_all(b"hi").await.unwrap();
+        let n = c.read(&mut small).await.unwrap();
+        assert_eq!(&small[..n], b"hi");
         c.close().await.unwrap();
 
         // Nothing listens on port 9: the peer resets, connect says refused.

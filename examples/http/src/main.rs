@@ -10,7 +10,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use core::task::{Poll, Waker};
 use core::time::Duration;
 use http::{Service, SystemInfo};
-use xenia::net::{ListenConfig, NetError, TcpListener, TcpStream};
+use xenia::net::{ListenConfig, NetError, TcpListener};
 
 /// When main started (ns of Xen system time).
 static START: AtomicU64 = AtomicU64::new(0);
@@ -64,35 +64,6 @@ fn info() -> SystemInfo {
 
 static SERVICE: Service<fn() -> SystemInfo> = Service::new(info);
 
-/// A stream whose reads and writes give up after [`IDLE`].
-struct Timed(TcpStream);
-
-impl embedded_io_async::ErrorType for Timed {
-    type Error = NetError;
-}
-
-impl embedded_io_async::Read for Timed {
-    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, NetError> {
-        xenia::timeout(IDLE, self.0.read(buf))
-            .await
-            .unwrap_or(Err(NetError::ConnectionReset))
-    }
-}
-
-impl embedded_io_async::Write for Timed {
-    async fn write(&mut self, buf: &[u8]) -> Result<usize, NetError> {
-        xenia::timeout(IDLE, self.0.write(buf))
-            .await
-            .unwrap_or(Err(NetError::ConnectionReset))
-    }
-
-    async fn flush(&mut self) -> Result<(), NetError> {
-        xenia::timeout(IDLE, self.0.flush())
-            .await
-            .unwrap_or(Err(NetError::ConnectionReset))
-    }
-}
-
 xenia::main! {
     async fn main() -> Result<(), NetError> {
         START.store(xenia::time::Instant::now().as_nanos(), Ordering::Relaxed);
@@ -116,9 +87,10 @@ xenia::main! {
             let conn = listener.accept().await?;
             let limiter = limiter.clone();
             xenia::spawn(async move {
-                let mut c = Timed(conn);
+                let mut c = conn;
+                c.set_idle_timeout(Some(IDLE));
                 SERVICE.serve(&mut c).await;
-                let _ = xenia::timeout(IDLE, c.0.close()).await;
+                let _ = xenia::timeout(IDLE, c.close()).await;
                 limiter.release();
             });
         }

@@ -7,7 +7,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::time::Duration;
 use xenia::block::{BlockError, Disk};
-use xenia::net::{ListenConfig, NetError, TcpListener, TcpStream};
+use xenia::net::{ListenConfig, NetError, TcpListener};
 use xenia_kv::{Options, Store};
 
 /// Why the app stopped.
@@ -218,35 +218,6 @@ async fn pattern(disk: Disk) -> Result<(), AppError> {
 /// A connection with no traffic for this long is closed.
 const IDLE: Duration = Duration::from_secs(60);
 
-/// A stream whose reads and writes give up after [`IDLE`].
-struct Timed(TcpStream);
-
-impl embedded_io_async::ErrorType for Timed {
-    type Error = NetError;
-}
-
-impl embedded_io_async::Read for Timed {
-    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, NetError> {
-        xenia::timeout(IDLE, self.0.read(buf))
-            .await
-            .unwrap_or(Err(NetError::ConnectionReset))
-    }
-}
-
-impl embedded_io_async::Write for Timed {
-    async fn write(&mut self, buf: &[u8]) -> Result<usize, NetError> {
-        xenia::timeout(IDLE, self.0.write(buf))
-            .await
-            .unwrap_or(Err(NetError::ConnectionReset))
-    }
-
-    async fn flush(&mut self) -> Result<(), NetError> {
-        xenia::timeout(IDLE, self.0.flush())
-            .await
-            .unwrap_or(Err(NetError::ConnectionReset))
-    }
-}
-
 /// The HTTP front end on port 80 (see the library for the routes).
 async fn serve(disk: Disk) -> Result<(), AppError> {
     let store: &'static Store<Disk> = Box::leak(Box::new(open_store(disk).await?));
@@ -266,9 +237,10 @@ async fn serve(disk: Disk) -> Result<(), AppError> {
     loop {
         let conn = listener.accept().await?;
         xenia::spawn(async move {
-            let mut c = Timed(conn);
+            let mut c = conn;
+            c.set_idle_timeout(Some(IDLE));
             kv::serve(store, &mut c).await;
-            let _ = xenia::timeout(IDLE, c.0.close()).await;
+            let _ = xenia::timeout(IDLE, c.close()).await;
         });
     }
 }

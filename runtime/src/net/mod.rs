@@ -73,6 +73,8 @@ pub enum NetError {
     AlreadyOpen(u32),
     /// Something took too long (what).
     Timeout(String),
+    /// A read, write or flush waited longer than the stream's idle timeout.
+    IdleTimeout,
 }
 
 impl core::fmt::Display for NetError {
@@ -91,6 +93,7 @@ impl core::fmt::Display for NetError {
             NetError::TooLarge(n) => write!(f, "net: {n}-byte datagram too large"),
             NetError::AlreadyOpen(i) => write!(f, "net: vif {i} already open"),
             NetError::Timeout(what) => write!(f, "net: {what}"),
+            NetError::IdleTimeout => write!(f, "net: connection idle past its timeout"),
         }
     }
 }
@@ -112,7 +115,7 @@ impl embedded_io::Error for NetError {
             NetError::Unaddressable => K::AddrNotAvailable,
             NetError::TooLarge(_) => K::InvalidInput,
             NetError::BadConfig(_) => K::InvalidInput,
-            NetError::Timeout(_) => K::TimedOut,
+            NetError::Timeout(_) | NetError::IdleTimeout => K::TimedOut,
             _ => K::Other,
         }
     }

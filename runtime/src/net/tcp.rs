@@ -147,6 +147,7 @@ impl TcpListener {
                     Poll::Ready(Ok(TcpStream {
                         stack: self.stack,
                         handle: Some(h),
+                        idle: None,
                     }))
                 }
                 None => {
@@ -179,6 +180,8 @@ impl Drop for TcpListener {
 pub struct TcpStream {
     stack: &'static Stack,
     handle: Option<SocketHandle>,
+    /// Longest wait of one read, write or flush (see [`TcpStream::set_idle_timeout`]).
+    idle: Option<Duration>,
 }
 
 impl core::fmt::Debug for TcpStream {
@@ -222,6 +225,7 @@ impl TcpStream {
         let stream = TcpStream {
             stack,
             handle: Some(handle),
+            idle: None,
         };
         poll_fn(|cx| {
             let mut g = stack.borrow();
@@ -272,9 +276,21 @@ impl TcpStream {
             .set_timeout(limit.map(|d| smoltcp::time::Duration::from_micros(d.as_micros() as u64)));
     }
 
+    /// Makes a read, write or flush that waits longer than `limit` fail with
+    /// [`NetError::IdleTimeout`] (`None`, the default: wait as long as it takes). A server
+    /// sets this so that a client that goes quiet does not hold a connection for ever.
+    pub fn set_idle_timeout(&mut self, limit: Option<Duration>) {
+        self.idle = limit;
+    }
+
     /// Reads what is there (at least one byte, waiting for it); `Ok(0)` at the end of the
     /// peer's data (or for an empty `buf`).
     pub async fn read(&mut self, buf: &mut [u8]) -> Result<usize, NetError> {
+        let idle = self.idle;
+        within_idle(idle, self.read_now(buf)).await
+    }
+
+    async fn read_now(&mut self, buf: &mut [u8]) -> Result<usize, NetError> {
         if buf.is_empty() {
             return Ok(0);
         }
@@ -309,6 +325,11 @@ impl TcpStream {
 
     /// Writes some of `buf` (waiting for room in the send buffer); returns how much.
     pub async fn write(&mut self, buf: &[u8]) -> Result<usize, NetError> {
+        let idle = self.idle;
+        within_idle(idle, self.write_now(buf)).await
+    }
+
+    async fn write_now(&mut self, buf: &[u8]) -> Result<usize, NetError> {
         if buf.is_empty() {
             return Ok(0);
         }
@@ -348,6 +369,11 @@ impl TcpStream {
 
     /// Waits until the peer has acknowledged everything written.
     pub async fn flush(&mut self) -> Result<(), NetError> {
+        let idle = self.idle;
+        within_idle(idle, self.flush_now()).await
+    }
+
+    async fn flush_now(&mut self) -> Result<(), NetError> {
         let h = self.h();
         let stack = self.stack;
         poll_fn(|cx| {
@@ -383,6 +409,19 @@ impl TcpStream {
             g.sockets.get_mut::<tcp::Socket>(h).abort();
             g.orphan(h);
         }
+    }
+}
+
+/// Runs one I/O step of a stream, failing it with [`NetError::IdleTimeout`] after `idle`.
+async fn within_idle<T>(
+    idle: Option<Duration>,
+    step: impl core::future::Future<Output = Result<T, NetError>>,
+) -> Result<T, NetError> {
+    match idle {
+        None => step.await,
+        Some(limit) => crate::timeout(limit, step)
+            .await
+            .unwrap_or(Err(NetError::IdleTimeout)),
     }
 }
 
