@@ -5,106 +5,36 @@ mod common;
 
 use common::guest;
 use smoltcp::iface::{Config, Interface, SocketSet};
-use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::socket::dhcpv4;
 use smoltcp::time::Instant;
 use smoltcp::wire::{
-    DhcpMessageType, DhcpPacket, DhcpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
-    EthernetRepr, HardwareAddress, IpAddress, IpCidr, IpProtocol, Ipv4Address, Ipv4Cidr,
-    Ipv4Packet, Ipv4Repr, UdpPacket, UdpRepr,
+    DhcpMessageType, EthernetAddress, HardwareAddress, IpAddress, IpCidr, Ipv4Address, Ipv4Cidr,
 };
+use xenia_netfront::sim_peer::DhcpServer;
 use xenia_xen::sim::netback::{Netback, VifConfig};
 
 const SERVER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x67];
 const SERVER_IP: Ipv4Address = Ipv4Address::new(10, 0, 0, 1);
 const OFFER_IP: Ipv4Address = Ipv4Address::new(10, 0, 0, 50);
 
-/// Answers the guest's DHCP discover and request frames; returns the message types seen.
+/// Answers the guest's DHCP discover and request frames; records the message types seen.
 fn dhcp_server(nb: &Netback, seen: &mut Vec<DhcpMessageType>) {
+    let server = DhcpServer {
+        mac: SERVER_MAC,
+        ip: SERVER_IP,
+        offer: OFFER_IP,
+    };
     while let Some(f) = nb.pop_sent() {
-        let Ok(eth) = EthernetFrame::new_checked(&f[..]) else {
+        let Some(req) = DhcpServer::parse(&f) else {
             continue;
         };
-        if eth.ethertype() != EthernetProtocol::Ipv4 {
-            continue;
-        }
-        let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else {
-            continue;
-        };
-        if ip.next_header() != IpProtocol::Udp {
-            continue;
-        }
-        let Ok(udp) = UdpPacket::new_checked(ip.payload()) else {
-            continue;
-        };
-        if udp.dst_port() != 67 {
-            continue;
-        }
-        let dhcp = DhcpPacket::new_checked(udp.payload()).expect("a DHCP packet");
-        let req = DhcpRepr::parse(&dhcp).expect("a valid DHCP message");
+        let req = req.expect("a valid DHCP message");
         seen.push(req.message_type);
-        assert_eq!(eth.dst_addr(), EthernetAddress::BROADCAST);
-        let message_type = match req.message_type {
-            DhcpMessageType::Discover => DhcpMessageType::Offer,
-            DhcpMessageType::Request => DhcpMessageType::Ack,
-            other => panic!("unexpected {other:?}"),
-        };
-        let reply = DhcpRepr {
-            message_type,
-            transaction_id: req.transaction_id,
-            secs: 0,
-            client_hardware_address: req.client_hardware_address,
-            client_ip: Ipv4Address::UNSPECIFIED,
-            your_ip: OFFER_IP,
-            server_ip: SERVER_IP,
-            router: Some(SERVER_IP),
-            subnet_mask: Some(Ipv4Address::new(255, 255, 255, 0)),
-            relay_agent_ip: Ipv4Address::UNSPECIFIED,
-            broadcast: false,
-            requested_ip: None,
-            client_identifier: None,
-            server_identifier: Some(SERVER_IP),
-            parameter_request_list: None,
-            dns_servers: None,
-            max_size: None,
-            lease_duration: Some(3600),
-            renew_duration: None,
-            rebind_duration: None,
-            additional_options: &[],
-        };
-        let dhcp_len = reply.buffer_len();
-        let ip_repr = Ipv4Repr {
-            src_addr: SERVER_IP,
-            dst_addr: Ipv4Address::BROADCAST,
-            next_header: IpProtocol::Udp,
-            payload_len: 8 + dhcp_len,
-            hop_limit: 64,
-        };
-        let mut buf = vec![0u8; 14 + ip_repr.buffer_len() + 8 + dhcp_len];
-        let mut eth = EthernetFrame::new_unchecked(&mut buf[..]);
-        EthernetRepr {
-            src_addr: EthernetAddress(SERVER_MAC),
-            dst_addr: req.client_hardware_address,
-            ethertype: EthernetProtocol::Ipv4,
-        }
-        .emit(&mut eth);
-        let caps = ChecksumCapabilities::default();
-        let mut ip = Ipv4Packet::new_unchecked(eth.payload_mut());
-        ip_repr.emit(&mut ip, &caps);
-        let mut udp = UdpPacket::new_unchecked(ip.payload_mut());
-        UdpRepr {
-            src_port: 67,
-            dst_port: 68,
-        }
-        .emit(
-            &mut udp,
-            &IpAddress::Ipv4(SERVER_IP),
-            &IpAddress::Ipv4(Ipv4Address::BROADCAST),
-            dhcp_len,
-            |p| reply.emit(&mut DhcpPacket::new_unchecked(p)).unwrap(),
-            &caps,
-        );
-        nb.inject(&buf);
+        assert_eq!(req.eth_dst, EthernetAddress::BROADCAST);
+        let reply = server
+            .reply(&req)
+            .unwrap_or_else(|| panic!("unexpected {:?}", req.message_type));
+        nb.inject(&reply);
     }
 }
 

@@ -5,57 +5,12 @@ mod common;
 
 use common::guest;
 use smoltcp::iface::{Config, Interface, SocketSet};
-use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
+use smoltcp::phy::Device;
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
-use xenia_xen::sim::netback::{Netback, VifConfig};
-
-/// The host side of the link: frames the guest sent come in, frames we send go to the guest.
-struct Peer {
-    nb: Netback,
-    mtu: usize,
-}
-
-struct PeerRx(Vec<u8>);
-
-impl RxToken for PeerRx {
-    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        f(&self.0)
-    }
-}
-
-struct PeerTx<'a>(&'a Netback);
-
-impl TxToken for PeerTx<'_> {
-    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let mut buf = vec![0; len];
-        let r = f(&mut buf);
-        self.0.inject(&buf);
-        r
-    }
-}
-
-impl Device for Peer {
-    type RxToken<'a> = PeerRx;
-    type TxToken<'a> = PeerTx<'a>;
-
-    fn receive(&mut self, _: Instant) -> Option<(PeerRx, PeerTx<'_>)> {
-        let f = self.nb.pop_sent()?;
-        Some((PeerRx(f), PeerTx(&self.nb)))
-    }
-
-    fn transmit(&mut self, _: Instant) -> Option<PeerTx<'_>> {
-        Some(PeerTx(&self.nb))
-    }
-
-    fn capabilities(&self) -> DeviceCapabilities {
-        let mut c = DeviceCapabilities::default();
-        c.medium = Medium::Ethernet;
-        c.max_transmission_unit = self.mtu + 14;
-        c
-    }
-}
+use xenia_netfront::sim_peer::PeerDevice;
+use xenia_xen::sim::netback::VifConfig;
 
 fn iface<D: Device>(dev: &mut D, mac: [u8; 6], ip: [u8; 4]) -> Interface {
     let mut cfg = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
@@ -83,10 +38,7 @@ fn tcp_echo(mtu: Option<&str>, total: usize) {
     let nb = g.add_vif(cfg);
     let mut nf = g.connect(0).unwrap();
     let guest_mac = nf.mac();
-    let mut peer = Peer {
-        nb: nb.clone(),
-        mtu: nf.mtu(),
-    };
+    let mut peer = PeerDevice::new(nb.clone()).with_mtu(nf.mtu());
     let mut gi = iface(&mut nf, guest_mac, [10, 0, 0, 1]);
     let mut pi = iface(&mut peer, [0x02, 0, 0, 0, 0, 0x99], [10, 0, 0, 2]);
     let mut gs = SocketSet::new(vec![]);

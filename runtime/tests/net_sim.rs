@@ -10,63 +10,19 @@ use std::time::Duration;
 
 use embedded_io_async::{Read, Write};
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
-use smoltcp::phy::{ChecksumCapabilities, Device, DeviceCapabilities, Medium, RxToken, TxToken};
 use smoltcp::socket::{tcp, udp};
 use smoltcp::time::Instant;
 use smoltcp::wire::{
-    DhcpMessageType, DhcpPacket, DhcpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
-    EthernetRepr, HardwareAddress, IpAddress, IpCidr, IpProtocol, Ipv4Address, Ipv4Packet,
-    Ipv4Repr, UdpPacket, UdpRepr,
+    DhcpMessageType, EthernetAddress, HardwareAddress, IpAddress, IpCidr, Ipv4Address,
 };
 use xenia::net::{self, IpConfig, Ipv4Addr, ListenConfig, NetError, TcpListener, TcpStream};
+use xenia_netfront::sim_peer::{DhcpServer, PeerDevice};
 use xenia_xen::sim::netback::{Fault, Netback, VifConfig};
 use xenia_xen::sim::{Backend, Host, Sim};
 
-struct PeerDev(Netback);
-
-struct PeerRx(Vec<u8>);
-
-impl RxToken for PeerRx {
-    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        f(&self.0)
-    }
-}
-
-struct PeerTx<'a>(&'a Netback);
-
-impl TxToken for PeerTx<'_> {
-    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let mut buf = vec![0; len];
-        let r = f(&mut buf);
-        self.0.inject(&buf);
-        r
-    }
-}
-
-impl Device for PeerDev {
-    type RxToken<'a> = PeerRx;
-    type TxToken<'a> = PeerTx<'a>;
-
-    fn receive(&mut self, _: Instant) -> Option<(PeerRx, PeerTx<'_>)> {
-        let f = self.0.pop_sent()?;
-        Some((PeerRx(f), PeerTx(&self.0)))
-    }
-
-    fn transmit(&mut self, _: Instant) -> Option<PeerTx<'_>> {
-        (self.0.pending_to_guest() < 64).then_some(PeerTx(&self.0))
-    }
-
-    fn capabilities(&self) -> DeviceCapabilities {
-        let mut c = DeviceCapabilities::default();
-        c.medium = Medium::Ethernet;
-        c.max_transmission_unit = 1514;
-        c
-    }
-}
-
 /// 10.0.0.1 on vif 0's link: TCP echo on port 7 (one connection at a time), UDP echo on 7.
 struct EchoPeer {
-    dev: PeerDev,
+    dev: PeerDevice,
     iface: Interface,
     sockets: SocketSet<'static>,
     tcp: SocketHandle,
@@ -77,7 +33,10 @@ struct EchoPeer {
 impl Backend for EchoPeer {
     fn step(&mut self, host: &mut Host) -> bool {
         let now = Instant::from_micros((host.now_ns() / 1000) as i64);
-        let before = (self.dev.0.pending_to_guest(), self.dev.0.stats().tx_frames);
+        let before = (
+            self.dev.netback().pending_to_guest(),
+            self.dev.netback().stats().tx_frames,
+        );
         self.iface.poll(now, &mut self.dev, &mut self.sockets);
         let s = self.sockets.get_mut::<tcp::Socket>(self.tcp);
         if s.state() == tcp::State::Established && s.remote_endpoint().is_some() {
@@ -101,7 +60,10 @@ impl Backend for EchoPeer {
             u.send_slice(&data, meta.endpoint).unwrap();
         }
         self.iface.poll(now, &mut self.dev, &mut self.sockets);
-        (self.dev.0.pending_to_guest(), self.dev.0.stats().tx_frames) != before
+        (
+            self.dev.netback().pending_to_guest(),
+            self.dev.netback().stats().tx_frames,
+        ) != before
     }
 }
 
@@ -110,16 +72,25 @@ const DHCP_SERVER_IP: Ipv4Address = Ipv4Address::new(192, 168, 7, 1);
 const DHCP_OFFER: Ipv4Address = Ipv4Address::new(192, 168, 7, 50);
 
 /// A DHCP server on vif 1's link: offers and acknowledges [`DHCP_OFFER`].
-struct DhcpServer {
+struct DhcpPeer {
     nb: Netback,
     seen: Rc<RefCell<Vec<DhcpMessageType>>>,
 }
 
-impl Backend for DhcpServer {
+impl Backend for DhcpPeer {
     fn step(&mut self, _: &mut Host) -> bool {
+        let server = DhcpServer {
+            mac: DHCP_SERVER_MAC,
+            ip: DHCP_SERVER_IP,
+            offer: DHCP_OFFER,
+        };
         let mut any = false;
         while let Some(f) = self.nb.pop_sent() {
-            if let Some(reply) = self.answer(&f) {
+            let Some(Ok(req)) = DhcpServer::parse(&f) else {
+                continue;
+            };
+            self.seen.borrow_mut().push(req.message_type);
+            if let Some(reply) = server.reply(&req) {
                 self.nb.inject(&reply);
                 any = true;
             }
@@ -128,89 +99,8 @@ impl Backend for DhcpServer {
     }
 }
 
-impl DhcpServer {
-    fn answer(&self, f: &[u8]) -> Option<Vec<u8>> {
-        let eth = EthernetFrame::new_checked(f).ok()?;
-        if eth.ethertype() != EthernetProtocol::Ipv4 {
-            return None;
-        }
-        let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
-        if ip.next_header() != IpProtocol::Udp {
-            return None;
-        }
-        let udp = UdpPacket::new_checked(ip.payload()).ok()?;
-        if udp.dst_port() != 67 {
-            return None;
-        }
-        let packet = DhcpPacket::new_checked(udp.payload()).ok()?;
-        let req = DhcpRepr::parse(&packet).ok()?;
-        self.seen.borrow_mut().push(req.message_type);
-        let message_type = match req.message_type {
-            DhcpMessageType::Discover => DhcpMessageType::Offer,
-            DhcpMessageType::Request => DhcpMessageType::Ack,
-            _ => return None,
-        };
-        let reply = DhcpRepr {
-            message_type,
-            transaction_id: req.transaction_id,
-            secs: 0,
-            client_hardware_address: req.client_hardware_address,
-            client_ip: Ipv4Address::UNSPECIFIED,
-            your_ip: DHCP_OFFER,
-            server_ip: DHCP_SERVER_IP,
-            router: Some(DHCP_SERVER_IP),
-            subnet_mask: Some(Ipv4Address::new(255, 255, 255, 0)),
-            relay_agent_ip: Ipv4Address::UNSPECIFIED,
-            broadcast: false,
-            requested_ip: None,
-            client_identifier: None,
-            server_identifier: Some(DHCP_SERVER_IP),
-            parameter_request_list: None,
-            dns_servers: None,
-            max_size: None,
-            lease_duration: Some(3600),
-            renew_duration: None,
-            rebind_duration: None,
-            additional_options: &[],
-        };
-        let dhcp_len = reply.buffer_len();
-        let ip_repr = Ipv4Repr {
-            src_addr: DHCP_SERVER_IP,
-            dst_addr: Ipv4Address::BROADCAST,
-            next_header: IpProtocol::Udp,
-            payload_len: 8 + dhcp_len,
-            hop_limit: 64,
-        };
-        let mut buf = vec![0u8; 14 + ip_repr.buffer_len() + 8 + dhcp_len];
-        let mut eth = EthernetFrame::new_unchecked(&mut buf[..]);
-        EthernetRepr {
-            src_addr: EthernetAddress(DHCP_SERVER_MAC),
-            dst_addr: req.client_hardware_address,
-            ethertype: EthernetProtocol::Ipv4,
-        }
-        .emit(&mut eth);
-        let caps = ChecksumCapabilities::default();
-        let mut ip = Ipv4Packet::new_unchecked(eth.payload_mut());
-        ip_repr.emit(&mut ip, &caps);
-        let mut udp = UdpPacket::new_unchecked(ip.payload_mut());
-        UdpRepr {
-            src_port: 67,
-            dst_port: 68,
-        }
-        .emit(
-            &mut udp,
-            &IpAddress::Ipv4(DHCP_SERVER_IP),
-            &IpAddress::Ipv4(Ipv4Address::BROADCAST),
-            dhcp_len,
-            |p| reply.emit(&mut DhcpPacket::new_unchecked(p)).unwrap(),
-            &caps,
-        );
-        Some(buf)
-    }
-}
-
 fn echo_peer(nb: Netback) -> EchoPeer {
-    let mut dev = PeerDev(nb);
+    let mut dev = PeerDevice::new(nb).with_max_pending(63);
     let mut cfg = Config::new(HardwareAddress::Ethernet(EthernetAddress([
         0x02, 0, 0, 0, 0, 0x99,
     ])));
@@ -250,7 +140,7 @@ fn net_api_against_simulated_peers() {
     let nb1 = Netback::new(&sim, VifConfig::new(1));
     sim.add_backend(Box::new(echo_peer(nb0.clone())));
     let seen = Rc::new(RefCell::new(Vec::new()));
-    sim.add_backend(Box::new(DhcpServer {
+    sim.add_backend(Box::new(DhcpPeer {
         nb: nb1.clone(),
         seen: seen.clone(),
     }));

@@ -9,69 +9,18 @@ use std::time::Duration;
 
 use http::{Service, SystemInfo, MAX_BODY};
 use smoltcp::iface::{Config, Interface, SocketSet};
-use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
 use xenia::net::{IpConfig, Ipv4Addr, ListenConfig, TcpListener};
+use xenia_netfront::sim_peer::PeerDevice;
 use xenia_xen::sim::netback::{Fault, Netback, VifConfig};
 use xenia_xen::sim::{Backend, Host, Sim};
-
-struct PeerDev {
-    nb: Netback,
-    moved: bool,
-}
-
-struct PeerRx(Vec<u8>);
-
-impl RxToken for PeerRx {
-    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        f(&self.0)
-    }
-}
-
-struct PeerTx<'a>(&'a Netback);
-
-impl TxToken for PeerTx<'_> {
-    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let mut buf = vec![0; len];
-        let r = f(&mut buf);
-        self.0.inject(&buf);
-        r
-    }
-}
-
-impl Device for PeerDev {
-    type RxToken<'a> = PeerRx;
-    type TxToken<'a> = PeerTx<'a>;
-
-    fn receive(&mut self, _: Instant) -> Option<(PeerRx, PeerTx<'_>)> {
-        let f = self.nb.pop_sent()?;
-        self.moved = true;
-        Some((PeerRx(f), PeerTx(&self.nb)))
-    }
-
-    fn transmit(&mut self, _: Instant) -> Option<PeerTx<'_>> {
-        // Do not flood a guest that has not posted buffers yet.
-        if self.nb.pending_to_guest() > 64 {
-            return None;
-        }
-        self.moved = true;
-        Some(PeerTx(&self.nb))
-    }
-
-    fn capabilities(&self) -> DeviceCapabilities {
-        let mut c = DeviceCapabilities::default();
-        c.medium = Medium::Ethernet;
-        c.max_transmission_unit = 1514;
-        c
-    }
-}
 
 /// dom0's end of the link: a smoltcp interface at 10.0.0.1 that runs as a simulated backend
 /// (whenever the guest blocks).
 struct Peer {
-    dev: PeerDev,
+    dev: PeerDevice,
     iface: Interface,
     sockets: SocketSet<'static>,
     next_port: u16,
@@ -84,10 +33,10 @@ impl Backend for PeerBackend {
         let mut p = self.0.borrow_mut();
         let p = &mut *p;
         let now = Instant::from_micros((host.now_ns() / 1000) as i64);
-        p.dev.moved = false;
+        p.dev.take_moved();
         p.iface.poll(now, &mut p.dev, &mut p.sockets);
         // Only frames count as progress (transmit tokens that sent nothing do not).
-        p.dev.nb.pending_to_guest() > 0 && p.dev.moved
+        p.dev.netback().pending_to_guest() > 0 && p.dev.take_moved()
     }
 }
 
@@ -225,10 +174,7 @@ fn http_service_end_to_end_over_the_simulated_link() {
     let sim = Sim::new();
     xenia::host::boot(&sim);
     let nb = Netback::new(&sim, VifConfig::new(0));
-    let mut dev = PeerDev {
-        nb: nb.clone(),
-        moved: false,
-    };
+    let mut dev = PeerDevice::new(nb.clone()).with_max_pending(64);
     let mut cfg = Config::new(HardwareAddress::Ethernet(EthernetAddress([
         0x02, 0, 0, 0, 0, 0x99,
     ])));
