@@ -74,6 +74,21 @@ xenia_need_packages() {
     fi
 }
 
+# The guest target (x86_64-unknown-none) of the toolchain rust-toolchain.toml pins. rustup
+# installs a pinned toolchain with its targets, but not when that toolchain was installed before
+# without them: then `cargo build --target` fails with "can't find crate for `core`". Adds it.
+xenia_need_guest_target() {
+    local sysroot
+    sysroot=$(cd "$XENIA_ROOT" && rustc --print sysroot 2>/dev/null) ||
+        xenia_die "rustc is not working here (install Rust with rustup: https://rustup.rs)"
+    [ -d "$sysroot/lib/rustlib/x86_64-unknown-none" ] && return 0
+    command -v rustup >/dev/null 2>&1 ||
+        xenia_die "the Rust target x86_64-unknown-none is missing and there is no rustup to add it"
+    xenia_info "adding the guest target: rustup target add x86_64-unknown-none"
+    (cd "$XENIA_ROOT" && rustup target add x86_64-unknown-none >&2 </dev/null) ||
+        xenia_die "rustup target add x86_64-unknown-none failed"
+}
+
 # True when this machine is a real Xen control domain with the xl toolstack.
 xenia_on_xen_dom0() {
     [ -r /proc/xen/capabilities ] && grep -q control_d /proc/xen/capabilities 2>/dev/null &&
