@@ -485,7 +485,10 @@ mod tests {
 
         let f = RequestSlot::request(BLKIF_OP_FLUSH_DISKCACHE, 1, 8, 0, &[]);
         assert_eq!(f.decode().unwrap().segments(), &[]);
-        assert_eq!(f.decode().unwrap().response_operation(), BLKIF_OP_FLUSH_DISKCACHE);
+        assert_eq!(
+            f.decode().unwrap().response_operation(),
+            BLKIF_OP_FLUSH_DISKCACHE
+        );
 
         let dis = RequestSlot::discard(1, 7, 3, 100, 200).decode().unwrap();
         assert_eq!(
@@ -533,14 +536,22 @@ mod tests {
                 nr_segments: 12
             })
         );
-        for (op, n) in [(BLKIF_OP_READ, 0), (BLKIF_OP_DISCARD, 1), (BLKIF_OP_WRITE, 4097)] {
-            let e = RequestSlot::indirect(op, n, 0, 4, 0, &[]).decode().unwrap_err();
+        for (op, n) in [
+            (BLKIF_OP_READ, 0),
+            (BLKIF_OP_DISCARD, 1),
+            (BLKIF_OP_WRITE, 4097),
+        ] {
+            let e = RequestSlot::indirect(op, n, 0, 4, 0, &[])
+                .decode()
+                .unwrap_err();
             assert_eq!(e.id(), 4);
             assert_eq!(e.response_operation(), op);
         }
-        assert!(RequestSlot::indirect(BLKIF_OP_WRITE, 4096, 0, 4, 0, &[1; 8])
-            .decode()
-            .is_ok());
+        assert!(
+            RequestSlot::indirect(BLKIF_OP_WRITE, 4096, 0, 4, 0, &[1; 8])
+                .decode()
+                .is_ok()
+        );
         // Any bit pattern decodes to something or an error, never a panic.
         let junk = RequestSlot([u64::MAX; REQUEST_WORDS]);
         let _ = junk.decode();
