@@ -2,7 +2,7 @@
 
 use crate::{NetError, RX_RING_SIZE, TX_RING_SIZE};
 
-/// Sizes of a [`Netfront`]'s buffers.
+/// Sizes of a [`Netfront`](crate::Netfront)'s buffers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NetConfig {
     /// Receive pages posted to the backend (1 ..= 256).
