@@ -7,7 +7,12 @@
 //! grant still in use is reported, never freed (the backend could still write into the page).
 //!
 //! [`GrantPool`] keeps a set of pages granted to one backend across many requests, so the hot
-//! path of a driver never grants or revokes.
+//! path of a driver never grants or revokes. [`GrantedRing`] is the shared ring of a split
+//! driver: `2^order` pages allocated, granted and torn down together (Linux's
+//! `xenbus_setup_ring` / `xenbus_teardown_ring`).
+//!
+//! Memory the backend may still map is never returned to the allocator: it is leaked on
+//! purpose, logged and counted in [`GrantTable::leaked_pages`].
 
 use crate::abi::GuestHandle;
 use crate::abi::{
@@ -21,7 +26,7 @@ use crate::memory::{self, Mfn, PAGE_SIZE};
 use alloc::alloc::{alloc_zeroed, dealloc, Layout};
 use alloc::vec::Vec;
 use core::ptr::NonNull;
-use core::sync::atomic::{fence, AtomicU16, Ordering};
+use core::sync::atomic::{fence, AtomicU16, AtomicUsize, Ordering};
 use spin::Mutex;
 
 pub use crate::abi::GrantRef;
@@ -44,6 +49,8 @@ pub enum GrantError {
     BadRef(GrantRef),
     /// The page is not in the direct map (has no machine frame we know).
     NotMapped,
+    /// No memory for the pages to grant.
+    NoMemory,
 }
 
 impl From<XenError> for GrantError {
@@ -63,6 +70,7 @@ impl core::fmt::Display for GrantError {
             }
             GrantError::BadRef(r) => write!(f, "grant table: ref {r} is not ours"),
             GrantError::NotMapped => write!(f, "grant table: page has no machine frame"),
+            GrantError::NoMemory => write!(f, "grant table: out of memory for pages to grant"),
         }
     }
 }
@@ -78,6 +86,8 @@ struct Inner {
 /// The domain's grant table.
 pub struct GrantTable {
     inner: Mutex<Inner>,
+    /// Pages deliberately leaked because a backend still mapped them when we let go.
+    leaked: AtomicUsize,
 }
 
 // SAFETY: the table frames are accessed with atomics and volatile writes; bookkeeping is
@@ -105,6 +115,7 @@ impl GrantTable {
                 free: Vec::new(),
                 in_use: Vec::new(),
             }),
+            leaked: AtomicUsize::new(0),
         };
         t.grow_to(frames.clamp(1, q.max_nr_frames.max(1)))?;
         Ok(t)
@@ -241,6 +252,17 @@ impl GrantTable {
     /// Entries currently free (without growing the table).
     pub fn free_entries(&self) -> usize {
         self.inner.lock().free.len()
+    }
+
+    /// Pages given up on: a [`GrantedRing`] or [`GrantPool`] let go of them while the backend
+    /// still mapped them, so they were leaked rather than returned to the allocator.
+    pub fn leaked_pages(&self) -> usize {
+        self.leaked.load(Ordering::Relaxed)
+    }
+
+    fn count_leak(&self, pages: usize, what: &str) {
+        self.leaked.fetch_add(pages, Ordering::Relaxed);
+        log::warn!("grant table: {pages} page(s) of a {what} still mapped by the backend: leaked");
     }
 }
 
@@ -382,11 +404,143 @@ impl<'t> GrantPool<'t> {
 
 impl Drop for GrantPool<'_> {
     fn drop(&mut self) {
-        if self.release().is_err() {
+        if let Err(n) = self.release() {
             // Pages still mapped by the backend must not return to the allocator.
+            self.table.count_leak(n, "grant pool");
             for p in self.free.drain(..) {
                 core::mem::forget(p);
             }
         }
+    }
+}
+
+/// The shared ring of a split driver: `2^order` contiguous, page-aligned, zeroed pages of
+/// ours, each granted read-write to the backend.
+///
+/// Dropping it (or [`teardown`](Self::teardown)) ends every grant and frees the pages, unless
+/// the backend still maps one of them: then the whole area is leaked, never returned to the
+/// allocator (counted in [`GrantTable::leaked_pages`] and logged), since the backend could
+/// still write into it. Callers never decide this themselves.
+pub struct GrantedRing<'t> {
+    table: &'t GrantTable,
+    ptr: NonNull<u8>,
+    order: u32,
+    grefs: Vec<GrantRef>,
+    /// False once torn down (the area freed or leaked).
+    live: bool,
+}
+
+// SAFETY: the ring owns its allocation; the table is Sync.
+unsafe impl Send for GrantedRing<'_> {}
+
+impl<'t> GrantedRing<'t> {
+    /// The most pages a ring may have: `2^MAX_ORDER`.
+    pub const MAX_ORDER: u32 = 8;
+
+    fn layout(order: u32) -> Option<Layout> {
+        Layout::from_size_align(PAGE_SIZE << order, PAGE_SIZE).ok()
+    }
+
+    /// Allocates `2^order` zeroed pages and grants each to `domid`, writable. On error
+    /// everything done so far is undone (and nothing the backend could map is freed).
+    pub fn new(table: &'t GrantTable, domid: DomId, order: u32) -> Result<Self, GrantError> {
+        if order > Self::MAX_ORDER {
+            return Err(GrantError::NoMemory);
+        }
+        let layout = Self::layout(order).ok_or(GrantError::NoMemory)?;
+        // SAFETY: the layout has a non-zero size.
+        let ptr = NonNull::new(unsafe { alloc_zeroed(layout) }).ok_or(GrantError::NoMemory)?;
+        let pages = 1usize << order;
+        let mut ring = GrantedRing {
+            table,
+            ptr,
+            order,
+            grefs: Vec::with_capacity(pages),
+            live: true,
+        };
+        for i in 0..pages {
+            // SAFETY: page i lies inside the allocation of `pages` pages.
+            let page = unsafe { ring.ptr.add(i * PAGE_SIZE) };
+            // On error, dropping `ring` ends the grants made so far (and leaks the area if
+            // one of them is already mapped).
+            let g = table.grant_page(domid, page, false)?;
+            ring.grefs.push(g);
+        }
+        Ok(ring)
+    }
+
+    /// The first page's address.
+    pub fn as_non_null(&self) -> NonNull<u8> {
+        self.ptr
+    }
+
+    /// The first page's address.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    /// The ring's size in bytes (`PAGE_SIZE << order`).
+    pub fn len(&self) -> usize {
+        PAGE_SIZE << self.order
+    }
+
+    /// Never true: a ring has at least one page (for clippy's `len_without_is_empty`).
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Its page order: the ring has `2^order` pages.
+    pub fn order(&self) -> u32 {
+        self.order
+    }
+
+    /// The grant of each page, in order (what the frontend writes to `ring-ref*`).
+    pub fn grefs(&self) -> &[GrantRef] {
+        &self.grefs
+    }
+
+    /// Ends the grants and frees the pages; false if the backend still mapped a page (the
+    /// pages were then leaked). The same as dropping, with the outcome.
+    pub fn teardown(mut self) -> bool {
+        self.end()
+    }
+
+    /// Ends every grant; frees the area if all ended, else leaks it. True if freed.
+    fn end(&mut self) -> bool {
+        if !self.live {
+            return false;
+        }
+        self.live = false;
+        let mut all = true;
+        for g in self.grefs.drain(..) {
+            all &= self.table.end_access(g).is_ok();
+        }
+        let Some(layout) = Self::layout(self.order) else {
+            return false;
+        };
+        if all {
+            // SAFETY: allocated in `new` with this layout; no grant of it is left, so no
+            // backend can map it; nothing else points into it once the ring is gone.
+            unsafe { dealloc(self.ptr.as_ptr(), layout) };
+        } else {
+            self.table.count_leak(1 << self.order, "granted ring");
+        }
+        all
+    }
+}
+
+impl Drop for GrantedRing<'_> {
+    fn drop(&mut self) {
+        self.end();
+    }
+}
+
+impl core::fmt::Debug for GrantedRing<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("GrantedRing")
+            .field("ptr", &self.ptr)
+            .field("order", &self.order)
+            .field("grefs", &self.grefs)
+            .finish()
     }
 }

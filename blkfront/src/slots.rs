@@ -1,0 +1,189 @@
+//! The ring's slots: each request in flight, matched to its response by id (slot index and
+//! generation), and the bounce pages it holds.
+
+use crate::{BlkError, Stats};
+use alloc::vec::Vec;
+use core::task::Waker;
+use xenia_ring::{FrontRing, RingError};
+use xenia_xen::abi::blkif_wire::{RequestSlot, ResponseSlot};
+use xenia_xen::abi::{
+    BlkifResponse, BLKIF_OP_INDIRECT, BLKIF_RSP_EOPNOTSUPP, BLKIF_RSP_ERROR, BLKIF_RSP_OKAY,
+};
+use xenia_xen::grant::{GrantPool, GrantedPage};
+
+/// Where a ring slot's request is.
+pub(crate) enum SlotState {
+    Free,
+    /// Sent; the owner waits.
+    InFlight,
+    /// Sent; the owner went away. The pages return to the pool when the response comes.
+    Abandoned,
+    /// Answered; the owner has not collected it yet.
+    Done(Result<(), BlkError>),
+}
+
+/// A ring slot: the request it carries (or carried) and who waits for it.
+pub(crate) struct Slot {
+    pub(crate) gen: u32,
+    /// The operation the response must name.
+    pub(crate) op: u8,
+    /// An indirect request: its response may also name `BLKIF_OP_INDIRECT`.
+    pub(crate) indirect: bool,
+    pub(crate) state: SlotState,
+    pub(crate) pages: Vec<GrantedPage>,
+    pub(crate) waker: Option<Waker>,
+}
+
+/// The device's mutable state: the ring, the bounce pages and the slots.
+pub(crate) struct Inner<'a> {
+    pub(crate) ring: FrontRing<RequestSlot, ResponseSlot>,
+    pub(crate) pool: GrantPool<'a>,
+    pub(crate) slots: Vec<Slot>,
+    pub(crate) free_slots: Vec<usize>,
+    /// Tasks waiting for a free slot or pages.
+    pub(crate) waiters: Vec<Waker>,
+    pub(crate) broken: Option<RingError>,
+    pub(crate) stats: Stats,
+}
+
+impl Inner<'_> {
+    /// Requests sent whose response has not been matched (some may never be, if the
+    /// backend answered them with a bad id).
+    pub(crate) fn in_flight(&self) -> u32 {
+        self.slots
+            .iter()
+            .filter(|s| matches!(s.state, SlotState::InFlight | SlotState::Abandoned))
+            .count() as u32
+    }
+
+    /// Wakers of every task that waits on this device.
+    pub(crate) fn take_all_wakers(&mut self, out: &mut Vec<Waker>) {
+        out.append(&mut self.waiters);
+        for s in &mut self.slots {
+            if let Some(w) = s.waker.take() {
+                out.push(w);
+            }
+        }
+    }
+
+    pub(crate) fn fail_all(&mut self, e: RingError, wake: &mut Vec<Waker>) {
+        if self.broken.is_none() {
+            log::error!("blkfront: ring broken: {e}");
+        }
+        self.broken = Some(e);
+        for s in &mut self.slots {
+            if matches!(s.state, SlotState::InFlight) {
+                s.state = SlotState::Done(Err(BlkError::Ring(e)));
+            }
+            // Abandoned slots keep their pages: the backend may still use them.
+        }
+        self.take_all_wakers(wake);
+    }
+
+    /// Consumes every response on the ring, completing the matching slots.
+    pub(crate) fn drain(&mut self, wake: &mut Vec<Waker>) {
+        if self.broken.is_some() {
+            return;
+        }
+        loop {
+            let rsp = match self.ring.poll_response() {
+                Ok(Some(r)) => r,
+                Ok(None) => return,
+                Err(e) => return self.fail_all(e, wake),
+            };
+            let BlkifResponse {
+                id,
+                operation: op,
+                status,
+            } = rsp.response();
+            let index = (id & 0xffff_ffff) as usize;
+            let gen = (id >> 32) as u32;
+            let Some(slot) = self
+                .slots
+                .get_mut(index)
+                .filter(|s| s.gen == gen)
+                .filter(|s| matches!(s.state, SlotState::InFlight | SlotState::Abandoned))
+            else {
+                self.stats.bad_responses += 1;
+                log::warn!("blkfront: response with unknown id {id:#x} dropped");
+                continue;
+            };
+            self.stats.responses += 1;
+            let op_ok = op == slot.op || (slot.indirect && op == BLKIF_OP_INDIRECT);
+            let result = if !op_ok {
+                self.stats.wrong_operation += 1;
+                log::warn!(
+                    "blkfront: response to id {id:#x} has operation {op}, not {}",
+                    slot.op
+                );
+                Err(BlkError::BadResponse)
+            } else {
+                match status {
+                    BLKIF_RSP_OKAY => Ok(()),
+                    BLKIF_RSP_EOPNOTSUPP => Err(BlkError::Unsupported),
+                    BLKIF_RSP_ERROR => Err(BlkError::Io(status)),
+                    s => Err(BlkError::Io(s)),
+                }
+            };
+            if matches!(slot.state, SlotState::Abandoned) {
+                self.release(index, wake);
+            } else {
+                slot.state = SlotState::Done(result);
+                if let Some(w) = slot.waker.take() {
+                    wake.push(w);
+                }
+            }
+        }
+    }
+
+    /// Frees slot `index` and returns its pages to the pool.
+    pub(crate) fn release(&mut self, index: usize, wake: &mut Vec<Waker>) {
+        let slot = &mut self.slots[index];
+        slot.state = SlotState::Free;
+        slot.waker = None;
+        for p in slot.pages.drain(..) {
+            self.pool.give_back(p);
+        }
+        self.free_slots.push(index);
+        // A slot and pages are free: whoever waits for them may go on. Everyone is woken so
+        // that some live task registers again on the event channel.
+        self.take_all_wakers(wake);
+    }
+
+    /// Puts a request on the ring if a slot and `npages` pages are free; `build` gets the
+    /// request id and the pages (to copy data in) and makes the request. Returns the slot and
+    /// its generation.
+    pub(crate) fn try_submit(
+        &mut self,
+        op: u8,
+        indirect: bool,
+        npages: usize,
+        build: impl FnOnce(u64, &[GrantedPage]) -> RequestSlot,
+    ) -> Option<(usize, u32)> {
+        if self.ring.is_full() || self.pool.available() < npages {
+            return None;
+        }
+        let index = self.free_slots.pop()?;
+        let slot = &mut self.slots[index];
+        for _ in 0..npages {
+            // Checked above: the pool has npages free.
+            slot.pages.extend(self.pool.take());
+        }
+        slot.gen = slot.gen.wrapping_add(1);
+        slot.op = op;
+        slot.indirect = indirect;
+        slot.state = SlotState::InFlight;
+        let gen = slot.gen;
+        let id = u64::from(gen) << 32 | index as u64;
+        let req = build(id, &slot.pages);
+        if self.ring.push_request(req).is_err() {
+            // Not full (checked above), so this cannot happen; undo all the same.
+            let mut wake = Vec::new();
+            self.release(index, &mut wake);
+            return None;
+        }
+        self.stats.requests += 1;
+        self.stats.max_in_flight = self.stats.max_in_flight.max(self.in_flight());
+        Some((index, gen))
+    }
+}

@@ -1,0 +1,83 @@
+//! Buffer sizes ([`NetConfig`]) and counters ([`NetStats`]).
+
+use crate::{NetError, RX_RING_SIZE, TX_RING_SIZE};
+
+/// Sizes of a [`Netfront`](crate::Netfront)'s buffers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetConfig {
+    /// Receive pages posted to the backend (1 ..= 256).
+    pub rx_buffers: usize,
+    /// Transmit pages (1 ..= 256): how many pages of frames can be in flight.
+    pub tx_buffers: usize,
+    /// Received frames kept for the reader before we stop taking responses off the ring.
+    pub rx_queue: usize,
+    /// Use scatter-gather (frames larger than a page) when the backend offers it.
+    pub sg: bool,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        NetConfig {
+            rx_buffers: 128,
+            tx_buffers: 64,
+            rx_queue: 64,
+            sg: true,
+        }
+    }
+}
+
+impl NetConfig {
+    pub(crate) fn validate(&self) -> Result<(), NetError> {
+        if !(1..=RX_RING_SIZE).contains(&self.rx_buffers) {
+            return Err(NetError::BadConfig("rx_buffers"));
+        }
+        if !(1..=TX_RING_SIZE).contains(&self.tx_buffers) {
+            return Err(NetError::BadConfig("tx_buffers"));
+        }
+        if self.rx_queue == 0 {
+            return Err(NetError::BadConfig("rx_queue"));
+        }
+        Ok(())
+    }
+}
+
+/// What the device did, and what it refused.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NetStats {
+    /// Frames received and handed on.
+    pub rx_packets: u64,
+    /// Bytes of those frames.
+    pub rx_bytes: u64,
+    /// Frames sent (handed to the backend).
+    pub tx_packets: u64,
+    /// Bytes of those frames.
+    pub tx_bytes: u64,
+    /// Received frames dropped: a response's id was not the one of its slot.
+    pub rx_bad_id: u64,
+    /// Received frames dropped: a response's status was an error.
+    pub rx_bad_status: u64,
+    /// Received frames dropped: offset + size beyond the page, or an empty frame.
+    pub rx_bad_size: u64,
+    /// Received frames dropped: a response carried flags we do not know.
+    pub rx_bad_flags: u64,
+    /// Received frames dropped: the chain of slots was longer than [`MAX_RX_SLOTS`](crate::MAX_RX_SLOTS) or
+    /// [`MAX_FRAME_LEN`](crate::MAX_FRAME_LEN) bytes.
+    pub rx_too_long: u64,
+    /// Extra-info slots skipped.
+    pub rx_extra_info: u64,
+    /// Frames not sent: larger than the device can send.
+    pub tx_too_big: u64,
+    /// Frames not sent: no tx slot or page was free.
+    pub tx_no_buffers: u64,
+    /// Tx responses ignored: their id was out of range or not outstanding.
+    pub tx_bad_id: u64,
+    /// Tx responses whose status is not one the protocol defines for our requests.
+    pub tx_bad_status: u64,
+    /// Tx responses reporting that the backend dropped or failed the frame.
+    pub tx_errors: u64,
+    /// Tx responses for a page the backend still had mapped: the page was held back until
+    /// the backend unmapped it, so later frames could not be written under its feet.
+    pub tx_still_mapped: u64,
+    /// Ring protocol errors (each kills the ring it happened on).
+    pub ring_errors: u64,
+}

@@ -1,0 +1,158 @@
+//! Connecting: negotiation with the backend through xenbus, and setting up the rings.
+
+use crate::assemble::Assembler;
+use crate::{
+    parse_mac, NetConfig, NetError, NetStats, Netfront, DEFAULT_MTU, ETH_HLEN, MAX_FRAME_LEN,
+    MIN_MTU, RX_RING_SIZE, TX_RING_SIZE,
+};
+use alloc::collections::VecDeque;
+use alloc::format;
+use alloc::vec::Vec;
+use xenia_ring::{FrontRing, SharedRing};
+use xenia_xen::abi::netif_wire::{RxRequestSlot, RxResponseSlot, TxRequestSlot, TxResponseSlot};
+use xenia_xen::abi::XenbusState;
+use xenia_xen::events::EventChannels;
+use xenia_xen::grant::{GrantPool, GrantTable, GrantedRing};
+use xenia_xen::memory::PAGE_SIZE;
+use xenia_xen::xenbus::{Frontend, Handshake, XenbusError};
+use xenia_xen::xenstore::{Transport, Xenstore};
+
+impl<'a> Netfront<'a> {
+    /// Connects `device/vif/<index>` with the default [`NetConfig`].
+    pub async fn connect<T: Transport>(
+        xs: &Xenstore<T>,
+        events: &'a EventChannels,
+        grants: &'a GrantTable,
+        index: u32,
+    ) -> Result<Netfront<'a>, NetError> {
+        Self::connect_with(xs, events, grants, index, NetConfig::default()).await
+    }
+
+    /// Connects `device/vif/<index>` with buffers sized by `config`.
+    pub async fn connect_with<T: Transport>(
+        xs: &Xenstore<T>,
+        events: &'a EventChannels,
+        grants: &'a GrantTable,
+        index: u32,
+        config: NetConfig,
+    ) -> Result<Netfront<'a>, NetError> {
+        config.validate()?;
+        let dev = Frontend::find(xs, "vif", index).await?;
+        let mac_path = format!("{}/mac", dev.node());
+        let mac_text = dev
+            .value("mac")
+            .await?
+            .ok_or(XenbusError::Missing(mac_path))?;
+        let mac = parse_mac(&mac_text).ok_or(NetError::BadMac(mac_text))?;
+
+        // The backend publishes its features before it reaches InitWait.
+        dev.switch_state(XenbusState::Initialising).await?;
+        dev.wait_backend(|s| matches!(s, XenbusState::InitWait | XenbusState::Connected))
+            .await?;
+        if !dev.backend_feature("feature-rx-copy").await? {
+            return Err(NetError::NoRxCopy);
+        }
+        let sg = config.sg && dev.backend_feature("feature-sg").await?;
+        let mut mtu = match dev.backend_value("mtu").await? {
+            None => DEFAULT_MTU,
+            Some(v) => v
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|m| (MIN_MTU..=MAX_FRAME_LEN - ETH_HLEN).contains(m))
+                .ok_or(NetError::BadMtu(v))?,
+        };
+        if !sg {
+            // Without scatter-gather a frame must fit one page.
+            mtu = mtu.min(PAGE_SIZE - ETH_HLEN);
+        }
+
+        let backend_id = dev.backend_id();
+        let tx_ring = GrantedRing::new(grants, backend_id, 0)?;
+        let rx_ring = GrantedRing::new(grants, backend_id, 0)?;
+        // SAFETY: each ring area is memory of ours that lives in `self` (and is leaked rather
+        // than freed while the backend may still map it); we only touch it through the ring.
+        let (tx_shared, rx_shared) = unsafe {
+            (
+                SharedRing::<TxRequestSlot, TxResponseSlot>::new(
+                    tx_ring.as_non_null(),
+                    tx_ring.len(),
+                )?,
+                SharedRing::<RxRequestSlot, RxResponseSlot>::new(
+                    rx_ring.as_non_null(),
+                    rx_ring.len(),
+                )?,
+            )
+        };
+        let tx_pool = GrantPool::new(grants, backend_id, config.tx_buffers, true)?;
+        let rx_pool = GrantPool::new(grants, backend_id, config.rx_buffers, false)?;
+        let port = events.alloc_unbound(backend_id)?;
+        let mut tx_slots = Vec::new();
+        tx_slots.resize_with(TX_RING_SIZE, || None);
+        let mut rx_slots = Vec::new();
+        rx_slots.resize_with(RX_RING_SIZE, || None);
+        let mut nf = Netfront {
+            events,
+            index,
+            backend_id,
+            mac,
+            mtu,
+            sg,
+            port,
+            config,
+            grants,
+            tx: FrontRing::init(tx_shared),
+            rx: FrontRing::init(rx_shared),
+            tx_ring,
+            rx_ring,
+            tx_pool,
+            rx_pool,
+            tx_slots,
+            tx_free_ids: (0..TX_RING_SIZE as u16).rev().collect(),
+            tx_held: Vec::new(),
+            tx_batching: false,
+            tx_unpublished: false,
+            rx_slots,
+            rx_assembler: Assembler::default(),
+            rx_frames: VecDeque::new(),
+            scratch: Vec::new(),
+            stats: NetStats::default(),
+            connected: false,
+        };
+        // Post every receive buffer before the backend looks at the ring.
+        nf.refill_rx(false);
+
+        let (tx_ref, rx_ref) = (nf.tx_ring.grefs()[0], nf.rx_ring.grefs()[0]);
+        // Linux's netback connects only when we say Connected (it ignores Initialised).
+        dev.connect_with(Handshake::ConnectedFirst, |tx, node| async move {
+            tx.write(&format!("{node}/tx-ring-ref"), format!("{tx_ref}"))
+                .await?;
+            tx.write(&format!("{node}/rx-ring-ref"), format!("{rx_ref}"))
+                .await?;
+            tx.write(&format!("{node}/event-channel"), format!("{port}"))
+                .await?;
+            tx.write(&format!("{node}/request-rx-copy"), "1").await?;
+            tx.write(&format!("{node}/feature-rx-notify"), "1").await?;
+            tx.write(&format!("{node}/feature-sg"), if sg { "1" } else { "0" })
+                .await?;
+            // smoltcp checks every checksum: ask for complete ones.
+            tx.write(&format!("{node}/feature-no-csum-offload"), "1")
+                .await?;
+            tx.write(&format!("{node}/feature-gso-tcpv4"), "0").await
+        })
+        .await?;
+        nf.connected = true;
+        // Tell the backend about the buffers we posted.
+        nf.events.send(nf.port)?;
+        Ok(nf)
+    }
+
+    /// Closes the device through xenbus (`Closing`, wait for the backend, `Closed`). The
+    /// rings stay allocated until the value is dropped.
+    pub async fn disconnect<T: Transport>(&mut self, xs: &Xenstore<T>) -> Result<(), NetError> {
+        let dev = Frontend::find(xs, "vif", self.index).await?;
+        self.connected = false;
+        dev.close().await?;
+        Ok(())
+    }
+}
