@@ -96,6 +96,8 @@ struct Frame {
 
 #[unsafe(no_mangle)]
 extern "C" fn xenia_trap(frame: *const Frame) -> ! {
+    // From here on this is a handler: the interrupted flow's single-vCPU state refuses us.
+    let _handler = xenia_xen::single::enter_handler();
     // SAFETY: the stub passes the frame it built on the stack.
     let f = unsafe { &*frame };
     let name = NAMES.get(f.vector as usize).copied().unwrap_or("exception");

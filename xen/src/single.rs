@@ -12,6 +12,9 @@
 //! * **No re-entrance.** Borrows are counted like a `RefCell`'s: a mutable borrow while any
 //!   other borrow is live (for example from a trap handler, an event upcall, or a nested call
 //!   that reaches the same state) is refused instead of creating a second `&mut`.
+//! * **Handlers are another context.** Code run under [`enter_handler`] (the runtime's trap
+//!   handler; an event upcall, should Xenia ever take them) counts as a context of its own, so
+//!   it cannot touch the main flow's cells at all.
 //!
 //! The model is Embassy's `ThreadModeRawMutex`, which checks that it runs in thread mode rather
 //! than assuming so. Values that are `Sync` already (atomics, `spin::Mutex` of `Send` data) do
@@ -24,15 +27,32 @@ use core::mem::MaybeUninit;
 use core::ops::{Deref, DerefMut};
 use core::sync::atomic::{AtomicU64, Ordering};
 
-/// An opaque id of the context running now: 1 on the guest (one vCPU); a per-thread number on
-/// the host. Never 0 (which means "no owner yet").
+/// The context bit of a handler (a trap handler or event upcall interrupting the main flow).
+const HANDLER: u64 = 1 << 63;
+
+/// How many handlers are running on the (one) vCPU.
+#[cfg(target_os = "none")]
+static HANDLER_DEPTH: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+/// An opaque id of the context running now: on the guest 1 (the vCPU's main flow) or
+/// `1 | HANDLER` (inside [`enter_handler`]). Never 0 (which means "no owner yet").
 #[cfg(target_os = "none")]
 fn current_context() -> u64 {
-    1
+    if HANDLER_DEPTH.load(Ordering::Relaxed) > 0 {
+        1 | HANDLER
+    } else {
+        1
+    }
 }
 
-/// An opaque id of the context running now: 1 on the guest (one vCPU); a per-thread number on
-/// the host. Never 0 (which means "no owner yet").
+#[cfg(not(target_os = "none"))]
+std::thread_local! {
+    /// How many handlers this thread is running (host: only tests simulate handlers).
+    static HANDLER_DEPTH: Cell<u32> = const { Cell::new(0) };
+}
+
+/// An opaque id of the context running now: on the host a per-thread number, with `HANDLER`
+/// set inside [`enter_handler`]. Never 0 (which means "no owner yet").
 #[cfg(not(target_os = "none"))]
 fn current_context() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(1);
@@ -41,7 +61,49 @@ fn current_context() -> u64 {
     }
     // During thread-local teardown the id is gone: use a number no owner ever has, so the
     // access is refused rather than mistaken for another thread's.
-    ID.try_with(|id| *id).unwrap_or(u64::MAX)
+    let id = ID.try_with(|id| *id).unwrap_or(u64::MAX >> 1);
+    let handler = HANDLER_DEPTH.try_with(|d| d.get() > 0).unwrap_or(false);
+    if handler {
+        id | HANDLER
+    } else {
+        id
+    }
+}
+
+/// Marks the code until the guard drops as a handler (a trap handler, an event upcall): a
+/// context of its own, so every [`VcpuCell`] owned by the interrupted main flow refuses it,
+/// borrowed or not. (With event upcalls masked, as Xenia runs, only synchronous traps can
+/// interrupt; the borrow counts alone catch those, and this makes the rule independent of
+/// where the handler struck.)
+pub fn enter_handler() -> HandlerGuard {
+    #[cfg(target_os = "none")]
+    HANDLER_DEPTH.fetch_add(1, Ordering::Relaxed);
+    #[cfg(not(target_os = "none"))]
+    HANDLER_DEPTH.with(|d| d.set(d.get() + 1));
+    HandlerGuard {
+        _not_send: PhantomData,
+    }
+}
+
+/// Returned by [`enter_handler`]: the handler context lasts until this drops.
+#[must_use = "the handler context ends when the guard drops"]
+pub struct HandlerGuard {
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Drop for HandlerGuard {
+    fn drop(&mut self) {
+        #[cfg(target_os = "none")]
+        HANDLER_DEPTH.fetch_sub(1, Ordering::Relaxed);
+        #[cfg(not(target_os = "none"))]
+        HANDLER_DEPTH.with(|d| d.set(d.get() - 1));
+    }
+}
+
+impl fmt::Debug for HandlerGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HandlerGuard")
+    }
 }
 
 /// Why a [`VcpuCell`] refused an access.
@@ -65,8 +127,9 @@ impl fmt::Display for Refused {
         match self {
             Refused::OtherContext { owner, this } => write!(
                 f,
-                "single-vCPU state used from a second context (owned by context {owner}, used \
-                 from {this}); on the host: one runtime per process, used from one thread"
+                "single-vCPU state used from a second context (owned by context {owner:#x}, \
+                 used from {this:#x}: another thread on the host, or a handler); the runtime \
+                 runs on one vCPU, so on the host: one runtime per process, on one thread"
             ),
             Refused::BorrowedMut => {
                 f.write_str("single-vCPU state re-entered while mutably borrowed")
@@ -423,6 +486,20 @@ mod tests {
             assert!(matches!(r, Err(Refused::OtherContext { .. })));
         });
         assert_eq!(**c.borrow(), 3);
+    }
+
+    #[test]
+    fn a_handler_is_refused_even_when_nothing_is_borrowed() {
+        let c = VcpuCell::new(0u32);
+        *c.borrow_mut() = 1;
+        {
+            let _h = enter_handler();
+            assert!(matches!(c.try_borrow(), Err(Refused::OtherContext { .. })));
+            // A cell the handler itself brings up is its own.
+            let mine = VcpuCell::new(2u32);
+            assert_eq!(*mine.borrow(), 2);
+        }
+        assert_eq!(*c.borrow(), 1);
     }
 
     #[test]
