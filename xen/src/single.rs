@@ -146,6 +146,9 @@ impl core::error::Error for Refused {}
 ///
 /// It is `Sync` whatever `T` is, so it may be a `static`: every access first checks that it
 /// comes from the owning context.
+///
+/// Moving a claimed cell (possible when `T: Send`) keeps its owner: the new thread is refused,
+/// and dropping it there leaks the value rather than dropping it in a foreign context.
 pub struct VcpuCell<T> {
     /// The owning context (0: none yet).
     owner: AtomicU64,
