@@ -7,7 +7,7 @@
 //! follow the header files (`xen.h`, `grant_table.h`, `io/netif.h`, ...) and are all re-exported
 //! flat here.
 //!
-//! Everything is defined here, with `#[repr(C)]` (the crate does not depend on `xen-sys`, whose
+//! Everything is defined here, with `#[repr(C)]` (none of it comes from `xen-sys`, whose
 //! bindings were generated at interface version 0: its `vcpu_time_info` is the pre-4.6 one, with
 //! `pad1[3]` where 4.17 has `flags` and `pad1[2]`). The xenstore and console ring pages
 //! ([`XenstoreDomainInterface`], [`XenconsInterface`]) are defined once, in `xenia-ring`, and
