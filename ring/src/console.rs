@@ -37,25 +37,45 @@ pub const IN_SIZE: usize = 1024;
 /// Size of the output ring (`out`).
 pub const OUT_SIZE: usize = 2048;
 
+/// `XENCONS_RING_IDX`: a free-running console ring index.
+pub type XenconsRingIdx = u32;
+
 /// Layout of the console ring page, as `struct xencons_interface`.
+///
+/// This is the one definition of the page: `xenia_xen::abi` re-exports it and its layout test
+/// checks it against Xen's C headers.
 ///
 /// This type describes the layout only: the views never create a reference to it (the page is
 /// shared with another domain). Offsets are exported as the `*_OFFSET` constants.
 #[repr(C)]
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct XenconsInterface {
     /// Input to the guest (keyboard).
     pub r#in: [u8; IN_SIZE],
     /// Output from the guest.
     pub out: [u8; OUT_SIZE],
     /// Consumer index of `in` (owned by the guest).
-    pub in_cons: u32,
+    pub in_cons: XenconsRingIdx,
     /// Producer index of `in` (owned by the backend).
-    pub in_prod: u32,
+    pub in_prod: XenconsRingIdx,
     /// Consumer index of `out` (owned by the backend).
-    pub out_cons: u32,
+    pub out_cons: XenconsRingIdx,
     /// Producer index of `out` (owned by the guest).
-    pub out_prod: u32,
+    pub out_prod: XenconsRingIdx,
+}
+
+impl Default for XenconsInterface {
+    /// An all-zero page.
+    fn default() -> Self {
+        XenconsInterface {
+            r#in: [0; IN_SIZE],
+            out: [0; OUT_SIZE],
+            in_cons: 0,
+            in_prod: 0,
+            out_cons: 0,
+            out_prod: 0,
+        }
+    }
 }
 
 /// Offset of `in`.

@@ -38,31 +38,54 @@ use crate::{ByteRingConsumer, ByteRingProducer, RingError};
 /// Size of each of the two xenstore byte rings (`XENSTORE_RING_SIZE`).
 pub const RING_SIZE: usize = 1024;
 
+/// `XENSTORE_RING_IDX`: a free-running xenstore ring index.
+pub type XenstoreRingIdx = u32;
+
 /// Layout of the xenstore ring page, as `struct xenstore_domain_interface` (Xen 4.17).
+///
+/// This is the one definition of the page: `xenia_xen::abi` re-exports it and its layout test
+/// checks it against Xen's C headers.
 ///
 /// This type describes the layout only: the views never create a reference to it (the page is
 /// shared with another domain). Offsets are exported as the `*_OFFSET` constants.
 #[repr(C)]
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct XenstoreDomainInterface {
     /// Requests to xenstored.
     pub req: [u8; RING_SIZE],
     /// Replies and watch events.
     pub rsp: [u8; RING_SIZE],
     /// Consumer index of `req` (owned by xenstored).
-    pub req_cons: u32,
+    pub req_cons: XenstoreRingIdx,
     /// Producer index of `req` (owned by the guest).
-    pub req_prod: u32,
+    pub req_prod: XenstoreRingIdx,
     /// Consumer index of `rsp` (owned by the guest).
-    pub rsp_cons: u32,
+    pub rsp_cons: XenstoreRingIdx,
     /// Producer index of `rsp` (owned by xenstored).
-    pub rsp_prod: u32,
+    pub rsp_prod: XenstoreRingIdx,
     /// Bitmap of features supported by the server (`XENSTORE_SERVER_FEATURE_*`).
     pub server_features: u32,
     /// Connection state (`XENSTORE_CONNECTED` / `XENSTORE_RECONNECT`).
     pub connection: u32,
     /// Error reported by the server (`XENSTORE_ERROR_*`).
     pub error: u32,
+}
+
+impl Default for XenstoreDomainInterface {
+    /// An all-zero page.
+    fn default() -> Self {
+        XenstoreDomainInterface {
+            req: [0; RING_SIZE],
+            rsp: [0; RING_SIZE],
+            req_cons: 0,
+            req_prod: 0,
+            rsp_cons: 0,
+            rsp_prod: 0,
+            server_features: 0,
+            connection: 0,
+            error: 0,
+        }
+    }
 }
 
 /// Offset of `req`.

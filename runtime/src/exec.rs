@@ -12,6 +12,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use core::task::{Context, Poll, Waker};
 use core::time::Duration;
 use spin::Mutex;
+use xenia_xen::single::VcpuCell;
 
 use crate::time::Instant;
 
@@ -40,15 +41,14 @@ impl Wake for TaskWaker {
     }
 }
 
-// SAFETY: tasks are not `Send` (the guest has one vCPU), but the statics holding them must be
-// `Sync`: the runtime runs on one vCPU with no preemption, and tasks are only touched from the
-// executor loop.
-unsafe impl Send for Task {}
-
+// Tasks are not `Send` (their futures need not be): the statics holding them are `VcpuCell`s,
+// which check that only one context (the vCPU; on the host, one thread) uses them and that
+// nothing re-enters them while borrowed.
+#[derive(Default)]
 struct Tasks(BTreeMap<u64, Task>);
 
-static TASKS: Mutex<Tasks> = Mutex::new(Tasks(BTreeMap::new()));
-static SPAWNED: Mutex<VecDeque<(u64, Task)>> = Mutex::new(VecDeque::new());
+static TASKS: VcpuCell<Tasks> = VcpuCell::lazy(Tasks::default);
+static SPAWNED: VcpuCell<VecDeque<(u64, Task)>> = VcpuCell::lazy(VecDeque::new);
 static READY: Mutex<VecDeque<u64>> = Mutex::new(VecDeque::new());
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 static TIMERS: Mutex<BTreeMap<(u64, u64), Waker>> = Mutex::new(BTreeMap::new());
@@ -112,7 +112,7 @@ where
         }),
         waker,
     };
-    SPAWNED.lock().push_back((id, task));
+    SPAWNED.borrow_mut().push_back((id, task));
     READY.lock().push_back(id);
     JoinHandle { slot }
 }
@@ -136,8 +136,8 @@ where
 fn run_ready() {
     loop {
         {
-            let mut spawned = SPAWNED.lock();
-            let mut tasks = TASKS.lock();
+            let mut spawned = SPAWNED.borrow_mut();
+            let mut tasks = TASKS.borrow_mut();
             while let Some((id, t)) = spawned.pop_front() {
                 tasks.0.insert(id, t);
             }
@@ -146,14 +146,14 @@ fn run_ready() {
             return;
         };
         // Take the task out while it runs, so it can spawn and wake freely.
-        let Some(mut task) = TASKS.lock().0.remove(&id) else {
+        let Some(mut task) = TASKS.borrow_mut().0.remove(&id) else {
             continue;
         };
         task.waker.queued.store(false, Ordering::Release);
         let waker = Waker::from(task.waker.clone());
         let mut cx = Context::from_waker(&waker);
         if task.future.as_mut().poll(&mut cx).is_pending() {
-            TASKS.lock().0.insert(id, task);
+            TASKS.borrow_mut().0.insert(id, task);
         }
     }
 }

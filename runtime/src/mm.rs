@@ -10,6 +10,7 @@
 use core::ptr;
 use spin::Mutex;
 use talc::{ErrOnOom, Span, Talc, Talck};
+use xenia_xen::abi::MmuUpdate;
 use xenia_xen::hypercall;
 use xenia_xen::memory::{
     self, mfn_to_pfn, pfn_to_mfn, pfn_to_virt, Pfn, PAGE_SHIFT, PAGE_SIZE, PTE_ACCESSED, PTE_DIRTY,
@@ -21,7 +22,7 @@ static HEAP: Talck<Mutex<()>, ErrOnOom> = Talc::new(ErrOnOom).lock();
 
 /// Pages reserved after the direct map for [`memory::map_frames`].
 pub const MAP_WINDOW_PAGES: usize = 1024;
-const MMU_NORMAL_PT_UPDATE: u64 = 0;
+const MMU_NORMAL_PT_UPDATE: u64 = xenia_xen::abi::MMU_NORMAL_PT_UPDATE as u64;
 const TABLE_FLAGS: u64 = PTE_PRESENT | PTE_RW | PTE_USER | PTE_ACCESSED | PTE_DIRTY;
 const PAGE_FLAGS: u64 = PTE_PRESENT | PTE_RW | PTE_USER | PTE_ACCESSED | PTE_DIRTY;
 
@@ -58,7 +59,7 @@ struct Mapper {
     l4_mfn: u64,
     next_free: Pfn,
     limit: Pfn,
-    batch: [xen_sys::mmu_update; 128],
+    batch: [MmuUpdate; 128],
     batched: usize,
 }
 
@@ -85,7 +86,7 @@ impl Mapper {
     }
 
     fn queue(&mut self, ptr: u64, val: u64) -> Result<(), MemError> {
-        self.batch[self.batched] = xen_sys::mmu_update { ptr, val };
+        self.batch[self.batched] = MmuUpdate { ptr, val };
         self.batched += 1;
         if self.batched == self.batch.len() {
             self.flush()?;
@@ -185,7 +186,7 @@ pub unsafe fn init(pt_base: u64, first_free: Pfn, nr_pages: u64) -> Result<MemIn
         l4_mfn,
         next_free: first_free,
         limit: mapped_pages,
-        batch: [xen_sys::mmu_update { ptr: 0, val: 0 }; 128],
+        batch: [MmuUpdate { ptr: 0, val: 0 }; 128],
         batched: 0,
     };
     for pfn in 0..mapped_pages {

@@ -6,16 +6,8 @@ use xenia_xen::events::EventChannels;
 use xenia_xen::grant::GrantTable;
 use xenia_xen::xenstore::{RingTransport, Xenstore};
 
-/// A value shared by the runtime's tasks. The guest has one vCPU and no preemption, so a
-/// `!Sync` value is never used from two places at once.
-struct Global<T>(T);
-// SAFETY: single vCPU, no interrupts touching these (event delivery is masked).
-unsafe impl<T> Sync for Global<T> {}
-// SAFETY: as above.
-unsafe impl<T> Send for Global<T> {}
-
 static EVENTS: spin::Once<EventChannels> = spin::Once::new();
-static XENSTORE: spin::Once<Global<Xenstore<RingTransport>>> = spin::Once::new();
+static XENSTORE: spin::Once<Xenstore<RingTransport>> = spin::Once::new();
 static GRANTS: spin::Once<Option<GrantTable>> = spin::Once::new();
 
 /// The domain's event channels (after boot).
@@ -42,7 +34,7 @@ pub(crate) unsafe fn init(console_port: Option<u32>, store_page: usize, store_po
         // SAFETY: the xenstore page from start_info, used only by this transport.
         match unsafe { RingTransport::new(page, store_port, ev) } {
             Ok(t) => {
-                XENSTORE.call_once(|| Global(Xenstore::new(t)));
+                XENSTORE.call_once(|| Xenstore::new(t));
             }
             Err(e) => log::error!("xenstore ring unusable: {e:?}"),
         }
@@ -54,7 +46,7 @@ pub(crate) unsafe fn init(console_port: Option<u32>, store_page: usize, store_po
 /// # Panics
 /// If xenstore could not be set up at boot (the console said why).
 pub fn xenstore() -> &'static Xenstore<RingTransport> {
-    &XENSTORE.get().expect("xenstore is not available").0
+    XENSTORE.get().expect("xenstore is not available")
 }
 
 /// The grant table (set up on first use).
@@ -72,7 +64,7 @@ pub fn grant_table() -> Option<&'static GrantTable> {
 
 /// Watches `control/shutdown` and acts on the toolstack's requests (poweroff, halt, reboot).
 pub(crate) async fn shutdown_watcher() {
-    let Some(xs) = XENSTORE.get().map(|g| &g.0) else {
+    let Some(xs) = XENSTORE.get() else {
         return;
     };
     for (key, on) in [

@@ -2,7 +2,7 @@
 //! shared_info and all memory, then run the app and shut down with its outcome.
 
 use core::sync::atomic::{AtomicU64, Ordering};
-use xen_sys::{shared_info, start_info};
+use xenia_xen::abi::{SharedInfo, StartInfo};
 use xenia_xen::memory::{self, mfn_to_pfn, pfn_to_virt, PAGE_SHIFT, PAGE_SIZE, VIRT_BASE};
 use xenia_xen::sched::{self, ShutdownReason};
 
@@ -76,7 +76,7 @@ fn crash_early() -> ! {
 const MIN_PAGES: u64 = 1024;
 
 #[unsafe(no_mangle)]
-extern "C" fn xenia_start(si: *const start_info, entry_tsc: u64) -> ! {
+extern "C" fn xenia_start(si: *const StartInfo, entry_tsc: u64) -> ! {
     // SAFETY: Xen passes a mapped start_info in rsi; we only read it.
     let si = unsafe { &*si };
     if xenia_xen::start_info::check_magic(si).is_err() {
@@ -123,11 +123,11 @@ extern "C" fn xenia_start(si: *const start_info, entry_tsc: u64) -> ! {
         crate::println!("xenia: cannot map shared_info: {e}");
         shutdown(ShutdownReason::Crash);
     }
-    crate::shared_info::set(si_va as *mut shared_info);
+    crate::shared_info::set(si_va as *mut SharedInfo);
     // SAFETY: shared_info is mapped; vCPU 0's time info is valid.
     let snap = unsafe {
         xenia_xen::time::TimeSnapshot::read(
-            &raw const (*(si_va as *const shared_info)).vcpu_info[0].time,
+            &raw const (*(si_va as *const SharedInfo)).vcpu_info[0].time,
         )
     };
     ENTRY_NS.store(snap.at(entry_tsc), Ordering::Relaxed);

@@ -7,6 +7,7 @@
 //! [`xenia_trap`] with a pointer to the frame.
 
 use core::arch::global_asm;
+use xenia_xen::abi::TrapInfo;
 
 macro_rules! stubs {
     ($($name:ident: $vec:literal, $push:literal;)*) => {
@@ -80,7 +81,7 @@ const NAMES: [&str; 20] = [
 ];
 
 /// `FLAT_KERNEL_CS` of a 64-bit PV guest (ring 3, 64-bit).
-const FLAT_KERNEL_CS: u16 = 0xe033;
+const FLAT_KERNEL_CS: u16 = xenia_xen::abi::FLAT_KERNEL_CS as u16;
 
 #[repr(C)]
 struct Frame {
@@ -95,6 +96,8 @@ struct Frame {
 
 #[unsafe(no_mangle)]
 extern "C" fn xenia_trap(frame: *const Frame) -> ! {
+    // From here on this is a handler: the interrupted flow's single-vCPU state refuses us.
+    let _handler = xenia_xen::single::enter_handler();
     // SAFETY: the stub passes the frame it built on the stack.
     let f = unsafe { &*frame };
     let name = NAMES.get(f.vector as usize).copied().unwrap_or("exception");
@@ -117,7 +120,7 @@ extern "C" fn xenia_trap(frame: *const Frame) -> ! {
 /// Registers the trap table with Xen.
 pub fn init() {
     // Xen copies the table, so it can live on the stack; it ends with an all-zero entry.
-    let mut table = [xen_sys::trap_info {
+    let mut table = [TrapInfo {
         vector: 0,
         flags: 0,
         cs: 0,
@@ -125,7 +128,7 @@ pub fn init() {
     }; 17];
     {
         for (slot, &(vector, stub)) in table.iter_mut().zip(STUBS) {
-            *slot = xen_sys::trap_info {
+            *slot = TrapInfo {
                 // Breakpoints may be raised from ring 3 (our own privilege level).
                 flags: if vector == 3 { 3 } else { 0 },
                 vector,

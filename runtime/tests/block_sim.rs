@@ -30,7 +30,8 @@ fn block_api_against_the_simulated_blkback() {
             ..VbdConfig::default()
         },
     );
-    let polls0 = sim.with_host(|h| h.hypercall_counts[xen_sys::__HYPERVISOR_sched_op as usize]);
+    let polls0 =
+        sim.with_host(|h| h.hypercall_counts[xenia_xen::abi::__HYPERVISOR_sched_op as usize]);
 
     let (a2, b2) = (a.clone(), b.clone());
     xenia::block_on(async move {
@@ -140,6 +141,7 @@ fn block_api_against_the_simulated_blkback() {
     assert!(ops.iter().any(|o| o.0 == BLKIF_OP_WRITE && o.1 == 100));
     assert!(ops.iter().any(|o| o.0 == BLKIF_OP_FLUSH_DISKCACHE));
     // Waiting for the disk blocks the vCPU: a few sched_op calls per I/O, not a spin.
-    let polls = sim.with_host(|h| h.hypercall_counts[xen_sys::__HYPERVISOR_sched_op as usize]);
+    let polls =
+        sim.with_host(|h| h.hypercall_counts[xenia_xen::abi::__HYPERVISOR_sched_op as usize]);
     assert!(polls - polls0 < 300, "{} sched_op calls", polls - polls0);
 }

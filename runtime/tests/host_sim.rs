@@ -53,6 +53,7 @@ fn runtime_runs_against_the_simulator() {
         "yes"
     );
     // The guest never busy-polled: a handful of blocks, not thousands of yields.
-    let polls = sim.with_host(|h| h.hypercall_counts[xen_sys::__HYPERVISOR_sched_op as usize]);
+    let polls =
+        sim.with_host(|h| h.hypercall_counts[xenia_xen::abi::__HYPERVISOR_sched_op as usize]);
     assert!(polls < 200, "{polls} sched_op calls");
 }

@@ -146,8 +146,9 @@ fn net_api_against_simulated_peers() {
     }));
 
     let sim2 = sim.clone();
-    let polls =
-        move || sim2.with_host(|h| h.hypercall_counts[xen_sys::__HYPERVISOR_sched_op as usize]);
+    let polls = move || {
+        sim2.with_host(|h| h.hypercall_counts[xenia_xen::abi::__HYPERVISOR_sched_op as usize])
+    };
     let nb0b = nb0.clone();
     let idle_polls = xenia::block_on(async move {
         let nb0 = nb0b;

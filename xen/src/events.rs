@@ -9,8 +9,14 @@
 //! wakers registered for those ports. A pending bit that is already set makes `SCHEDOP_poll`
 //! return at once, so an event that arrives between the scan and the block is never lost.
 
+use crate::abi::{
+    EVTCHNOP_alloc_unbound, EVTCHNOP_bind_interdomain, EVTCHNOP_bind_virq, EVTCHNOP_close,
+    EVTCHNOP_send, EVTCHNOP_unmask, EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnBindVirq,
+    EvtchnClose, EvtchnSend, EvtchnUnmask, SharedInfo,
+};
 use crate::error::XenError;
 use crate::hypercall;
+use crate::time::SharedInfoMutPtr;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::future::Future;
@@ -18,20 +24,15 @@ use core::pin::Pin;
 use core::sync::atomic::{AtomicU64, Ordering};
 use core::task::{Context, Poll, Waker};
 use spin::Mutex;
-use xen_sys::{
-    evtchn_alloc_unbound, evtchn_bind_interdomain, evtchn_bind_virq, evtchn_close, evtchn_unmask,
-    shared_info, EVTCHNOP_alloc_unbound, EVTCHNOP_bind_interdomain, EVTCHNOP_bind_virq,
-    EVTCHNOP_close, EVTCHNOP_send, EVTCHNOP_unmask,
-};
 
 /// An event channel port number.
 pub type Port = u32;
 /// A domain id.
 pub type DomId = u16;
 /// `DOMID_SELF`: "this domain" in hypercall arguments.
-pub const DOMID_SELF: DomId = 0x7ff0;
+pub const DOMID_SELF: DomId = crate::abi::DOMID_SELF;
 /// Number of ports of the 2-level ABI on x86-64 (64 words of 64 bits).
-pub const NR_PORTS: u32 = 4096;
+pub const NR_PORTS: u32 = crate::abi::EVTCHN_2L_NR_CHANNELS as u32;
 const WORDS: usize = (NR_PORTS / 64) as usize;
 
 /// Errors of event-channel operations.
@@ -63,7 +64,7 @@ impl core::fmt::Display for EventError {
 
 /// Notifies the remote end of `port`.
 pub fn send(port: Port) -> Result<(), XenError> {
-    let mut arg = xen_sys::evtchn_send { port };
+    let mut arg = EvtchnSend { port };
     // SAFETY: arg is a live evtchn_send.
     unsafe { hypercall::event_channel_op(EVTCHNOP_send, &mut arg) }.map(|_| ())
 }
@@ -78,7 +79,7 @@ fn check_port(p: u32) -> Result<Port, EventError> {
 
 /// The guest's event channels: bound ports, pending-bit scan, and wakers.
 pub struct EventChannels {
-    shared: *mut shared_info,
+    shared: *mut SharedInfo,
     fired: [AtomicU64; WORDS],
     state: Mutex<State>,
 }
@@ -91,7 +92,9 @@ struct State {
     poll_list: Vec<Port>,
 }
 
-// SAFETY: the shared_info page is accessed only with atomics; the rest is behind a lock.
+// SAFETY: not a single-vCPU assumption: the shared_info page (which Xen writes concurrently
+// anyway) is accessed only with atomics and volatile writes, and the rest is behind a lock of
+// `Send` data; the raw pointer is all that keeps these from being automatic.
 unsafe impl Send for EventChannels {}
 // SAFETY: as above.
 unsafe impl Sync for EventChannels {}
@@ -102,7 +105,8 @@ impl EventChannels {
     /// # Safety
     /// `shared` must point to the mapped shared_info page for the lifetime of the value, and
     /// only one `EventChannels` may exist per domain.
-    pub unsafe fn new(shared: *mut shared_info) -> EventChannels {
+    pub unsafe fn new(shared: impl SharedInfoMutPtr) -> EventChannels {
+        let shared = shared.as_shared_info_mut();
         let ev = EventChannels {
             shared,
             fired: [const { AtomicU64::new(0) }; WORDS],
@@ -139,7 +143,7 @@ impl EventChannels {
 
     /// Allocates a port that `remote` can bind to (a frontend offers this to its backend).
     pub fn alloc_unbound(&self, remote: DomId) -> Result<Port, EventError> {
-        let mut arg = evtchn_alloc_unbound {
+        let mut arg = EvtchnAllocUnbound {
             dom: DOMID_SELF,
             remote_dom: remote,
             port: 0,
@@ -151,7 +155,7 @@ impl EventChannels {
 
     /// Binds to `remote_port` of domain `remote`, returning our local port.
     pub fn bind_interdomain(&self, remote: DomId, remote_port: Port) -> Result<Port, EventError> {
-        let mut arg = evtchn_bind_interdomain {
+        let mut arg = EvtchnBindInterdomain {
             remote_dom: remote,
             remote_port,
             local_port: 0,
@@ -163,7 +167,7 @@ impl EventChannels {
 
     /// Binds a virtual IRQ (`VIRQ_*`) on `vcpu`.
     pub fn bind_virq(&self, virq: u32, vcpu: u32) -> Result<Port, EventError> {
-        let mut arg = evtchn_bind_virq {
+        let mut arg = EvtchnBindVirq {
             virq,
             vcpu,
             port: 0,
@@ -182,7 +186,7 @@ impl EventChannels {
             }
             st.poll_list.retain(|&p| p != port);
         }
-        let mut arg = evtchn_close { port };
+        let mut arg = EvtchnClose { port };
         // SAFETY: arg is a live evtchn_close.
         unsafe { hypercall::event_channel_op(EVTCHNOP_close, &mut arg) }?;
         Ok(())
@@ -204,7 +208,7 @@ impl EventChannels {
     /// Unmasks `port` (through Xen, which re-raises it if it became pending meanwhile).
     pub fn unmask(&self, port: Port) -> Result<(), EventError> {
         let port = check_port(port)?;
-        let mut arg = evtchn_unmask { port };
+        let mut arg = EvtchnUnmask { port };
         // SAFETY: arg is a live evtchn_unmask.
         unsafe { hypercall::event_channel_op(EVTCHNOP_unmask, &mut arg) }?;
         Ok(())

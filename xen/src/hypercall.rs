@@ -3,15 +3,16 @@
 //! On the guest target every hypercall is a `call` into the hypercall page that Xen fills at
 //! domain build time (announced by the `XEN_ELFNOTE_HYPERCALL_PAGE` note; the runtime's boot code
 //! defines the `HYPERCALL_PAGE` symbol). Xen's x86-64 PV hypercall ABI passes the arguments in
-//! `rdi, rsi, rdx, r10, r8` and returns in `rax`. (xen-sys's `hypercall_5` puts the fifth argument
-//! in `r9`, so we do not use its call stubs; we do use its numbers and structures.)
+//! `rdi, rsi, rdx, r10, r8` and returns in `rax`. Numbers and argument structures come from
+//! [`crate::abi`].
 //!
 //! On the host, [`hypercall`] forwards to the simulator installed on the current thread
 //! ([`crate::sim`]), which decodes the same arguments from the same in-memory structures.
 
+use crate::abi::{MmuUpdate, MmuextOp, TrapInfo};
 use crate::error::XenError;
 
-pub use xen_sys::{
+pub use crate::abi::{
     __HYPERVISOR_callback_op as CALLBACK_OP, __HYPERVISOR_console_io as CONSOLE_IO,
     __HYPERVISOR_event_channel_op as EVENT_CHANNEL_OP,
     __HYPERVISOR_grant_table_op as GRANT_TABLE_OP, __HYPERVISOR_memory_op as MEMORY_OP,
@@ -30,17 +31,28 @@ mod imp {
         static HYPERCALL_PAGE: [u8; 4096];
     }
 
-    /// Calls hypercall `op` with five arguments.
+    /// The hypercall page holds one 32-byte stub per hypercall number: numbers 0..128.
+    const STUBS: u32 = 4096 / 32;
+
+    /// `-ENOSYS`: what Xen returns for a hypercall number it does not implement.
+    const ENOSYS: i64 = -38;
+
+    /// Calls hypercall `op` with five arguments. An `op` the hypercall page has no stub for
+    /// (128 or more) is not called: it fails with `-ENOSYS`, as an unknown hypercall does on
+    /// Xen and in the simulator.
     ///
     /// # Safety
     /// The arguments must be valid for that hypercall (pointers to live, correctly laid out
     /// structures); the hypercall page must have been filled by Xen.
     #[inline]
     pub unsafe fn hypercall(op: u32, a: [u64; 5]) -> i64 {
+        if op >= STUBS {
+            return ENOSYS;
+        }
         // SAFETY: op < 128 keeps the stub address inside the hypercall page; the caller
         // guarantees the arguments.
         unsafe {
-            let entry = (&raw const HYPERCALL_PAGE as *const u8).add((op as usize & 127) * 32);
+            let entry = (&raw const HYPERCALL_PAGE as *const u8).add(op as usize * 32);
             let ret: i64;
             asm!(
                 "call {entry}",
@@ -121,7 +133,7 @@ pub unsafe fn memory_op<T>(cmd: u32, arg: *mut T) -> Result<u64, XenError> {
 /// `reqs` must point to `count` `mmu_update` entries; `done` may be null or point to a `u32`.
 /// The updates must keep the guest's own mappings sound.
 pub unsafe fn mmu_update(
-    reqs: *const xen_sys::mmu_update,
+    reqs: *const MmuUpdate,
     count: u32,
     done: *mut u32,
     domid: u16,
@@ -140,7 +152,7 @@ pub unsafe fn mmu_update(
 /// # Safety
 /// `ops` must point to `count` `mmuext_op` entries that keep the guest's mappings sound.
 pub unsafe fn mmuext_op(
-    ops: *const xen_sys::mmuext_op,
+    ops: *const MmuextOp,
     count: u32,
     done: *mut u32,
     domid: u16,
@@ -194,7 +206,7 @@ pub unsafe fn vcpu_op<T>(cmd: u32, vcpu: u32, arg: *mut T) -> Result<u64, XenErr
 /// # Safety
 /// `table` must point to a `trap_info` array ending with an all-zero entry, whose handlers are
 /// valid code addresses.
-pub unsafe fn set_trap_table(table: *const xen_sys::trap_info) -> Result<u64, XenError> {
+pub unsafe fn set_trap_table(table: *const TrapInfo) -> Result<u64, XenError> {
     // SAFETY: forwarded from the caller.
     XenError::check(unsafe { hypercall(SET_TRAP_TABLE, [p(table), 0, 0, 0, 0]) })
 }

@@ -20,6 +20,7 @@ pub mod grant;
 pub mod hypercall;
 pub mod memory;
 pub mod sched;
+pub mod single;
 pub mod start_info;
 pub mod time;
 pub mod xenbus;

@@ -11,13 +11,13 @@
 //! use, so the same translation functions work unchanged for drivers in tests.
 
 /// Size of a page and of a frame.
-pub const PAGE_SIZE: usize = 4096;
+pub const PAGE_SIZE: usize = crate::abi::XEN_PAGE_SIZE;
 /// log2 of [`PAGE_SIZE`].
 pub const PAGE_SHIFT: u32 = 12;
 /// Where the kernel image and the direct map of the domain's memory start.
 pub const VIRT_BASE: u64 = 0xffff_ffff_8000_0000;
 /// Where Xen maps the machine-to-phys table read-only into every PV guest (x86-64).
-pub const MACH2PHYS_VIRT_START: u64 = 0xffff_8000_0000_0000;
+pub const MACH2PHYS_VIRT_START: u64 = crate::abi::MACH2PHYS_VIRT_START;
 
 /// A pseudo-physical frame number.
 pub type Pfn = u64;
@@ -171,18 +171,18 @@ mod imp {
 pub use imp::*;
 
 /// Page-table entry bit: present.
-pub const PTE_PRESENT: u64 = 1 << 0;
+pub const PTE_PRESENT: u64 = crate::abi::_PAGE_PRESENT;
 /// Page-table entry bit: writable.
-pub const PTE_RW: u64 = 1 << 1;
+pub const PTE_RW: u64 = crate::abi::_PAGE_RW;
 /// Page-table entry bit: user (64-bit PV kernels run in ring 3).
-pub const PTE_USER: u64 = 1 << 2;
+pub const PTE_USER: u64 = crate::abi::_PAGE_USER;
 /// Page-table entry bit: accessed.
-pub const PTE_ACCESSED: u64 = 1 << 5;
+pub const PTE_ACCESSED: u64 = crate::abi::_PAGE_ACCESSED;
 /// Page-table entry bit: dirty.
-pub const PTE_DIRTY: u64 = 1 << 6;
+pub const PTE_DIRTY: u64 = crate::abi::_PAGE_DIRTY;
 /// Page-table entry bit: large page (in an L2/L3 entry).
-pub const PTE_PSE: u64 = 1 << 7;
+pub const PTE_PSE: u64 = crate::abi::_PAGE_PSE;
 /// Page-table entry bits that hold the frame number.
-pub const PTE_FRAME_MASK: u64 = 0x000f_ffff_ffff_f000;
+pub const PTE_FRAME_MASK: u64 = crate::abi::PTE_FRAME_MASK;
 /// `update_va_mapping` flag: invalidate the TLB entry of this address only.
-pub const UVMF_INVLPG: u64 = 2;
+pub const UVMF_INVLPG: u64 = crate::abi::UVMF_INVLPG;

@@ -1,11 +1,11 @@
 //! Scheduler operations: shut the domain down, block until an event, yield.
 
-use crate::error::XenError;
-use crate::hypercall;
-use xen_sys::{
+use crate::abi::{
     SCHEDOP_poll, SCHEDOP_shutdown, SCHEDOP_yield, SHUTDOWN_crash, SHUTDOWN_poweroff,
     SHUTDOWN_reboot, SHUTDOWN_suspend,
 };
+use crate::error::XenError;
+use crate::hypercall;
 
 /// Why the domain shuts down (`SHUTDOWN_*` in sched.h).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

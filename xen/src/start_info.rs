@@ -1,9 +1,9 @@
 //! Checking the `start_info` page Xen hands a PV guest at entry, before trusting any of it.
 
+use crate::abi::StartInfo;
 use crate::events::NR_PORTS;
 use crate::memory::{PAGE_SIZE, VIRT_BASE};
 use core::fmt;
-use xen_sys::start_info;
 
 /// The magic a 64-bit PV guest's start_info begins with.
 pub const MAGIC: &[u8] = b"xen-3.0-x86_64";
@@ -48,7 +48,7 @@ impl fmt::Display for StartInfoError {
 }
 
 /// Whether the magic is right (checked first: nothing else is meaningful without it).
-pub fn check_magic(si: &start_info) -> Result<(), StartInfoError> {
+pub fn check_magic(si: &StartInfo) -> Result<(), StartInfoError> {
     let ok =
         si.magic.len() >= MAGIC.len() && si.magic.iter().zip(MAGIC).all(|(&a, &b)| a as u8 == b);
     if ok {
@@ -62,7 +62,7 @@ pub fn check_magic(si: &start_info) -> Result<(), StartInfoError> {
 /// list, the page tables and shared_info, and that the xenstore and console frames (given as
 /// pseudo-physical frames by `pfn_of`) belong to the domain.
 pub fn check(
-    si: &start_info,
+    si: &StartInfo,
     min_pages: u64,
     pfn_of: impl Fn(u64) -> u64,
 ) -> Result<(), StartInfoError> {
@@ -104,9 +104,9 @@ pub fn check(
 mod tests {
     use super::*;
 
-    fn good() -> start_info {
+    fn good() -> StartInfo {
         // SAFETY: start_info is plain data; all-zero is a valid bit pattern.
-        let mut si: start_info = unsafe { core::mem::zeroed() };
+        let mut si: StartInfo = unsafe { core::mem::zeroed() };
         for (d, s) in si.magic.iter_mut().zip(MAGIC) {
             *d = *s as _;
         }

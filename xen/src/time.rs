@@ -6,32 +6,39 @@
 //! the same even version before and after reading.
 //!
 //! The page is read through the crate's own [`SharedInfo`] and [`VcpuTimeInfo`] (Xen 4.17's
-//! layout, checked against the C headers by `xen/tests/layout.rs`). For callers that hold
-//! `xen-sys`'s older `shared_info` / `vcpu_time_info` pointers, the functions also take those
-//! (see [`SharedInfoPtr`], [`VcpuTimeInfoPtr`]): it is the same page, and the fields read here
-//! sit at the same offsets in both layouts (asserted at compile time below).
+//! layout, checked against the C headers by `xen/tests/layout.rs`). On the host, for the
+//! simulator, which still hands out `xen-sys`'s older `shared_info` / `vcpu_time_info`
+//! pointers, the functions (and [`crate::events::EventChannels::new`]) also take those (see
+//! [`SharedInfoPtr`], [`SharedInfoMutPtr`], [`VcpuTimeInfoPtr`]): it is the same page, and the
+//! fields used sit at the same offsets in both layouts (asserted at compile time below). The
+//! guest build knows only [`crate::abi`].
 
-use crate::abi::{SharedInfo, VcpuInfo, VcpuTimeInfo};
-use core::mem::{offset_of, size_of};
+use crate::abi::{SharedInfo, VcpuTimeInfo};
 use core::sync::atomic::{fence, Ordering};
-use static_assertions::const_assert_eq;
 
 mod sealed {
     pub trait Sealed {}
 }
 
-/// A pointer to the shared_info page: `*const`/`*mut` of [`SharedInfo`] or of `xen-sys`'s
-/// `shared_info`, read as a [`SharedInfo`].
+/// A pointer to the shared_info page: `*const`/`*mut` of [`SharedInfo`] (or, on the host, of
+/// `xen-sys`'s `shared_info`), read as a [`SharedInfo`].
 pub trait SharedInfoPtr: sealed::Sealed + Copy {
     /// The same address, typed as the crate's own layout.
     fn as_shared_info(self) -> *const SharedInfo;
 }
 
-/// A pointer to a vCPU's time record: `*const`/`*mut` of [`VcpuTimeInfo`] or of `xen-sys`'s
-/// `vcpu_time_info`, read as a [`VcpuTimeInfo`].
+/// A pointer to a vCPU's time record: `*const`/`*mut` of [`VcpuTimeInfo`] (or, on the host, of
+/// `xen-sys`'s `vcpu_time_info`), read as a [`VcpuTimeInfo`].
 pub trait VcpuTimeInfoPtr: sealed::Sealed + Copy {
     /// The same address, typed as the crate's own layout.
     fn as_vcpu_time_info(self) -> *const VcpuTimeInfo;
+}
+
+/// A pointer to the shared_info page that may be written through: `*mut` of [`SharedInfo`] (or,
+/// on the host, of `xen-sys`'s `shared_info`).
+pub trait SharedInfoMutPtr: SharedInfoPtr {
+    /// The same address, typed as the crate's own layout.
+    fn as_shared_info_mut(self) -> *mut SharedInfo;
 }
 
 macro_rules! impl_ptr {
@@ -50,11 +57,17 @@ macro_rules! impl_ptr {
         }
     )*};
 }
-impl_ptr!(SharedInfoPtr::as_shared_info -> SharedInfo: SharedInfo, xen_sys::shared_info);
-impl_ptr!(VcpuTimeInfoPtr::as_vcpu_time_info -> VcpuTimeInfo: VcpuTimeInfo, xen_sys::vcpu_time_info);
+impl_ptr!(SharedInfoPtr::as_shared_info -> SharedInfo: SharedInfo);
+impl_ptr!(VcpuTimeInfoPtr::as_vcpu_time_info -> VcpuTimeInfo: VcpuTimeInfo);
+impl SharedInfoMutPtr for *mut SharedInfo {
+    fn as_shared_info_mut(self) -> *mut SharedInfo {
+        self
+    }
+}
 
 /// Asserts at compile time that two structures have the same size and the named fields at the
 /// same offsets.
+#[cfg(not(target_os = "none"))]
 macro_rules! same_layout {
     ($ours:ty, $theirs:ty: $($field:ident),*) => {
         const_assert_eq!(size_of::<$ours>(), size_of::<$theirs>());
@@ -62,17 +75,52 @@ macro_rules! same_layout {
     };
 }
 
-// The fields read here are where `xen-sys` has them too, so its pointers may be read as ours.
-same_layout!(SharedInfo, xen_sys::shared_info: vcpu_info, wc_version, wc_sec, wc_nsec, wc_sec_hi);
-same_layout!(VcpuInfo, xen_sys::vcpu_info: time);
-same_layout!(
-    VcpuTimeInfo,
-    xen_sys::vcpu_time_info: version,
-    tsc_timestamp,
-    system_time,
-    tsc_to_system_mul,
-    tsc_shift
-);
+/// The simulator's `xen-sys` view of the same pages (host only; goes once the simulator uses
+/// [`crate::abi`]).
+#[cfg(not(target_os = "none"))]
+mod xen_sys_compat {
+    use super::*;
+    use crate::abi::VcpuInfo;
+    use core::mem::{offset_of, size_of};
+    use static_assertions::const_assert_eq;
+
+    impl_ptr!(SharedInfoPtr::as_shared_info -> SharedInfo: xen_sys::shared_info);
+    impl_ptr!(VcpuTimeInfoPtr::as_vcpu_time_info -> VcpuTimeInfo: xen_sys::vcpu_time_info);
+    impl SharedInfoMutPtr for *mut xen_sys::shared_info {
+        fn as_shared_info_mut(self) -> *mut SharedInfo {
+            self.cast()
+        }
+    }
+
+    // The fields used through these pointers (here and by the event channels) are where
+    // `xen-sys` has them too, so its pointers may be used as ours.
+    same_layout!(
+        SharedInfo,
+        xen_sys::shared_info: vcpu_info,
+        evtchn_pending,
+        evtchn_mask,
+        wc_version,
+        wc_sec,
+        wc_nsec,
+        wc_sec_hi
+    );
+    same_layout!(
+        VcpuInfo,
+        xen_sys::vcpu_info: evtchn_upcall_pending,
+        evtchn_upcall_mask,
+        evtchn_pending_sel,
+        arch,
+        time
+    );
+    same_layout!(
+        VcpuTimeInfo,
+        xen_sys::vcpu_time_info: version,
+        tsc_timestamp,
+        system_time,
+        tsc_to_system_mul,
+        tsc_shift
+    );
+}
 
 /// Reads the CPU's time-stamp counter.
 #[inline]
@@ -223,6 +271,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(not(target_os = "none"))]
     fn reads_the_abi_page_and_the_xen_sys_view_alike() {
         let p = page();
         let ours: *const SharedInfo = &*p;

@@ -190,7 +190,8 @@ fn http_service_end_to_end_over_the_simulated_link() {
         next_port: 40000,
     }));
     sim.add_backend(Box::new(PeerBackend(peer.clone())));
-    let polls0 = sim.with_host(|h| h.hypercall_counts[xen_sys::__HYPERVISOR_sched_op as usize]);
+    let polls0 =
+        sim.with_host(|h| h.hypercall_counts[xenia_xen::abi::__HYPERVISOR_sched_op as usize]);
 
     let nb2 = nb.clone();
     let stats = xenia::block_on(async move {
@@ -324,6 +325,7 @@ fn http_service_end_to_end_over_the_simulated_link() {
         stats.sockets
     );
     assert_eq!(SERVICE.requests(), 4 + 1 + 1 + 1 + 64 + 11 + 1);
-    let polls = sim.with_host(|h| h.hypercall_counts[xen_sys::__HYPERVISOR_sched_op as usize]);
+    let polls =
+        sim.with_host(|h| h.hypercall_counts[xenia_xen::abi::__HYPERVISOR_sched_op as usize]);
     eprintln!("{} sched_op calls", polls - polls0);
 }

@@ -5,7 +5,6 @@ use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::format;
 use alloc::vec::Vec;
-use core::cell::{RefCell, RefMut};
 use core::future::{poll_fn, Future};
 use core::pin::Pin;
 use core::task::{Poll, Waker};
@@ -14,6 +13,7 @@ use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::socket::{dhcpv4, tcp};
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Cidr};
 use xenia_netfront::{NetConfig, NetStats, Netfront};
+use xenia_xen::single::{VcpuCell, VcpuRefMut};
 
 /// How a vif gets its address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,7 +145,8 @@ pub(super) struct Inner {
 pub struct Stack {
     index: u32,
     mac: [u8; 6],
-    inner: RefCell<Inner>,
+    /// The stack's state: used from the runtime's one context only (checked by the cell).
+    inner: VcpuCell<Inner>,
 }
 
 impl core::fmt::Debug for Stack {
@@ -157,13 +158,6 @@ impl core::fmt::Debug for Stack {
             .finish_non_exhaustive()
     }
 }
-
-// SAFETY: the runtime runs on one vCPU with no preemption and no interrupt handlers touching
-// the stack, so the `RefCell` is never used from two places at once (host tests run the
-// runtime on one thread).
-unsafe impl Sync for Stack {}
-// SAFETY: as above.
-unsafe impl Send for Stack {}
 
 /// Stacks opened so far, by vif index order of opening; the first is the default.
 static STACKS: spin::Mutex<Vec<&'static Stack>> = spin::Mutex::new(Vec::new());
@@ -276,7 +270,7 @@ pub async fn open(index: u32, ip: IpConfig, device: NetConfig) -> Result<&'stati
     let stack: &'static Stack = Box::leak(Box::new(Stack {
         index,
         mac,
-        inner: RefCell::new(Inner {
+        inner: VcpuCell::new_here(Inner {
             iface,
             dev,
             sockets,
@@ -380,7 +374,7 @@ impl Stack {
             .map_err(|_| NetError::DhcpTimeout)
     }
 
-    pub(super) fn borrow(&self) -> RefMut<'_, Inner> {
+    pub(super) fn borrow(&self) -> VcpuRefMut<'_, Inner> {
         self.inner.borrow_mut()
     }
 

@@ -7,12 +7,11 @@
 //! follow the header files (`xen.h`, `grant_table.h`, `io/netif.h`, ...) and are all re-exported
 //! flat here.
 //!
-//! Where the `xen-sys` crate has a structure or constant right it is re-exported (under the
-//! names below); where it lacks one, or has it wrong, it is defined here with `#[repr(C)]`.
-//! `xen-sys` was generated at interface version 0, so its `vcpu_time_info` is the pre-4.6 one
-//! (`pad1[3]` where 4.17 has `flags` and `pad1[2]`): [`VcpuTimeInfo`] and the structures
-//! around it ([`VcpuInfo`], [`SharedInfo`], with [`ArchVcpuInfo`] and [`ArchSharedInfo`] so
-//! that all of them have `Default`) are our own.
+//! Everything is defined here, with `#[repr(C)]` (none of it comes from `xen-sys`, whose
+//! bindings were generated at interface version 0: its `vcpu_time_info` is the pre-4.6 one, with
+//! `pad1[3]` where 4.17 has `flags` and `pad1[2]`). The xenstore and console ring pages
+//! ([`XenstoreDomainInterface`], [`XenconsInterface`]) are defined once, in `xenia-ring`, and
+//! re-exported and checked here.
 //!
 //! # Naming convention
 //!
@@ -94,3 +93,15 @@ macro_rules! assert_sizes {
     };
 }
 use assert_sizes;
+
+/// Defines integer constants named and valued as in the C headers, each documented as
+/// "`NAME`: what" (the layout test compares every value with C's).
+macro_rules! c_consts {
+    ($what:literal: $t:ty { $($name:ident = $value:expr),* $(,)? }) => {
+        $(
+            #[doc = concat!("`", stringify!($name), "`: ", $what, ".")]
+            pub const $name: $t = $value;
+        )*
+    };
+}
+use c_consts;

@@ -1,7 +1,7 @@
 //! `xen.h` and `arch-x86/xen.h`, `arch-x86/xen-x86_64.h`: hypercall numbers, the start-of-day
 //! and shared-info pages, page-table updates, domain ids; plus the x86-64 page-table bits.
 
-use super::assert_sizes;
+use super::{assert_sizes, c_consts};
 use core::fmt;
 
 /// `domid_t`: a domain id.
@@ -79,74 +79,174 @@ unsafe impl<T> Send for GuestHandle<T> {}
 // SAFETY: as for `Send`: sharing the address itself is harmless.
 unsafe impl<T> Sync for GuestHandle<T> {}
 
-/// Hypercall numbers (`__HYPERVISOR_*`), re-exported from xen-sys.
-pub use xen_sys::{
-    __HYPERVISOR_arch_0, __HYPERVISOR_arch_1, __HYPERVISOR_arch_2, __HYPERVISOR_arch_3,
-    __HYPERVISOR_arch_4, __HYPERVISOR_arch_5, __HYPERVISOR_arch_6, __HYPERVISOR_arch_7,
-    __HYPERVISOR_argo_op, __HYPERVISOR_callback_op, __HYPERVISOR_console_io, __HYPERVISOR_dm_op,
-    __HYPERVISOR_domctl, __HYPERVISOR_event_channel_op, __HYPERVISOR_event_channel_op_compat,
-    __HYPERVISOR_fpu_taskswitch, __HYPERVISOR_get_debugreg, __HYPERVISOR_grant_table_op,
-    __HYPERVISOR_hvm_op, __HYPERVISOR_hypfs_op, __HYPERVISOR_iret, __HYPERVISOR_kexec_op,
-    __HYPERVISOR_memory_op, __HYPERVISOR_mmu_update, __HYPERVISOR_mmuext_op,
-    __HYPERVISOR_multicall, __HYPERVISOR_nmi_op, __HYPERVISOR_physdev_op,
-    __HYPERVISOR_physdev_op_compat, __HYPERVISOR_platform_op, __HYPERVISOR_sched_op,
-    __HYPERVISOR_sched_op_compat, __HYPERVISOR_set_callbacks, __HYPERVISOR_set_debugreg,
-    __HYPERVISOR_set_gdt, __HYPERVISOR_set_segment_base, __HYPERVISOR_set_timer_op,
-    __HYPERVISOR_set_trap_table, __HYPERVISOR_stack_switch, __HYPERVISOR_sysctl,
-    __HYPERVISOR_tmem_op, __HYPERVISOR_update_descriptor, __HYPERVISOR_update_va_mapping,
-    __HYPERVISOR_update_va_mapping_otherdomain, __HYPERVISOR_vcpu_op, __HYPERVISOR_vm_assist,
-    __HYPERVISOR_xen_version, __HYPERVISOR_xenoprof_op, __HYPERVISOR_xenpmu_op,
-    __HYPERVISOR_xsm_op,
-};
+// Hypercall numbers (`__HYPERVISOR_*`).
+c_consts! { "hypercall number": u32 {
+    __HYPERVISOR_set_trap_table = 0,
+    __HYPERVISOR_mmu_update = 1,
+    __HYPERVISOR_set_gdt = 2,
+    __HYPERVISOR_stack_switch = 3,
+    __HYPERVISOR_set_callbacks = 4,
+    __HYPERVISOR_fpu_taskswitch = 5,
+    __HYPERVISOR_sched_op_compat = 6,
+    __HYPERVISOR_platform_op = 7,
+    __HYPERVISOR_set_debugreg = 8,
+    __HYPERVISOR_get_debugreg = 9,
+    __HYPERVISOR_update_descriptor = 10,
+    __HYPERVISOR_memory_op = 12,
+    __HYPERVISOR_multicall = 13,
+    __HYPERVISOR_update_va_mapping = 14,
+    __HYPERVISOR_set_timer_op = 15,
+    __HYPERVISOR_event_channel_op_compat = 16,
+    __HYPERVISOR_xen_version = 17,
+    __HYPERVISOR_console_io = 18,
+    __HYPERVISOR_physdev_op_compat = 19,
+    __HYPERVISOR_grant_table_op = 20,
+    __HYPERVISOR_vm_assist = 21,
+    __HYPERVISOR_update_va_mapping_otherdomain = 22,
+    __HYPERVISOR_iret = 23,
+    __HYPERVISOR_vcpu_op = 24,
+    __HYPERVISOR_set_segment_base = 25,
+    __HYPERVISOR_mmuext_op = 26,
+    __HYPERVISOR_xsm_op = 27,
+    __HYPERVISOR_nmi_op = 28,
+    __HYPERVISOR_sched_op = 29,
+    __HYPERVISOR_callback_op = 30,
+    __HYPERVISOR_xenoprof_op = 31,
+    __HYPERVISOR_event_channel_op = 32,
+    __HYPERVISOR_physdev_op = 33,
+    __HYPERVISOR_hvm_op = 34,
+    __HYPERVISOR_sysctl = 35,
+    __HYPERVISOR_domctl = 36,
+    __HYPERVISOR_kexec_op = 37,
+    __HYPERVISOR_tmem_op = 38,
+    __HYPERVISOR_argo_op = 39,
+    __HYPERVISOR_xenpmu_op = 40,
+    __HYPERVISOR_dm_op = 41,
+    __HYPERVISOR_hypfs_op = 42,
+    __HYPERVISOR_arch_0 = 48,
+    __HYPERVISOR_arch_1 = 49,
+    __HYPERVISOR_arch_2 = 50,
+    __HYPERVISOR_arch_3 = 51,
+    __HYPERVISOR_arch_4 = 52,
+    __HYPERVISOR_arch_5 = 53,
+    __HYPERVISOR_arch_6 = 54,
+    __HYPERVISOR_arch_7 = 55,
+} }
 
-/// Virtual IRQs (`VIRQ_*`, bound with `EVTCHNOP_bind_virq`), re-exported from xen-sys.
-pub use xen_sys::{
-    NR_VIRQS, VIRQ_ARCH_0, VIRQ_ARCH_1, VIRQ_ARCH_2, VIRQ_ARCH_3, VIRQ_ARCH_4, VIRQ_ARCH_5,
-    VIRQ_ARCH_6, VIRQ_ARCH_7, VIRQ_ARGO, VIRQ_CONSOLE, VIRQ_CON_RING, VIRQ_DEBUG, VIRQ_DEBUGGER,
-    VIRQ_DOM_EXC, VIRQ_ENOMEM, VIRQ_MEM_EVENT, VIRQ_PCPU_STATE, VIRQ_TBUF, VIRQ_TIMER,
-    VIRQ_XENOPROF, VIRQ_XENPMU,
-};
+// Virtual IRQs (`VIRQ_*`, bound with `EVTCHNOP_bind_virq`).
+c_consts! { "virtual IRQ (bound with `EVTCHNOP_bind_virq`)": u32 {
+    VIRQ_TIMER = 0,
+    VIRQ_DEBUG = 1,
+    VIRQ_CONSOLE = 2,
+    VIRQ_DOM_EXC = 3,
+    VIRQ_TBUF = 4,
+    VIRQ_DEBUGGER = 6,
+    VIRQ_XENOPROF = 7,
+    VIRQ_CON_RING = 8,
+    VIRQ_PCPU_STATE = 9,
+    VIRQ_MEM_EVENT = 10,
+    VIRQ_ARGO = 11,
+    VIRQ_ENOMEM = 12,
+    VIRQ_XENPMU = 13,
+    VIRQ_ARCH_0 = 16,
+    VIRQ_ARCH_1 = 17,
+    VIRQ_ARCH_2 = 18,
+    VIRQ_ARCH_3 = 19,
+    VIRQ_ARCH_4 = 20,
+    VIRQ_ARCH_5 = 21,
+    VIRQ_ARCH_6 = 22,
+    VIRQ_ARCH_7 = 23,
+    NR_VIRQS = 24,
+} }
 
-/// `mmu_update` request types (`MMU_*`, the low 2 bits of `ptr`), re-exported from xen-sys.
-pub use xen_sys::{
-    MMU_MACHPHYS_UPDATE, MMU_NORMAL_PT_UPDATE, MMU_PT_UPDATE_NO_TRANSLATE,
-    MMU_PT_UPDATE_PRESERVE_AD,
-};
+// `mmu_update` request types (`MMU_*`, the low 2 bits of `ptr`).
+c_consts! { "`mmu_update` request type (the low 2 bits of `ptr`)": u32 {
+    MMU_NORMAL_PT_UPDATE = 0,
+    MMU_MACHPHYS_UPDATE = 1,
+    MMU_PT_UPDATE_PRESERVE_AD = 2,
+    MMU_PT_UPDATE_NO_TRANSLATE = 3,
+} }
 
-/// `mmuext_op` commands (`MMUEXT_*`), re-exported from xen-sys.
-pub use xen_sys::{
-    MMUEXT_CLEAR_PAGE, MMUEXT_COPY_PAGE, MMUEXT_FLUSH_CACHE, MMUEXT_FLUSH_CACHE_GLOBAL,
-    MMUEXT_INVLPG_ALL, MMUEXT_INVLPG_LOCAL, MMUEXT_INVLPG_MULTI, MMUEXT_MARK_SUPER,
-    MMUEXT_NEW_BASEPTR, MMUEXT_NEW_USER_BASEPTR, MMUEXT_PIN_L1_TABLE, MMUEXT_PIN_L2_TABLE,
-    MMUEXT_PIN_L3_TABLE, MMUEXT_PIN_L4_TABLE, MMUEXT_SET_LDT, MMUEXT_TLB_FLUSH_ALL,
-    MMUEXT_TLB_FLUSH_LOCAL, MMUEXT_TLB_FLUSH_MULTI, MMUEXT_UNMARK_SUPER, MMUEXT_UNPIN_TABLE,
-};
+// `mmuext_op` commands (`MMUEXT_*`).
+c_consts! { "`mmuext_op` command": u32 {
+    MMUEXT_PIN_L1_TABLE = 0,
+    MMUEXT_PIN_L2_TABLE = 1,
+    MMUEXT_PIN_L3_TABLE = 2,
+    MMUEXT_PIN_L4_TABLE = 3,
+    MMUEXT_UNPIN_TABLE = 4,
+    MMUEXT_NEW_BASEPTR = 5,
+    MMUEXT_TLB_FLUSH_LOCAL = 6,
+    MMUEXT_INVLPG_LOCAL = 7,
+    MMUEXT_TLB_FLUSH_MULTI = 8,
+    MMUEXT_INVLPG_MULTI = 9,
+    MMUEXT_TLB_FLUSH_ALL = 10,
+    MMUEXT_INVLPG_ALL = 11,
+    MMUEXT_FLUSH_CACHE = 12,
+    MMUEXT_SET_LDT = 13,
+    MMUEXT_NEW_USER_BASEPTR = 15,
+    MMUEXT_CLEAR_PAGE = 16,
+    MMUEXT_COPY_PAGE = 17,
+    MMUEXT_FLUSH_CACHE_GLOBAL = 18,
+    MMUEXT_MARK_SUPER = 19,
+    MMUEXT_UNMARK_SUPER = 20,
+} }
 
-/// `console_io` commands and `vm_assist` commands and types, re-exported from xen-sys.
-pub use xen_sys::{
-    CONSOLEIO_read, CONSOLEIO_write, VMASST_CMD_disable, VMASST_CMD_enable,
-    VMASST_TYPE_4gb_segments, VMASST_TYPE_4gb_segments_notify, VMASST_TYPE_architectural_iopl,
-    VMASST_TYPE_m2p_strict, VMASST_TYPE_pae_extended_cr3, VMASST_TYPE_runstate_update_flag,
-    VMASST_TYPE_writable_pagetables,
-};
+// `console_io` commands and `vm_assist` commands and types.
+c_consts! { "`console_io` command, `vm_assist` command or `vm_assist` type": u32 {
+    CONSOLEIO_write = 0,
+    VMASST_CMD_enable = 0,
+    VMASST_TYPE_4gb_segments = 0,
+    CONSOLEIO_read = 1,
+    VMASST_CMD_disable = 1,
+    VMASST_TYPE_4gb_segments_notify = 1,
+    VMASST_TYPE_writable_pagetables = 2,
+    VMASST_TYPE_pae_extended_cr3 = 3,
+    VMASST_TYPE_architectural_iopl = 4,
+    VMASST_TYPE_runstate_update_flag = 5,
+    VMASST_TYPE_m2p_strict = 32,
+} }
 
-/// `start_info.flags` bits (`SIF_*`), guest-visible limits and pvclock flags, re-exported from
-/// xen-sys.
-pub use xen_sys::{
-    MAX_GUEST_CMDLINE, SIF_INITDOMAIN, SIF_MOD_START_PFN, SIF_MULTIBOOT_MOD, SIF_PM_MASK,
-    SIF_PRIVILEGED, SIF_VIRT_P2M_4TOOLS, XEN_LEGACY_MAX_VCPUS, XEN_PVCLOCK_GUEST_STOPPED,
-    XEN_PVCLOCK_TSC_STABLE_BIT,
-};
+// `start_info.flags` bits (`SIF_*`), guest-visible limits and pvclock flags.
+c_consts! { "`start_info.flags` bit, guest-visible limit or pvclock flag": u32 {
+    SIF_PRIVILEGED = 1,
+    XEN_PVCLOCK_TSC_STABLE_BIT = 1,
+    SIF_INITDOMAIN = 2,
+    XEN_PVCLOCK_GUEST_STOPPED = 2,
+    SIF_MULTIBOOT_MOD = 4,
+    SIF_MOD_START_PFN = 8,
+    SIF_VIRT_P2M_4TOOLS = 16,
+    XEN_LEGACY_MAX_VCPUS = 32,
+    MAX_GUEST_CMDLINE = 1024,
+    SIF_PM_MASK = 0xff00,
+} }
 
-/// The flat segment selectors Xen sets up for x86-64 PV guests (`FLAT_*`), re-exported from
-/// xen-sys.
-pub use xen_sys::{
-    FLAT_KERNEL_CS, FLAT_KERNEL_CS32, FLAT_KERNEL_CS64, FLAT_KERNEL_DS, FLAT_KERNEL_DS32,
-    FLAT_KERNEL_DS64, FLAT_KERNEL_SS, FLAT_KERNEL_SS32, FLAT_KERNEL_SS64, FLAT_RING3_CS32,
-    FLAT_RING3_CS64, FLAT_RING3_DS32, FLAT_RING3_DS64, FLAT_RING3_SS32, FLAT_RING3_SS64,
-    FLAT_USER_CS, FLAT_USER_CS32, FLAT_USER_CS64, FLAT_USER_DS, FLAT_USER_DS32, FLAT_USER_DS64,
-    FLAT_USER_SS, FLAT_USER_SS32, FLAT_USER_SS64,
-};
+// The flat segment selectors Xen sets up for x86-64 PV guests (`FLAT_*`).
+c_consts! { "flat segment selector Xen sets up for x86-64 PV guests": u32 {
+    FLAT_KERNEL_DS = 0,
+    FLAT_KERNEL_DS64 = 0,
+    FLAT_RING3_DS64 = 0,
+    FLAT_USER_DS = 0,
+    FLAT_USER_DS64 = 0,
+    FLAT_KERNEL_CS32 = 0xe023,
+    FLAT_RING3_CS32 = 0xe023,
+    FLAT_USER_CS32 = 0xe023,
+    FLAT_KERNEL_DS32 = 0xe02b,
+    FLAT_KERNEL_SS = 0xe02b,
+    FLAT_KERNEL_SS32 = 0xe02b,
+    FLAT_KERNEL_SS64 = 0xe02b,
+    FLAT_RING3_DS32 = 0xe02b,
+    FLAT_RING3_SS32 = 0xe02b,
+    FLAT_RING3_SS64 = 0xe02b,
+    FLAT_USER_DS32 = 0xe02b,
+    FLAT_USER_SS = 0xe02b,
+    FLAT_USER_SS32 = 0xe02b,
+    FLAT_USER_SS64 = 0xe02b,
+    FLAT_KERNEL_CS = 0xe033,
+    FLAT_KERNEL_CS64 = 0xe033,
+    FLAT_RING3_CS64 = 0xe033,
+    FLAT_USER_CS = 0xe033,
+    FLAT_USER_CS64 = 0xe033,
+} }
 
 /// Start of the hypervisor's hole in every x86-64 PV address space.
 pub const HYPERVISOR_VIRT_START: u64 = 0xFFFF_8000_0000_0000;
@@ -214,28 +314,188 @@ pub const _PAGE_NX: u64 = 1 << 63;
 /// Mask of the frame number bits of an x86-64 page-table entry (bits 12..52).
 pub const PTE_FRAME_MASK: u64 = 0x000F_FFFF_FFFF_F000;
 
-/// `struct mmu_update`: one request of `HYPERVISOR_mmu_update`, re-exported from xen-sys.
-pub use xen_sys::mmu_update as MmuUpdate;
-/// `struct mmuext_op`: one request of `HYPERVISOR_mmuext_op`, re-exported from xen-sys.
-pub use xen_sys::mmuext_op as MmuextOp;
+/// `struct mmu_update`: one request of `HYPERVISOR_mmu_update`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MmuUpdate {
+    /// Machine address of the entry to update, with the request type (`MMU_*`) in the low 2
+    /// bits.
+    pub ptr: u64,
+    /// The new value.
+    pub val: u64,
+}
+
+/// `struct mmuext_op`: one request of `HYPERVISOR_mmuext_op`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct MmuextOp {
+    /// The command (`MMUEXT_*`).
+    pub cmd: u32,
+    /// The frame or linear address the command works on.
+    pub arg1: MmuextOpArg1,
+    /// Entry count, vCPU mask or source frame.
+    pub arg2: MmuextOpArg2,
+}
+
 /// `mmuext_op.arg1`: the frame or linear address the command works on.
-pub use xen_sys::mmuext_op__bindgen_ty_1 as MmuextOpArg1;
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub union MmuextOpArg1 {
+    /// A machine frame (pin/unpin, new base pointer, clear/copy page, mark super).
+    pub mfn: XenPfn,
+    /// A linear address (`INVLPG`, `SET_LDT`).
+    pub linear_addr: XenUlong,
+}
+
+impl Default for MmuextOpArg1 {
+    fn default() -> Self {
+        MmuextOpArg1 { mfn: 0 }
+    }
+}
+
 /// `mmuext_op.arg2`: entry count, vCPU mask or source frame.
-pub use xen_sys::mmuext_op__bindgen_ty_2 as MmuextOpArg2;
-/// `struct multicall_entry`: one call of `HYPERVISOR_multicall`, re-exported from xen-sys.
-pub use xen_sys::multicall_entry as MulticallEntry;
-/// `struct start_info`: what Xen hands a PV guest at boot (pointer in `rsi`), re-exported from
-/// xen-sys.
-pub use xen_sys::start_info as StartInfo;
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub union MmuextOpArg2 {
+    /// Number of LDT entries (`SET_LDT`).
+    pub nr_ents: u32,
+    /// The vCPUs to flush (`TLB_FLUSH_MULTI`, `INVLPG_MULTI`); a guest handle in C.
+    pub vcpumask: *const core::ffi::c_void,
+    /// The source frame (`COPY_PAGE`).
+    pub src_mfn: XenPfn,
+}
+
+impl Default for MmuextOpArg2 {
+    fn default() -> Self {
+        MmuextOpArg2 { src_mfn: 0 }
+    }
+}
+
+/// `struct multicall_entry`: one call of `HYPERVISOR_multicall`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MulticallEntry {
+    /// The hypercall number.
+    pub op: XenUlong,
+    /// Its result, filled in by Xen.
+    pub result: XenUlong,
+    /// Its arguments.
+    pub args: [XenUlong; 6],
+}
+
+/// `struct start_info`: what Xen hands a PV guest at boot (pointer in `rsi`).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct StartInfo {
+    /// `"xen-<version>-<platform>"`, e.g. `xen-3.0-x86_64`, NUL-padded.
+    pub magic: [core::ffi::c_char; 32],
+    /// Total pages allocated to the domain.
+    pub nr_pages: u64,
+    /// Machine address of the shared_info page.
+    pub shared_info: u64,
+    /// `SIF_*` flags.
+    pub flags: u32,
+    /// Machine frame of the xenstore ring page.
+    pub store_mfn: XenPfn,
+    /// Event channel of the xenstore ring.
+    pub store_evtchn: u32,
+    /// The console: ring of a domU, VGA info of dom0.
+    pub console: StartInfoConsole,
+    /// Virtual address of the initial page tables.
+    pub pt_base: u64,
+    /// Number of bootstrap page-table frames.
+    pub nr_pt_frames: u64,
+    /// Virtual address of the page-frame list (pfn → mfn).
+    pub mfn_list: u64,
+    /// Virtual address (or pfn, with `SIF_MOD_START_PFN`) of the pre-loaded module.
+    pub mod_start: u64,
+    /// Size of the module in bytes.
+    pub mod_len: u64,
+    /// The command line, NUL-terminated.
+    pub cmd_line: [core::ffi::c_char; 1024],
+    /// First pfn of the p2m list if mapped by the domain builder, else 0.
+    pub first_p2m_pfn: u64,
+    /// Number of pfns of the p2m list if mapped by the domain builder.
+    pub nr_p2m_frames: u64,
+}
+
+impl Default for StartInfo {
+    /// All zero.
+    fn default() -> Self {
+        StartInfo {
+            magic: [0; 32],
+            nr_pages: 0,
+            shared_info: 0,
+            flags: 0,
+            store_mfn: 0,
+            store_evtchn: 0,
+            console: StartInfoConsole::default(),
+            pt_base: 0,
+            nr_pt_frames: 0,
+            mfn_list: 0,
+            mod_start: 0,
+            mod_len: 0,
+            cmd_line: [0; 1024],
+            first_p2m_pfn: 0,
+            nr_p2m_frames: 0,
+        }
+    }
+}
+
 /// `start_info.console`: the console ring of a domU, or the VGA info of dom0.
-pub use xen_sys::start_info__bindgen_ty_1 as StartInfoConsole;
+#[repr(C)]
+#[derive(Clone, Copy)]
+#[allow(non_snake_case)] // `domU` is C's name
+pub union StartInfoConsole {
+    /// A domU's console ring.
+    pub domU: StartInfoConsoleDomU,
+    /// Where dom0's VGA console info lies in start_info.
+    pub dom0: StartInfoConsoleDom0,
+}
+
+impl Default for StartInfoConsole {
+    fn default() -> Self {
+        StartInfoConsole {
+            domU: StartInfoConsoleDomU::default(),
+        }
+    }
+}
+
 /// `start_info.console.domU`: machine frame and event channel of the console ring.
-pub use xen_sys::start_info__bindgen_ty_1__bindgen_ty_1 as StartInfoConsoleDomU;
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StartInfoConsoleDomU {
+    /// Machine frame of the console ring page.
+    pub mfn: XenPfn,
+    /// Event channel of the console ring.
+    pub evtchn: u32,
+}
+
 /// `start_info.console.dom0`: where dom0's VGA console info lies in start_info.
-pub use xen_sys::start_info__bindgen_ty_1__bindgen_ty_2 as StartInfoConsoleDom0;
-/// `struct trap_info`: one entry of the table given to `set_trap_table`, re-exported from
-/// xen-sys.
-pub use xen_sys::trap_info as TrapInfo;
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StartInfoConsoleDom0 {
+    /// Offset of the `dom0_vga_console_info` from the start of start_info.
+    pub info_off: u32,
+    /// Its size.
+    pub info_size: u32,
+}
+
+/// `struct trap_info`: one entry of the table given to `set_trap_table` (an all-zero entry
+/// ends the table).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TrapInfo {
+    /// The exception vector.
+    pub vector: u8,
+    /// Bits 0-1: the privilege level that may raise it with `int`; bit 2: clear the event
+    /// mask on entry.
+    pub flags: u8,
+    /// The code selector of the handler.
+    pub cs: u16,
+    /// The handler's address.
+    pub address: u64,
+}
 
 /// `struct vcpu_time_info`: a vCPU's system-time snapshot and TSC scaling (pvclock), updated by
 /// Xen under the `version` counter (odd while being written).

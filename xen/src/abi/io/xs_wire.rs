@@ -291,50 +291,13 @@ pub const XS_WATCH_PATH: usize = 0;
 /// `XS_WATCH_TOKEN`: index of the token among an `XS_WATCH_EVENT`'s fields.
 pub const XS_WATCH_TOKEN: usize = 1;
 
+// The xenstore page's layout is defined once, in `xenia_ring::xenstore` (which has no Xen
+// dependency and implements the rings on it), and re-exported here under the C names; the
+// layout test checks it against the C header.
+pub use xenia_ring::xenstore::{XenstoreDomainInterface, XenstoreRingIdx};
+
 /// Size of each of the two byte rings of the xenstore page.
-pub const XENSTORE_RING_SIZE: usize = 1024;
-/// `XENSTORE_RING_IDX`: a free-running xenstore ring index.
-pub type XenstoreRingIdx = u32;
-
-/// `struct xenstore_domain_interface`: the xenstore page shared with xenstored.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct XenstoreDomainInterface {
-    /// Requests from the guest to xenstored.
-    pub req: [u8; XENSTORE_RING_SIZE],
-    /// Replies and watch events from xenstored.
-    pub rsp: [u8; XENSTORE_RING_SIZE],
-    /// Bytes of `req` consumed by xenstored.
-    pub req_cons: XenstoreRingIdx,
-    /// Bytes of `req` produced by the guest.
-    pub req_prod: XenstoreRingIdx,
-    /// Bytes of `rsp` consumed by the guest.
-    pub rsp_cons: XenstoreRingIdx,
-    /// Bytes of `rsp` produced by xenstored.
-    pub rsp_prod: XenstoreRingIdx,
-    /// `XENSTORE_SERVER_FEATURE_*` offered by xenstored.
-    pub server_features: u32,
-    /// `XENSTORE_CONNECTED` or `XENSTORE_RECONNECT`.
-    pub connection: u32,
-    /// `XENSTORE_ERROR_*` reported by xenstored.
-    pub error: u32,
-}
-
-impl Default for XenstoreDomainInterface {
-    fn default() -> Self {
-        XenstoreDomainInterface {
-            req: [0; XENSTORE_RING_SIZE],
-            rsp: [0; XENSTORE_RING_SIZE],
-            req_cons: 0,
-            req_prod: 0,
-            rsp_cons: 0,
-            rsp_prod: 0,
-            server_features: 0,
-            connection: 0,
-            error: 0,
-        }
-    }
-}
+pub const XENSTORE_RING_SIZE: usize = xenia_ring::xenstore::RING_SIZE;
 
 /// The largest payload of one xenstore message.
 pub const XENSTORE_PAYLOAD_MAX: usize = 4096;
@@ -344,23 +307,24 @@ pub const XENSTORE_ABS_PATH_MAX: usize = 3072;
 pub const XENSTORE_REL_PATH_MAX: usize = 2048;
 
 /// Server feature: the `connection` field and reconnection are supported.
-pub const XENSTORE_SERVER_FEATURE_RECONNECTION: u32 = 1;
+pub const XENSTORE_SERVER_FEATURE_RECONNECTION: u32 =
+    xenia_ring::xenstore::SERVER_FEATURE_RECONNECTION;
 /// Server feature: the `error` field is supported.
-pub const XENSTORE_SERVER_FEATURE_ERROR: u32 = 2;
+pub const XENSTORE_SERVER_FEATURE_ERROR: u32 = xenia_ring::xenstore::SERVER_FEATURE_ERROR;
 
 /// `connection`: the connection is up.
-pub const XENSTORE_CONNECTED: u32 = 0;
+pub const XENSTORE_CONNECTED: u32 = xenia_ring::xenstore::CONNECTED;
 /// `connection`: the guest asks for a reconnection (rings reset).
-pub const XENSTORE_RECONNECT: u32 = 1;
+pub const XENSTORE_RECONNECT: u32 = xenia_ring::xenstore::RECONNECT;
 
 /// `error`: no error.
-pub const XENSTORE_ERROR_NONE: u32 = 0;
+pub const XENSTORE_ERROR_NONE: u32 = xenia_ring::xenstore::ERROR_NONE;
 /// `error`: communication problem.
-pub const XENSTORE_ERROR_COMM: u32 = 1;
+pub const XENSTORE_ERROR_COMM: u32 = xenia_ring::xenstore::ERROR_COMM;
 /// `error`: invalid ring index.
-pub const XENSTORE_ERROR_RINGIDX: u32 = 2;
+pub const XENSTORE_ERROR_RINGIDX: u32 = xenia_ring::xenstore::ERROR_RINGIDX;
 /// `error`: protocol violation.
-pub const XENSTORE_ERROR_PROTO: u32 = 3;
+pub const XENSTORE_ERROR_PROTO: u32 = xenia_ring::xenstore::ERROR_PROTO;
 
 assert_sizes! {
     XsdSockmsg => XSD_SOCKMSG_SIZE,
