@@ -56,8 +56,6 @@ extern crate alloc;
 
 mod device;
 mod mac;
-#[cfg(not(target_os = "none"))]
-pub mod sim_peer;
 
 pub use device::{NetRxToken, NetTxToken};
 pub use mac::{format_mac, parse_mac};

@@ -1,12 +1,13 @@
-//! The domain's shared_info page: mapped by boot (or handed over by the simulator in host
-//! mode) before anything reads it, then read by time, the event channels and the trap handler.
+//! The domain's shared_info page: mapped by boot (or, on a simulated host, handed over through
+//! `domain::start_services`) before anything reads it, then read by time, the event channels
+//! and the trap handler.
 
 use core::sync::atomic::{AtomicPtr, Ordering};
 use xen_sys::shared_info;
 
 static PAGE: AtomicPtr<shared_info> = AtomicPtr::new(core::ptr::null_mut());
 
-/// Records where the shared_info page is. Called once, by boot or by `host::boot`.
+/// Records where the shared_info page is. Called by boot, and by `domain::start_services`.
 pub(crate) fn set(page: *mut shared_info) {
     PAGE.store(page, Ordering::Release);
 }

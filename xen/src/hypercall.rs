@@ -6,8 +6,11 @@
 //! `rdi, rsi, rdx, r10, r8` and returns in `rax`. (xen-sys's `hypercall_5` puts the fifth argument
 //! in `r9`, so we do not use its call stubs; we do use its numbers and structures.)
 //!
-//! On the host, [`hypercall`] forwards to the simulator installed on the current thread
-//! ([`crate::sim`]), which decodes the same arguments from the same in-memory structures.
+//! Built for the host, [`hypercall`] calls `_xenia_hypercall`, a function this crate only
+//! declares: the simulator (the `xenia-sim` crate, a dev-dependency of the tests) defines it and
+//! decodes the same arguments from the same in-memory structures. The seam is resolved at link
+//! time, like `embassy-time-driver`'s driver: a host binary that makes hypercalls without
+//! linking a simulator fails to link.
 
 use crate::error::XenError;
 
@@ -61,13 +64,20 @@ mod imp {
 
 #[cfg(not(target_os = "none"))]
 mod imp {
-    /// Forwards hypercall `op` to the simulator installed on this thread.
+    extern "Rust" {
+        /// Handles hypercall `op` on the host: defined by the simulator linked into the binary
+        /// (`xenia-sim`), with exactly this signature.
+        fn _xenia_hypercall(op: u32, args: [u64; 5]) -> i64;
+    }
+
+    /// Forwards hypercall `op` to the simulator linked into this binary.
     ///
     /// # Safety
     /// As on Xen: pointer arguments must point to live, correctly laid out structures.
     pub unsafe fn hypercall(op: u32, a: [u64; 5]) -> i64 {
-        // SAFETY: the caller's guarantees are passed on unchanged.
-        unsafe { crate::sim::hypercall(op, a) }
+        // SAFETY: the simulator defines the symbol with this signature; the caller's guarantees
+        // about the arguments are passed on unchanged.
+        unsafe { _xenia_hypercall(op, a) }
     }
 }
 

@@ -7,8 +7,10 @@
 //! at boot). The p2m list (pfn → mfn) is given in start_info; the read-only machine-to-phys
 //! table (mfn → pfn) is mapped by Xen at [`MACH2PHYS_VIRT_START`].
 //!
-//! On the host the simulator gives every host page a small "machine frame" number on first
-//! use, so the same translation functions work unchanged for drivers in tests.
+//! Built for the host, [`virt_to_mfn`] and [`map_frames`] ask the simulator linked into the
+//! binary (the `xenia-sim` crate defines `_xenia_virt_to_mfn` and `_xenia_mfn_to_virt`, as it
+//! defines the hypercall seam, see [`crate::hypercall`]); it gives every host page a small
+//! "machine frame" number on first use, so drivers translate addresses in tests as on Xen.
 
 /// Size of a page and of a frame.
 pub const PAGE_SIZE: usize = 4096;
@@ -117,50 +119,31 @@ mod imp {
 #[cfg(not(target_os = "none"))]
 mod imp {
     use super::*;
-    use std::collections::HashMap;
-    use std::sync::Mutex;
 
-    /// Host pages seen so far and the simulated machine frame each was given. Frames are
-    /// small numbers (grant entries hold 32-bit frames), unique across the process.
-    struct Registry {
-        by_page: HashMap<usize, Mfn>,
-        by_mfn: HashMap<Mfn, usize>,
-        next: Mfn,
+    extern "Rust" {
+        /// The simulated machine frame of the host page holding `va`: defined by the simulator
+        /// linked into the binary (`xenia-sim`), with exactly this signature.
+        fn _xenia_virt_to_mfn(va: usize) -> Option<Mfn>;
+        /// The host address of a simulated machine frame: defined by the simulator, likewise.
+        fn _xenia_mfn_to_virt(mfn: Mfn) -> Option<usize>;
     }
 
-    static REGISTRY: Mutex<Option<Registry>> = Mutex::new(None);
-
-    /// The simulator's machine frame of the host page holding `va` (assigned on first use).
+    /// The simulator's machine frame of the host page holding `va` (given on first use).
     pub fn virt_to_mfn(va: usize) -> Option<Mfn> {
-        let page = va & !(PAGE_SIZE - 1);
-        let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
-        let reg = reg.get_or_insert_with(|| Registry {
-            by_page: HashMap::new(),
-            by_mfn: HashMap::new(),
-            next: 0x1000,
-        });
-        if let Some(&m) = reg.by_page.get(&page) {
-            return Some(m);
-        }
-        let m = reg.next;
-        reg.next += 1;
-        reg.by_page.insert(page, m);
-        reg.by_mfn.insert(m, page);
-        Some(m)
-    }
-
-    /// The host address of a simulated machine frame, if it was ever handed out.
-    pub fn mfn_to_host(mfn: Mfn) -> Option<usize> {
-        let reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
-        reg.as_ref()?.by_mfn.get(&mfn).copied()
+        // SAFETY: the simulator defines the symbol with this signature; it has no
+        // preconditions.
+        unsafe { _xenia_virt_to_mfn(va) }
     }
 
     /// Maps simulated machine frames: they are host pages, so they must be contiguous there.
     pub fn map_frames(mfns: &[Mfn], _writable: bool) -> Result<usize, crate::XenError> {
-        let first = mfn_to_host(*mfns.first().ok_or(crate::XenError::EINVAL)?)
-            .ok_or(crate::XenError::EINVAL)?;
+        // SAFETY: the simulator defines the symbol with this signature; it has no
+        // preconditions.
+        let host = |m: Mfn| unsafe { _xenia_mfn_to_virt(m) };
+        let first =
+            host(*mfns.first().ok_or(crate::XenError::EINVAL)?).ok_or(crate::XenError::EINVAL)?;
         for (i, &m) in mfns.iter().enumerate() {
-            if mfn_to_host(m) != Some(first + i * PAGE_SIZE) {
+            if host(m) != Some(first + i * PAGE_SIZE) {
                 return Err(crate::XenError::EINVAL);
             }
         }
