@@ -39,7 +39,7 @@ mod imp {
     /// The arguments must be valid for that hypercall (pointers to live, correctly laid out
     /// structures); the hypercall page must have been filled by Xen.
     #[inline]
-    pub unsafe fn hypercall(op: u32, a: [u64; 5]) -> i64 {
+    pub(super) unsafe fn hypercall(op: u32, a: [u64; 5]) -> i64 {
         // SAFETY: op < 128 keeps the stub address inside the hypercall page; the caller
         // guarantees the arguments.
         unsafe {
@@ -74,14 +74,24 @@ mod imp {
     ///
     /// # Safety
     /// As on Xen: pointer arguments must point to live, correctly laid out structures.
-    pub unsafe fn hypercall(op: u32, a: [u64; 5]) -> i64 {
+    pub(super) unsafe fn hypercall(op: u32, a: [u64; 5]) -> i64 {
         // SAFETY: the simulator defines the symbol with this signature; the caller's guarantees
         // about the arguments are passed on unchanged.
         unsafe { _xenia_hypercall(op, a) }
     }
 }
 
-pub use imp::hypercall;
+/// Calls hypercall `op` with five arguments: through the hypercall page on Xen; built for the
+/// host, through the simulator linked into the binary (`_xenia_hypercall`).
+///
+/// # Safety
+/// The arguments must be valid for that hypercall (pointers to live, correctly laid out
+/// structures); on Xen, the hypercall page must have been filled.
+#[inline]
+pub unsafe fn hypercall(op: u32, args: [u64; 5]) -> i64 {
+    // SAFETY: forwarded from the caller.
+    unsafe { imp::hypercall(op, args) }
+}
 
 /// Converts a pointer argument to the integer register value.
 #[inline]

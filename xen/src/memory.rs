@@ -79,7 +79,7 @@ mod imp {
     }
 
     /// The machine frame of the page holding virtual address `va` (in the direct map).
-    pub fn virt_to_mfn(va: usize) -> Option<Mfn> {
+    pub(super) fn virt_to_mfn(va: usize) -> Option<Mfn> {
         let va = va as u64;
         if va < VIRT_BASE {
             return None;
@@ -95,7 +95,7 @@ mod imp {
     /// Maps machine frames (not necessarily ours) contiguously and returns the virtual address.
     ///
     /// Slots in the window are never reused: this is for long-lived mappings made at setup.
-    pub fn map_frames(mfns: &[Mfn], writable: bool) -> Result<usize, crate::XenError> {
+    pub(super) fn map_frames(mfns: &[Mfn], writable: bool) -> Result<usize, crate::XenError> {
         let pages = WINDOW_PAGES.load(Ordering::Acquire);
         let first = WINDOW_NEXT.fetch_add(mfns.len(), Ordering::AcqRel);
         if first + mfns.len() > pages {
@@ -129,14 +129,14 @@ mod imp {
     }
 
     /// The simulator's machine frame of the host page holding `va` (given on first use).
-    pub fn virt_to_mfn(va: usize) -> Option<Mfn> {
+    pub(super) fn virt_to_mfn(va: usize) -> Option<Mfn> {
         // SAFETY: the simulator defines the symbol with this signature; it has no
         // preconditions.
         unsafe { _xenia_virt_to_mfn(va) }
     }
 
     /// Maps simulated machine frames: they are host pages, so they must be contiguous there.
-    pub fn map_frames(mfns: &[Mfn], _writable: bool) -> Result<usize, crate::XenError> {
+    pub(super) fn map_frames(mfns: &[Mfn], _writable: bool) -> Result<usize, crate::XenError> {
         // SAFETY: the simulator defines the symbol with this signature; it has no
         // preconditions.
         let host = |m: Mfn| unsafe { _xenia_mfn_to_virt(m) };
@@ -151,7 +151,27 @@ mod imp {
     }
 }
 
-pub use imp::*;
+// The guest's own view of its memory (p2m, m2p, direct map), set up by the runtime's boot.
+#[cfg(target_os = "none")]
+pub use imp::{init_map_window, init_p2m, mfn_to_pfn, nr_pages, pfn_to_mfn, pfn_to_virt};
+
+/// The machine frame of the page holding virtual address `va`: on Xen through the p2m list
+/// (`va` must be in the direct map); built for the host, the frame the simulator gave that
+/// host page.
+#[inline]
+pub fn virt_to_mfn(va: usize) -> Option<Mfn> {
+    imp::virt_to_mfn(va)
+}
+
+/// Maps machine frames (not necessarily ours) contiguously and returns their virtual address.
+///
+/// On Xen, slots in the mapping window are never reused: this is for long-lived mappings made
+/// at setup. Built for the host, the frames are simulated host pages, which must already be
+/// contiguous.
+#[inline]
+pub fn map_frames(mfns: &[Mfn], writable: bool) -> Result<usize, crate::XenError> {
+    imp::map_frames(mfns, writable)
+}
 
 /// Page-table entry bit: present.
 pub const PTE_PRESENT: u64 = 1 << 0;
