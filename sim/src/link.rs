@@ -30,3 +30,38 @@ pub fn _xenia_virt_to_mfn(va: usize) -> Option<Mfn> {
 pub fn _xenia_mfn_to_virt(mfn: Mfn) -> Option<usize> {
     crate::frames::mfn_to_virt(mfn)
 }
+
+#[cfg(test)]
+mod tests {
+    use xenia_xen::hypercall::{hypercall, XEN_VERSION};
+    use xenia_xen::memory::{map_frames, virt_to_mfn, PAGE_SIZE};
+
+    #[test]
+    fn xenia_xen_reaches_the_simulator_through_the_seam() {
+        crate::Sim::uninstall();
+        // SAFETY: XENVER_version takes no argument.
+        assert_eq!(
+            unsafe { hypercall(XEN_VERSION, [0; 5]) },
+            -38,
+            "no sim: ENOSYS"
+        );
+        let sim = crate::Sim::new();
+        sim.install();
+        // SAFETY: as above.
+        assert_eq!(unsafe { hypercall(XEN_VERSION, [0; 5]) }, (4 << 16) | 17);
+        crate::Sim::uninstall();
+
+        let pages = vec![0u8; 3 * PAGE_SIZE];
+        let base = (pages.as_ptr() as usize).next_multiple_of(PAGE_SIZE);
+        let mfns = [
+            virt_to_mfn(base).unwrap(),
+            virt_to_mfn(base + PAGE_SIZE).unwrap(),
+        ];
+        assert_eq!(virt_to_mfn(base + 5), Some(mfns[0]), "one frame per page");
+        assert_eq!(map_frames(&mfns, true), Ok(base));
+        assert!(
+            map_frames(&[mfns[1], mfns[0]], true).is_err(),
+            "not contiguous"
+        );
+    }
+}
