@@ -40,11 +40,8 @@ mod tests {
     fn xenia_xen_reaches_the_simulator_through_the_seam() {
         crate::Sim::uninstall();
         // SAFETY: XENVER_version takes no argument.
-        assert_eq!(
-            unsafe { hypercall(XEN_VERSION, [0; 5]) },
-            -38,
-            "no sim: ENOSYS"
-        );
+        let ret = unsafe { hypercall(XEN_VERSION, [0; 5]) };
+        assert_eq!(ret, -38, "no sim: ENOSYS");
         let sim = crate::Sim::new();
         sim.install();
         // SAFETY: as above.
