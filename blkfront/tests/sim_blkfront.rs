@@ -1,68 +1,24 @@
-//! The block frontend against the simulated host and blkback (`xenia_xen::sim::blkback`):
+//! The block frontend against the simulated host and blkback (`xenia_sim::blkback`):
 //! handshake, data integrity, concurrency, flush/discard, refusals, error statuses, hostile
 //! backends, grant reuse and a backend that stops answering.
 
 use std::future::Future;
-use std::pin::{pin, Pin};
+use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use xenia_blkfront::{BlkError, Blkfront, Config};
 use xenia_ring::RingError;
+use xenia_sim::blkback::{Blkback, Hostile, VbdConfig};
+use xenia_sim::{block_on, Guest};
 use xenia_xen::abi::{
     BLKIF_OP_DISCARD, BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_WRITE, BLKIF_OP_WRITE_BARRIER,
 };
-use xenia_xen::events::EventChannels;
-use xenia_xen::grant::GrantTable;
 use xenia_xen::hypercall::SCHED_OP;
-use xenia_xen::sim::blkback::{Blkback, Hostile, VbdConfig};
-use xenia_xen::sim::Sim;
-use xenia_xen::xenstore::{RingTransport, Xenstore};
+use xenia_xen::xenstore::RingTransport;
 
 type Front = Blkfront<'static, RingTransport>;
 
-struct Guest {
-    sim: Sim,
-    ev: &'static EventChannels,
-    xs: &'static Xenstore<RingTransport>,
-    grants: &'static GrantTable,
-}
-
 fn guest() -> Guest {
-    let sim = Sim::new();
-    sim.install();
-    let boot = sim.guest_boot();
-    // SAFETY: the simulator's pages outlive the test; one EventChannels and transport per sim.
-    let ev: &'static EventChannels =
-        Box::leak(Box::new(unsafe { EventChannels::new(boot.shared_info) }));
-    // SAFETY: as above.
-    let t = unsafe {
-        RingTransport::new(
-            std::ptr::NonNull::new(boot.store_page).unwrap(),
-            boot.store_port,
-            ev,
-        )
-    }
-    .unwrap();
-    Guest {
-        sim,
-        ev,
-        xs: Box::leak(Box::new(Xenstore::new(t))),
-        grants: Box::leak(Box::new(GrantTable::new(1).unwrap())),
-    }
-}
-
-/// Runs a future as the guest's executor would: poll, scan events, block in the "hypervisor".
-fn block_on<F: Future>(ev: &EventChannels, fut: F) -> F::Output {
-    let mut fut = pin!(fut);
-    let mut cx = Context::from_waker(Waker::noop());
-    for _ in 0..1_000_000 {
-        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
-            return v;
-        }
-        if ev.scan() == 0 {
-            ev.block(0).unwrap();
-        }
-    }
-    panic!("future did not complete");
+    Guest::new()
 }
 
 /// Like `block_on`, but gives up (None) when simulated time reaches `deadline_ns`: the guest
@@ -109,7 +65,7 @@ fn setup(config: VbdConfig) -> (Guest, Blkback, Front) {
     let g = guest();
     let index = config.index;
     let back = Blkback::add(&g.sim, config);
-    let front = block_on(g.ev, Blkfront::connect(g.xs, g.ev, g.grants, index)).unwrap();
+    let front = block_on(g.ev, Blkfront::connect(g.xs, g.ev, g.grants(), index)).unwrap();
     (g, back, front)
 }
 
@@ -189,7 +145,7 @@ fn disks_are_found_by_name() {
             Front::find(g.xs, "xvdz").await,
             Err(BlkError::NoSuchDevice("xvdz".into()))
         );
-        let b = Blkfront::connect(g.xs, g.ev, g.grants, 51728)
+        let b = Blkfront::connect(g.xs, g.ev, g.grants(), 51728)
             .await
             .unwrap();
         b.write(0, &[7; 512]).await.unwrap();
@@ -211,7 +167,7 @@ fn invalid_disk_info_is_refused() {
                 ..Default::default()
             },
         );
-        let r = block_on(g.ev, Blkfront::connect(g.xs, g.ev, g.grants, 51712));
+        let r = block_on(g.ev, Blkfront::connect(g.xs, g.ev, g.grants(), 51712));
         assert!(
             matches!(r, Err(BlkError::BadInfo("sector-size", _))),
             "{ss}: {:?}",
@@ -220,7 +176,7 @@ fn invalid_disk_info_is_refused() {
     }
     // A device that is not there.
     let g = guest();
-    let r = block_on(g.ev, Blkfront::connect(g.xs, g.ev, g.grants, 51712));
+    let r = block_on(g.ev, Blkfront::connect(g.xs, g.ev, g.grants(), 51712));
     assert!(matches!(r, Err(BlkError::Xenbus(_))), "{:?}", r.err());
 }
 
@@ -547,7 +503,7 @@ fn a_producer_overrun_breaks_the_ring_without_panicking() {
 #[test]
 fn grants_are_made_once_and_reused() {
     let (g, back, front) = setup(VbdConfig::default());
-    let free_before = g.grants.free_entries();
+    let free_before = g.grants().free_entries();
     let (total, _) = front.pool_pages();
     assert_eq!(total, 32 * 11);
     block_on(g.ev, async {
@@ -557,7 +513,7 @@ fn grants_are_made_once_and_reused() {
             let mut r = vec![0; data.len()];
             front.read(i * 3, &mut r).await.unwrap();
             assert!(r == data);
-            assert_eq!(g.grants.free_entries(), free_before);
+            assert_eq!(g.grants().free_entries(), free_before);
         }
     });
     assert_eq!(front.pool_pages(), (total, total));
@@ -568,7 +524,7 @@ fn grants_are_made_once_and_reused() {
     block_on(g.ev, front.close()).unwrap();
     assert!(back.state().closed);
     assert_eq!(g.sim.with_host(|h| h.grants.mapped()), 0);
-    assert_eq!(g.grants.free_entries(), free_before + total + 1);
+    assert_eq!(g.grants().free_entries(), free_before + total + 1);
 }
 
 #[test]
@@ -624,7 +580,7 @@ fn indirect_requests_carry_more_segments() {
             ..Default::default()
         },
     );
-    let front = block_on(g.ev, Blkfront::connect(g.xs, g.ev, g.grants, 51712)).unwrap();
+    let front = block_on(g.ev, Blkfront::connect(g.xs, g.ev, g.grants(), 51712)).unwrap();
     assert_eq!(front.features().max_indirect_segments, 256);
     assert_eq!(front.segments_per_request(), 64);
     back.state().faults.reverse = true;
@@ -679,7 +635,7 @@ fn indirect_requests_carry_more_segments() {
     };
     let front = block_on(
         g.ev,
-        Blkfront::connect_with(g.xs, g.ev, g.grants, 51712, config),
+        Blkfront::connect_with(g.xs, g.ev, g.grants(), 51712, config),
     )
     .unwrap();
     assert_eq!(front.segments_per_request(), 12);
@@ -724,7 +680,7 @@ fn indirect_requests_carry_more_segments() {
     };
     let front = block_on(
         g.ev,
-        Blkfront::connect_with(g.xs, g.ev, g.grants, 51712, config),
+        Blkfront::connect_with(g.xs, g.ev, g.grants(), 51712, config),
     )
     .unwrap();
     assert_eq!(front.segments_per_request(), 11);
@@ -740,14 +696,14 @@ fn a_multi_page_ring_holds_more_requests() {
             ..Default::default()
         },
     );
-    let free_at_start = g.grants.free_entries();
+    let free_at_start = g.grants().free_entries();
     let config = Config {
         max_ring_page_order: 2,
         ..Default::default()
     };
     let front = block_on(
         g.ev,
-        Blkfront::connect_with(g.xs, g.ev, g.grants, 51712, config),
+        Blkfront::connect_with(g.xs, g.ev, g.grants(), 51712, config),
     )
     .unwrap();
     assert_eq!(front.features().max_ring_page_order, 4);
@@ -793,14 +749,14 @@ fn a_multi_page_ring_holds_more_requests() {
     assert!(back.state().stats.max_batch > 32);
     block_on(g.ev, front.close()).unwrap();
     assert_eq!(g.sim.with_host(|h| h.grants.mapped()), 0);
-    assert_eq!(g.grants.free_entries(), free_at_start);
+    assert_eq!(g.grants().free_entries(), free_at_start);
 
     // A backend without multi-page rings gets one page whatever we would like.
     let g = guest();
     Blkback::add(&g.sim, VbdConfig::default());
     let front = block_on(
         g.ev,
-        Blkfront::connect_with(g.xs, g.ev, g.grants, 51712, config),
+        Blkfront::connect_with(g.xs, g.ev, g.grants(), 51712, config),
     )
     .unwrap();
     assert_eq!(front.ring_size(), 32);
@@ -825,7 +781,7 @@ fn bad_backend_values_are_reported() {
                 ..Default::default()
             },
         );
-        let r = block_on(g.ev, Blkfront::connect(g.xs, g.ev, g.grants, 51712));
+        let r = block_on(g.ev, Blkfront::connect(g.xs, g.ev, g.grants(), 51712));
         match r {
             Err(BlkError::BadInfo(k, v)) => {
                 assert_eq!((k, v.as_str()), (reported, value));
@@ -842,7 +798,7 @@ fn bad_backend_values_are_reported() {
             ..Default::default()
         },
     );
-    let front = block_on(g.ev, Blkfront::connect(g.xs, g.ev, g.grants, 51712)).unwrap();
+    let front = block_on(g.ev, Blkfront::connect(g.xs, g.ev, g.grants(), 51712)).unwrap();
     assert!(front.read_only());
     assert_eq!(
         block_on(g.ev, front.write(0, &[0; 512])),

@@ -3,28 +3,12 @@
 //! sizes, indirect or direct requests and pool sizes.
 
 use std::future::Future;
-use std::pin::{pin, Pin};
-use std::task::{Context, Poll, Waker};
+use std::pin::Pin;
+use std::task::Poll;
 use xenia_blkfront::{BlkError, Blkfront, Config};
-use xenia_xen::events::EventChannels;
+use xenia_sim::blkback::{Blkback, VbdConfig};
+use xenia_sim::{block_on, Guest, Sim};
 use xenia_xen::grant::GrantTable;
-use xenia_xen::sim::blkback::{Blkback, VbdConfig};
-use xenia_xen::sim::Sim;
-use xenia_xen::xenstore::{RingTransport, Xenstore};
-
-fn block_on<F: Future>(ev: &EventChannels, fut: F) -> F::Output {
-    let mut fut = pin!(fut);
-    let mut cx = Context::from_waker(Waker::noop());
-    for _ in 0..1_000_000 {
-        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
-            return v;
-        }
-        if ev.scan() == 0 {
-            ev.block(0).unwrap();
-        }
-    }
-    panic!("future did not complete");
-}
 
 type BoxFut<'a> = Pin<Box<dyn Future<Output = Result<Option<Vec<u8>>, BlkError>> + 'a>>;
 
@@ -71,22 +55,7 @@ enum Op {
 }
 
 fn run(seed: u64, vbd: VbdConfig, config: Config) {
-    let sim = Sim::new();
-    sim.install();
-    let boot = sim.guest_boot();
-    // SAFETY: the simulator's pages outlive the test; one EventChannels and transport per sim.
-    let ev: &'static EventChannels =
-        Box::leak(Box::new(unsafe { EventChannels::new(boot.shared_info) }));
-    // SAFETY: as above.
-    let t = unsafe {
-        RingTransport::new(
-            std::ptr::NonNull::new(boot.store_page).unwrap(),
-            boot.store_port,
-            ev,
-        )
-    }
-    .unwrap();
-    let xs: &'static Xenstore<RingTransport> = Box::leak(Box::new(Xenstore::new(t)));
+    let Guest { sim, ev, xs, .. } = Guest::new();
     let grants: &'static GrantTable = Box::leak(Box::new(GrantTable::new(1).unwrap()));
     let sectors = vbd.sectors;
     let back = Blkback::add(&sim, vbd);

@@ -4,13 +4,11 @@
 //! One test: the runtime boots once a process.
 
 use xenia_kv::{Error, Options, Stop, Store};
-use xenia_xen::sim::blkback::{Blkback, VbdConfig};
-use xenia_xen::sim::Sim;
+use xenia_sim::blkback::{Blkback, VbdConfig};
 
 #[test]
 fn store_on_xenia_block_against_the_simulated_blkback() {
-    let sim = Sim::new();
-    xenia::host::boot(&sim);
+    let sim = xenia_sim::runtime::boot();
     // xvda: the store; xvdb: a second disk that gets a copy of xvda's bytes ("reboot").
     let a = Blkback::add(
         &sim,

@@ -67,8 +67,6 @@ mod device;
 mod error;
 mod mac;
 mod rx;
-#[cfg(not(target_os = "none"))]
-pub mod sim_peer;
 mod tx;
 
 pub use config::{NetConfig, NetStats};

@@ -4,13 +4,13 @@
 
 mod common;
 
-use common::{frame, guest, PEER_MAC};
+use common::{frame, guest, NetGuest, PEER_MAC};
 use proptest::prelude::*;
 use std::collections::BTreeSet;
 use std::sync::atomic::{fence, Ordering};
 use xenia_netfront::{NetConfig, NetError, MAX_FRAME_LEN};
-use xenia_xen::sim::netback::VifConfig;
-use xenia_xen::sim::DOM0;
+use xenia_sim::netback::VifConfig;
+use xenia_sim::DOM0;
 
 const HEADER: usize = 64;
 const RSP_PROD: usize = 8;

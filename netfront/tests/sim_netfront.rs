@@ -3,9 +3,9 @@
 
 mod common;
 
-use common::{block_on, frame, guest, PEER_MAC};
+use common::{block_on, frame, guest, NetGuest, PEER_MAC};
 use xenia_netfront::{NetConfig, NetError, Netfront, DEFAULT_MTU, MAX_RX_SLOTS};
-use xenia_xen::sim::netback::{Fault, Netback, VifConfig};
+use xenia_sim::netback::{Fault, Netback, VifConfig};
 use xenia_xen::xenbus::XenbusError;
 
 const MAC0: [u8; 6] = [0x00, 0x16, 0x3e, 0x00, 0x00, 0x01];
@@ -372,7 +372,7 @@ fn a_disconnected_device_refuses_to_send() {
     g.add_vif(VifConfig::new(0));
     let mut nf = g.connect(0).unwrap();
     assert!(nf.is_connected());
-    block_on(g.ev, nf.disconnect(&g.xs)).unwrap();
+    block_on(g.ev, nf.disconnect(g.xs)).unwrap();
     assert!(!nf.is_connected());
     assert!(!nf.can_send(60));
     assert_eq!(
@@ -455,7 +455,7 @@ fn grant_pool_pages_are_reused() {
     let g = guest();
     let nb = g.add_vif(VifConfig::new(0));
     let mut nf = g.connect(0).unwrap();
-    let free = g.grants.free_entries();
+    let free = g.grants().free_entries();
     for i in 0..1000usize {
         let f = frame(PEER_MAC, MAC0, 60 + i % 1400, i as u8);
         nf.send(&f).unwrap();
@@ -464,7 +464,7 @@ fn grant_pool_pages_are_reused() {
         g.run();
         assert_eq!(nb.pop_sent(), Some(f));
         assert_eq!(nf.recv(), Some(r));
-        assert_eq!(g.grants.free_entries(), free, "no grant per packet");
+        assert_eq!(g.grants().free_entries(), free, "no grant per packet");
     }
     let s = nb.stats();
     let cfg = nf.config();
@@ -591,7 +591,7 @@ fn bad_configurations_are_refused() {
     );
     // A connect the backend refuses (after rings and pools were granted) gives its grants
     // and its event channel back.
-    let free = g.grants.free_entries();
+    let free = g.grants().free_entries();
     let ports = g.ev.ports();
     let nb = g.add_vif(VifConfig::new(1));
     nb.fault(Fault::RefuseConnect);
@@ -599,7 +599,7 @@ fn bad_configurations_are_refused() {
         g.connect(1),
         Err(NetError::Xenbus(XenbusError::BackendClosed(_)))
     ));
-    assert_eq!(g.grants.free_entries(), free);
+    assert_eq!(g.grants().free_entries(), free);
     assert_eq!(g.ev.ports(), ports);
 }
 
@@ -607,17 +607,17 @@ fn bad_configurations_are_refused() {
 fn disconnect_closes_both_ends_and_frees_grants() {
     let g = guest();
     let nb = g.add_vif(VifConfig::new(0));
-    let free = g.grants.free_entries();
+    let free = g.grants().free_entries();
     let mut nf = g.connect(0).unwrap();
-    assert!(g.grants.free_entries() < free);
-    block_on(g.ev, nf.disconnect(&g.xs)).unwrap();
+    assert!(g.grants().free_entries() < free);
+    block_on(g.ev, nf.disconnect(g.xs)).unwrap();
     assert!(nb.is_closed());
     assert_eq!(
         g.xs_read("/local/domain/1/device/vif/0/state").as_deref(),
         Some("6")
     );
     drop(nf);
-    assert_eq!(g.grants.free_entries(), free);
+    assert_eq!(g.grants().free_entries(), free);
     assert_eq!(g.sim.with_host(|h| h.grants.mapped()), 0);
 }
 

@@ -3,15 +3,15 @@
 
 mod common;
 
-use common::guest;
+use common::{guest, NetGuest};
 use smoltcp::iface::{Config, Interface, SocketSet};
 use smoltcp::socket::dhcpv4;
 use smoltcp::time::Instant;
 use smoltcp::wire::{
     DhcpMessageType, EthernetAddress, HardwareAddress, IpAddress, IpCidr, Ipv4Address, Ipv4Cidr,
 };
-use xenia_netfront::sim_peer::DhcpServer;
-use xenia_xen::sim::netback::{Netback, VifConfig};
+use xenia_sim::netback::{Netback, VifConfig};
+use xenia_sim::peer::DhcpServer;
 
 const SERVER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x67];
 const SERVER_IP: Ipv4Address = Ipv4Address::new(10, 0, 0, 1);

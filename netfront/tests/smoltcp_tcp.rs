@@ -3,14 +3,14 @@
 
 mod common;
 
-use common::guest;
+use common::{guest, NetGuest};
 use smoltcp::iface::{Config, Interface, SocketSet};
 use smoltcp::phy::Device;
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
-use xenia_netfront::sim_peer::PeerDevice;
-use xenia_xen::sim::netback::VifConfig;
+use xenia_sim::netback::VifConfig;
+use xenia_sim::peer::PeerDevice;
 
 fn iface<D: Device>(dev: &mut D, mac: [u8; 6], ip: [u8; 4]) -> Interface {
     let mut cfg = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));

@@ -20,15 +20,14 @@
 
 extern crate alloc;
 #[cfg(not(target_os = "none"))]
-extern crate std;
+extern crate std; // the host build's console (stdout), clock and exit
 
 pub mod block;
 #[cfg(target_os = "none")]
 mod boot;
 pub mod console;
+pub mod domain;
 pub mod exec;
-#[cfg(not(target_os = "none"))]
-pub mod host;
 #[cfg(target_os = "none")]
 mod mm;
 pub mod net;

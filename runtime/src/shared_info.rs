@@ -1,15 +1,15 @@
-//! The domain's shared_info page: mapped by boot (or handed over by the simulator in host
-//! mode) before anything reads it, then read by time, the event channels and the trap handler.
+//! The domain's shared_info page: mapped by boot (or, on a simulated host, handed over through
+//! `domain::start_services`) before anything reads it, then read by time, the event channels
+//! and the trap handler.
 
 use core::sync::atomic::{AtomicPtr, Ordering};
 use xenia_xen::abi::SharedInfo;
-use xenia_xen::time::SharedInfoMutPtr;
 
 static PAGE: AtomicPtr<SharedInfo> = AtomicPtr::new(core::ptr::null_mut());
 
-/// Records where the shared_info page is. Called once, by boot or by `host::boot`.
-pub(crate) fn set(page: impl SharedInfoMutPtr) {
-    PAGE.store(page.as_shared_info_mut(), Ordering::Release);
+/// Records where the shared_info page is. Called by boot, and by `domain::start_services`.
+pub(crate) fn set(page: *mut SharedInfo) {
+    PAGE.store(page, Ordering::Release);
 }
 
 /// The shared_info page, once it is set.

@@ -192,8 +192,14 @@ extern "C" fn xenia_start(si: *const StartInfo, entry_tsc: u64) -> ! {
     });
     crate::console::init_log(crate::cmdline_arg("loglevel"));
     let info = boot_info();
+    let domain = crate::domain::Domain {
+        shared_info: core::ptr::NonNull::new(si_va as *mut _).expect("shared_info"),
+        store_page: core::ptr::NonNull::new(info.store_page as *mut u8).expect("store page"),
+        store_port: info.store_port,
+        console_port: Some(info.console_port),
+    };
     // SAFETY: shared_info and the xenstore page are mapped for the guest's lifetime; once.
-    unsafe { crate::services::init(Some(info.console_port), info.store_page, info.store_port) };
+    unsafe { crate::domain::start_services(&domain) };
     if mem.mapped_pages < mem.nr_pages {
         log::warn!(
             "only {} of {} pages are mapped (the kernel area is 2 GiB)",

@@ -4,9 +4,8 @@
 //! process.
 
 use xenia::block::{self, BlockError, DeviceError};
+use xenia_sim::blkback::{Blkback, VbdConfig};
 use xenia_xen::abi::{BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_WRITE};
-use xenia_xen::sim::blkback::{Blkback, VbdConfig};
-use xenia_xen::sim::Sim;
 
 fn pattern(seed: u8, len: usize) -> Vec<u8> {
     (0..len)
@@ -16,8 +15,7 @@ fn pattern(seed: u8, len: usize) -> Vec<u8> {
 
 #[test]
 fn block_api_against_the_simulated_blkback() {
-    let sim = Sim::new();
-    xenia::host::boot(&sim);
+    let sim = xenia_sim::runtime::boot();
     let a = Blkback::add(&sim, VbdConfig::default());
     let b = Blkback::add(
         &sim,
@@ -30,8 +28,7 @@ fn block_api_against_the_simulated_blkback() {
             ..VbdConfig::default()
         },
     );
-    let polls0 =
-        sim.with_host(|h| h.hypercall_counts[xenia_xen::abi::__HYPERVISOR_sched_op as usize]);
+    let polls0 = sim.with_host(|h| h.hypercall_counts[xenia_xen::hypercall::SCHED_OP as usize]);
 
     let (a2, b2) = (a.clone(), b.clone());
     xenia::block_on(async move {
@@ -141,7 +138,6 @@ fn block_api_against_the_simulated_blkback() {
     assert!(ops.iter().any(|o| o.0 == BLKIF_OP_WRITE && o.1 == 100));
     assert!(ops.iter().any(|o| o.0 == BLKIF_OP_FLUSH_DISKCACHE));
     // Waiting for the disk blocks the vCPU: a few sched_op calls per I/O, not a spin.
-    let polls =
-        sim.with_host(|h| h.hypercall_counts[xenia_xen::abi::__HYPERVISOR_sched_op as usize]);
+    let polls = sim.with_host(|h| h.hypercall_counts[xenia_xen::hypercall::SCHED_OP as usize]);
     assert!(polls - polls0 < 300, "{} sched_op calls", polls - polls0);
 }

@@ -2,12 +2,10 @@
 //! clock, and xenstore. One test: the runtime boots once a process.
 
 use std::time::Duration;
-use xenia_xen::sim::Sim;
 
 #[test]
 fn runtime_runs_against_the_simulator() {
-    let sim = Sim::new();
-    xenia::host::boot(&sim);
+    let sim = xenia_sim::runtime::boot();
     let t0 = sim.now_ns();
 
     let out = xenia::block_on(async {
@@ -53,7 +51,6 @@ fn runtime_runs_against_the_simulator() {
         "yes"
     );
     // The guest never busy-polled: a handful of blocks, not thousands of yields.
-    let polls =
-        sim.with_host(|h| h.hypercall_counts[xenia_xen::abi::__HYPERVISOR_sched_op as usize]);
+    let polls = sim.with_host(|h| h.hypercall_counts[xenia_xen::hypercall::SCHED_OP as usize]);
     assert!(polls < 200, "{polls} sched_op calls");
 }

@@ -16,9 +16,9 @@ use smoltcp::wire::{
     DhcpMessageType, EthernetAddress, HardwareAddress, IpAddress, IpCidr, Ipv4Address,
 };
 use xenia::net::{self, IpConfig, Ipv4Addr, ListenConfig, NetError, TcpListener, TcpStream};
-use xenia_netfront::sim_peer::{DhcpServer, PeerDevice};
-use xenia_xen::sim::netback::{Fault, Netback, VifConfig};
-use xenia_xen::sim::{Backend, Host, Sim};
+use xenia_sim::netback::{Fault, Netback, VifConfig};
+use xenia_sim::peer::{DhcpServer, PeerDevice};
+use xenia_sim::{Backend, Host};
 
 /// 10.0.0.1 on vif 0's link: TCP echo on port 7 (one connection at a time), UDP echo on 7.
 struct EchoPeer {
@@ -134,8 +134,7 @@ fn echo_peer(nb: Netback) -> EchoPeer {
 
 #[test]
 fn net_api_against_simulated_peers() {
-    let sim = Sim::new();
-    xenia::host::boot(&sim);
+    let sim = xenia_sim::runtime::boot();
     let nb0 = Netback::new(&sim, VifConfig::new(0));
     let nb1 = Netback::new(&sim, VifConfig::new(1));
     sim.add_backend(Box::new(echo_peer(nb0.clone())));
@@ -146,9 +145,8 @@ fn net_api_against_simulated_peers() {
     }));
 
     let sim2 = sim.clone();
-    let polls = move || {
-        sim2.with_host(|h| h.hypercall_counts[xenia_xen::abi::__HYPERVISOR_sched_op as usize])
-    };
+    let polls =
+        move || sim2.with_host(|h| h.hypercall_counts[xenia_xen::hypercall::SCHED_OP as usize]);
     let nb0b = nb0.clone();
     let idle_polls = xenia::block_on(async move {
         let nb0 = nb0b;

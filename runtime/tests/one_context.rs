@@ -3,6 +3,7 @@
 
 #[test]
 fn a_second_thread_using_the_executor_panics_clearly() {
+    let _sim = xenia_sim::runtime::boot();
     assert_eq!(xenia::block_on(async { 1 + 1 }), 2);
     let err = std::thread::spawn(|| {
         xenia::spawn(async {});

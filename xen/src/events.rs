@@ -16,7 +16,6 @@ use crate::abi::{
 };
 use crate::error::XenError;
 use crate::hypercall;
-use crate::time::SharedInfoMutPtr;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::future::Future;
@@ -105,8 +104,7 @@ impl EventChannels {
     /// # Safety
     /// `shared` must point to the mapped shared_info page for the lifetime of the value, and
     /// only one `EventChannels` may exist per domain.
-    pub unsafe fn new(shared: impl SharedInfoMutPtr) -> EventChannels {
-        let shared = shared.as_shared_info_mut();
+    pub unsafe fn new(shared: *mut SharedInfo) -> EventChannels {
         let ev = EventChannels {
             shared,
             fired: [const { AtomicU64::new(0) }; WORDS],

@@ -6,8 +6,11 @@
 //! `rdi, rsi, rdx, r10, r8` and returns in `rax`. Numbers and argument structures come from
 //! [`crate::abi`].
 //!
-//! On the host, [`hypercall`] forwards to the simulator installed on the current thread
-//! ([`crate::sim`]), which decodes the same arguments from the same in-memory structures.
+//! Built for the host, [`hypercall`] calls `_xenia_hypercall`, a function this crate only
+//! declares: the simulator (the `xenia-sim` crate, a dev-dependency of the tests) defines it and
+//! decodes the same arguments from the same in-memory structures. The seam is resolved at link
+//! time, like `embassy-time-driver`'s driver: a host binary that makes hypercalls without
+//! linking a simulator fails to link.
 
 use crate::abi::{MmuUpdate, MmuextOp, TrapInfo};
 use crate::error::XenError;
@@ -45,7 +48,7 @@ mod imp {
     /// The arguments must be valid for that hypercall (pointers to live, correctly laid out
     /// structures); the hypercall page must have been filled by Xen.
     #[inline]
-    pub unsafe fn hypercall(op: u32, a: [u64; 5]) -> i64 {
+    pub(super) unsafe fn hypercall(op: u32, a: [u64; 5]) -> i64 {
         if op >= STUBS {
             return ENOSYS;
         }
@@ -73,17 +76,34 @@ mod imp {
 
 #[cfg(not(target_os = "none"))]
 mod imp {
-    /// Forwards hypercall `op` to the simulator installed on this thread.
+    extern "Rust" {
+        /// Handles hypercall `op` on the host: defined by the simulator linked into the binary
+        /// (`xenia-sim`), with exactly this signature.
+        fn _xenia_hypercall(op: u32, args: [u64; 5]) -> i64;
+    }
+
+    /// Forwards hypercall `op` to the simulator linked into this binary.
     ///
     /// # Safety
     /// As on Xen: pointer arguments must point to live, correctly laid out structures.
-    pub unsafe fn hypercall(op: u32, a: [u64; 5]) -> i64 {
-        // SAFETY: the caller's guarantees are passed on unchanged.
-        unsafe { crate::sim::hypercall(op, a) }
+    pub(super) unsafe fn hypercall(op: u32, a: [u64; 5]) -> i64 {
+        // SAFETY: the simulator defines the symbol with this signature; the caller's guarantees
+        // about the arguments are passed on unchanged.
+        unsafe { _xenia_hypercall(op, a) }
     }
 }
 
-pub use imp::hypercall;
+/// Calls hypercall `op` with five arguments: through the hypercall page on Xen; built for the
+/// host, through the simulator linked into the binary (`_xenia_hypercall`).
+///
+/// # Safety
+/// The arguments must be valid for that hypercall (pointers to live, correctly laid out
+/// structures); on Xen, the hypercall page must have been filled.
+#[inline]
+pub unsafe fn hypercall(op: u32, args: [u64; 5]) -> i64 {
+    // SAFETY: forwarded from the caller.
+    unsafe { imp::hypercall(op, args) }
+}
 
 /// Converts a pointer argument to the integer register value.
 #[inline]

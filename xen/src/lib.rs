@@ -3,12 +3,15 @@
 //! Hypercalls, the ABI structures Xen and the backends share with us, event channels, grant
 //! tables, the xenstore client, xenbus, the PV console and time. On the guest target
 //! (`x86_64-unknown-none`) the hypercalls go through the hypercall page; on the host they go to
-//! [`sim`], a hypercall-level simulator of a Xen host, so the same driver code runs in
-//! `cargo test`. Only [`hypercall`] and [`memory`] know which of the two they run on.
+//! whatever defines the link-time seam `_xenia_hypercall` (the `xenia-sim` crate, a
+//! hypercall-level simulator of a Xen host), so the same driver code runs in `cargo test`. Only
+//! [`hypercall`], [`memory`] and [`single`] know which of the two they run on, and none has
+//! host-only public API.
 #![no_std]
 #![deny(missing_docs)]
 
 extern crate alloc;
+// The host build checks single-vCPU ownership per OS thread (`single`).
 #[cfg(not(target_os = "none"))]
 extern crate std;
 
@@ -25,8 +28,5 @@ pub mod start_info;
 pub mod time;
 pub mod xenbus;
 pub mod xenstore;
-
-#[cfg(not(target_os = "none"))]
-pub mod sim;
 
 pub use error::XenError;

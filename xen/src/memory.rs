@@ -7,8 +7,10 @@
 //! at boot). The p2m list (pfn → mfn) is given in start_info; the read-only machine-to-phys
 //! table (mfn → pfn) is mapped by Xen at [`MACH2PHYS_VIRT_START`].
 //!
-//! On the host the simulator gives every host page a small "machine frame" number on first
-//! use, so the same translation functions work unchanged for drivers in tests.
+//! Built for the host, [`virt_to_mfn`] and [`map_frames`] ask the simulator linked into the
+//! binary (the `xenia-sim` crate defines `_xenia_virt_to_mfn` and `_xenia_mfn_to_virt`, as it
+//! defines the hypercall seam, see [`crate::hypercall`]); it gives every host page a small
+//! "machine frame" number on first use, so drivers translate addresses in tests as on Xen.
 
 /// Size of a page and of a frame.
 pub const PAGE_SIZE: usize = crate::abi::XEN_PAGE_SIZE;
@@ -77,7 +79,7 @@ mod imp {
     }
 
     /// The machine frame of the page holding virtual address `va` (in the direct map).
-    pub fn virt_to_mfn(va: usize) -> Option<Mfn> {
+    pub(super) fn virt_to_mfn(va: usize) -> Option<Mfn> {
         let va = va as u64;
         if va < VIRT_BASE {
             return None;
@@ -93,7 +95,7 @@ mod imp {
     /// Maps machine frames (not necessarily ours) contiguously and returns the virtual address.
     ///
     /// Slots in the window are never reused: this is for long-lived mappings made at setup.
-    pub fn map_frames(mfns: &[Mfn], writable: bool) -> Result<usize, crate::XenError> {
+    pub(super) fn map_frames(mfns: &[Mfn], writable: bool) -> Result<usize, crate::XenError> {
         let pages = WINDOW_PAGES.load(Ordering::Acquire);
         let first = WINDOW_NEXT.fetch_add(mfns.len(), Ordering::AcqRel);
         if first + mfns.len() > pages {
@@ -117,50 +119,31 @@ mod imp {
 #[cfg(not(target_os = "none"))]
 mod imp {
     use super::*;
-    use std::collections::HashMap;
-    use std::sync::Mutex;
 
-    /// Host pages seen so far and the simulated machine frame each was given. Frames are
-    /// small numbers (grant entries hold 32-bit frames), unique across the process.
-    struct Registry {
-        by_page: HashMap<usize, Mfn>,
-        by_mfn: HashMap<Mfn, usize>,
-        next: Mfn,
+    extern "Rust" {
+        /// The simulated machine frame of the host page holding `va`: defined by the simulator
+        /// linked into the binary (`xenia-sim`), with exactly this signature.
+        fn _xenia_virt_to_mfn(va: usize) -> Option<Mfn>;
+        /// The host address of a simulated machine frame: defined by the simulator, likewise.
+        fn _xenia_mfn_to_virt(mfn: Mfn) -> Option<usize>;
     }
 
-    static REGISTRY: Mutex<Option<Registry>> = Mutex::new(None);
-
-    /// The simulator's machine frame of the host page holding `va` (assigned on first use).
-    pub fn virt_to_mfn(va: usize) -> Option<Mfn> {
-        let page = va & !(PAGE_SIZE - 1);
-        let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
-        let reg = reg.get_or_insert_with(|| Registry {
-            by_page: HashMap::new(),
-            by_mfn: HashMap::new(),
-            next: 0x1000,
-        });
-        if let Some(&m) = reg.by_page.get(&page) {
-            return Some(m);
-        }
-        let m = reg.next;
-        reg.next += 1;
-        reg.by_page.insert(page, m);
-        reg.by_mfn.insert(m, page);
-        Some(m)
-    }
-
-    /// The host address of a simulated machine frame, if it was ever handed out.
-    pub fn mfn_to_host(mfn: Mfn) -> Option<usize> {
-        let reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
-        reg.as_ref()?.by_mfn.get(&mfn).copied()
+    /// The simulator's machine frame of the host page holding `va` (given on first use).
+    pub(super) fn virt_to_mfn(va: usize) -> Option<Mfn> {
+        // SAFETY: the simulator defines the symbol with this signature; it has no
+        // preconditions.
+        unsafe { _xenia_virt_to_mfn(va) }
     }
 
     /// Maps simulated machine frames: they are host pages, so they must be contiguous there.
-    pub fn map_frames(mfns: &[Mfn], _writable: bool) -> Result<usize, crate::XenError> {
-        let first = mfn_to_host(*mfns.first().ok_or(crate::XenError::EINVAL)?)
-            .ok_or(crate::XenError::EINVAL)?;
+    pub(super) fn map_frames(mfns: &[Mfn], _writable: bool) -> Result<usize, crate::XenError> {
+        // SAFETY: the simulator defines the symbol with this signature; it has no
+        // preconditions.
+        let host = |m: Mfn| unsafe { _xenia_mfn_to_virt(m) };
+        let first =
+            host(*mfns.first().ok_or(crate::XenError::EINVAL)?).ok_or(crate::XenError::EINVAL)?;
         for (i, &m) in mfns.iter().enumerate() {
-            if mfn_to_host(m) != Some(first + i * PAGE_SIZE) {
+            if host(m) != Some(first + i * PAGE_SIZE) {
                 return Err(crate::XenError::EINVAL);
             }
         }
@@ -168,7 +151,27 @@ mod imp {
     }
 }
 
-pub use imp::*;
+// The guest's own view of its memory (p2m, m2p, direct map), set up by the runtime's boot.
+#[cfg(target_os = "none")]
+pub use imp::{init_map_window, init_p2m, mfn_to_pfn, nr_pages, pfn_to_mfn, pfn_to_virt};
+
+/// The machine frame of the page holding virtual address `va`: on Xen through the p2m list
+/// (`va` must be in the direct map); built for the host, the frame the simulator gave that
+/// host page.
+#[inline]
+pub fn virt_to_mfn(va: usize) -> Option<Mfn> {
+    imp::virt_to_mfn(va)
+}
+
+/// Maps machine frames (not necessarily ours) contiguously and returns their virtual address.
+///
+/// On Xen, slots in the mapping window are never reused: this is for long-lived mappings made
+/// at setup. Built for the host, the frames are simulated host pages, which must already be
+/// contiguous.
+#[inline]
+pub fn map_frames(mfns: &[Mfn], writable: bool) -> Result<usize, crate::XenError> {
+    imp::map_frames(mfns, writable)
+}
 
 /// Page-table entry bit: present.
 pub const PTE_PRESENT: u64 = crate::abi::_PAGE_PRESENT;

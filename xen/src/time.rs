@@ -6,121 +6,10 @@
 //! the same even version before and after reading.
 //!
 //! The page is read through the crate's own [`SharedInfo`] and [`VcpuTimeInfo`] (Xen 4.17's
-//! layout, checked against the C headers by `xen/tests/layout.rs`). On the host, for the
-//! simulator, which still hands out `xen-sys`'s older `shared_info` / `vcpu_time_info`
-//! pointers, the functions (and [`crate::events::EventChannels::new`]) also take those (see
-//! [`SharedInfoPtr`], [`SharedInfoMutPtr`], [`VcpuTimeInfoPtr`]): it is the same page, and the
-//! fields used sit at the same offsets in both layouts (asserted at compile time below). The
-//! guest build knows only [`crate::abi`].
+//! layout, checked against the C headers by `xen/tests/layout.rs`).
 
 use crate::abi::{SharedInfo, VcpuTimeInfo};
 use core::sync::atomic::{fence, Ordering};
-
-mod sealed {
-    pub trait Sealed {}
-}
-
-/// A pointer to the shared_info page: `*const`/`*mut` of [`SharedInfo`] (or, on the host, of
-/// `xen-sys`'s `shared_info`), read as a [`SharedInfo`].
-pub trait SharedInfoPtr: sealed::Sealed + Copy {
-    /// The same address, typed as the crate's own layout.
-    fn as_shared_info(self) -> *const SharedInfo;
-}
-
-/// A pointer to a vCPU's time record: `*const`/`*mut` of [`VcpuTimeInfo`] (or, on the host, of
-/// `xen-sys`'s `vcpu_time_info`), read as a [`VcpuTimeInfo`].
-pub trait VcpuTimeInfoPtr: sealed::Sealed + Copy {
-    /// The same address, typed as the crate's own layout.
-    fn as_vcpu_time_info(self) -> *const VcpuTimeInfo;
-}
-
-/// A pointer to the shared_info page that may be written through: `*mut` of [`SharedInfo`] (or,
-/// on the host, of `xen-sys`'s `shared_info`).
-pub trait SharedInfoMutPtr: SharedInfoPtr {
-    /// The same address, typed as the crate's own layout.
-    fn as_shared_info_mut(self) -> *mut SharedInfo;
-}
-
-macro_rules! impl_ptr {
-    ($tr:ident :: $f:ident -> $target:ty: $($t:ty),*) => {$(
-        impl sealed::Sealed for *const $t {}
-        impl sealed::Sealed for *mut $t {}
-        impl $tr for *const $t {
-            fn $f(self) -> *const $target {
-                self.cast()
-            }
-        }
-        impl $tr for *mut $t {
-            fn $f(self) -> *const $target {
-                self.cast_const().cast()
-            }
-        }
-    )*};
-}
-impl_ptr!(SharedInfoPtr::as_shared_info -> SharedInfo: SharedInfo);
-impl_ptr!(VcpuTimeInfoPtr::as_vcpu_time_info -> VcpuTimeInfo: VcpuTimeInfo);
-impl SharedInfoMutPtr for *mut SharedInfo {
-    fn as_shared_info_mut(self) -> *mut SharedInfo {
-        self
-    }
-}
-
-/// Asserts at compile time that two structures have the same size and the named fields at the
-/// same offsets.
-#[cfg(not(target_os = "none"))]
-macro_rules! same_layout {
-    ($ours:ty, $theirs:ty: $($field:ident),*) => {
-        const_assert_eq!(size_of::<$ours>(), size_of::<$theirs>());
-        $(const_assert_eq!(offset_of!($ours, $field), offset_of!($theirs, $field));)*
-    };
-}
-
-/// The simulator's `xen-sys` view of the same pages (host only; goes once the simulator uses
-/// [`crate::abi`]).
-#[cfg(not(target_os = "none"))]
-mod xen_sys_compat {
-    use super::*;
-    use crate::abi::VcpuInfo;
-    use core::mem::{offset_of, size_of};
-    use static_assertions::const_assert_eq;
-
-    impl_ptr!(SharedInfoPtr::as_shared_info -> SharedInfo: xen_sys::shared_info);
-    impl_ptr!(VcpuTimeInfoPtr::as_vcpu_time_info -> VcpuTimeInfo: xen_sys::vcpu_time_info);
-    impl SharedInfoMutPtr for *mut xen_sys::shared_info {
-        fn as_shared_info_mut(self) -> *mut SharedInfo {
-            self.cast()
-        }
-    }
-
-    // The fields used through these pointers (here and by the event channels) are where
-    // `xen-sys` has them too, so its pointers may be used as ours.
-    same_layout!(
-        SharedInfo,
-        xen_sys::shared_info: vcpu_info,
-        evtchn_pending,
-        evtchn_mask,
-        wc_version,
-        wc_sec,
-        wc_nsec,
-        wc_sec_hi
-    );
-    same_layout!(
-        VcpuInfo,
-        xen_sys::vcpu_info: evtchn_upcall_pending,
-        evtchn_upcall_mask,
-        evtchn_pending_sel,
-        arch,
-        time
-    );
-    same_layout!(
-        VcpuTimeInfo,
-        xen_sys::vcpu_time_info: version,
-        tsc_timestamp,
-        system_time,
-        tsc_to_system_mul,
-        tsc_shift
-    );
-}
 
 /// Reads the CPU's time-stamp counter.
 #[inline]
@@ -157,8 +46,7 @@ impl TimeSnapshot {
     ///
     /// # Safety
     /// `info` must point to a live `vcpu_time_info` (in the shared_info page).
-    pub unsafe fn read(info: impl VcpuTimeInfoPtr) -> TimeSnapshot {
-        let info = info.as_vcpu_time_info();
+    pub unsafe fn read(info: *const VcpuTimeInfo) -> TimeSnapshot {
         loop {
             // SAFETY: the caller guarantees `info`; Xen writes it concurrently, hence volatile.
             unsafe {
@@ -193,8 +81,7 @@ impl TimeSnapshot {
 ///
 /// # Safety
 /// `shared` must point to the mapped shared_info page.
-pub unsafe fn system_time_ns(shared: impl SharedInfoPtr) -> u64 {
-    let shared = shared.as_shared_info();
+pub unsafe fn system_time_ns(shared: *const SharedInfo) -> u64 {
     // SAFETY: forwarded from the caller.
     let snap = unsafe { TimeSnapshot::read(&raw const (*shared).vcpu_info[0].time) };
     snap.at(rdtsc())
@@ -204,8 +91,7 @@ pub unsafe fn system_time_ns(shared: impl SharedInfoPtr) -> u64 {
 ///
 /// # Safety
 /// `shared` must point to the mapped shared_info page.
-pub unsafe fn wallclock_base(shared: impl SharedInfoPtr) -> (u64, u32) {
-    let shared = shared.as_shared_info();
+pub unsafe fn wallclock_base(shared: *const SharedInfo) -> (u64, u32) {
     loop {
         // SAFETY: forwarded from the caller; Xen updates these fields concurrently.
         unsafe {
@@ -227,7 +113,7 @@ pub unsafe fn wallclock_base(shared: impl SharedInfoPtr) -> (u64, u32) {
 ///
 /// # Safety
 /// `shared` must point to the mapped shared_info page.
-pub unsafe fn wallclock_ns(shared: impl SharedInfoPtr) -> u64 {
+pub unsafe fn wallclock_ns(shared: *const SharedInfo) -> u64 {
     // SAFETY: forwarded from the caller.
     let ((sec, nsec), now) = unsafe { (wallclock_base(shared), system_time_ns(shared)) };
     sec.saturating_mul(1_000_000_000)
@@ -268,29 +154,6 @@ mod tests {
         t.flags = 0xff;
         t.pad1 = [0xff; 2];
         p
-    }
-
-    #[test]
-    #[cfg(not(target_os = "none"))]
-    fn reads_the_abi_page_and_the_xen_sys_view_alike() {
-        let p = page();
-        let ours: *const SharedInfo = &*p;
-        let theirs = ours as *mut xen_sys::shared_info;
-        // SAFETY: `p` is a live page for the whole test; nobody writes it meanwhile.
-        unsafe {
-            let base = ((2u64 << 32) | 0x1234_5678, 999);
-            assert_eq!(wallclock_base(ours), base);
-            assert_eq!(wallclock_base(theirs), base);
-            let a = TimeSnapshot::read(&raw const (*ours).vcpu_info[0].time);
-            let b = TimeSnapshot::read(&raw const (*theirs).vcpu_info[0].time);
-            for s in [a, b] {
-                assert_eq!(
-                    (s.tsc_timestamp, s.system_time, s.mul, s.shift),
-                    (1_000, 77_000, 0x8000_0000, -2)
-                );
-            }
-            assert_eq!(a.at(1_400), 77_050);
-        }
     }
 
     #[test]

@@ -1,18 +1,14 @@
 //! The PV console against the simulated xenconsoled: output, input, and a full ring.
 
 use std::ptr::NonNull;
+use xenia_sim::Guest;
 use xenia_xen::console::Console;
-use xenia_xen::events::EventChannels;
-use xenia_xen::sim::Sim;
 
 #[test]
 fn console_output_and_input_cross_the_ring() {
-    let sim = Sim::new();
-    sim.install();
-    let boot = sim.guest_boot();
-    // SAFETY: the simulator's pages outlive the test; one Console and EventChannels per sim.
-    let ev = unsafe { EventChannels::new(boot.shared_info) };
+    let Guest { sim, boot, ev, .. } = Guest::new();
     ev.adopt(boot.console_port).unwrap();
+    // SAFETY: the simulator's console page outlives the test; this is its only Console.
     let mut con =
         unsafe { Console::new(NonNull::new(boot.console_page).unwrap(), boot.console_port) }
             .unwrap();

@@ -3,10 +3,10 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
+use xenia_sim::gnttab::MapError;
+use xenia_sim::{Guest, Sim, DOM0};
 use xenia_xen::events::EventChannels;
 use xenia_xen::grant::{GrantError, GrantPool, GrantTable, Page};
-use xenia_xen::sim::gnttab::MapError;
-use xenia_xen::sim::{Sim, DOM0};
 
 struct CountWaker(AtomicUsize);
 impl Wake for CountWaker {
@@ -16,12 +16,8 @@ impl Wake for CountWaker {
 }
 
 fn setup() -> (Sim, &'static EventChannels) {
-    let sim = Sim::new();
-    sim.install();
-    let boot = sim.guest_boot();
-    // SAFETY: the simulator's shared_info page outlives the test; one EventChannels per sim.
-    let ev = Box::leak(Box::new(unsafe { EventChannels::new(boot.shared_info) }));
-    (sim, ev)
+    let g = Guest::new();
+    (g.sim, g.ev)
 }
 
 #[test]

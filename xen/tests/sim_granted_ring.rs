@@ -1,18 +1,12 @@
 //! `GrantedRing` against the simulated host: set up, torn down, and leaked (never freed) while
 //! the backend still maps a page.
 
-use xenia_xen::events::EventChannels;
+use xenia_sim::{Guest, Sim, DOM0};
 use xenia_xen::grant::{GrantError, GrantTable, GrantedRing};
 use xenia_xen::memory::PAGE_SIZE;
-use xenia_xen::sim::{Sim, DOM0};
 
 fn setup() -> Sim {
-    let sim = Sim::new();
-    sim.install();
-    let boot = sim.guest_boot();
-    // SAFETY: the simulator's shared_info page outlives the test; one EventChannels per sim.
-    Box::leak(Box::new(unsafe { EventChannels::new(boot.shared_info) }));
-    sim
+    Guest::new().sim
 }
 
 #[test]

@@ -2,58 +2,15 @@
 //! simulated host (xenstored, event channels, grant table) and a simulated backend.
 
 use std::cell::RefCell;
-use std::future::Future;
-use std::pin::pin;
 use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
+use xenia_sim::{block_on, Backend, Guest, Host, Sim, DOM0, GUEST_DOMID};
 use xenia_xen::abi::XenbusState;
-use xenia_xen::events::EventChannels;
 use xenia_xen::grant::{GrantTable, Page};
-use xenia_xen::sim::{Backend, Host, Sim, DOM0, GUEST_DOMID};
 use xenia_xen::xenbus::{self, Frontend, XenbusError};
-use xenia_xen::xenstore::{Access, Perm, RingTransport, Xenstore};
-
-/// Runs a future as the guest's executor would: poll, scan events, block in the "hypervisor".
-fn block_on<F: Future>(ev: &EventChannels, fut: F) -> F::Output {
-    let mut fut = pin!(fut);
-    let mut cx = Context::from_waker(Waker::noop());
-    for _ in 0..100_000 {
-        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
-            return v;
-        }
-        if ev.scan() == 0 {
-            ev.block(0).unwrap();
-        }
-    }
-    panic!("future did not complete");
-}
-
-struct Guest {
-    sim: Sim,
-    ev: &'static EventChannels,
-    xs: Xenstore<RingTransport>,
-}
+use xenia_xen::xenstore::{Access, Perm};
 
 fn guest() -> Guest {
-    let sim = Sim::new();
-    sim.install();
-    let boot = sim.guest_boot();
-    // SAFETY: the simulator's pages outlive the test; one EventChannels and transport per sim.
-    let ev: &'static EventChannels =
-        Box::leak(Box::new(unsafe { EventChannels::new(boot.shared_info) }));
-    let t = unsafe {
-        RingTransport::new(
-            std::ptr::NonNull::new(boot.store_page).unwrap(),
-            boot.store_port,
-            ev,
-        )
-    }
-    .unwrap();
-    Guest {
-        sim,
-        ev,
-        xs: Xenstore::new(t),
-    }
+    Guest::new()
 }
 
 /// What the toolstack writes for device vif/0 of the guest.
@@ -109,7 +66,7 @@ fn toolstack_adds_vif(sim: &Sim) -> (String, String) {
 struct SimBackend {
     fe: String,
     be: String,
-    xsd: Rc<RefCell<xenia_xen::sim::xenstored::Xenstored>>,
+    xsd: Rc<RefCell<xenia_sim::xenstored::Xenstored>>,
     connected: bool,
     close_instead: bool,
 }
@@ -225,9 +182,9 @@ fn xenbus_handshake_connects_to_a_simulated_backend() {
     let table = GrantTable::new(1).unwrap();
     let ring = Page::new().unwrap();
     block_on(g.ev, async {
-        assert_eq!(xenbus::devices(&g.xs, "vif").await.unwrap(), vec![0]);
-        assert!(xenbus::devices(&g.xs, "vbd").await.unwrap().is_empty());
-        let dev = Frontend::find(&g.xs, "vif", 0).await.unwrap();
+        assert_eq!(xenbus::devices(g.xs, "vif").await.unwrap(), vec![0]);
+        assert!(xenbus::devices(g.xs, "vbd").await.unwrap().is_empty());
+        let dev = Frontend::find(g.xs, "vif", 0).await.unwrap();
         assert_eq!(dev.backend(), "/local/domain/0/backend/vif/1/0");
         assert_eq!(dev.backend_id(), 0);
         assert!(dev.backend_feature("feature-rx-copy").await.unwrap());
@@ -269,7 +226,7 @@ fn xenbus_reports_a_backend_that_closes_and_bad_nodes() {
         close_instead: true,
     }));
     block_on(g.ev, async {
-        let dev = Frontend::find(&g.xs, "vif", 0).await.unwrap();
+        let dev = Frontend::find(g.xs, "vif", 0).await.unwrap();
         let r = dev
             .connect(|tx, node| async move { tx.write(&format!("{node}/ring-ref"), "8").await })
             .await;
@@ -282,11 +239,11 @@ fn xenbus_reports_a_backend_that_closes_and_bad_nodes() {
         .unwrap();
     block_on(g.ev, async {
         assert!(matches!(
-            Frontend::find(&g.xs, "vif", 0).await,
+            Frontend::find(g.xs, "vif", 0).await,
             Err(XenbusError::BadValue(_, _))
         ));
         assert!(matches!(
-            Frontend::find(&g.xs, "vif", 1).await,
+            Frontend::find(g.xs, "vif", 1).await,
             Err(XenbusError::Missing(_))
         ));
     });
@@ -297,7 +254,7 @@ fn xenbus_reports_a_backend_that_closes_and_bad_nodes() {
         .unwrap();
     block_on(g.ev, async {
         assert!(matches!(
-            Frontend::find(&g.xs, "vif", 0).await,
+            Frontend::find(g.xs, "vif", 0).await,
             Err(XenbusError::BadValue(_, _))
         ));
     });

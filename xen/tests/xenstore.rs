@@ -9,7 +9,7 @@ use std::rc::Rc;
 use std::future::Future;
 
 use futures_util::StreamExt;
-use xenia_xen::sim::xenstored::{DirectTransport, Xenstored};
+use xenia_sim::xenstored::{DirectTransport, Xenstored};
 use xenia_xen::xenstore::wire::{WireError, XENSTORE_PAYLOAD_MAX};
 use xenia_xen::xenstore::{
     Access, Error, MsgType, Perm, ProtocolError, TransportError, Xenstore, XsError,

@@ -2,7 +2,7 @@
 //! framing survives any split of the byte stream, and arbitrary bytes never cause a panic.
 
 use proptest::prelude::*;
-use xenia_xen::sim::xenstored::Xenstored;
+use xenia_sim::xenstored::Xenstored;
 use xenia_xen::xenstore::protocol::ClientCore;
 use xenia_xen::xenstore::wire::{self, FrameReader, Message, MsgType, Packet, Request};
 

@@ -13,9 +13,9 @@ use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
 use xenia::net::{IpConfig, Ipv4Addr, ListenConfig, TcpListener};
-use xenia_netfront::sim_peer::PeerDevice;
-use xenia_xen::sim::netback::{Fault, Netback, VifConfig};
-use xenia_xen::sim::{Backend, Host, Sim};
+use xenia_sim::netback::{Fault, Netback, VifConfig};
+use xenia_sim::peer::PeerDevice;
+use xenia_sim::{Backend, Host};
 
 /// dom0's end of the link: a smoltcp interface at 10.0.0.1 that runs as a simulated backend
 /// (whenever the guest blocks).
@@ -171,8 +171,7 @@ static SERVICE: Service<fn() -> SystemInfo> = Service::new(info);
 
 #[test]
 fn http_service_end_to_end_over_the_simulated_link() {
-    let sim = Sim::new();
-    xenia::host::boot(&sim);
+    let sim = xenia_sim::runtime::boot();
     let nb = Netback::new(&sim, VifConfig::new(0));
     let mut dev = PeerDevice::new(nb.clone()).with_max_pending(64);
     let mut cfg = Config::new(HardwareAddress::Ethernet(EthernetAddress([
@@ -190,8 +189,7 @@ fn http_service_end_to_end_over_the_simulated_link() {
         next_port: 40000,
     }));
     sim.add_backend(Box::new(PeerBackend(peer.clone())));
-    let polls0 =
-        sim.with_host(|h| h.hypercall_counts[xenia_xen::abi::__HYPERVISOR_sched_op as usize]);
+    let polls0 = sim.with_host(|h| h.hypercall_counts[xenia_xen::hypercall::SCHED_OP as usize]);
 
     let nb2 = nb.clone();
     let stats = xenia::block_on(async move {
@@ -325,7 +323,6 @@ fn http_service_end_to_end_over_the_simulated_link() {
         stats.sockets
     );
     assert_eq!(SERVICE.requests(), 4 + 1 + 1 + 1 + 64 + 11 + 1);
-    let polls =
-        sim.with_host(|h| h.hypercall_counts[xenia_xen::abi::__HYPERVISOR_sched_op as usize]);
+    let polls = sim.with_host(|h| h.hypercall_counts[xenia_xen::hypercall::SCHED_OP as usize]);
     eprintln!("{} sched_op calls", polls - polls0);
 }

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use xenia_xen::sim::xenstored::Xenstored;
+use xenia_sim::xenstored::Xenstored;
 use xenia_xen::xenstore::wire::FrameReader;
 
 fuzz_target!(|data: &[u8]| {

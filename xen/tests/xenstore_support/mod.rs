@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
-use xenia_xen::sim::xenstored::{ConnId, SimError, Xenstored};
+use xenia_sim::xenstored::{ConnId, SimError, Xenstored};
 use xenia_xen::xenstore::wire::{FrameReader, Message};
 use xenia_xen::xenstore::{Transport, TransportError};
 

@@ -1,15 +1,15 @@
 //! The simulated hypervisor's view of the guest's grant table, and the grant mappings the
 //! simulated backends make (as `GNTTABOP_map_grant_ref` would, with the same checks).
 
-use crate::abi::{
-    GTF_permit_access, GTF_reading, GTF_readonly, GTF_type_mask, GTF_writing, GrantEntryV1,
-};
-use crate::events::DomId;
-use crate::grant::Page;
-use crate::grant::{GrantRef, ENTRIES_PER_FRAME};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::vec::Vec;
+use xenia_xen::abi::{
+    GTF_permit_access, GTF_reading, GTF_readonly, GTF_type_mask, GTF_writing, GrantEntryV1,
+};
+use xenia_xen::events::DomId;
+use xenia_xen::grant::Page;
+use xenia_xen::grant::{GrantRef, ENTRIES_PER_FRAME};
 
 /// Why a backend could not map a grant (as `GNTST_*` would say).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +55,7 @@ impl GrantTableSim {
         }
         Ok(self.frames[..nr as usize]
             .iter()
-            .map(|p| crate::memory::virt_to_mfn(p.as_ptr() as usize).unwrap_or(0))
+            .map(|p| xenia_xen::memory::virt_to_mfn(p.as_ptr() as usize).unwrap_or(0))
             .collect())
     }
 
@@ -89,7 +89,7 @@ impl GrantTableSim {
         let m = self.maps.entry(r).or_insert((write, 0));
         m.0 |= write;
         m.1 += 1;
-        match crate::memory::mfn_to_host(frame as u64) {
+        match crate::frames::mfn_to_virt(frame as u64) {
             Some(a) => Ok(a as *mut u8),
             None => {
                 self.unmap(r);

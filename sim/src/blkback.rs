@@ -15,16 +15,7 @@
 //! Ring entries are the x86-64 `blkif` layout, read as 64-bit words (`protocol` =
 //! `x86_64-abi`): the C structures have padding and are not ring messages themselves.
 
-use super::{Backend, Host, Sim, DOM0, GUEST_DOMID};
-use crate::abi::{
-    BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST, BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_OP_DISCARD,
-    BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_INDIRECT, BLKIF_OP_READ, BLKIF_OP_WRITE,
-    BLKIF_OP_WRITE_BARRIER, BLKIF_RSP_EOPNOTSUPP, BLKIF_RSP_ERROR, BLKIF_RSP_OKAY, VDISK_READONLY,
-};
-use crate::events::Port;
-use crate::grant::GrantRef;
-use crate::memory::PAGE_SIZE;
-use crate::xenstore::{Access, Perm};
+use crate::{Backend, Host, Sim, DOM0, GUEST_DOMID};
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::format;
@@ -32,8 +23,17 @@ use std::rc::Rc;
 use std::string::{String, ToString};
 use std::vec::Vec;
 use xenia_ring::{BackRing, SharedRing};
+use xenia_xen::abi::{
+    BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST, BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_OP_DISCARD,
+    BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_INDIRECT, BLKIF_OP_READ, BLKIF_OP_WRITE,
+    BLKIF_OP_WRITE_BARRIER, BLKIF_RSP_EOPNOTSUPP, BLKIF_RSP_ERROR, BLKIF_RSP_OKAY, VDISK_READONLY,
+};
+use xenia_xen::events::Port;
+use xenia_xen::grant::GrantRef;
+use xenia_xen::memory::PAGE_SIZE;
+use xenia_xen::xenstore::{Access, Perm};
 
-use super::xenstored::Xenstored;
+use crate::xenstored::Xenstored;
 
 type Req = [u64; 14];
 type Rsp = [u64; 2];

@@ -3,32 +3,55 @@
 //! [`Sim::new`] builds a simulated host with one guest domain (domid [`GUEST_DOMID`]) and dom0:
 //! a shared_info page with a virtual clock, event channels between the two, the guest's grant
 //! table, the xenstore and console rings with their dom0 ends, and room for simulated backends
-//! ([`Backend`]). [`Sim::install`] makes it the target of [`crate::hypercall::hypercall`] on
+//! ([`Backend`]). [`Sim::install`] makes it the target of `xenia_xen::hypercall::hypercall` on
 //! the current thread, so guest-side code (events, grants, xenstore, xenbus, drivers) runs
 //! unchanged. The xenstore ring is served by the simulated [`xenstored::Xenstored`].
 //! Backends run when the guest blocks (`SCHEDOP_poll`) or when a test calls
 //! [`Sim::run`], like a dom0 that works while the guest waits.
+//!
+//! # How it plugs in
+//!
+//! Built for the host, `xenia-xen` sends every hypercall and every machine-frame lookup to
+//! functions it only declares (`_xenia_hypercall`, `_xenia_virt_to_mfn`, `_xenia_mfn_to_virt`);
+//! this crate defines them (`src/link.rs`). A test binary that links this crate (a dev-dependency)
+//! gets the simulator; nothing in the shipped crates knows about it. A host binary that makes
+//! hypercalls without linking it fails to link, which is the point: there is no Xen to call.
+//!
+//! Test fixtures: [`guest::Guest`] (a guest's event channels, xenstore client and grant table on
+//! a fresh simulator, for driver tests) and, with the `runtime` feature, [`runtime::boot`] (the
+//! `xenia` runtime booted on a simulator).
 
 #![allow(non_upper_case_globals)] // Xen's constant names
+#![deny(missing_docs)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod blkback;
 pub mod evtchn;
+mod frames;
 pub mod gnttab;
+pub mod guest;
+mod link;
 pub mod netback;
+pub mod peer;
+#[cfg(feature = "runtime")]
+pub mod runtime;
 
-use crate::abi::{GNTTABOP_query_size, GNTTABOP_setup_table, GnttabQuerySize, GnttabSetupTable};
-use crate::events::{DomId, Port, DOMID_SELF, NR_PORTS};
-use crate::grant::Page;
-use crate::hypercall as hc;
-use crate::sched::ShutdownReason;
+pub use guest::{block_on, Guest};
+
 use evtchn::EvtchnTable;
 use gnttab::GrantTableSim;
 use std::boxed::Box;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::vec::Vec;
-use xen_sys::shared_info;
 use xenia_ring::console::ConsoleBack;
+use xenia_xen::abi::{
+    GNTTABOP_query_size, GNTTABOP_setup_table, GnttabQuerySize, GnttabSetupTable, SharedInfo,
+};
+use xenia_xen::events::{DomId, Port, NR_PORTS};
+use xenia_xen::grant::Page;
+use xenia_xen::hypercall as hc;
+use xenia_xen::sched::ShutdownReason;
 use xenstored::{ConnId, Xenstored};
 
 /// The simulated guest's domain id.
@@ -74,8 +97,8 @@ pub struct Host {
 
 impl Host {
     /// The guest's shared_info page.
-    pub fn shared_info(&self) -> *mut shared_info {
-        self.shared.as_ptr() as *mut shared_info
+    pub fn shared_info(&self) -> *mut SharedInfo {
+        self.shared.as_ptr() as *mut SharedInfo
     }
 
     /// Marks guest port `port` pending (what an event sent to it by dom0 does).
@@ -133,8 +156,8 @@ impl Host {
     /// Advances simulated time to `ns` (never backwards) and publishes it in shared_info.
     pub fn set_time(&mut self, ns: u64) {
         self.now_ns = self.now_ns.max(ns);
-        // Written in the crate's own (Xen 4.17) layout, which `time` reads.
-        let s = self.shared_info().cast::<crate::abi::SharedInfo>();
+        // Written in xenia-xen's own (Xen 4.17) layout, which `xenia_xen::time` reads.
+        let s = self.shared_info();
         // SAFETY: the shared page is ours; we follow the version protocol the guest expects.
         unsafe {
             let t = &raw mut (*s).vcpu_info[0].time;
@@ -234,8 +257,8 @@ pub struct Sim {
 /// What a guest finds at boot (the fields of start_info it needs), for the simulated guest.
 #[derive(Debug, Clone, Copy)]
 pub struct GuestBoot {
-    /// The shared_info page.
-    pub shared_info: *mut shared_info,
+    /// The shared_info page (in `xenia_xen::abi`'s Xen 4.17 layout).
+    pub shared_info: *mut SharedInfo,
     /// The xenstore ring page.
     pub store_page: *mut u8,
     /// The xenstore event channel (guest side).
@@ -392,7 +415,7 @@ impl Sim {
     }
 
     fn event_channel_op(&self, cmd: u32, arg: usize) -> i64 {
-        use xen_sys::*;
+        use xenia_xen::abi::*;
         if arg == 0 {
             return EFAULT;
         }
@@ -401,7 +424,7 @@ impl Sim {
         match cmd {
             EVTCHNOP_send => {
                 // SAFETY: the guest passes a live structure of the kind `cmd` names.
-                let port = unsafe { (*(arg as *const evtchn_send)).port };
+                let port = unsafe { (*(arg as *const EvtchnSend)).port };
                 match h.evtchn.peer(GUEST_DOMID, port) {
                     Some((DOM0, p)) => {
                         h.dom0_pending.push(p);
@@ -416,7 +439,7 @@ impl Sim {
             }
             EVTCHNOP_alloc_unbound => {
                 // SAFETY: the guest passes a live structure of the kind `cmd` names.
-                let a = unsafe { &mut *(arg as *mut evtchn_alloc_unbound) };
+                let a = unsafe { &mut *(arg as *mut EvtchnAllocUnbound) };
                 if dom(a.dom) != GUEST_DOMID {
                     return -1;
                 }
@@ -430,7 +453,7 @@ impl Sim {
             }
             EVTCHNOP_bind_interdomain => {
                 // SAFETY: the guest passes a live structure of the kind `cmd` names.
-                let a = unsafe { &mut *(arg as *mut evtchn_bind_interdomain) };
+                let a = unsafe { &mut *(arg as *mut EvtchnBindInterdomain) };
                 match h
                     .evtchn
                     .bind_interdomain(GUEST_DOMID, dom(a.remote_dom), a.remote_port)
@@ -444,7 +467,7 @@ impl Sim {
             }
             EVTCHNOP_bind_virq => {
                 // SAFETY: the guest passes a live structure of the kind `cmd` names.
-                let a = unsafe { &mut *(arg as *mut evtchn_bind_virq) };
+                let a = unsafe { &mut *(arg as *mut EvtchnBindVirq) };
                 match h.evtchn.bind_virq(GUEST_DOMID, a.virq) {
                     Some(p) => {
                         a.port = p;
@@ -455,7 +478,7 @@ impl Sim {
             }
             EVTCHNOP_close => {
                 // SAFETY: the guest passes a live structure of the kind `cmd` names.
-                let port = unsafe { (*(arg as *const evtchn_close)).port };
+                let port = unsafe { (*(arg as *const EvtchnClose)).port };
                 match h.evtchn.close(GUEST_DOMID, port) {
                     Ok(()) => 0,
                     Err(e) => -(e as i64),
@@ -463,7 +486,7 @@ impl Sim {
             }
             EVTCHNOP_unmask => {
                 // SAFETY: the guest passes a live structure of the kind `cmd` names.
-                let port = unsafe { (*(arg as *const evtchn_unmask)).port };
+                let port = unsafe { (*(arg as *const EvtchnUnmask)).port };
                 if h.evtchn.get(GUEST_DOMID, port).is_none() {
                     return EINVAL;
                 }
@@ -480,7 +503,7 @@ impl Sim {
     }
 
     fn sched_op(&self, cmd: u32, arg: usize) -> i64 {
-        use xen_sys::*;
+        use xenia_xen::abi::*;
         match cmd {
             SCHEDOP_yield => {
                 self.run();
@@ -508,7 +531,7 @@ impl Sim {
                 }
                 // SAFETY: the guest passes a live sched_poll with `nr_ports` ports.
                 let (ports, timeout) = unsafe {
-                    let p = &*(arg as *const crate::abi::SchedPoll);
+                    let p = &*(arg as *const xenia_xen::abi::SchedPoll);
                     let ports = if p.nr_ports == 0 || p.ports.is_null() {
                         Vec::new()
                     } else {
@@ -596,11 +619,11 @@ impl Sim {
 
 pub mod xenstored;
 
-/// Dispatches a hypercall to the simulator installed on this thread.
+/// Dispatches a hypercall to the simulator installed on this thread (`-ENOSYS` without one).
 ///
 /// # Safety
 /// Pointer arguments must point to live structures of the kind the hypercall expects.
-pub unsafe fn hypercall(op: u32, args: [u64; 5]) -> i64 {
+pub(crate) unsafe fn hypercall(op: u32, args: [u64; 5]) -> i64 {
     let sim = CURRENT.with(|c| c.borrow().clone());
     match sim {
         Some(s) => s.dispatch(op, args),

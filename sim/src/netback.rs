@@ -17,16 +17,8 @@
 //! chains, a producer index overrun), and [`Netback::set_stopped`] makes the backend stop
 //! answering.
 
-use super::xenstored::Xenstored;
-use super::{Backend, Host, Sim, DOM0, GUEST_DOMID};
-use crate::abi::{
-    NETRXF_extra_info, NETRXF_more_data, NETTXF_more_data, NetifRxRequest, NetifRxResponse,
-    NetifTxRequest, NetifTxResponse, NETIF_RSP_ERROR, NETIF_RSP_OKAY, XEN_NETIF_EXTRA_TYPE_GSO,
-};
-use crate::events::Port;
-use crate::grant::GrantRef;
-use crate::memory::PAGE_SIZE;
-use crate::xenstore::{Access, Perm};
+use crate::xenstored::Xenstored;
+use crate::{Backend, Host, Sim, DOM0, GUEST_DOMID};
 use std::boxed::Box;
 use std::cell::RefCell;
 use std::collections::{BTreeSet, VecDeque};
@@ -35,6 +27,14 @@ use std::rc::Rc;
 use std::string::{String, ToString};
 use std::vec::Vec;
 use xenia_ring::{BackRing, RingMessage, SharedRing};
+use xenia_xen::abi::{
+    NETRXF_extra_info, NETRXF_more_data, NETTXF_more_data, NetifRxRequest, NetifRxResponse,
+    NetifTxRequest, NetifTxResponse, NETIF_RSP_ERROR, NETIF_RSP_OKAY, XEN_NETIF_EXTRA_TYPE_GSO,
+};
+use xenia_xen::events::Port;
+use xenia_xen::grant::GrantRef;
+use xenia_xen::memory::PAGE_SIZE;
+use xenia_xen::xenstore::{Access, Perm};
 
 macro_rules! ring_message {
     ($name:ident, $inner:ty) => {

@@ -2,15 +2,15 @@
 //! to put on it. The netfront, runtime and example tests run a smoltcp interface (or a DHCP
 //! server) over [`Netback`]'s host side with these.
 
-use alloc::vec;
-use alloc::vec::Vec;
+use crate::netback::Netback;
 use smoltcp::phy::{ChecksumCapabilities, Device, DeviceCapabilities, Medium, RxToken, TxToken};
 use smoltcp::time::Instant;
 use smoltcp::wire::{
     DhcpMessageType, DhcpPacket, DhcpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
     EthernetRepr, IpAddress, IpProtocol, Ipv4Address, Ipv4Packet, Ipv4Repr, UdpPacket, UdpRepr,
 };
-use xenia_xen::sim::netback::Netback;
+use std::vec;
+use std::vec::Vec;
 
 /// The host side of a simulated vif: frames the guest sent come in, frames sent go to the
 /// guest.

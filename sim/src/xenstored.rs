@@ -31,11 +31,11 @@ use std::task::{Context, Poll, Waker};
 use std::vec::Vec;
 use std::{format, vec};
 
-use crate::xenstore::wire::{
+use xenia_xen::xenstore::wire::{
     self, encode_message, Access, FrameReader, Message, MsgType, Perm, Request, WatchEvent,
     WireError, XsError, XENSTORE_PAYLOAD_MAX,
 };
-use crate::xenstore::{Transport, TransportError};
+use xenia_xen::xenstore::{Transport, TransportError};
 
 /// Most watches one connection may register.
 pub const MAX_WATCHES_PER_CONN: usize = 128;
@@ -1180,7 +1180,7 @@ impl Transport for DirectTransport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::xenstore::wire::Packet;
+    use xenia_xen::xenstore::wire::Packet;
 
     fn call(x: &mut Xenstored, c: ConnId, tx: u32, req: Request<'_>) -> (MsgType, Vec<u8>) {
         let mut b = Vec::new();

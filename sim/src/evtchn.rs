@@ -1,7 +1,7 @@
 //! Simulated event channels between the guest and dom0.
 
-use crate::events::{DomId, Port, NR_PORTS};
 use std::collections::BTreeMap;
+use xenia_xen::events::{DomId, Port, NR_PORTS};
 
 /// State of one port in one domain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
