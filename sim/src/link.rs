@@ -3,10 +3,16 @@
 //! This is `xenia-xen`'s hypercall seam, resolved at link time the way `embassy-time-driver`
 //! resolves its driver: `xenia_xen::hypercall::hypercall` and `xenia_xen::memory`'s frame
 //! translation call these symbols, and linking this crate into a test binary provides them.
-//! The signatures must match the declarations in `xen/src/hypercall.rs` and
-//! `xen/src/memory.rs` exactly (the `Rust` ABI is not checked across the symbol).
+//! The signatures are checked at compile time against `xenia_xen::seam`, as are the
+//! declarations in `xen/src/hypercall.rs` and `xen/src/memory.rs`.
 
 use xenia_xen::memory::Mfn;
+use xenia_xen::seam;
+
+// The symbols carry no types: check each definition against the signature xenia-xen declares.
+const _: seam::Hypercall = _xenia_hypercall;
+const _: seam::VirtToMfn = _xenia_virt_to_mfn;
+const _: seam::MfnToVirt = _xenia_mfn_to_virt;
 
 /// Hypercall `op` with its five register arguments, handled by the simulator installed on this
 /// thread ([`crate::Sim::install`]); `-ENOSYS` if there is none.

@@ -81,6 +81,7 @@ mod imp {
         /// (`xenia-sim`), with exactly this signature.
         fn _xenia_hypercall(op: u32, args: [u64; 5]) -> i64;
     }
+    const _: crate::seam::Hypercall = _xenia_hypercall;
 
     /// Forwards hypercall `op` to the simulator linked into this binary.
     ///

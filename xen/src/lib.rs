@@ -23,6 +23,7 @@ pub mod grant;
 pub mod hypercall;
 pub mod memory;
 pub mod sched;
+pub mod seam;
 pub mod single;
 pub mod start_info;
 pub mod time;

@@ -127,6 +127,8 @@ mod imp {
         /// The host address of a simulated machine frame: defined by the simulator, likewise.
         fn _xenia_mfn_to_virt(mfn: Mfn) -> Option<usize>;
     }
+    const _: crate::seam::VirtToMfn = _xenia_virt_to_mfn;
+    const _: crate::seam::MfnToVirt = _xenia_mfn_to_virt;
 
     /// The simulator's machine frame of the host page holding `va` (given on first use).
     pub(super) fn virt_to_mfn(va: usize) -> Option<Mfn> {
