@@ -9,7 +9,7 @@
 
 use core::ptr;
 use spin::Mutex;
-use talc::{ErrOnOom, Span, Talc, Talck};
+use talc::{Span, Talc, Talck};
 use xenia_xen::hypercall;
 use xenia_xen::memory::{
     self, mfn_to_pfn, pfn_to_mfn, pfn_to_virt, Pfn, PAGE_SHIFT, PAGE_SIZE, PTE_ACCESSED, PTE_DIRTY,
@@ -17,7 +17,7 @@ use xenia_xen::memory::{
 };
 
 #[global_allocator]
-static HEAP: Talck<Mutex<()>, ErrOnOom> = Talc::new(ErrOnOom).lock();
+static HEAP: Talck<Mutex<()>, crate::panic::ReportOom> = Talc::new(crate::panic::ReportOom).lock();
 
 /// Pages reserved after the direct map for [`memory::map_frames`].
 pub const MAP_WINDOW_PAGES: usize = 1024;
