@@ -197,6 +197,15 @@ fn page_fault_in_a_spawned_task_prints_its_backtrace() {
     // Polled by the executor as a spawned task, not inline in main.
     let exec = find(&frames, task + 1, "xenia::exec::", None, &out);
     find(&frames, exec + 1, "xenia_start", None, &out);
+    // Run by the executor on its own, not inside main's poll.
+    assert!(
+        !frames
+            .iter()
+            .any(|f| f.function.contains("__xenia_user_main")),
+        "main is on the task's stack
+{}",
+        out.join("\n")
+    );
 }
 
 #[test]
