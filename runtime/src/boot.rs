@@ -43,6 +43,7 @@ global_asm!(
 
     .pushsection .bss.boot_stack, "aw", @nobits
     .balign 4096
+    .globl BOOT_STACK, BOOT_STACK_TOP
     BOOT_STACK:
         .skip 262144
     BOOT_STACK_TOP:

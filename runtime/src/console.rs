@@ -58,6 +58,15 @@ mod imp {
         }
     }
 
+    /// Frees the console for a crash report if the crash interrupted a writer.
+    pub(crate) fn unlock_for_crash() {
+        if CONSOLE.is_locked() {
+            // SAFETY: one vCPU and no interrupts (events are polled): the holder was interrupted
+            // by the panic or exception being reported, and the crash path never returns to it.
+            unsafe { CONSOLE.force_unlock() };
+        }
+    }
+
     /// Waits (up to `timeout_ns`) until xenconsoled has read everything we wrote.
     pub(crate) fn flush(timeout_ns: u64) {
         let mut guard = CONSOLE.lock();
@@ -89,9 +98,9 @@ mod imp {
     }
 }
 
-#[cfg(target_os = "none")]
-pub(crate) use imp::CONSOLE;
 pub(crate) use imp::{flush, write_bytes};
+#[cfg(target_os = "none")]
+pub(crate) use imp::{unlock_for_crash, CONSOLE};
 
 /// Reads input typed at the console (`xl console`) into `buf`, waiting until there is some.
 /// Returns the number of bytes read (0 if the console is gone).
@@ -118,7 +127,8 @@ pub async fn read_line() -> alloc::string::String {
     alloc::string::String::from_utf8_lossy(&line).into_owned()
 }
 
-struct Writer;
+/// Writes formatted text to the console (without allocating: usable in crash paths).
+pub(crate) struct Writer;
 
 impl Write for Writer {
     fn write_str(&mut self, s: &str) -> fmt::Result {

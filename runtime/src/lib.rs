@@ -22,6 +22,7 @@ extern crate alloc;
 #[cfg(not(target_os = "none"))]
 extern crate std; // the host build's console (stdout), clock and exit
 
+mod backtrace;
 pub mod block;
 #[cfg(target_os = "none")]
 mod boot;

@@ -9,7 +9,7 @@
 
 use core::ptr;
 use spin::Mutex;
-use talc::{ErrOnOom, Span, Talc, Talck};
+use talc::{Span, Talc, Talck};
 use xenia_xen::abi::MmuUpdate;
 use xenia_xen::hypercall;
 use xenia_xen::memory::{
@@ -18,7 +18,7 @@ use xenia_xen::memory::{
 };
 
 #[global_allocator]
-static HEAP: Talck<Mutex<()>, ErrOnOom> = Talc::new(ErrOnOom).lock();
+static HEAP: Talck<Mutex<()>, crate::panic::ReportOom> = Talc::new(crate::panic::ReportOom).lock();
 
 /// Pages reserved after the direct map for [`memory::map_frames`].
 pub const MAP_WINDOW_PAGES: usize = 1024;

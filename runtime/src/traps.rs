@@ -3,8 +3,10 @@
 //!
 //! Xen delivers an exception to a 64-bit PV kernel on the kernel stack with `rcx` and `r11` on
 //! top of the hardware frame (`[error code,] rip, cs, rflags, rsp, ss`). Each stub restores
-//! `rcx`/`r11`, pushes a zero error code where the CPU pushes none (the `pushq $0` argument), pushes its vector, and calls
-//! [`xenia_trap`] with a pointer to the frame.
+//! `rcx`/`r11`, pushes a zero error code where the CPU pushes none (the `pushq $0` argument),
+//! pushes its vector, and calls [`xenia_trap`] with a pointer to the frame and the interrupted
+//! code's frame pointer (`rbp`, which the stubs leave alone), so that the report can include
+//! the call stack (see [`crate::backtrace`]).
 
 use core::arch::global_asm;
 use xenia_xen::abi::TrapInfo;
@@ -27,6 +29,7 @@ macro_rules! stubs {
             ".pushsection .text.traps, \"ax\"",
             "xenia_trap_common:",
             "    mov %rsp, %rdi",
+            "    mov %rbp, %rsi",
             "    and $-16, %rsp",
             "    call xenia_trap",
             "    ud2",
@@ -95,11 +98,12 @@ struct Frame {
 }
 
 #[unsafe(no_mangle)]
-extern "C" fn xenia_trap(frame: *const Frame) -> ! {
+extern "C" fn xenia_trap(frame: *const Frame, rbp: u64) -> ! {
     // From here on this is a handler: the interrupted flow's single-vCPU state refuses us.
     let _handler = xenia_xen::single::enter_handler();
     // SAFETY: the stub passes the frame it built on the stack.
     let f = unsafe { &*frame };
+    let first = crate::backtrace::begin_crash();
     let name = NAMES.get(f.vector as usize).copied().unwrap_or("exception");
     let cr2 = crate::shared_info::get()
         // SAFETY: shared_info is mapped; arch.cr2 of vCPU 0 is where Xen puts the fault address.
@@ -114,6 +118,11 @@ extern "C" fn xenia_trap(frame: *const Frame) -> ! {
         f.rsp,
         cr2
     );
+    if first {
+        crate::backtrace::print(Some(f.rip), rbp);
+    } else {
+        crate::println!("xenia: (the fault happened while reporting a crash)");
+    }
     crate::start::shutdown(xenia_xen::sched::ShutdownReason::Crash)
 }
 

@@ -5,9 +5,11 @@
 //! - [`session`]: scenarios ([`session::Scenario`]), building their images and one job, booting
 //!   once, and looking up each scenario's result;
 //! - [`serial`]: parsing the serial log dom0 writes its results to;
+//! - [`backtrace`]: naming the frames of a guest's crash backtrace (`scripts/symbolize`);
 //! - [`xl`]: reading and adjusting the xl configurations `scripts/build` generates.
 #![deny(missing_docs)]
 
+pub mod backtrace;
 pub mod serial;
 pub mod session;
 pub mod xl;

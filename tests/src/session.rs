@@ -138,6 +138,9 @@ pub struct Session {
     pub image_sizes: BTreeMap<String, u64>,
     /// Where the serial log is.
     pub log_path: PathBuf,
+    /// Where the unstripped ELF of each image is (`<example>.debug`, for
+    /// [`Session::symbolize`]); outside the job, which travels to the VM.
+    pub debug_dir: PathBuf,
     /// Exit status of `scripts/nested-xen/boot` (0: the job ran to its end).
     pub boot_status: i32,
 }
@@ -201,7 +204,13 @@ impl Session {
         }
         fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
 
-        // Images and generated configs, one per example.
+        // Images and generated configs, one per example; the debug ELFs beside the job.
+        let debug_dir = dir.with_file_name(format!(
+            "{}-debug",
+            dir.file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("session")
+        ));
         let mut base = BTreeMap::new();
         let mut image_sizes = BTreeMap::new();
         for s in scenarios {
@@ -214,6 +223,8 @@ impl Session {
                 .arg(dir)
                 .arg("--kernel-path")
                 .arg(format!("/job/{}.xen", s.example))
+                .arg("--debug-dir")
+                .arg(&debug_dir)
                 .stdin(Stdio::null())
                 .output()
                 .map_err(|e| format!("cannot run scripts/build: {e}"))?;
@@ -278,6 +289,7 @@ impl Session {
             configs,
             image_sizes,
             log_path,
+            debug_dir,
             boot_status: status.code().unwrap_or(-1),
         })
     }
@@ -329,6 +341,12 @@ impl Session {
     /// Where [`Session::note`] collects result lines (next to the serial log).
     pub fn notes_path(&self) -> PathBuf {
         self.log_path.with_file_name("notes.txt")
+    }
+
+    /// `console` with each crash backtrace followed by its named frames (`scripts/symbolize`
+    /// with this session's debug ELFs; see [`crate::backtrace`]).
+    pub fn symbolize(&self, console: &[String]) -> Result<Vec<String>, String> {
+        crate::backtrace::symbolize(&[self.debug_dir.as_path()], console)
     }
 
     /// The last `n` lines of the serial log.

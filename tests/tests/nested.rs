@@ -22,13 +22,22 @@ const HELLO_BIG_CMDLINE: &str = "xenia-test-token=zz9-plural-z-alpha second=1";
 // Scenarios of other areas live in their own modules (one owner each); all run in this boot.
 #[path = "nested/block.rs"]
 mod block;
+#[path = "nested/debug.rs"]
+mod debug;
 #[path = "nested/net.rs"]
 mod net;
 
+/// Every scenario, or with `XENIA_SCENARIOS=a,b` only those named (for running a few tests:
+/// the others then fail for want of their scenario).
 fn scenarios() -> Vec<Scenario> {
     let mut all = core_scenarios();
     all.extend(net::scenarios());
     all.extend(block::scenarios());
+    all.extend(debug::scenarios());
+    if let Ok(only) = std::env::var("XENIA_SCENARIOS") {
+        let only: Vec<&str> = only.split(',').map(str::trim).collect();
+        all.retain(|s| only.contains(&s.name.as_str()));
+    }
     all
 }
 

@@ -1,0 +1,247 @@
+//! Nested-Xen tests of crash reports (they run in the same boot as the others; see `scenarios()`
+//! in nested.rs): the guest prints its call stack (`backtrace:` lines and its build id) and
+//! `scripts/symbolize` names the frames with the unstripped ELF scripts/build kept.
+//!
+//! - `panic` (declared in nested.rs): `panic!` in `main`; the named stack must lead from core's
+//!   panic machinery through `main` at the panic's own file:line to `_start`.
+//! - `panic-fault`: the panic example with `crash=page-fault`, a spawned task reading an
+//!   unmapped address: the exception report (cr2 = that address) and the task's stack.
+//! - `panic-oom`: `crash=oom`, an allocation larger than the domain: the allocator's failure
+//!   path reports the request, the heap and the stack.
+
+use std::path::Path;
+use std::process::Command;
+use xenia_tests::backtrace::{named_backtraces, Frame};
+use xenia_tests::serial::Outcome;
+use xenia_tests::session::{repo_root, Scenario};
+
+pub fn scenarios() -> Vec<Scenario> {
+    vec![
+        Scenario::new("panic-fault", "panic").cmdline("crash=page-fault"),
+        Scenario::new("panic-oom", "panic").cmdline("crash=oom"),
+    ]
+}
+
+/// The console, symbolized, and its one named backtrace.
+fn named(name: &str, console: &[String]) -> (Vec<String>, Vec<Frame>) {
+    let s = super::session();
+    let out = s
+        .symbolize(console)
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let mut all = named_backtraces(&out);
+    assert_eq!(
+        all.len(),
+        1,
+        "{name}: want one named backtrace in\n{}",
+        out.join("\n")
+    );
+    s.note(&format!("{name}: symbolized console:\n{}", out.join("\n")));
+    (out.clone(), all.remove(0))
+}
+
+/// The position of the first frame (from `from` on) whose function contains `function` (and
+/// whose location is `location`, if given).
+fn find(
+    frames: &[Frame],
+    from: usize,
+    function: &str,
+    location: Option<&str>,
+    out: &[String],
+) -> usize {
+    frames
+        .iter()
+        .enumerate()
+        .skip(from)
+        .find(|(_, f)| {
+            f.function.contains(function)
+                && location.is_none_or(|l| f.location.as_deref() == Some(l))
+        })
+        .map(|(i, _)| i)
+        .unwrap_or_else(|| {
+            panic!(
+                "no frame {function:?} at {location:?} after frame {from} in\n{}",
+                out.join("\n")
+            )
+        })
+}
+
+/// `file:line` of the first line of examples/panic/src/main.rs containing `needle`.
+fn panic_example_line(needle: &str) -> String {
+    let file = "examples/panic/src/main.rs";
+    let text = std::fs::read_to_string(repo_root().join(file)).expect("read the panic example");
+    let n = text
+        .lines()
+        .position(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no {needle:?} in {file}"));
+    format!("{file}:{}", n + 1)
+}
+
+/// The build id in the `backtrace: build-id` line.
+fn console_build_id(console: &[String]) -> &str {
+    let ids: Vec<&str> = console
+        .iter()
+        .filter_map(|l| l.strip_prefix("backtrace: build-id "))
+        .collect();
+    assert_eq!(ids.len(), 1, "one build id line in\n{}", console.join("\n"));
+    ids[0]
+}
+
+/// The GNU build id of an ELF file, as `readelf -n` reports it (the README's command).
+fn readelf_build_id(path: &Path) -> String {
+    let out = Command::new("readelf")
+        .arg("-n")
+        .arg(path)
+        .output()
+        .expect("run readelf");
+    assert!(out.status.success(), "readelf -n {}", path.display());
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Build ID: ").map(str::to_string))
+        .unwrap_or_else(|| panic!("{}: no build id", path.display()))
+}
+
+/// The raw backtrace ends at the bottom of the stack (not cut off by a bad frame).
+fn assert_complete_walk(name: &str, console: &[String]) {
+    let end = console
+        .iter()
+        .find(|l| l.starts_with("backtrace: end ("))
+        .unwrap_or_else(|| panic!("{name}: no end of backtrace in\n{}", console.join("\n")));
+    assert!(
+        end.ends_with(", stack ends)"),
+        "{name}: the walk stopped early: {end}"
+    );
+}
+
+#[test]
+#[ignore = "boots nested Xen in QEMU: run scripts/test (XENIA_NESTED=1 ... -- --ignored)"]
+fn panic_backtrace_names_main_at_the_panic_site() {
+    let (r, console) = super::scenario("panic");
+    super::assert_outcome(&r, console, Outcome::Crash);
+    assert_complete_walk("panic", console);
+
+    // The image that ran, the debug ELF and the console carry one build id.
+    let s = super::session();
+    let id = console_build_id(console);
+    let job = s.log_path.parent().expect("session dir");
+    assert_eq!(readelf_build_id(&job.join("panic.xen")), id, "image");
+    assert_eq!(
+        readelf_build_id(&s.debug_dir.join("panic.debug")),
+        id,
+        "debug ELF"
+    );
+
+    // The panic message's file:line is where the named stack says main called the panic.
+    let msg = console
+        .iter()
+        .find_map(|l| l.strip_prefix("panicked at "))
+        .unwrap_or_else(|| panic!("no panic message in\n{}", console.join("\n")));
+    let mut parts = msg.splitn(3, ':');
+    let site = format!(
+        "{}:{}",
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or("")
+    );
+    assert_eq!(site, panic_example_line("panic!(\"deliberate panic"));
+
+    let (out, frames) = named("panic", console);
+    let machinery = find(&frames, 0, "core::panicking::panic_fmt", None, &out);
+    let main = find(
+        &frames,
+        machinery + 1,
+        "__xenia_user_main",
+        Some(&site),
+        &out,
+    );
+    let start = find(&frames, main + 1, "xenia_start", None, &out);
+    assert_eq!(
+        frames.last().map(|f| f.function.as_str()),
+        Some("_start"),
+        "outermost frame\n{}",
+        out.join("\n")
+    );
+    assert!(start < frames.len());
+}
+
+#[test]
+#[ignore = "boots nested Xen in QEMU: run scripts/test (XENIA_NESTED=1 ... -- --ignored)"]
+fn page_fault_in_a_spawned_task_prints_its_backtrace() {
+    let (r, console) = super::scenario("panic-fault");
+    super::assert_outcome(&r, console, Outcome::Crash);
+    let addr = super::field(console, "about to read ");
+    let addr = addr.split(' ').next().unwrap_or("");
+    let fault = console
+        .iter()
+        .find(|l| l.starts_with("xenia: fatal page fault (vector 14)"))
+        .unwrap_or_else(|| panic!("no page fault report in\n{}", console.join("\n")));
+    assert!(
+        fault.ends_with(&format!(" cr2 {addr}")),
+        "fault address: want {addr} in {fault:?}"
+    );
+    assert!(
+        console.iter().any(|l| l.starts_with("backtrace: #0 pc 0x")),
+        "frame 0 is the faulting instruction\n{}",
+        console.join("\n")
+    );
+    assert_complete_walk("panic-fault", console);
+
+    let (out, frames) = named("panic-fault", console);
+    let read = panic_example_line("read_volatile(addr");
+    let at = find(&frames, 0, "panic::read_word", Some(&read), &out);
+    let task = find(
+        &frames,
+        at + 1,
+        "panic::faulting_task::{{closure}}",
+        None,
+        &out,
+    );
+    // Polled by the executor as a spawned task, not inline in main.
+    let exec = find(&frames, task + 1, "xenia::exec::", None, &out);
+    find(&frames, exec + 1, "xenia_start", None, &out);
+    // Run by the executor on its own, not inside main's poll.
+    assert!(
+        !frames
+            .iter()
+            .any(|f| f.function.contains("__xenia_user_main")),
+        "main is on the task's stack
+{}",
+        out.join("\n")
+    );
+}
+
+#[test]
+#[ignore = "boots nested Xen in QEMU: run scripts/test (XENIA_NESTED=1 ... -- --ignored)"]
+fn allocation_failure_prints_the_heap_and_a_backtrace() {
+    let (r, console) = super::scenario("panic-oom");
+    super::assert_outcome(&r, console, Outcome::Crash);
+    let bytes: u64 = super::field(console, "about to allocate ")
+        .trim_end_matches(" bytes")
+        .parse()
+        .expect("bytes requested");
+    let want = format!("xenia: out of memory: allocating {bytes} bytes (align 1) failed");
+    assert!(
+        console.contains(&want),
+        "no {want:?} in\n{}",
+        console.join("\n")
+    );
+    // The heap's counters: the request exceeds what the heap ever had.
+    let heap = super::field(console, "xenia: heap: ");
+    let number_before = |word: &str| -> u64 {
+        let words: Vec<&str> = heap.split([' ', ',']).filter(|w| !w.is_empty()).collect();
+        let i = words
+            .iter()
+            .position(|w| *w == word)
+            .unwrap_or_else(|| panic!("no {word:?} in {heap:?}"));
+        words[i - 2].parse().expect("a number")
+    };
+    let claimed = number_before("claimed");
+    assert!(
+        claimed > 0 && claimed < bytes,
+        "claimed {claimed} vs {bytes}"
+    );
+    assert_complete_walk("panic-oom", console);
+
+    let (out, frames) = named("panic-oom", console);
+    let handler = find(&frames, 0, "ReportOom", None, &out);
+    let alloc = find(&frames, handler + 1, "panic::allocate", None, &out);
+    find(&frames, alloc + 1, "__xenia_user_main", None, &out);
+}
