@@ -22,7 +22,6 @@
 //! assert_eq!(store.get(b"greeting").await?.as_deref(), Some(&b"hello"[..]));
 //! ```
 #![no_std]
-#![deny(missing_docs)]
 
 extern crate alloc;
 

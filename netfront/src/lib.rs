@@ -55,8 +55,6 @@
 //! }
 //! ```
 #![no_std]
-#![deny(missing_docs)]
-#![deny(clippy::undocumented_unsafe_blocks)]
 
 extern crate alloc;
 

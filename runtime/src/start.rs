@@ -117,9 +117,9 @@ extern "C" fn xenia_start(si: *const StartInfo, entry_tsc: u64) -> ! {
         | memory::PTE_ACCESSED
         | memory::PTE_DIRTY;
     // SAFETY: SHARED_INFO_PAGE is ours, page-aligned, and never accessed as a Rust object.
-    if let Err(e) =
-        unsafe { xenia_xen::hypercall::update_va_mapping(si_va, pte, memory::UVMF_INVLPG) }
-    {
+    let mapped =
+        unsafe { xenia_xen::hypercall::update_va_mapping(si_va, pte, memory::UVMF_INVLPG) };
+    if let Err(e) = mapped {
         crate::println!("xenia: cannot map shared_info: {e}");
         shutdown(ShutdownReason::Crash);
     }

@@ -6,7 +6,6 @@
 //!   once, and looking up each scenario's result;
 //! - [`serial`]: parsing the serial log dom0 writes its results to;
 //! - [`xl`]: reading and adjusting the xl configurations `scripts/build` generates.
-#![deny(missing_docs)]
 
 pub mod serial;
 pub mod session;

@@ -14,7 +14,6 @@
 //! `<key>` is percent-decoded (1 ..= 512 bytes). HTTP/1.1 keep-alive; `Content-Length` bodies
 //! only (chunked: 501); 400 on a malformed request, 405 on another method.
 #![no_std]
-#![deny(missing_docs)]
 
 extern crate alloc;
 
