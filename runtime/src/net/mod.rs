@@ -15,8 +15,8 @@
 //! }
 //! ```
 //!
-//! Each [`Stack`] is one smoltcp `Interface` over one [`Netfront`] (vif `index`), with its
-//! sockets. A background task drives it: it polls the interface, then sleeps until the
+//! Each [`Stack`] is one smoltcp `Interface` over one
+//! [`Netfront`](xenia_netfront::Netfront) (vif `index`), with its sockets. A background task drives it: it polls the interface, then sleeps until the
 //! interface's next timer (`poll_at`), an event from the netfront, or a socket operation that
 //! has something to send, whichever comes first. Socket futures register their wakers with
 //! smoltcp and wake when the driver's poll changed their socket. Nothing busy-polls.

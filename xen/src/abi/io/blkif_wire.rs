@@ -1,6 +1,6 @@
 //! The blkif codec: ring slots in the x86-64 layout (`protocol` = `x86_64-abi`), encoded from
-//! and decoded into the structures of [`io/blkif.h`](super::blkif), for frontends and backends
-//! alike.
+//! and decoded into the structures of `io/blkif.h` (re-exported flat in [`crate::abi::io`]), for
+//! frontends and backends alike.
 //!
 //! Xen's C structures have padding (`id` is 8-byte aligned after a 4-byte header), so they
 //! cannot be copied into shared memory as they are: the padding would carry stale bytes. A
