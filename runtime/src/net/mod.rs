@@ -37,7 +37,7 @@ mod udp;
 pub use stack::{init, open, stack, stats, IpConfig, Stack, Stats};
 pub use tcp::{ListenConfig, TcpListener, TcpStream};
 pub use udp::UdpSocket;
-pub use xenia_netfront::{NetConfig as DeviceConfig, NetError as DeviceError, NetStats};
+pub use xenia_netfront::{NetStats, NetfrontConfig, NetfrontError};
 
 use alloc::string::String;
 
@@ -50,7 +50,7 @@ pub enum NetError {
     /// The runtime's event channels or grant table are not available.
     NoServices(&'static str),
     /// The network interface could not be connected.
-    Device(DeviceError),
+    Device(NetfrontError),
     /// The address configuration (command line or arguments) is not usable.
     BadConfig(String),
     /// No DHCP server answered in time.
@@ -98,8 +98,8 @@ impl core::fmt::Display for NetError {
     }
 }
 
-impl From<DeviceError> for NetError {
-    fn from(e: DeviceError) -> Self {
+impl From<NetfrontError> for NetError {
+    fn from(e: NetfrontError) -> Self {
         NetError::Device(e)
     }
 }
