@@ -96,3 +96,15 @@ impl core::fmt::Display for BlkfrontError {
         }
     }
 }
+
+impl core::error::Error for BlkfrontError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            BlkfrontError::Xenbus(e) => Some(e),
+            BlkfrontError::Event(e) => Some(e),
+            BlkfrontError::Grant(e) => Some(e),
+            BlkfrontError::Ring(e) => Some(e),
+            _ => None,
+        }
+    }
+}

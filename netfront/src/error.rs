@@ -73,7 +73,7 @@ impl core::fmt::Display for NetfrontError {
         match self {
             NetfrontError::Xenbus(e) => write!(f, "netfront: {e}"),
             NetfrontError::Grant(e) => write!(f, "netfront: {e}"),
-            NetfrontError::Event(e) => write!(f, "netfront: event channel: {e:?}"),
+            NetfrontError::Event(e) => write!(f, "netfront: {e}"),
             NetfrontError::Ring(e) => write!(f, "netfront: ring: {e}"),
             NetfrontError::NoRxCopy => write!(f, "netfront: backend lacks feature-rx-copy"),
             NetfrontError::BadMac(m) => write!(f, "netfront: bad MAC address {m:?}"),
@@ -83,6 +83,18 @@ impl core::fmt::Display for NetfrontError {
             NetfrontError::FrameTooLarge(n) => write!(f, "netfront: cannot send a {n}-byte frame"),
             NetfrontError::Busy => write!(f, "netfront: tx ring or buffers full"),
             NetfrontError::NotConnected => write!(f, "netfront: not connected"),
+        }
+    }
+}
+
+impl core::error::Error for NetfrontError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            NetfrontError::Xenbus(e) => Some(e),
+            NetfrontError::Grant(e) => Some(e),
+            NetfrontError::Event(e) => Some(e),
+            NetfrontError::Ring(e) => Some(e),
+            _ => None,
         }
     }
 }

@@ -64,6 +64,16 @@ impl core::fmt::Display for BlockError {
     }
 }
 
+impl core::error::Error for BlockError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            BlockError::Connect { error, .. } => Some(error),
+            BlockError::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
 impl From<BlkfrontError> for BlockError {
     fn from(e: BlkfrontError) -> Self {
         BlockError::Io(e)

@@ -177,7 +177,7 @@ extern "C" fn xenia_start(si: *const StartInfo, entry_tsc: u64) -> ! {
     let mem = match unsafe { crate::mm::init(si.pt_base, first_free, si.nr_pages) } {
         Ok(m) => m,
         Err(e) => {
-            crate::println!("xenia: memory setup failed: {e:?}");
+            crate::println!("xenia: {e}");
             shutdown(ShutdownReason::Crash);
         }
     };

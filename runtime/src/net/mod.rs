@@ -98,6 +98,15 @@ impl core::fmt::Display for NetError {
     }
 }
 
+impl core::error::Error for NetError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            NetError::Device(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
 impl From<NetfrontError> for NetError {
     fn from(e: NetfrontError) -> Self {
         NetError::Device(e)
