@@ -98,3 +98,26 @@ impl core::error::Error for NetfrontError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+    use core::error::Error;
+    use xenia_xen::XenError;
+
+    #[test]
+    fn display_is_a_sentence_and_source_is_the_wrapped_error() {
+        let e = NetfrontError::Event(EventError::Xen(XenError::EPERM));
+        assert_eq!(
+            e.to_string(),
+            "netfront: event channel: hypercall failed: EPERM"
+        );
+        let source = e.source().expect("the event error");
+        assert_eq!(source.to_string(), "event channel: hypercall failed: EPERM");
+        let root = source.source().expect("the hypercall error");
+        assert_eq!(root.to_string(), "hypercall failed: EPERM");
+        assert!(root.source().is_none());
+        assert!(NetfrontError::Busy.source().is_none());
+    }
+}
