@@ -4,7 +4,7 @@ use xenia_xen::abi::{BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_RING_SIZE};
 
 /// Options of [`Blkfront::connect_with`](crate::Blkfront::connect_with).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Config {
+pub struct BlkfrontConfig {
     /// Bounce pages granted to the backend (at least [`BLKIF_MAX_SEGMENTS_PER_REQUEST`]);
     /// `ring size * 11` lets every ring slot carry a full direct request.
     pub pool_pages: usize,
@@ -17,9 +17,9 @@ pub struct Config {
     pub max_ring_page_order: u32,
 }
 
-impl Default for Config {
+impl Default for BlkfrontConfig {
     fn default() -> Self {
-        Config {
+        BlkfrontConfig {
             pool_pages: BLKIF_RING_SIZE * BLKIF_MAX_SEGMENTS_PER_REQUEST,
             max_indirect_segments: 64,
             max_ring_page_order: 0,

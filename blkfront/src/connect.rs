@@ -2,8 +2,8 @@
 
 use crate::slots::{Inner, Slot, SlotState};
 use crate::{
-    vdev_from_name, BlkError, Blkfront, Config, DiskInfo, Features, Stats, MAX_RING_PAGE_ORDER,
-    SEGS_PER_INDIRECT_PAGE,
+    vdev_from_name, Blkfront, BlkfrontConfig, BlkfrontError, DiskInfo, Features, Stats,
+    MAX_RING_PAGE_ORDER, SEGS_PER_INDIRECT_PAGE,
 };
 use alloc::format;
 use alloc::string::String;
@@ -21,16 +21,19 @@ use xenia_xen::memory::PAGE_SIZE;
 use xenia_xen::xenbus::{self, Frontend};
 use xenia_xen::xenstore::{Transport, Xenstore};
 
-fn parse<N: core::str::FromStr>(key: &'static str, v: &str) -> Result<N, BlkError> {
+fn parse<N: core::str::FromStr>(key: &'static str, v: &str) -> Result<N, BlkfrontError> {
     v.trim()
         .parse()
-        .map_err(|_| BlkError::BadInfo(key, v.into()))
+        .map_err(|_| BlkfrontError::BadInfo(key, v.into()))
 }
 
-async fn read_opt<T: Transport>(xs: &Xenstore<T>, path: &str) -> Result<Option<String>, BlkError> {
+async fn read_opt<T: Transport>(
+    xs: &Xenstore<T>,
+    path: &str,
+) -> Result<Option<String>, BlkfrontError> {
     match xs.read_optional(path).await {
         Ok(v) => Ok(v.map(|b| String::from_utf8_lossy(&b).into_owned())),
-        Err(e) => Err(BlkError::Xenbus(e.into())),
+        Err(e) => Err(BlkfrontError::Xenbus(e.into())),
     }
 }
 
@@ -38,7 +41,7 @@ impl<'a, T: Transport> Blkfront<'a, T> {
     /// Finds the index (`device/vbd/<index>`) of the disk called `name` (`xvda`, ...): the
     /// device whose index or `virtual-device` is the name's number, or whose backend's `dev`
     /// is the name.
-    pub async fn find(xs: &'a Xenstore<T>, name: &str) -> Result<u32, BlkError> {
+    pub async fn find(xs: &'a Xenstore<T>, name: &str) -> Result<u32, BlkfrontError> {
         let vdev = vdev_from_name(name);
         let ids = xenbus::devices(xs, "vbd").await?;
         if let Some(v) = vdev.filter(|v| ids.contains(v)) {
@@ -57,17 +60,17 @@ impl<'a, T: Transport> Blkfront<'a, T> {
                 }
             }
         }
-        Err(BlkError::NoSuchDevice(name.into()))
+        Err(BlkfrontError::NoSuchDevice(name.into()))
     }
 
-    /// Connects to device `device/vbd/<index>` with the default [`Config`].
+    /// Connects to device `device/vbd/<index>` with the default [`BlkfrontConfig`].
     pub async fn connect(
         xs: &'a Xenstore<T>,
         events: &'a EventChannels,
         grants: &'a GrantTable,
         index: u32,
-    ) -> Result<Self, BlkError> {
-        Self::connect_with(xs, events, grants, index, Config::default()).await
+    ) -> Result<Self, BlkfrontError> {
+        Self::connect_with(xs, events, grants, index, BlkfrontConfig::default()).await
     }
 
     /// Connects to device `device/vbd/<index>`: shares the ring and event channel through the
@@ -77,8 +80,8 @@ impl<'a, T: Transport> Blkfront<'a, T> {
         events: &'a EventChannels,
         grants: &'a GrantTable,
         index: u32,
-        config: Config,
-    ) -> Result<Self, BlkError> {
+        config: BlkfrontConfig,
+    ) -> Result<Self, BlkfrontError> {
         let dev = Frontend::find(xs, "vbd", index).await?;
         let backend = dev.backend_id();
         // The backend publishes max-ring-page-order before InitWait.
@@ -98,7 +101,7 @@ impl<'a, T: Transport> Blkfront<'a, T> {
         // `ring_area` for as long as the ring (it is leaked if the backend keeps it mapped).
         let shared =
             unsafe { SharedRing::<RequestSlot, ResponseSlot>::new(area.as_non_null(), area.len()) }
-                .map_err(BlkError::Ring)?;
+                .map_err(BlkfrontError::Ring)?;
         let ring = FrontRing::init(shared);
         let port = events.alloc_unbound(backend)?;
         let pool = match GrantPool::new(
@@ -186,29 +189,29 @@ impl<'a, T: Transport> Blkfront<'a, T> {
         Ok(front)
     }
 
-    async fn read_info(&mut self) -> Result<(), BlkError> {
+    async fn read_info(&mut self) -> Result<(), BlkfrontError> {
         let dev = &self.dev;
         let req = |k: &'static str| async move {
             dev.backend_value(k)
                 .await?
-                .ok_or_else(|| BlkError::BadInfo(k, String::new()))
+                .ok_or_else(|| BlkfrontError::BadInfo(k, String::new()))
         };
         let sectors: u64 = parse("sectors", &req("sectors").await?)?;
         let ss_text = req("sector-size").await?;
         let sector_size: u32 = parse("sector-size", &ss_text)?;
         if !sector_size.is_power_of_two() || !(512..=PAGE_SIZE as u32).contains(&sector_size) {
-            return Err(BlkError::BadInfo("sector-size", ss_text));
+            return Err(BlkfrontError::BadInfo("sector-size", ss_text));
         }
         // The size in bytes must fit in 64 bits (so every wire sector number does).
         if sectors.checked_mul(u64::from(sector_size)).is_none() {
-            return Err(BlkError::BadInfo("sectors", format!("{sectors}")));
+            return Err(BlkfrontError::BadInfo("sectors", format!("{sectors}")));
         }
         let physical_sector_size = match dev.backend_value("physical-sector-size").await? {
             None => sector_size,
             Some(v) => {
                 let p: u32 = parse("physical-sector-size", &v)?;
                 if p == 0 || !p.is_multiple_of(sector_size) {
-                    return Err(BlkError::BadInfo("physical-sector-size", v));
+                    return Err(BlkfrontError::BadInfo("physical-sector-size", v));
                 }
                 p
             }
@@ -220,7 +223,7 @@ impl<'a, T: Transport> Blkfront<'a, T> {
         let mode_ro = dev.backend_value("mode").await?.as_deref() == Some("r");
         let num = |k: &'static str, default: u32| async move {
             match dev.backend_value(k).await? {
-                None => Ok::<u32, BlkError>(default),
+                None => Ok::<u32, BlkfrontError>(default),
                 Some(v) => parse(k, &v),
             }
         };

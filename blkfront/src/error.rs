@@ -8,7 +8,7 @@ use xenia_xen::xenbus::XenbusError;
 
 /// Errors of the block frontend.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BlkError {
+pub enum BlkfrontError {
     /// The xenbus handshake or a xenstore access failed.
     Xenbus(XenbusError),
     /// An event-channel operation failed.
@@ -44,36 +44,36 @@ pub enum BlkError {
     Ring(RingError),
 }
 
-impl From<XenbusError> for BlkError {
+impl From<XenbusError> for BlkfrontError {
     fn from(e: XenbusError) -> Self {
-        BlkError::Xenbus(e)
+        BlkfrontError::Xenbus(e)
     }
 }
-impl From<EventError> for BlkError {
+impl From<EventError> for BlkfrontError {
     fn from(e: EventError) -> Self {
-        BlkError::Event(e)
+        BlkfrontError::Event(e)
     }
 }
-impl From<GrantError> for BlkError {
+impl From<GrantError> for BlkfrontError {
     fn from(e: GrantError) -> Self {
         match e {
-            GrantError::NoMemory => BlkError::NoMemory,
-            e => BlkError::Grant(e),
+            GrantError::NoMemory => BlkfrontError::NoMemory,
+            e => BlkfrontError::Grant(e),
         }
     }
 }
 
-impl core::fmt::Display for BlkError {
+impl core::fmt::Display for BlkfrontError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            BlkError::Xenbus(e) => write!(f, "blkfront: {e}"),
-            BlkError::Event(e) => write!(f, "blkfront: {e}"),
-            BlkError::Grant(e) => write!(f, "blkfront: {e}"),
-            BlkError::NoMemory => write!(f, "blkfront: out of memory"),
-            BlkError::NoSuchDevice(n) => write!(f, "blkfront: no vbd named {n:?}"),
-            BlkError::BadInfo(k, v) => write!(f, "blkfront: backend {k} is invalid: {v:?}"),
-            BlkError::ReadOnly => write!(f, "blkfront: the disk is read-only"),
-            BlkError::OutOfRange {
+            BlkfrontError::Xenbus(e) => write!(f, "blkfront: {e}"),
+            BlkfrontError::Event(e) => write!(f, "blkfront: {e}"),
+            BlkfrontError::Grant(e) => write!(f, "blkfront: {e}"),
+            BlkfrontError::NoMemory => write!(f, "blkfront: out of memory"),
+            BlkfrontError::NoSuchDevice(n) => write!(f, "blkfront: no vbd named {n:?}"),
+            BlkfrontError::BadInfo(k, v) => write!(f, "blkfront: backend {k} is invalid: {v:?}"),
+            BlkfrontError::ReadOnly => write!(f, "blkfront: the disk is read-only"),
+            BlkfrontError::OutOfRange {
                 sector,
                 count,
                 sectors,
@@ -81,16 +81,30 @@ impl core::fmt::Display for BlkError {
                 f,
                 "blkfront: sectors {sector}+{count} beyond the disk's {sectors}"
             ),
-            BlkError::BadLength(l) => {
+            BlkfrontError::BadLength(l) => {
                 write!(
                     f,
                     "blkfront: length {l} is not a multiple of the sector size"
                 )
             }
-            BlkError::Unsupported => write!(f, "blkfront: operation not supported"),
-            BlkError::Io(s) => write!(f, "blkfront: I/O error (status {s})"),
-            BlkError::BadResponse => write!(f, "blkfront: backend answered with another operation"),
-            BlkError::Ring(e) => write!(f, "blkfront: ring broken: {e}"),
+            BlkfrontError::Unsupported => write!(f, "blkfront: operation not supported"),
+            BlkfrontError::Io(s) => write!(f, "blkfront: I/O error (status {s})"),
+            BlkfrontError::BadResponse => {
+                write!(f, "blkfront: backend answered with another operation")
+            }
+            BlkfrontError::Ring(e) => write!(f, "blkfront: ring broken: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for BlkfrontError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            BlkfrontError::Xenbus(e) => Some(e),
+            BlkfrontError::Event(e) => Some(e),
+            BlkfrontError::Grant(e) => Some(e),
+            BlkfrontError::Ring(e) => Some(e),
+            _ => None,
         }
     }
 }

@@ -3,7 +3,7 @@
 //! submits them as slots and pages allow and collects their responses in any order.
 
 use crate::slots::{Inner, Slot, SlotState};
-use crate::{BlkError, Blkfront, SEGS_PER_INDIRECT_PAGE, WIRE_SECTOR};
+use crate::{Blkfront, BlkfrontError, SEGS_PER_INDIRECT_PAGE, WIRE_SECTOR};
 use alloc::vec::Vec;
 use core::future::Future;
 use core::pin::Pin;
@@ -20,7 +20,7 @@ use xenia_xen::xenstore::Transport;
 
 impl<T: Transport> Blkfront<'_, T> {
     /// Reads `buf.len()` bytes (a multiple of the sector size) from `sector` on.
-    pub async fn read(&self, sector: u64, buf: &mut [u8]) -> Result<(), BlkError> {
+    pub async fn read(&self, sector: u64, buf: &mut [u8]) -> Result<(), BlkfrontError> {
         let count = self.sectors_of(buf.len())?;
         self.check_range(sector, count)?;
         if buf.is_empty() {
@@ -31,9 +31,9 @@ impl<T: Transport> Blkfront<'_, T> {
 
     /// Writes `buf` (a multiple of the sector size) from `sector` on. Refused without sending
     /// anything if the disk is read-only or the sectors are beyond its end.
-    pub async fn write(&self, sector: u64, buf: &[u8]) -> Result<(), BlkError> {
+    pub async fn write(&self, sector: u64, buf: &[u8]) -> Result<(), BlkfrontError> {
         if self.info.read_only {
-            return Err(BlkError::ReadOnly);
+            return Err(BlkfrontError::ReadOnly);
         }
         let count = self.sectors_of(buf.len())?;
         self.check_range(sector, count)?;
@@ -46,7 +46,7 @@ impl<T: Transport> Blkfront<'_, T> {
     /// Makes completed writes durable: `BLKIF_OP_FLUSH_DISKCACHE` (or a write barrier if the
     /// backend offers only that). Without either feature the backend has no cache to flush
     /// and this returns at once.
-    pub async fn flush(&self) -> Result<(), BlkError> {
+    pub async fn flush(&self) -> Result<(), BlkfrontError> {
         let op = if self.features.flush_cache {
             BLKIF_OP_FLUSH_DISKCACHE
         } else if self.features.barrier {
@@ -59,12 +59,12 @@ impl<T: Transport> Blkfront<'_, T> {
 
     /// Discards `count` sectors from `sector` on (the backend may then read them as zeros or
     /// as their old contents). Needs `feature-discard`; refused on a read-only disk.
-    pub async fn discard(&self, sector: u64, count: u64) -> Result<(), BlkError> {
+    pub async fn discard(&self, sector: u64, count: u64) -> Result<(), BlkfrontError> {
         if !self.features.discard {
-            return Err(BlkError::Unsupported);
+            return Err(BlkfrontError::Unsupported);
         }
         if self.info.read_only {
-            return Err(BlkError::ReadOnly);
+            return Err(BlkfrontError::ReadOnly);
         }
         self.check_range(sector, count)?;
         if count == 0 {
@@ -245,7 +245,7 @@ impl<'s, 'a, 'b, T: Transport> Io<'s, 'a, 'b, T> {
         &mut self,
         cx: &mut Context<'_>,
         wake: &mut Vec<Waker>,
-    ) -> Poll<Result<(), BlkError>> {
+    ) -> Poll<Result<(), BlkfrontError>> {
         let front = self.front;
         loop {
             let mut inner = front.inner.borrow_mut();
@@ -277,7 +277,7 @@ impl<'s, 'a, 'b, T: Transport> Io<'s, 'a, 'b, T> {
             }
             if let Some(e) = inner.broken {
                 self.abandon(&mut inner, wake);
-                return Poll::Ready(Err(BlkError::Ring(e)));
+                return Poll::Ready(Err(BlkfrontError::Ring(e)));
             }
             let mut pushed = false;
             while self.next < self.chunks {
@@ -328,7 +328,7 @@ impl<'s, 'a, 'b, T: Transport> Io<'s, 'a, 'b, T> {
 }
 
 impl<T: Transport> Future for Io<'_, '_, '_, T> {
-    type Output = Result<(), BlkError>;
+    type Output = Result<(), BlkfrontError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();

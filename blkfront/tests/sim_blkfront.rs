@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
-use xenia_blkfront::{BlkError, Blkfront, Config};
+use xenia_blkfront::{Blkfront, BlkfrontConfig, BlkfrontError};
 use xenia_ring::RingError;
 use xenia_sim::blkback::{Blkback, Hostile, VbdConfig};
 use xenia_sim::{block_on, Guest};
@@ -143,7 +143,7 @@ fn disks_are_found_by_name() {
         assert_eq!(Front::find(g.xs, "sdc").await.unwrap(), 7);
         assert_eq!(
             Front::find(g.xs, "xvdz").await,
-            Err(BlkError::NoSuchDevice("xvdz".into()))
+            Err(BlkfrontError::NoSuchDevice("xvdz".into()))
         );
         let b = Blkfront::connect(g.xs, g.ev, g.grants(), 51728)
             .await
@@ -169,7 +169,7 @@ fn invalid_disk_info_is_refused() {
         );
         let r = block_on(g.ev, Blkfront::connect(g.xs, g.ev, g.grants(), 51712));
         assert!(
-            matches!(r, Err(BlkError::BadInfo("sector-size", _))),
+            matches!(r, Err(BlkfrontError::BadInfo("sector-size", _))),
             "{ss}: {:?}",
             r.err()
         );
@@ -177,7 +177,7 @@ fn invalid_disk_info_is_refused() {
     // A device that is not there.
     let g = guest();
     let r = block_on(g.ev, Blkfront::connect(g.xs, g.ev, g.grants(), 51712));
-    assert!(matches!(r, Err(BlkError::Xenbus(_))), "{:?}", r.err());
+    assert!(matches!(r, Err(BlkfrontError::Xenbus(_))), "{:?}", r.err());
 }
 
 #[test]
@@ -193,7 +193,7 @@ fn large_sectors_work() {
         front.write(3, &data).await.unwrap();
         assert_eq!(
             front.write(0, &[0; 512]).await,
-            Err(BlkError::BadLength(512))
+            Err(BlkfrontError::BadLength(512))
         );
         let mut r = vec![0; data.len()];
         front.read(3, &mut r).await.unwrap();
@@ -319,7 +319,7 @@ fn flush_and_discard() {
         assert!(r[15 * 512..].iter().all(|&b| b == 0xaa));
         assert!(matches!(
             front.discard(4090, 10).await,
-            Err(BlkError::OutOfRange { .. })
+            Err(BlkfrontError::OutOfRange { .. })
         ));
         front.discard(0, 0).await.unwrap();
     });
@@ -337,7 +337,7 @@ fn flush_and_discard() {
     });
     block_on(g.ev, async {
         front.flush().await.unwrap();
-        assert_eq!(front.discard(0, 1).await, Err(BlkError::Unsupported));
+        assert_eq!(front.discard(0, 1).await, Err(BlkfrontError::Unsupported));
     });
     assert_eq!(
         back.state().stats.ops,
@@ -360,8 +360,11 @@ fn read_only_disks_and_bad_ranges_are_refused_before_sending() {
     back.state().disk[..512].fill(0x5a);
     assert!(front.read_only());
     block_on(g.ev, async {
-        assert_eq!(front.write(0, &[1; 512]).await, Err(BlkError::ReadOnly));
-        assert_eq!(front.discard(0, 1).await, Err(BlkError::ReadOnly));
+        assert_eq!(
+            front.write(0, &[1; 512]).await,
+            Err(BlkfrontError::ReadOnly)
+        );
+        assert_eq!(front.discard(0, 1).await, Err(BlkfrontError::ReadOnly));
         assert_eq!(back.state().stats.requests, 0);
         let mut r = [0; 512];
         front.read(0, &mut r).await.unwrap();
@@ -372,7 +375,7 @@ fn read_only_disks_and_bad_ranges_are_refused_before_sending() {
         let mut r = vec![0; 1024];
         assert_eq!(
             front.read(4095, &mut r).await,
-            Err(BlkError::OutOfRange {
+            Err(BlkfrontError::OutOfRange {
                 sector: 4095,
                 count: 2,
                 sectors: 4096
@@ -380,11 +383,11 @@ fn read_only_disks_and_bad_ranges_are_refused_before_sending() {
         );
         assert!(matches!(
             front.write(u64::MAX, &[0; 512]).await,
-            Err(BlkError::OutOfRange { .. })
+            Err(BlkfrontError::OutOfRange { .. })
         ));
         assert_eq!(
             front.read(0, &mut r[..100]).await,
-            Err(BlkError::BadLength(100))
+            Err(BlkfrontError::BadLength(100))
         );
         front.read(4094, &mut r).await.unwrap();
     });
@@ -406,14 +409,14 @@ fn an_error_status_fails_only_its_request() {
         for (i, r) in results.iter().enumerate() {
             // Sectors 96..104 hold sector 100.
             if i == 3 {
-                assert_eq!(*r, Err(BlkError::Io(-1)));
+                assert_eq!(*r, Err(BlkfrontError::Io(-1)));
             } else {
                 assert_eq!(*r, Ok(()), "{i}");
             }
         }
         // A multi-request read touching the bad sector fails; the others still work.
         let mut buf = vec![0; 512 * 200];
-        assert_eq!(front.read(0, &mut buf).await, Err(BlkError::Io(-1)));
+        assert_eq!(front.read(0, &mut buf).await, Err(BlkfrontError::Io(-1)));
         front.read(0, &mut buf[..512 * 96]).await.unwrap();
         assert_eq!(buf[64 * 512], 2);
     });
@@ -431,7 +434,7 @@ fn a_response_with_the_wrong_operation_fails_that_request() {
         .push_back(Hostile::WrongOperation);
     block_on(g.ev, async {
         let mut r = [0; 512];
-        assert_eq!(front.read(0, &mut r).await, Err(BlkError::BadResponse));
+        assert_eq!(front.read(0, &mut r).await, Err(BlkfrontError::BadResponse));
         front.write(0, &[3; 512]).await.unwrap();
         front.read(0, &mut r).await.unwrap();
         assert_eq!(r, [3; 512]);
@@ -490,12 +493,12 @@ fn a_producer_overrun_breaks_the_ring_without_panicking() {
         let mut r = [0; 512];
         let e = front.read(0, &mut r).await.unwrap_err();
         assert!(
-            matches!(e, BlkError::Ring(RingError::ProducerOverrun { .. })),
+            matches!(e, BlkfrontError::Ring(RingError::ProducerOverrun { .. })),
             "{e:?}"
         );
         assert!(matches!(
             front.write(0, &[0; 512]).await,
-            Err(BlkError::Ring(_))
+            Err(BlkfrontError::Ring(_))
         ));
     });
 }
@@ -567,7 +570,7 @@ fn a_dropped_request_returns_its_pages_when_answered() {
     assert_eq!(front.in_flight(), 0);
     let (total, free) = front.pool_pages();
     assert_eq!(total, free);
-    let _ = Config::default();
+    let _ = BlkfrontConfig::default();
 }
 
 #[test]
@@ -628,7 +631,7 @@ fn indirect_requests_carry_more_segments() {
             ..Default::default()
         },
     );
-    let config = Config {
+    let config = BlkfrontConfig {
         pool_pages: 20,
         max_indirect_segments: 64,
         ..Default::default()
@@ -649,7 +652,7 @@ fn indirect_requests_carry_more_segments() {
                     let mut r = vec![0; d.len()];
                     front.read(i * 96, &mut r).await?;
                     assert!(r == d);
-                    Ok::<_, BlkError>(())
+                    Ok::<_, BlkfrontError>(())
                 }
             })
             .collect();
@@ -674,7 +677,7 @@ fn indirect_requests_carry_more_segments() {
             ..Default::default()
         },
     );
-    let config = Config {
+    let config = BlkfrontConfig {
         max_indirect_segments: 0,
         ..Default::default()
     };
@@ -697,7 +700,7 @@ fn a_multi_page_ring_holds_more_requests() {
         },
     );
     let free_at_start = g.grants().free_entries();
-    let config = Config {
+    let config = BlkfrontConfig {
         max_ring_page_order: 2,
         ..Default::default()
     };
@@ -783,7 +786,7 @@ fn bad_backend_values_are_reported() {
         );
         let r = block_on(g.ev, Blkfront::connect(g.xs, g.ev, g.grants(), 51712));
         match r {
-            Err(BlkError::BadInfo(k, v)) => {
+            Err(BlkfrontError::BadInfo(k, v)) => {
                 assert_eq!((k, v.as_str()), (reported, value));
             }
             other => panic!("{key}={value}: {:?}", other.err()),
@@ -802,7 +805,7 @@ fn bad_backend_values_are_reported() {
     assert!(front.read_only());
     assert_eq!(
         block_on(g.ev, front.write(0, &[0; 512])),
-        Err(BlkError::ReadOnly)
+        Err(BlkfrontError::ReadOnly)
     );
 }
 
@@ -816,7 +819,7 @@ fn an_operation_the_backend_refuses_is_reported_as_unsupported() {
     });
     assert!(front.features().flush_cache);
     block_on(g.ev, async {
-        assert_eq!(front.flush().await, Err(BlkError::Unsupported));
+        assert_eq!(front.flush().await, Err(BlkfrontError::Unsupported));
         front.write(0, &[1; 512]).await.unwrap();
     });
     assert_eq!(back.state().stats.ops[0].0, BLKIF_OP_FLUSH_DISKCACHE);

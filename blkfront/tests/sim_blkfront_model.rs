@@ -5,14 +5,14 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::task::Poll;
-use xenia_blkfront::{BlkError, Blkfront, Config};
+use xenia_blkfront::{Blkfront, BlkfrontConfig, BlkfrontError};
 use xenia_sim::blkback::{Blkback, VbdConfig};
 use xenia_sim::{block_on, Guest, Sim};
 use xenia_xen::grant::GrantTable;
 
-type BoxFut<'a> = Pin<Box<dyn Future<Output = Result<Option<Vec<u8>>, BlkError>> + 'a>>;
+type BoxFut<'a> = Pin<Box<dyn Future<Output = Result<Option<Vec<u8>>, BlkfrontError>> + 'a>>;
 
-async fn join_all(mut futs: Vec<BoxFut<'_>>) -> Vec<Result<Option<Vec<u8>>, BlkError>> {
+async fn join_all(mut futs: Vec<BoxFut<'_>>) -> Vec<Result<Option<Vec<u8>>, BlkfrontError>> {
     let mut out: Vec<Option<_>> = futs.iter().map(|_| None).collect();
     std::future::poll_fn(move |cx| {
         let mut pending = false;
@@ -54,7 +54,7 @@ enum Op {
     Discard,
 }
 
-fn run(seed: u64, vbd: VbdConfig, config: Config) {
+fn run(seed: u64, vbd: VbdConfig, config: BlkfrontConfig) {
     let Guest { sim, ev, xs, .. } = Guest::new();
     let grants: &'static GrantTable = Box::leak(Box::new(GrantTable::new(1).unwrap()));
     let sectors = vbd.sectors;
@@ -146,11 +146,11 @@ fn random_concurrent_workloads_match_a_model() {
             max_ring_page_order: if seed % 3 == 0 { 2 } else { 0 },
             ..Default::default()
         };
-        let config = Config {
+        let config = BlkfrontConfig {
             pool_pages: if seed > 3 {
                 40
             } else {
-                Config::default().pool_pages
+                BlkfrontConfig::default().pool_pages
             },
             max_ring_page_order: 2,
             ..Default::default()

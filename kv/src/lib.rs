@@ -13,7 +13,7 @@
 //! flight at a time): only the last record can be torn by a crash, and recovery stops there.
 //!
 //! Not done: compaction. Overwritten and deleted values keep their space; when the log
-//! reaches the end of the disk, writes fail with [`Error::Full`].
+//! reaches the end of the disk, writes fail with [`KvError::Full`].
 //!
 //! ```ignore
 //! let disk = xenia::block::open("xvda").await?;
@@ -22,7 +22,6 @@
 //! assert_eq!(store.get(b"greeting").await?.as_deref(), Some(&b"hello"[..]));
 //! ```
 #![no_std]
-#![deny(missing_docs)]
 
 extern crate alloc;
 
@@ -42,7 +41,7 @@ use hashbrown::HashMap;
 #[allow(async_fn_in_trait)]
 pub trait Device {
     /// The device's error.
-    type Error: core::fmt::Debug;
+    type Error: core::error::Error + 'static;
     /// Sector size in bytes (a power of two, 512 ..= 4096).
     fn sector_size(&self) -> u32;
     /// Size in sectors.
@@ -95,7 +94,7 @@ impl Device for xenia::block::Disk {
 
 /// Errors of the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Error<E> {
+pub enum KvError<E> {
     /// The device failed. For a put or delete, the change may or may not be on disk; it is
     /// not in the index, and the next record is written over it.
     Device(E),
@@ -117,16 +116,25 @@ pub enum Error<E> {
     },
 }
 
-impl<E: core::fmt::Debug> core::fmt::Display for Error<E> {
+impl<E: core::fmt::Display> core::fmt::Display for KvError<E> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            Error::Device(e) => write!(f, "device error: {e:?}"),
-            Error::NotAStore => write!(f, "the disk is not blank and holds no store"),
-            Error::Geometry => write!(f, "unusable disk geometry"),
-            Error::BadKey => write!(f, "key empty or longer than {MAX_KEY} bytes"),
-            Error::TooLarge => write!(f, "value larger than {MAX_VALUE} bytes"),
-            Error::Full => write!(f, "the log is full"),
-            Error::Corrupt { offset } => write!(f, "record at byte {offset} is corrupt"),
+            KvError::Device(e) => write!(f, "device error: {e}"),
+            KvError::NotAStore => write!(f, "the disk is not blank and holds no store"),
+            KvError::Geometry => write!(f, "unusable disk geometry"),
+            KvError::BadKey => write!(f, "key empty or longer than {MAX_KEY} bytes"),
+            KvError::TooLarge => write!(f, "value larger than {MAX_VALUE} bytes"),
+            KvError::Full => write!(f, "the log is full"),
+            KvError::Corrupt { offset } => write!(f, "record at byte {offset} is corrupt"),
+        }
+    }
+}
+
+impl<E: core::error::Error + 'static> core::error::Error for KvError<E> {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            KvError::Device(e) => Some(e),
+            _ => None,
         }
     }
 }
@@ -228,25 +236,25 @@ impl<D: Device> Drop for WriteTurn<'_, D> {
 
 impl<D: Device> Store<D> {
     /// Opens the store on `dev`: formats a blank disk, or replays the log of an existing one.
-    pub async fn open(dev: D, opts: Options) -> Result<(Self, Recovery), Error<D::Error>> {
+    pub async fn open(dev: D, opts: Options) -> Result<(Self, Recovery), KvError<D::Error>> {
         let ss = dev.sector_size();
         if !ss.is_power_of_two() || !(512..=4096).contains(&ss) {
-            return Err(Error::Geometry);
+            return Err(KvError::Geometry);
         }
         let disk_bytes = dev
             .sectors()
             .checked_mul(u64::from(ss))
-            .ok_or(Error::Geometry)?;
+            .ok_or(KvError::Geometry)?;
         if disk_bytes <= LOG_START {
-            return Err(Error::Geometry);
+            return Err(KvError::Geometry);
         }
         let mut first = vec![0u8; ss as usize];
-        dev.read(0, &mut first).await.map_err(Error::Device)?;
+        dev.read(0, &mut first).await.map_err(KvError::Device)?;
         let mut formatted = false;
         let sb = match Superblock::decode(&first) {
             Some(sb) => {
                 if sb.sector_size != ss || sb.log_start != LOG_START {
-                    return Err(Error::Geometry);
+                    return Err(KvError::Geometry);
                 }
                 sb
             }
@@ -257,12 +265,12 @@ impl<D: Device> Store<D> {
                     log_start: LOG_START,
                 };
                 first[..format::SUPER_LEN].copy_from_slice(&sb.encode());
-                dev.write(0, &first).await.map_err(Error::Device)?;
-                dev.flush().await.map_err(Error::Device)?;
+                dev.write(0, &first).await.map_err(KvError::Device)?;
+                dev.flush().await.map_err(KvError::Device)?;
                 formatted = true;
                 sb
             }
-            None => return Err(Error::NotAStore),
+            None => return Err(KvError::NotAStore),
         };
         let store = Store {
             dev,
@@ -292,7 +300,7 @@ impl<D: Device> Store<D> {
     }
 
     /// Reads the log from the start, applying each intact record to the index.
-    async fn replay(&self, chunk: usize) -> Result<(u64, Stop), Error<D::Error>> {
+    async fn replay(&self, chunk: usize) -> Result<(u64, Stop), KvError<D::Error>> {
         let ss = u64::from(self.ss);
         let chunk = (chunk as u64).div_ceil(ss) * ss;
         // A window of the disk: bytes [win_start, win_start + win.len()).
@@ -314,7 +322,7 @@ impl<D: Device> Store<D> {
                 self.dev
                     .read(pos / ss, &mut win)
                     .await
-                    .map_err(Error::Device)?;
+                    .map_err(KvError::Device)?;
                 win_start = pos;
             }
             let at = (pos - win_start) as usize;
@@ -333,7 +341,7 @@ impl<D: Device> Store<D> {
                 self.dev
                     .read(pos / ss, &mut rec)
                     .await
-                    .map_err(Error::Device)?;
+                    .map_err(KvError::Device)?;
                 let ok = format::data_ok(&h, &rec[HEADER_LEN..]);
                 win = rec;
                 win_start = pos;
@@ -381,12 +389,12 @@ impl<D: Device> Store<D> {
     }
 
     /// Appends a record, writes it and flushes; then updates the index.
-    async fn append(&self, kind: Kind, key: &[u8], value: &[u8]) -> Result<(), Error<D::Error>> {
+    async fn append(&self, kind: Kind, key: &[u8], value: &[u8]) -> Result<(), KvError<D::Error>> {
         if key.is_empty() || key.len() > MAX_KEY {
-            return Err(Error::BadKey);
+            return Err(KvError::BadKey);
         }
         if value.len() > MAX_VALUE {
-            return Err(Error::TooLarge);
+            return Err(KvError::TooLarge);
         }
         let _turn = self.turn().await;
         let (pos, seq, prev) = {
@@ -395,27 +403,27 @@ impl<D: Device> Store<D> {
         };
         let (rec, h) = format::encode_record(kind, seq, prev, key, value, self.ss);
         if pos + rec.len() as u64 > self.disk_bytes {
-            return Err(Error::Full);
+            return Err(KvError::Full);
         }
         let ss = u64::from(self.ss);
         self.dev
             .write(pos / ss, &rec)
             .await
-            .map_err(Error::Device)?;
-        self.dev.flush().await.map_err(Error::Device)?;
+            .map_err(KvError::Device)?;
+        self.dev.flush().await.map_err(KvError::Device)?;
         self.apply(key.to_vec(), pos, h);
         self.written.set(self.written.get() + 1);
         Ok(())
     }
 
     /// Sets `key` to `value`. Returns once the record is written and flushed.
-    pub async fn put(&self, key: &[u8], value: &[u8]) -> Result<(), Error<D::Error>> {
+    pub async fn put(&self, key: &[u8], value: &[u8]) -> Result<(), KvError<D::Error>> {
         self.append(Kind::Put, key, value).await
     }
 
     /// Deletes `key` (writes a tombstone and flushes). `Ok(false)`: the key was absent and
     /// nothing was written.
-    pub async fn delete(&self, key: &[u8]) -> Result<bool, Error<D::Error>> {
+    pub async fn delete(&self, key: &[u8]) -> Result<bool, KvError<D::Error>> {
         if !self.contains(key) {
             return Ok(false);
         }
@@ -429,7 +437,7 @@ impl<D: Device> Store<D> {
     }
 
     /// The value of `key`, read from disk and checked against its checksums.
-    pub async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error<D::Error>> {
+    pub async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError<D::Error>> {
         let Some(loc) = self.state.borrow().index.get(key).copied() else {
             return Ok(None);
         };
@@ -438,12 +446,12 @@ impl<D: Device> Store<D> {
         self.dev
             .read(loc.offset / ss, &mut rec)
             .await
-            .map_err(Error::Device)?;
+            .map_err(KvError::Device)?;
         let intact = Header::decode(&rec).is_some_and(|h| h == loc.header)
             && format::data_ok(&loc.header, &rec[HEADER_LEN..])
             && &rec[HEADER_LEN..HEADER_LEN + key.len()] == key;
         if !intact {
-            return Err(Error::Corrupt { offset: loc.offset });
+            return Err(KvError::Corrupt { offset: loc.offset });
         }
         let start = HEADER_LEN + loc.header.key_len as usize;
         rec.truncate(start + loc.header.val_len as usize);

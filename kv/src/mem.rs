@@ -15,9 +15,17 @@ pub enum Op {
     Flush,
 }
 
-/// An injected failure.
+/// An injected failure (or an access beyond the end) of a [`MemDisk`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MemError;
+pub struct MemDiskError;
+
+impl core::fmt::Display for MemDiskError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("in-memory disk: injected failure or access beyond the end")
+    }
+}
+
+impl core::error::Error for MemDiskError {}
 
 /// Failures to inject (each is consumed when it fires).
 #[derive(Debug, Clone, Default)]
@@ -86,13 +94,13 @@ impl MemDisk {
         self.state.borrow_mut().data[offset..offset + bytes.len()].copy_from_slice(bytes);
     }
 
-    fn range(&self, sector: u64, len: usize) -> Result<core::ops::Range<usize>, MemError> {
+    fn range(&self, sector: u64, len: usize) -> Result<core::ops::Range<usize>, MemDiskError> {
         let ss = self.sector_size as usize;
-        let start = usize::try_from(sector).map_err(|_| MemError)?;
-        let start = start.checked_mul(ss).ok_or(MemError)?;
-        let end = start.checked_add(len).ok_or(MemError)?;
+        let start = usize::try_from(sector).map_err(|_| MemDiskError)?;
+        let start = start.checked_mul(ss).ok_or(MemDiskError)?;
+        let end = start.checked_add(len).ok_or(MemDiskError)?;
         if !len.is_multiple_of(ss) || end > self.state.borrow().data.len() {
-            return Err(MemError);
+            return Err(MemDiskError);
         }
         Ok(start..end)
     }
@@ -138,7 +146,7 @@ pub fn stream_len(journal: &[Op]) -> u64 {
 }
 
 impl Device for MemDisk {
-    type Error = MemError;
+    type Error = MemDiskError;
 
     fn sector_size(&self) -> u32 {
         self.sector_size
@@ -148,17 +156,17 @@ impl Device for MemDisk {
         (self.state.borrow().data.len() / self.sector_size as usize) as u64
     }
 
-    async fn read(&self, sector: u64, buf: &mut [u8]) -> Result<(), MemError> {
+    async fn read(&self, sector: u64, buf: &mut [u8]) -> Result<(), MemDiskError> {
         let r = self.range(sector, buf.len())?;
         let s = self.state.borrow();
         if s.faults.fail_reads {
-            return Err(MemError);
+            return Err(MemDiskError);
         }
         buf.copy_from_slice(&s.data[r]);
         Ok(())
     }
 
-    async fn write(&self, sector: u64, buf: &[u8]) -> Result<(), MemError> {
+    async fn write(&self, sector: u64, buf: &[u8]) -> Result<(), MemDiskError> {
         let r = self.range(sector, buf.len())?;
         let mut s = self.state.borrow_mut();
         if let Some(torn) = s.faults.fail_write.take() {
@@ -166,17 +174,17 @@ impl Device for MemDisk {
             let start = r.start;
             s.data[start..start + n].copy_from_slice(&buf[..n]);
             s.journal.push(Op::Write(start as u64, buf[..n].to_vec()));
-            return Err(MemError);
+            return Err(MemDiskError);
         }
         s.data[r.clone()].copy_from_slice(buf);
         s.journal.push(Op::Write(r.start as u64, buf.to_vec()));
         Ok(())
     }
 
-    async fn flush(&self) -> Result<(), MemError> {
+    async fn flush(&self) -> Result<(), MemDiskError> {
         let mut s = self.state.borrow_mut();
         if core::mem::take(&mut s.faults.fail_flush) {
-            return Err(MemError);
+            return Err(MemDiskError);
         }
         s.journal.push(Op::Flush);
         Ok(())

@@ -8,7 +8,7 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 use xenia_kv::format::{LOG_START, MAX_KEY, MAX_VALUE};
 use xenia_kv::mem::{replay, stream_len, Faults, MemDisk, Op};
-use xenia_kv::{Error, Options, Recovery, Stop, Store};
+use xenia_kv::{KvError, Options, Recovery, Stop, Store};
 
 /// MemDisk futures never wait: poll once.
 fn run<F: Future>(f: F) -> F::Output {
@@ -187,7 +187,7 @@ fn failed_write_or_flush_is_an_error_and_never_served() {
     });
     assert!(matches!(
         run(store.put(b"c", &[7u8; 2000])),
-        Err(Error::Device(_))
+        Err(KvError::Device(_))
     ));
     assert_eq!(run(store.get(b"c")).unwrap(), None);
     // Recovery from that state ignores the torn record.
@@ -202,7 +202,7 @@ fn failed_write_or_flush_is_an_error_and_never_served() {
     });
     assert!(matches!(
         run(store.put(b"d", b"delta")),
-        Err(Error::Device(_))
+        Err(KvError::Device(_))
     ));
     assert!(!store.contains(b"d"));
 
@@ -221,7 +221,7 @@ fn failed_write_or_flush_is_an_error_and_never_served() {
         fail_reads: true,
         ..Faults::default()
     });
-    assert!(matches!(run(s3.get(b"a")), Err(Error::Device(_))));
+    assert!(matches!(run(s3.get(b"a")), Err(KvError::Device(_))));
 }
 
 #[test]
@@ -235,7 +235,7 @@ fn corruption_is_reported_not_served() {
     store.device().poke(off, &[0xff]);
     assert_eq!(
         run(store.get(b"k\x02")),
-        Err(Error::Corrupt {
+        Err(KvError::Corrupt {
             offset: LOG_START + 1024
         })
     );
@@ -284,12 +284,12 @@ fn limits_tombstones_and_foreign_disks() {
     assert_eq!(run(store.get(b"big")).unwrap().as_ref(), Some(&big));
     let mut too_big = big.clone();
     too_big.push(0);
-    assert_eq!(run(store.put(b"x", &too_big)), Err(Error::TooLarge));
+    assert_eq!(run(store.put(b"x", &too_big)), Err(KvError::TooLarge));
     assert_eq!(
         run(store.put(&[b'k'; MAX_KEY + 1], b"v")),
-        Err(Error::BadKey)
+        Err(KvError::BadKey)
     );
-    assert_eq!(run(store.put(b"", b"v")), Err(Error::BadKey));
+    assert_eq!(run(store.put(b"", b"v")), Err(KvError::BadKey));
     run(store.put(&[b'k'; MAX_KEY], b"long key")).unwrap();
     run(store.put(b"empty", b"")).unwrap();
     assert_eq!(run(store.get(b"empty")).unwrap(), Some(vec![]));
@@ -303,7 +303,7 @@ fn limits_tombstones_and_foreign_disks() {
     loop {
         match run(store.put(b"fill", &[1u8; 300 * 1024])) {
             Ok(()) => {}
-            Err(Error::Full) => break,
+            Err(KvError::Full) => break,
             Err(e) => panic!("{e}"),
         }
     }
@@ -322,7 +322,7 @@ fn limits_tombstones_and_foreign_disks() {
     foreign.poke(0, b"not a store");
     let before = foreign.image();
     let r = run(Store::open(&foreign, Options::default()));
-    assert!(matches!(r, Err(Error::NotAStore)));
+    assert!(matches!(r, Err(KvError::NotAStore)));
     assert_eq!(foreign.image(), before);
     assert!(foreign.journal().is_empty());
 }

@@ -3,7 +3,7 @@
 //! a torn tail on the backend's disk, and blkback error statuses (an error, never corruption).
 //! One test: the runtime boots once a process.
 
-use xenia_kv::{Error, Options, Stop, Store};
+use xenia_kv::{KvError, Options, Stop, Store};
 use xenia_sim::blkback::{Blkback, VbdConfig};
 
 #[test]
@@ -60,7 +60,7 @@ fn store_on_xenia_block_against_the_simulated_blkback() {
         let tail_sector = (log_end(&store) / 512) + 1;
         a.state().faults.error_sectors = vec![tail_sector];
         let r = store.put(b"doomed", &[5u8; 4000]).await;
-        assert!(matches!(r, Err(Error::Device(_))), "{r:?}");
+        assert!(matches!(r, Err(KvError::Device(_))), "{r:?}");
         assert_eq!(store.get(b"doomed").await.unwrap(), None);
         a.state().faults.error_sectors.clear();
         store.put(b"after-error", b"ok").await.unwrap();
@@ -69,7 +69,7 @@ fn store_on_xenia_block_against_the_simulated_blkback() {
         a.state().faults.error_sectors = vec![loc_sector];
         assert!(matches!(
             store.get(b"after-error").await,
-            Err(Error::Device(_))
+            Err(KvError::Device(_))
         ));
         a.state().faults.error_sectors.clear();
         assert_eq!(

@@ -1,10 +1,10 @@
-//! Buffer sizes ([`NetConfig`]) and counters ([`NetStats`]).
+//! Buffer sizes ([`NetfrontConfig`]) and counters ([`NetStats`]).
 
-use crate::{NetError, RX_RING_SIZE, TX_RING_SIZE};
+use crate::{NetfrontError, RX_RING_SIZE, TX_RING_SIZE};
 
 /// Sizes of a [`Netfront`](crate::Netfront)'s buffers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NetConfig {
+pub struct NetfrontConfig {
     /// Receive pages posted to the backend (1 ..= 256).
     pub rx_buffers: usize,
     /// Transmit pages (1 ..= 256): how many pages of frames can be in flight.
@@ -15,9 +15,9 @@ pub struct NetConfig {
     pub sg: bool,
 }
 
-impl Default for NetConfig {
+impl Default for NetfrontConfig {
     fn default() -> Self {
-        NetConfig {
+        NetfrontConfig {
             rx_buffers: 128,
             tx_buffers: 64,
             rx_queue: 64,
@@ -26,16 +26,16 @@ impl Default for NetConfig {
     }
 }
 
-impl NetConfig {
-    pub(crate) fn validate(&self) -> Result<(), NetError> {
+impl NetfrontConfig {
+    pub(crate) fn validate(&self) -> Result<(), NetfrontError> {
         if !(1..=RX_RING_SIZE).contains(&self.rx_buffers) {
-            return Err(NetError::BadConfig("rx_buffers"));
+            return Err(NetfrontError::BadConfig("rx_buffers"));
         }
         if !(1..=TX_RING_SIZE).contains(&self.tx_buffers) {
-            return Err(NetError::BadConfig("tx_buffers"));
+            return Err(NetfrontError::BadConfig("tx_buffers"));
         }
         if self.rx_queue == 0 {
-            return Err(NetError::BadConfig("rx_queue"));
+            return Err(NetfrontError::BadConfig("rx_queue"));
         }
         Ok(())
     }

@@ -2,8 +2,8 @@
 
 use crate::assemble::Assembler;
 use crate::{
-    parse_mac, NetConfig, NetError, NetStats, Netfront, DEFAULT_MTU, ETH_HLEN, MAX_FRAME_LEN,
-    MIN_MTU, RX_RING_SIZE, TX_RING_SIZE,
+    parse_mac, NetStats, Netfront, NetfrontConfig, NetfrontError, DEFAULT_MTU, ETH_HLEN,
+    MAX_FRAME_LEN, MIN_MTU, RX_RING_SIZE, TX_RING_SIZE,
 };
 use alloc::collections::VecDeque;
 use alloc::format;
@@ -18,14 +18,14 @@ use xenia_xen::xenbus::{Frontend, Handshake, XenbusError};
 use xenia_xen::xenstore::{Transport, Xenstore};
 
 impl<'a> Netfront<'a> {
-    /// Connects `device/vif/<index>` with the default [`NetConfig`].
+    /// Connects `device/vif/<index>` with the default [`NetfrontConfig`].
     pub async fn connect<T: Transport>(
         xs: &Xenstore<T>,
         events: &'a EventChannels,
         grants: &'a GrantTable,
         index: u32,
-    ) -> Result<Netfront<'a>, NetError> {
-        Self::connect_with(xs, events, grants, index, NetConfig::default()).await
+    ) -> Result<Netfront<'a>, NetfrontError> {
+        Self::connect_with(xs, events, grants, index, NetfrontConfig::default()).await
     }
 
     /// Connects `device/vif/<index>` with buffers sized by `config`.
@@ -34,8 +34,8 @@ impl<'a> Netfront<'a> {
         events: &'a EventChannels,
         grants: &'a GrantTable,
         index: u32,
-        config: NetConfig,
-    ) -> Result<Netfront<'a>, NetError> {
+        config: NetfrontConfig,
+    ) -> Result<Netfront<'a>, NetfrontError> {
         config.validate()?;
         let dev = Frontend::find(xs, "vif", index).await?;
         let mac_path = format!("{}/mac", dev.node());
@@ -43,14 +43,14 @@ impl<'a> Netfront<'a> {
             .value("mac")
             .await?
             .ok_or(XenbusError::Missing(mac_path))?;
-        let mac = parse_mac(&mac_text).ok_or(NetError::BadMac(mac_text))?;
+        let mac = parse_mac(&mac_text).ok_or(NetfrontError::BadMac(mac_text))?;
 
         // The backend publishes its features before it reaches InitWait.
         dev.switch_state(XenbusState::Initialising).await?;
         dev.wait_backend(|s| matches!(s, XenbusState::InitWait | XenbusState::Connected))
             .await?;
         if !dev.backend_feature("feature-rx-copy").await? {
-            return Err(NetError::NoRxCopy);
+            return Err(NetfrontError::NoRxCopy);
         }
         let sg = config.sg && dev.backend_feature("feature-sg").await?;
         let mut mtu = match dev.backend_value("mtu").await? {
@@ -60,7 +60,7 @@ impl<'a> Netfront<'a> {
                 .parse::<usize>()
                 .ok()
                 .filter(|m| (MIN_MTU..=MAX_FRAME_LEN - ETH_HLEN).contains(m))
-                .ok_or(NetError::BadMtu(v))?,
+                .ok_or(NetfrontError::BadMtu(v))?,
         };
         if !sg {
             // Without scatter-gather a frame must fit one page.
@@ -149,7 +149,10 @@ impl<'a> Netfront<'a> {
 
     /// Closes the device through xenbus (`Closing`, wait for the backend, `Closed`). The
     /// rings stay allocated until the value is dropped.
-    pub async fn disconnect<T: Transport>(&mut self, xs: &Xenstore<T>) -> Result<(), NetError> {
+    pub async fn disconnect<T: Transport>(
+        &mut self,
+        xs: &Xenstore<T>,
+    ) -> Result<(), NetfrontError> {
         let dev = Frontend::find(xs, "vif", self.index).await?;
         self.connected = false;
         dev.close().await?;

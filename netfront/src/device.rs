@@ -56,7 +56,7 @@ impl TxToken for NetTxToken<'_, '_> {
             let r = f(&mut scratch);
             match dev.send(&scratch) {
                 Ok(()) => {}
-                Err(crate::NetError::Busy) => dev.stats.tx_no_buffers += 1,
+                Err(crate::NetfrontError::Busy) => dev.stats.tx_no_buffers += 1,
                 Err(_) => {}
             }
             dev.scratch = scratch;

@@ -8,7 +8,7 @@ use xenia_xen::xenbus::XenbusError;
 
 /// Netfront errors.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NetError {
+pub enum NetfrontError {
     /// Xenbus or xenstore failed (missing node, backend closed, ...).
     Xenbus(XenbusError),
     /// The grant table failed (no free entries, ...).
@@ -35,54 +35,89 @@ pub enum NetError {
     NotConnected,
 }
 
-impl From<XenbusError> for NetError {
+impl From<XenbusError> for NetfrontError {
     fn from(e: XenbusError) -> Self {
-        NetError::Xenbus(e)
+        NetfrontError::Xenbus(e)
     }
 }
 
-impl From<GrantError> for NetError {
+impl From<GrantError> for NetfrontError {
     fn from(e: GrantError) -> Self {
         match e {
-            GrantError::NoMemory => NetError::NoMemory,
-            e => NetError::Grant(e),
+            GrantError::NoMemory => NetfrontError::NoMemory,
+            e => NetfrontError::Grant(e),
         }
     }
 }
 
-impl From<EventError> for NetError {
+impl From<EventError> for NetfrontError {
     fn from(e: EventError) -> Self {
-        NetError::Event(e)
+        NetfrontError::Event(e)
     }
 }
 
-impl From<RingError> for NetError {
+impl From<RingError> for NetfrontError {
     fn from(e: RingError) -> Self {
-        NetError::Ring(e)
+        NetfrontError::Ring(e)
     }
 }
 
-impl From<xenia_xen::xenstore::Error> for NetError {
+impl From<xenia_xen::xenstore::Error> for NetfrontError {
     fn from(e: xenia_xen::xenstore::Error) -> Self {
-        NetError::Xenbus(XenbusError::Xenstore(e))
+        NetfrontError::Xenbus(XenbusError::Xenstore(e))
     }
 }
 
-impl core::fmt::Display for NetError {
+impl core::fmt::Display for NetfrontError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            NetError::Xenbus(e) => write!(f, "netfront: {e}"),
-            NetError::Grant(e) => write!(f, "netfront: {e}"),
-            NetError::Event(e) => write!(f, "netfront: event channel: {e:?}"),
-            NetError::Ring(e) => write!(f, "netfront: ring: {e}"),
-            NetError::NoRxCopy => write!(f, "netfront: backend lacks feature-rx-copy"),
-            NetError::BadMac(m) => write!(f, "netfront: bad MAC address {m:?}"),
-            NetError::BadMtu(m) => write!(f, "netfront: bad MTU {m:?}"),
-            NetError::BadConfig(what) => write!(f, "netfront: bad configuration: {what}"),
-            NetError::NoMemory => write!(f, "netfront: out of memory"),
-            NetError::FrameTooLarge(n) => write!(f, "netfront: cannot send a {n}-byte frame"),
-            NetError::Busy => write!(f, "netfront: tx ring or buffers full"),
-            NetError::NotConnected => write!(f, "netfront: not connected"),
+            NetfrontError::Xenbus(e) => write!(f, "netfront: {e}"),
+            NetfrontError::Grant(e) => write!(f, "netfront: {e}"),
+            NetfrontError::Event(e) => write!(f, "netfront: {e}"),
+            NetfrontError::Ring(e) => write!(f, "netfront: ring: {e}"),
+            NetfrontError::NoRxCopy => write!(f, "netfront: backend lacks feature-rx-copy"),
+            NetfrontError::BadMac(m) => write!(f, "netfront: bad MAC address {m:?}"),
+            NetfrontError::BadMtu(m) => write!(f, "netfront: bad MTU {m:?}"),
+            NetfrontError::BadConfig(what) => write!(f, "netfront: bad configuration: {what}"),
+            NetfrontError::NoMemory => write!(f, "netfront: out of memory"),
+            NetfrontError::FrameTooLarge(n) => write!(f, "netfront: cannot send a {n}-byte frame"),
+            NetfrontError::Busy => write!(f, "netfront: tx ring or buffers full"),
+            NetfrontError::NotConnected => write!(f, "netfront: not connected"),
         }
+    }
+}
+
+impl core::error::Error for NetfrontError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            NetfrontError::Xenbus(e) => Some(e),
+            NetfrontError::Grant(e) => Some(e),
+            NetfrontError::Event(e) => Some(e),
+            NetfrontError::Ring(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+    use core::error::Error;
+    use xenia_xen::XenError;
+
+    #[test]
+    fn display_is_a_sentence_and_source_is_the_wrapped_error() {
+        let e = NetfrontError::Event(EventError::Xen(XenError::EPERM));
+        assert_eq!(
+            e.to_string(),
+            "netfront: event channel: hypercall failed: EPERM"
+        );
+        let source = e.source().expect("the event error");
+        assert_eq!(source.to_string(), "event channel: hypercall failed: EPERM");
+        let root = source.source().expect("the hypercall error");
+        assert_eq!(root.to_string(), "hypercall failed: EPERM");
+        assert!(root.source().is_none());
+        assert!(NetfrontError::Busy.source().is_none());
     }
 }

@@ -29,7 +29,7 @@
 //! use smoltcp::iface::{Config, Interface, SocketSet};
 //! use smoltcp::time::Instant;
 //! use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr};
-//! use xenia_netfront::{NetError, Netfront};
+//! use xenia_netfront::{NetfrontError, Netfront};
 //! use xenia_xen::{events::EventChannels, grant::GrantTable, xenstore::{Transport, Xenstore}};
 //!
 //! async fn serve<T: Transport>(
@@ -37,7 +37,7 @@
 //!     events: &EventChannels,
 //!     grants: &GrantTable,
 //!     now_ms: impl Fn() -> i64,
-//! ) -> Result<(), NetError> {
+//! ) -> Result<(), NetfrontError> {
 //!     let mut nf = Netfront::connect(xs, events, grants, 0).await?;
 //!     let config = Config::new(EthernetAddress(nf.mac()).into());
 //!     let mut iface = Interface::new(config, &mut nf, Instant::from_millis(now_ms()));
@@ -55,8 +55,6 @@
 //! }
 //! ```
 #![no_std]
-#![deny(missing_docs)]
-#![deny(clippy::undocumented_unsafe_blocks)]
 
 extern crate alloc;
 
@@ -69,9 +67,9 @@ mod mac;
 mod rx;
 mod tx;
 
-pub use config::{NetConfig, NetStats};
+pub use config::{NetStats, NetfrontConfig};
 pub use device::{NetRxToken, NetTxToken};
-pub use error::NetError;
+pub use error::NetfrontError;
 pub use mac::{format_mac, parse_mac};
 
 use alloc::collections::VecDeque;
@@ -108,7 +106,7 @@ pub struct Netfront<'a> {
     mtu: usize,
     sg: bool,
     port: Port,
-    config: NetConfig,
+    config: NetfrontConfig,
     grants: &'a GrantTable,
     tx: FrontRing<TxRequestSlot, TxResponseSlot>,
     rx: FrontRing<RxRequestSlot, RxResponseSlot>,
@@ -179,7 +177,7 @@ impl<'a> Netfront<'a> {
     }
 
     /// The buffer sizes in use.
-    pub fn config(&self) -> NetConfig {
+    pub fn config(&self) -> NetfrontConfig {
         self.config
     }
 

@@ -1,7 +1,7 @@
 //! Sending: frames copied into granted pages and queued on the tx ring; responses reclaim
 //! the pages.
 
-use crate::{NetError, Netfront, MAX_FRAME_LEN};
+use crate::{Netfront, NetfrontError, MAX_FRAME_LEN};
 use alloc::vec::Vec;
 use xenia_xen::abi::netif_wire::TxRequestSlot;
 use xenia_xen::abi::{
@@ -24,20 +24,20 @@ impl Netfront<'_> {
     /// Sends one Ethernet frame (copied into granted pages).
     ///
     /// # Errors
-    /// [`NetError::FrameTooLarge`] (counted in `tx_too_big`) for an empty frame or one longer
-    /// than [`max_frame_len`](Self::max_frame_len); [`NetError::Busy`] when no slot or page
-    /// is free (nothing is counted: retry later); [`NetError::Ring`] if the backend broke the
-    /// tx ring; [`NetError::NotConnected`] after [`disconnect`](Self::disconnect).
-    pub fn send(&mut self, frame: &[u8]) -> Result<(), NetError> {
+    /// [`NetfrontError::FrameTooLarge`] (counted in `tx_too_big`) for an empty frame or one longer
+    /// than [`max_frame_len`](Self::max_frame_len); [`NetfrontError::Busy`] when no slot or page
+    /// is free (nothing is counted: retry later); [`NetfrontError::Ring`] if the backend broke the
+    /// tx ring; [`NetfrontError::NotConnected`] after [`disconnect`](Self::disconnect).
+    pub fn send(&mut self, frame: &[u8]) -> Result<(), NetfrontError> {
         self.check_len(frame.len())?;
         if !self.connected {
-            return Err(NetError::NotConnected);
+            return Err(NetfrontError::NotConnected);
         }
         if let Some(e) = self.tx.error() {
-            return Err(NetError::Ring(e));
+            return Err(NetfrontError::Ring(e));
         }
         if !self.can_send(frame.len()) {
-            return Err(NetError::Busy);
+            return Err(NetfrontError::Busy);
         }
         self.queue_frame(frame.len(), |page, off| {
             let chunk = &frame[off..frame.len().min(off + PAGE_SIZE)];
@@ -48,11 +48,11 @@ impl Netfront<'_> {
         Ok(())
     }
 
-    pub(crate) fn check_len(&mut self, len: usize) -> Result<(), NetError> {
+    pub(crate) fn check_len(&mut self, len: usize) -> Result<(), NetfrontError> {
         let max = self.max_frame_len().min(MAX_FRAME_LEN);
         if len == 0 || len > max || (!self.sg && len > PAGE_SIZE) {
             self.stats.tx_too_big += 1;
-            return Err(NetError::FrameTooLarge(len));
+            return Err(NetfrontError::FrameTooLarge(len));
         }
         Ok(())
     }

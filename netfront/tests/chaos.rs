@@ -8,7 +8,7 @@ use common::{frame, guest, NetGuest, PEER_MAC};
 use proptest::prelude::*;
 use std::collections::BTreeSet;
 use std::sync::atomic::{fence, Ordering};
-use xenia_netfront::{NetConfig, NetError, MAX_FRAME_LEN};
+use xenia_netfront::{NetfrontConfig, NetfrontError, MAX_FRAME_LEN};
 use xenia_sim::netback::VifConfig;
 use xenia_sim::DOM0;
 
@@ -97,7 +97,7 @@ proptest! {
     fn arbitrary_rx_responses_never_break_the_driver(batches in prop::collection::vec(rx_batch(), 1..8)) {
         let g = guest();
         let nb = g.add_vif(VifConfig::new(0));
-        let cfg = NetConfig { rx_buffers: 64, ..NetConfig::default() };
+        let cfg = NetfrontConfig { rx_buffers: 64, ..NetfrontConfig::default() };
         let mut nf = g.connect_with(0, cfg).unwrap();
         nb.set_stopped(true);
         let rx_ref = key(&nb.frontend_keys(), "rx-ring-ref");
@@ -151,7 +151,7 @@ proptest! {
     fn arbitrary_tx_responses_account_for_every_page(batches in prop::collection::vec(tx_batch(), 1..8)) {
         let g = guest();
         let nb = g.add_vif(VifConfig::new(0));
-        let cfg = NetConfig { tx_buffers: 32, ..NetConfig::default() };
+        let cfg = NetfrontConfig { tx_buffers: 32, ..NetfrontConfig::default() };
         let mut nf = g.connect_with(0, cfg).unwrap();
         nb.set_stopped(true);
         let tx_ref = key(&nb.frontend_keys(), "tx-ring-ref");
@@ -170,7 +170,7 @@ proptest! {
                 let len = 60 + (seed as usize * 37) % 1455;
                 match nf.send(&frame(PEER_MAC, [0, 0x16, 0x3e, 0, 0, 1], len, seed)) {
                     Ok(()) => {}
-                    Err(NetError::Busy) => break,
+                    Err(NetfrontError::Busy) => break,
                     Err(e) => panic!("{e}"),
                 }
             }

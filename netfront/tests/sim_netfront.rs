@@ -4,7 +4,7 @@
 mod common;
 
 use common::{block_on, frame, guest, NetGuest, PEER_MAC};
-use xenia_netfront::{NetConfig, NetError, Netfront, DEFAULT_MTU, MAX_RX_SLOTS};
+use xenia_netfront::{Netfront, NetfrontConfig, NetfrontError, DEFAULT_MTU, MAX_RX_SLOTS};
 use xenia_sim::netback::{Fault, Netback, VifConfig};
 use xenia_xen::xenbus::XenbusError;
 
@@ -20,7 +20,7 @@ fn handshake_reaches_connected_with_the_right_keys() {
     assert_eq!(nf.mtu(), DEFAULT_MTU);
     assert!(nf.scatter_gather());
     assert_eq!(nf.backend_id(), 0);
-    assert_eq!(nf.rx_posted(), NetConfig::default().rx_buffers);
+    assert_eq!(nf.rx_posted(), NetfrontConfig::default().rx_buffers);
     let fe = "/local/domain/1/device/vif/0";
     assert_eq!(g.xs_read(&format!("{fe}/state")).as_deref(), Some("4"));
     assert_eq!(
@@ -155,7 +155,7 @@ fn jumbo_frames_use_scatter_gather() {
     }
     assert_eq!(
         nf.send(&frame(PEER_MAC, MAC0, 9015, 0)),
-        Err(NetError::FrameTooLarge(9015))
+        Err(NetfrontError::FrameTooLarge(9015))
     );
     assert_eq!(nf.stats().tx_too_big, 1);
     assert_eq!(nb.stats().tx_errors, 0);
@@ -173,7 +173,7 @@ fn without_scatter_gather_frames_stay_within_a_page() {
     assert_eq!(nf.max_frame_len(), 4096);
     assert_eq!(
         nf.send(&frame(PEER_MAC, MAC0, 5000, 0)),
-        Err(NetError::FrameTooLarge(5000))
+        Err(NetfrontError::FrameTooLarge(5000))
     );
     assert_eq!(nf.stats().tx_too_big, 1);
     let f = frame(PEER_MAC, MAC0, 4096, 3);
@@ -273,7 +273,7 @@ fn an_endless_chain_is_bounded_and_the_driver_recovers() {
     }
     assert_eq!(nb.pending_to_guest(), 0, "the guest kept reposting buffers");
     assert_eq!(nf.stats().rx_too_long, 1);
-    assert_eq!(nf.rx_posted(), NetConfig::default().rx_buffers);
+    assert_eq!(nf.rx_posted(), NetfrontConfig::default().rx_buffers);
     nb.clear_faults();
     // The next frame ends the chain (and is dropped with it); then frames flow again.
     nb.inject(&frame(MAC0, PEER_MAC, 60, 0));
@@ -319,7 +319,7 @@ fn a_tx_producer_overrun_kills_tx_but_not_rx() {
     assert!(nf.tx_error().is_some());
     assert!(matches!(
         nf.send(&frame(PEER_MAC, MAC0, 60, 0)),
-        Err(NetError::Ring(_))
+        Err(NetfrontError::Ring(_))
     ));
     assert_eq!(nf.stats().ring_errors, 1);
     let f = frame(MAC0, PEER_MAC, 60, 1);
@@ -333,10 +333,10 @@ fn a_tx_producer_overrun_kills_tx_but_not_rx() {
 fn a_full_rx_queue_leaves_responses_on_the_ring() {
     let g = guest();
     let nb = g.add_vif(VifConfig::new(0));
-    let cfg = NetConfig {
+    let cfg = NetfrontConfig {
         rx_queue: 3,
         rx_buffers: 8,
-        ..NetConfig::default()
+        ..NetfrontConfig::default()
     };
     let mut nf = g.connect_with(0, cfg).unwrap();
     let frames: Vec<Vec<u8>> = (0..20)
@@ -377,7 +377,7 @@ fn a_disconnected_device_refuses_to_send() {
     assert!(!nf.can_send(60));
     assert_eq!(
         nf.send(&frame(PEER_MAC, MAC0, 60, 0)),
-        Err(NetError::NotConnected)
+        Err(NetfrontError::NotConnected)
     );
 }
 
@@ -420,9 +420,9 @@ fn hostile_tx_responses_are_counted_and_tx_keeps_working() {
 fn a_backend_that_stops_answering_fills_tx_without_harm() {
     let g = guest();
     let nb = g.add_vif(VifConfig::new(0));
-    let cfg = NetConfig {
+    let cfg = NetfrontConfig {
         tx_buffers: 16,
-        ..NetConfig::default()
+        ..NetfrontConfig::default()
     };
     let mut nf = g.connect_with(0, cfg).unwrap();
     nb.set_stopped(true);
@@ -432,7 +432,7 @@ fn a_backend_that_stops_answering_fills_tx_without_harm() {
         g.run();
         match nf.send(&f) {
             Ok(()) => sent.push(f),
-            Err(NetError::Busy) => break,
+            Err(NetfrontError::Busy) => break,
             Err(e) => panic!("{e}"),
         }
         assert!(sent.len() <= 16);
@@ -555,14 +555,14 @@ fn bad_configurations_are_refused() {
     let mut cfg = VifConfig::new(0);
     cfg.feature_rx_copy = false;
     g.add_vif(cfg);
-    assert!(matches!(g.connect(0), Err(NetError::NoRxCopy)));
+    assert!(matches!(g.connect(0), Err(NetfrontError::NoRxCopy)));
     // A bad MAC.
     for mac in ["00:16:3e:00:00", "01:00:5e:00:00:01", "zz:16:3e:00:00:01"] {
         let g = guest();
         let mut cfg = VifConfig::new(0);
         cfg.mac = mac.into();
         g.add_vif(cfg);
-        assert_eq!(g.connect(0).err(), Some(NetError::BadMac(mac.into())));
+        assert_eq!(g.connect(0).err(), Some(NetfrontError::BadMac(mac.into())));
     }
     // A bad MTU.
     for mtu in ["0", "banana", "70000", "-1"] {
@@ -570,24 +570,24 @@ fn bad_configurations_are_refused() {
         let mut cfg = VifConfig::new(0);
         cfg.mtu = Some(mtu.into());
         g.add_vif(cfg);
-        assert_eq!(g.connect(0).err(), Some(NetError::BadMtu(mtu.into())));
+        assert_eq!(g.connect(0).err(), Some(NetfrontError::BadMtu(mtu.into())));
     }
     // No such device.
     let g = guest();
     assert!(matches!(
         g.connect(3),
-        Err(NetError::Xenbus(XenbusError::Missing(_)))
+        Err(NetfrontError::Xenbus(XenbusError::Missing(_)))
     ));
     // Bad buffer sizes.
     let g = guest();
     g.add_vif(VifConfig::new(0));
-    let cfg = NetConfig {
+    let cfg = NetfrontConfig {
         rx_buffers: 0,
-        ..NetConfig::default()
+        ..NetfrontConfig::default()
     };
     assert_eq!(
         g.connect_with(0, cfg).err(),
-        Some(NetError::BadConfig("rx_buffers"))
+        Some(NetfrontError::BadConfig("rx_buffers"))
     );
     // A connect the backend refuses (after rings and pools were granted) gives its grants
     // and its event channel back.
@@ -597,7 +597,7 @@ fn bad_configurations_are_refused() {
     nb.fault(Fault::RefuseConnect);
     assert!(matches!(
         g.connect(1),
-        Err(NetError::Xenbus(XenbusError::BackendClosed(_)))
+        Err(NetfrontError::Xenbus(XenbusError::BackendClosed(_)))
     ));
     assert_eq!(g.grants().free_entries(), free);
     assert_eq!(g.ev.ports(), ports);

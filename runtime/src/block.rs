@@ -19,11 +19,11 @@
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use xenia_blkfront::{BlkError, Blkfront, DiskInfo, Features, Stats};
+use xenia_blkfront::{Blkfront, DiskInfo, Features, Stats};
 use xenia_xen::xenbus;
 use xenia_xen::xenstore::RingTransport;
 
-pub use xenia_blkfront::{BlkError as DeviceError, Config as DiskConfig};
+pub use xenia_blkfront::{BlkfrontConfig, BlkfrontError};
 
 /// Errors of [`open`] and of a [`Disk`]'s operations.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,10 +42,10 @@ pub enum BlockError {
         /// The disk's name.
         name: String,
         /// What the driver said.
-        error: BlkError,
+        error: BlkfrontError,
     },
     /// An operation failed (the driver's error: range, length, read-only, backend status...).
-    Io(BlkError),
+    Io(BlkfrontError),
 }
 
 impl core::fmt::Display for BlockError {
@@ -64,8 +64,18 @@ impl core::fmt::Display for BlockError {
     }
 }
 
-impl From<BlkError> for BlockError {
-    fn from(e: BlkError) -> Self {
+impl core::error::Error for BlockError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            BlockError::Connect { error, .. } => Some(error),
+            BlockError::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<BlkfrontError> for BlockError {
+    fn from(e: BlkfrontError) -> Self {
         BlockError::Io(e)
     }
 }
@@ -91,7 +101,7 @@ pub async fn list() -> Result<Vec<String>, BlockError> {
     let xs = crate::services::xenstore();
     let ids = xenbus::devices(xs, "vbd")
         .await
-        .map_err(|e| BlockError::Io(BlkError::Xenbus(e)))?;
+        .map_err(|e| BlockError::Io(BlkfrontError::Xenbus(e)))?;
     let mut names = Vec::with_capacity(ids.len());
     for i in ids {
         let be = xs
@@ -119,17 +129,17 @@ pub async fn list() -> Result<Vec<String>, BlockError> {
 
 /// Opens disk `name` (`xvda`, ...) with the driver's default configuration.
 pub async fn open(name: &str) -> Result<Disk, BlockError> {
-    open_with(name, DiskConfig::default()).await
+    open_with(name, BlkfrontConfig::default()).await
 }
 
 /// Opens disk `name` with driver options (ring size, bounce pages, indirect segments).
-pub async fn open_with(name: &str, config: DiskConfig) -> Result<Disk, BlockError> {
+pub async fn open_with(name: &str, config: BlkfrontConfig) -> Result<Disk, BlockError> {
     let xs = crate::services::xenstore();
     let events = crate::services::events().ok_or(BlockError::NoServices("event channels"))?;
     let grants = crate::services::grant_table().ok_or(BlockError::NoServices("grant table"))?;
     let index = match Blkfront::find(xs, name).await {
         Ok(i) => i,
-        Err(BlkError::NoSuchDevice(_)) => {
+        Err(BlkfrontError::NoSuchDevice(_)) => {
             return Err(BlockError::NotFound {
                 name: name.into(),
                 present: list().await.unwrap_or_default(),

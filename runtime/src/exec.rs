@@ -254,6 +254,8 @@ impl core::fmt::Display for Elapsed {
     }
 }
 
+impl core::error::Error for Elapsed {}
+
 /// Runs `future` for at most `duration`.
 pub async fn timeout<F: Future>(duration: Duration, future: F) -> Result<F::Output, Elapsed> {
     let mut future = core::pin::pin!(future);

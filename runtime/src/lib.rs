@@ -16,7 +16,6 @@
 //! app's `main` to completion, and powers the domain off (or crashes it if `main` returns an
 //! error or panics).
 #![no_std]
-#![deny(missing_docs)]
 
 extern crate alloc;
 #[cfg(not(target_os = "none"))]

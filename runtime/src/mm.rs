@@ -26,9 +26,8 @@ const MMU_NORMAL_PT_UPDATE: u64 = xenia_xen::abi::MMU_NORMAL_PT_UPDATE as u64;
 const TABLE_FLAGS: u64 = PTE_PRESENT | PTE_RW | PTE_USER | PTE_ACCESSED | PTE_DIRTY;
 const PAGE_FLAGS: u64 = PTE_PRESENT | PTE_RW | PTE_USER | PTE_ACCESSED | PTE_DIRTY;
 
-/// Why memory setup failed (printed with `{:?}` on the console).
+/// Why memory setup failed (boot prints it on the console and crashes).
 #[derive(Debug)]
-#[allow(dead_code)] // the fields are read through Debug when boot reports the failure
 pub enum MemError {
     /// A hypercall failed.
     Xen(xenia_xen::XenError),
@@ -36,6 +35,31 @@ pub enum MemError {
     UnexpectedMapping(u64),
     /// We ran out of frames for page tables.
     OutOfFrames,
+}
+
+impl core::fmt::Display for MemError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            MemError::Xen(e) => write!(f, "memory setup failed: {e}"),
+            MemError::UnexpectedMapping(va) => write!(
+                f,
+                "memory setup failed: Xen's initial page tables map {va:#x} in a shape we do \
+                 not handle (a large page?)"
+            ),
+            MemError::OutOfFrames => {
+                f.write_str("memory setup failed: no frames left for page tables")
+            }
+        }
+    }
+}
+
+impl core::error::Error for MemError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            MemError::Xen(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 impl From<xenia_xen::XenError> for MemError {

@@ -117,9 +117,9 @@ extern "C" fn xenia_start(si: *const StartInfo, entry_tsc: u64) -> ! {
         | memory::PTE_ACCESSED
         | memory::PTE_DIRTY;
     // SAFETY: SHARED_INFO_PAGE is ours, page-aligned, and never accessed as a Rust object.
-    if let Err(e) =
-        unsafe { xenia_xen::hypercall::update_va_mapping(si_va, pte, memory::UVMF_INVLPG) }
-    {
+    let mapped =
+        unsafe { xenia_xen::hypercall::update_va_mapping(si_va, pte, memory::UVMF_INVLPG) };
+    if let Err(e) = mapped {
         crate::println!("xenia: cannot map shared_info: {e}");
         shutdown(ShutdownReason::Crash);
     }
@@ -177,7 +177,7 @@ extern "C" fn xenia_start(si: *const StartInfo, entry_tsc: u64) -> ! {
     let mem = match unsafe { crate::mm::init(si.pt_base, first_free, si.nr_pages) } {
         Ok(m) => m,
         Err(e) => {
-            crate::println!("xenia: memory setup failed: {e:?}");
+            crate::println!("xenia: {e}");
             shutdown(ShutdownReason::Crash);
         }
     };

@@ -3,7 +3,7 @@
 //! refusals, a backend error status, and no busy polling. One test: the runtime boots once a
 //! process.
 
-use xenia::block::{self, BlockError, DeviceError};
+use xenia::block::{self, BlkfrontError, BlockError};
 use xenia_sim::blkback::{Blkback, VbdConfig};
 use xenia_xen::abi::{BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_WRITE};
 
@@ -93,11 +93,11 @@ fn block_api_against_the_simulated_blkback() {
         let before = a.state().stats.requests;
         assert!(matches!(
             d.write(4095, &[0u8; 1024]).await,
-            Err(BlockError::Io(DeviceError::OutOfRange { .. }))
+            Err(BlockError::Io(BlkfrontError::OutOfRange { .. }))
         ));
         assert!(matches!(
             d.read(0, &mut [0u8; 100]).await,
-            Err(BlockError::Io(DeviceError::BadLength(100)))
+            Err(BlockError::Io(BlkfrontError::BadLength(100)))
         ));
         assert_eq!(a.state().stats.requests, before);
 
@@ -106,13 +106,13 @@ fn block_api_against_the_simulated_blkback() {
         let old = a.state().disk[2999 * 512..3001 * 512].to_vec();
         assert!(matches!(
             d.write(2999, &pattern(9, 1024)).await,
-            Err(BlockError::Io(DeviceError::Io(_)))
+            Err(BlockError::Io(BlkfrontError::Io(_)))
         ));
         assert_eq!(&a.state().disk[2999 * 512..3001 * 512], &old[..]);
         let mut rr = vec![0u8; 1024];
         assert!(matches!(
             d.read(2999, &mut rr).await,
-            Err(BlockError::Io(DeviceError::Io(_)))
+            Err(BlockError::Io(BlkfrontError::Io(_)))
         ));
         a.state().faults.error_sectors.clear();
         d.read(2999, &mut rr).await.unwrap();
@@ -125,7 +125,7 @@ fn block_api_against_the_simulated_blkback() {
         assert!(ro.read_only());
         assert_eq!(
             ro.write(0, &[0u8; 4096]).await,
-            Err(BlockError::Io(DeviceError::ReadOnly))
+            Err(BlockError::Io(BlkfrontError::ReadOnly))
         );
         b.state().disk[4096..8192].copy_from_slice(&pattern(3, 4096));
         let mut s = vec![0u8; 4096];

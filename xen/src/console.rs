@@ -27,6 +27,24 @@ pub enum ConsoleError {
     Xen(XenError),
 }
 
+impl core::fmt::Display for ConsoleError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ConsoleError::Ring(e) => write!(f, "console: xenconsoled broke the ring: {e}"),
+            ConsoleError::Xen(e) => write!(f, "console: cannot notify xenconsoled: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for ConsoleError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            ConsoleError::Ring(e) => Some(e),
+            ConsoleError::Xen(e) => Some(e),
+        }
+    }
+}
+
 impl Console {
     /// Attaches to the console page at `page` with event channel `port`.
     ///

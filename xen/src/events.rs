@@ -61,6 +61,15 @@ impl core::fmt::Display for EventError {
     }
 }
 
+impl core::error::Error for EventError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            EventError::Xen(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
 /// Notifies the remote end of `port`.
 pub fn send(port: Port) -> Result<(), XenError> {
     let mut arg = EvtchnSend { port };

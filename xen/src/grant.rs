@@ -75,6 +75,15 @@ impl core::fmt::Display for GrantError {
     }
 }
 
+impl core::error::Error for GrantError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            GrantError::Xen(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
 struct Inner {
     /// Virtual address of each mapped table frame.
     frames: Vec<usize>,

@@ -8,7 +8,6 @@
 //! [`hypercall`], [`memory`] and [`single`] know which of the two they run on, and none has
 //! host-only public API.
 #![no_std]
-#![deny(missing_docs)]
 
 extern crate alloc;
 // The host build checks single-vCPU ownership per OS thread (`single`).

@@ -47,6 +47,8 @@ impl fmt::Display for StartInfoError {
     }
 }
 
+impl core::error::Error for StartInfoError {}
+
 /// Whether the magic is right (checked first: nothing else is meaningful without it).
 pub fn check_magic(si: &StartInfo) -> Result<(), StartInfoError> {
     let ok =

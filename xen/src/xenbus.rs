@@ -41,12 +41,22 @@ impl From<XsClientError> for XenbusError {
 impl core::fmt::Display for XenbusError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            XenbusError::Xenstore(e) => write!(f, "xenbus: xenstore: {e:?}"),
+            XenbusError::Xenstore(e) => write!(f, "xenbus: {e}"),
             XenbusError::Missing(p) => write!(f, "xenbus: {p} is missing"),
             XenbusError::BadValue(p, v) => write!(f, "xenbus: {p} holds a bad value {v:?}"),
-            XenbusError::BackendClosed(s) => write!(f, "xenbus: backend is {s:?}"),
+            XenbusError::BackendClosed(s) => {
+                write!(
+                    f,
+                    "xenbus: the backend went to state {s:?} while we were connecting"
+                )
+            }
         }
     }
+}
+
+impl core::error::Error for XenbusError {
+    // TODO(i8-sim2): return `Some(e)` for `Xenstore(e)` once the xenstore error implements
+    // `core::error::Error` (that branch adds it).
 }
 
 /// The device indices of class `class` (`vif`, `vbd`, ...) that the toolstack gave us.

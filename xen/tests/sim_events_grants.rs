@@ -104,11 +104,8 @@ fn grants_map_with_the_right_permissions_and_refuse_to_end_while_mapped() {
     );
     let p = sim.with_host(|h| h.grants.map(DOM0, ro, false)).unwrap();
     // SAFETY: the mapping points at the live granted page.
-    assert_eq!(
-        unsafe { p.read() },
-        0x5a,
-        "the backend sees the guest's page"
-    );
+    let seen = unsafe { p.read() };
+    assert_eq!(seen, 0x5a, "the backend sees the guest's page");
 
     // While mapped, ending access is refused and the entry stays granted.
     assert_eq!(table.end_access(ro), Err(GrantError::InUse(ro)));

@@ -207,11 +207,8 @@ fn xenbus_handshake_connects_to_a_simulated_backend() {
         g.ev.wait(port).await;
     });
     // SAFETY: the ring page is ours and live.
-    assert_eq!(
-        unsafe { ring.as_ptr().read() },
-        0xab,
-        "the backend wrote through the grant"
-    );
+    let seen = unsafe { ring.as_ptr().read() };
+    assert_eq!(seen, 0xab, "the backend wrote through the grant");
 }
 
 #[test]

@@ -6,7 +6,6 @@
 //! pipelining), `Content-Length` bodies up to [`MAX_BODY`]; 400 on a malformed request, 404 on
 //! an unknown path, 405 on a wrong method, 413 on a body too large, 501 on chunked bodies.
 #![no_std]
-#![deny(missing_docs)]
 
 extern crate alloc;
 

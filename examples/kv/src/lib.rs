@@ -14,7 +14,6 @@
 //! `<key>` is percent-decoded (1 ..= 512 bytes). HTTP/1.1 keep-alive; `Content-Length` bodies
 //! only (chunked: 501); 400 on a malformed request, 405 on another method.
 #![no_std]
-#![deny(missing_docs)]
 
 extern crate alloc;
 
@@ -23,7 +22,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use embedded_io_async::{Read, Write};
 use xenia_kv::format::{MAX_KEY, MAX_VALUE};
-use xenia_kv::{Device, Error, Store};
+use xenia_kv::{Device, KvError, Store};
 
 /// The largest request head.
 pub const MAX_HEAD: usize = 8 * 1024;
@@ -81,11 +80,11 @@ fn text(code: u16, reason: &'static str, body: &str) -> Response {
     }
 }
 
-fn store_error<E: core::fmt::Debug>(e: &Error<E>) -> Response {
+fn store_error<E: core::fmt::Display>(e: &KvError<E>) -> Response {
     match e {
-        Error::BadKey => text(400, "Bad Request", "bad key\n"),
-        Error::TooLarge => text(413, "Payload Too Large", "value too large\n"),
-        Error::Full => text(507, "Insufficient Storage", "the log is full\n"),
+        KvError::BadKey => text(400, "Bad Request", "bad key\n"),
+        KvError::TooLarge => text(413, "Payload Too Large", "value too large\n"),
+        KvError::Full => text(507, "Insufficient Storage", "the log is full\n"),
         other => text(
             500,
             "Internal Server Error",

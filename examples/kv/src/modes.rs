@@ -15,7 +15,7 @@ pub enum AppError {
     /// Opening or using the disk failed.
     Disk(BlockError),
     /// The store failed.
-    Store(xenia_kv::Error<BlockError>),
+    Store(xenia_kv::KvError<BlockError>),
     /// The network failed.
     Net(NetError),
     /// Something the app checks was wrong.
@@ -28,8 +28,7 @@ impl From<NetError> for AppError {
     }
 }
 
-// What the runtime prints when main returns the error.
-impl core::fmt::Debug for AppError {
+impl core::fmt::Display for AppError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             AppError::Disk(e) => write!(f, "disk: {e}"),
@@ -40,14 +39,32 @@ impl core::fmt::Debug for AppError {
     }
 }
 
+// What the runtime prints when main returns the error: the sentence, as Display says it.
+impl core::fmt::Debug for AppError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        core::fmt::Display::fmt(self, f)
+    }
+}
+
+impl core::error::Error for AppError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            AppError::Disk(e) => Some(e),
+            AppError::Store(e) => Some(e),
+            AppError::Net(e) => Some(e),
+            AppError::Check(_) => None,
+        }
+    }
+}
+
 impl From<BlockError> for AppError {
     fn from(e: BlockError) -> Self {
         AppError::Disk(e)
     }
 }
 
-impl From<xenia_kv::Error<BlockError>> for AppError {
-    fn from(e: xenia_kv::Error<BlockError>) -> Self {
+impl From<xenia_kv::KvError<BlockError>> for AppError {
+    fn from(e: xenia_kv::KvError<BlockError>) -> Self {
         AppError::Store(e)
     }
 }

@@ -1,7 +1,7 @@
 //! Guest setup over the simulated host, shared by the netfront tests.
 #![allow(dead_code)]
 
-use xenia_netfront::{NetConfig, NetError, Netfront};
+use xenia_netfront::{Netfront, NetfrontConfig, NetfrontError};
 use xenia_sim::netback::{Netback, VifConfig};
 
 #[allow(unused_imports)] // not every test file uses both
@@ -12,9 +12,13 @@ pub trait NetGuest {
     /// Adds vif `cfg.index` with its netback.
     fn add_vif(&self, cfg: VifConfig) -> Netback;
     /// Connects netfront `index` (default buffers).
-    fn connect(&self, index: u32) -> Result<Netfront<'static>, NetError>;
+    fn connect(&self, index: u32) -> Result<Netfront<'static>, NetfrontError>;
     /// Connects netfront `index` with `config`.
-    fn connect_with(&self, index: u32, config: NetConfig) -> Result<Netfront<'static>, NetError>;
+    fn connect_with(
+        &self,
+        index: u32,
+        config: NetfrontConfig,
+    ) -> Result<Netfront<'static>, NetfrontError>;
 }
 
 impl NetGuest for Guest {
@@ -22,11 +26,15 @@ impl NetGuest for Guest {
         Netback::new(&self.sim, cfg)
     }
 
-    fn connect(&self, index: u32) -> Result<Netfront<'static>, NetError> {
-        self.connect_with(index, NetConfig::default())
+    fn connect(&self, index: u32) -> Result<Netfront<'static>, NetfrontError> {
+        self.connect_with(index, NetfrontConfig::default())
     }
 
-    fn connect_with(&self, index: u32, config: NetConfig) -> Result<Netfront<'static>, NetError> {
+    fn connect_with(
+        &self,
+        index: u32,
+        config: NetfrontConfig,
+    ) -> Result<Netfront<'static>, NetfrontError> {
         self.block_on(Netfront::connect_with(
             self.xs,
             self.ev,

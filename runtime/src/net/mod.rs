@@ -15,8 +15,8 @@
 //! }
 //! ```
 //!
-//! Each [`Stack`] is one smoltcp `Interface` over one [`Netfront`] (vif `index`), with its
-//! sockets. A background task drives it: it polls the interface, then sleeps until the
+//! Each [`Stack`] is one smoltcp `Interface` over one
+//! [`Netfront`](xenia_netfront::Netfront) (vif `index`), with its sockets. A background task drives it: it polls the interface, then sleeps until the
 //! interface's next timer (`poll_at`), an event from the netfront, or a socket operation that
 //! has something to send, whichever comes first. Socket futures register their wakers with
 //! smoltcp and wake when the driver's poll changed their socket. Nothing busy-polls.
@@ -37,7 +37,7 @@ mod udp;
 pub use stack::{init, open, stack, stats, IpConfig, Stack, Stats};
 pub use tcp::{ListenConfig, TcpListener, TcpStream};
 pub use udp::UdpSocket;
-pub use xenia_netfront::{NetConfig as DeviceConfig, NetError as DeviceError, NetStats};
+pub use xenia_netfront::{NetStats, NetfrontConfig, NetfrontError};
 
 use alloc::string::String;
 
@@ -50,7 +50,7 @@ pub enum NetError {
     /// The runtime's event channels or grant table are not available.
     NoServices(&'static str),
     /// The network interface could not be connected.
-    Device(DeviceError),
+    Device(NetfrontError),
     /// The address configuration (command line or arguments) is not usable.
     BadConfig(String),
     /// No DHCP server answered in time.
@@ -98,8 +98,17 @@ impl core::fmt::Display for NetError {
     }
 }
 
-impl From<DeviceError> for NetError {
-    fn from(e: DeviceError) -> Self {
+impl core::error::Error for NetError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            NetError::Device(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<NetfrontError> for NetError {
+    fn from(e: NetfrontError) -> Self {
         NetError::Device(e)
     }
 }

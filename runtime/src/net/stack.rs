@@ -12,7 +12,7 @@ use core::time::Duration;
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::socket::{dhcpv4, tcp};
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Cidr};
-use xenia_netfront::{NetConfig, NetStats, Netfront};
+use xenia_netfront::{NetStats, Netfront, NetfrontConfig};
 use xenia_xen::single::{VcpuCell, VcpuRefMut};
 
 /// How a vif gets its address.
@@ -177,7 +177,7 @@ pub async fn init() -> Result<&'static Stack, NetError> {
         return Ok(s);
     }
     let cfg = IpConfig::from_cmdline(crate::cmdline(), 0)?;
-    let s = open(0, cfg, NetConfig::default()).await?;
+    let s = open(0, cfg, NetfrontConfig::default()).await?;
     s.wait_configured(Duration::from_secs(30)).await?;
     Ok(s)
 }
@@ -195,7 +195,11 @@ pub fn stats() -> Stats {
 /// Connects vif `index`, configures it with `ip` and starts its driver task. The stack lives
 /// for the rest of the program. With [`IpConfig::Dhcp`] the address arrives later: see
 /// [`Stack::wait_configured`].
-pub async fn open(index: u32, ip: IpConfig, device: NetConfig) -> Result<&'static Stack, NetError> {
+pub async fn open(
+    index: u32,
+    ip: IpConfig,
+    device: NetfrontConfig,
+) -> Result<&'static Stack, NetError> {
     if STACKS.lock().iter().any(|s| s.index == index) {
         return Err(NetError::AlreadyOpen(index));
     }

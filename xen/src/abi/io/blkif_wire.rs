@@ -1,6 +1,6 @@
 //! The blkif codec: ring slots in the x86-64 layout (`protocol` = `x86_64-abi`), encoded from
-//! and decoded into the structures of [`io/blkif.h`](super::blkif), for frontends and backends
-//! alike.
+//! and decoded into the structures of `io/blkif.h` (re-exported flat in [`crate::abi::io`]), for
+//! frontends and backends alike.
 //!
 //! Xen's C structures have padding (`id` is 8-byte aligned after a 4-byte header), so they
 //! cannot be copied into shared memory as they are: the padding would carry stale bytes. A
@@ -109,7 +109,7 @@ impl Request {
 /// Why [`RequestSlot::decode`] refused a request. Each error carries the request's id and the
 /// operation its error response should name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DecodeError {
+pub enum BlkifDecodeError {
     /// A direct request with more than [`BLKIF_MAX_SEGMENTS_PER_REQUEST`] segments.
     TooManySegments {
         /// The request's id.
@@ -131,22 +131,51 @@ pub enum DecodeError {
     },
 }
 
-impl DecodeError {
+impl BlkifDecodeError {
     /// The id of the refused request.
     pub fn id(&self) -> u64 {
         match *self {
-            DecodeError::TooManySegments { id, .. } | DecodeError::BadIndirect { id, .. } => id,
+            BlkifDecodeError::TooManySegments { id, .. }
+            | BlkifDecodeError::BadIndirect { id, .. } => id,
         }
     }
 
     /// The operation the error response names.
     pub fn response_operation(&self) -> u8 {
         match *self {
-            DecodeError::TooManySegments { operation, .. } => operation,
-            DecodeError::BadIndirect { indirect_op, .. } => indirect_op,
+            BlkifDecodeError::TooManySegments { operation, .. } => operation,
+            BlkifDecodeError::BadIndirect { indirect_op, .. } => indirect_op,
         }
     }
 }
+
+impl core::fmt::Display for BlkifDecodeError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            BlkifDecodeError::TooManySegments {
+                id,
+                operation,
+                nr_segments,
+            } => write!(
+                f,
+                "blkif request {id} (operation {operation}) has {nr_segments} segments, more \
+                 than the {BLKIF_MAX_SEGMENTS_PER_REQUEST} a direct request can carry"
+            ),
+            BlkifDecodeError::BadIndirect {
+                id,
+                indirect_op,
+                nr_segments,
+            } => write!(
+                f,
+                "blkif indirect request {id} is unusable: operation {indirect_op} with \
+                 {nr_segments} segments (read or write with 1 to \
+                 {BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST} pages of segments expected)"
+            ),
+        }
+    }
+}
+
+impl core::error::Error for BlkifDecodeError {}
 
 /// Indirect pages needed for `nr_segments` segments.
 pub const fn indirect_pages_for(nr_segments: usize) -> usize {
@@ -297,7 +326,7 @@ impl RequestSlot {
     /// Decodes the request by its operation and checks the protocol's fixed limits (a
     /// backend checks its own, such as the indirect segments it offered, on the result).
     /// Segments themselves (sector ranges within a page) are not checked.
-    pub fn decode(&self) -> Result<Request, DecodeError> {
+    pub fn decode(&self) -> Result<Request, BlkifDecodeError> {
         match self.operation() {
             BLKIF_OP_DISCARD => Ok(Request::Discard(self.as_discard())),
             BLKIF_OP_INDIRECT => {
@@ -307,7 +336,7 @@ impl RequestSlot {
                     || n == 0
                     || indirect_pages_for(n) > BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST
                 {
-                    return Err(DecodeError::BadIndirect {
+                    return Err(BlkifDecodeError::BadIndirect {
                         id: r.id,
                         indirect_op: r.indirect_op,
                         nr_segments: r.nr_segments,
@@ -318,7 +347,7 @@ impl RequestSlot {
             _ => {
                 let r = self.as_request();
                 if usize::from(r.nr_segments) > BLKIF_MAX_SEGMENTS_PER_REQUEST {
-                    return Err(DecodeError::TooManySegments {
+                    return Err(BlkifDecodeError::TooManySegments {
                         id: r.id,
                         operation: r.operation,
                         nr_segments: r.nr_segments.into(),
@@ -530,7 +559,7 @@ mod tests {
         r.0[0] |= 12 << 8;
         assert_eq!(
             r.decode(),
-            Err(DecodeError::TooManySegments {
+            Err(BlkifDecodeError::TooManySegments {
                 id: 9,
                 operation: BLKIF_OP_READ,
                 nr_segments: 12

@@ -1,5 +1,5 @@
-//! The netif codec: the slots of the tx and rx rings of [`io/netif.h`](super::netif) as
-//! [`RingMessage`]s, for frontends and backends alike.
+//! The netif codec: the slots of the tx and rx rings of `io/netif.h` (re-exported flat in
+//! [`crate::abi::io`]) as [`RingMessage`]s, for frontends and backends alike.
 //!
 //! The netif structures have no padding, so a slot is the structure itself, wrapped to be a
 //! ring message. What needs decoding is the other use of a slot: after a request or response

@@ -119,7 +119,14 @@ impl fmt::Display for ParseXenbusStateError {
     }
 }
 
-impl core::error::Error for ParseXenbusStateError {}
+impl core::error::Error for ParseXenbusStateError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            ParseXenbusStateError::NotANumber => None,
+            ParseXenbusStateError::Unknown(u) => Some(u),
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {
