@@ -62,8 +62,8 @@ impl From<RingError> for NetError {
     }
 }
 
-impl From<xenia_xen::xenstore::Error> for NetError {
-    fn from(e: xenia_xen::xenstore::Error) -> Self {
+impl From<xenia_xen::xenstore::XenstoreError> for NetError {
+    fn from(e: xenia_xen::xenstore::XenstoreError) -> Self {
         NetError::Xenbus(XenbusError::Xenstore(e))
     }
 }

@@ -33,9 +33,9 @@ use std::{format, vec};
 
 use xenia_xen::xenstore::wire::{
     self, encode_message, Access, FrameReader, Message, MsgType, Perm, Request, WatchEvent,
-    WireError, XsError, XENSTORE_PAYLOAD_MAX,
+    XenstoreWireError, XsErrno, XENSTORE_PAYLOAD_MAX,
 };
-use xenia_xen::xenstore::{Transport, TransportError};
+use xenia_xen::xenstore::{Transport, XenstoreTransportError};
 
 /// Most watches one connection may register.
 pub const MAX_WATCHES_PER_CONN: usize = 128;
@@ -48,16 +48,42 @@ pub struct ConnId(pub u32);
 
 /// Why the daemon refused bytes from a connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SimError {
+pub enum XenstoredError {
     /// No such connection.
     UnknownConnection,
     /// The connection was closed (by [`Xenstored::disconnect`] or after a protocol violation).
     Closed,
     /// The client broke the framing (for instance `len > 4096`); the connection is now closed,
     /// as the real xenstored does.
-    Protocol(WireError),
+    Protocol(XenstoreWireError),
     /// Local connections take typed requests, not bytes (and have no byte output).
     NotWire,
+}
+
+impl core::fmt::Display for XenstoredError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            XenstoredError::UnknownConnection => {
+                f.write_str("simulated xenstored: no such connection")
+            }
+            XenstoredError::Closed => f.write_str("simulated xenstored: connection closed"),
+            XenstoredError::Protocol(e) => {
+                write!(f, "simulated xenstored: client broke the framing: {e}")
+            }
+            XenstoredError::NotWire => {
+                f.write_str("simulated xenstored: a local connection carries no bytes")
+            }
+        }
+    }
+}
+
+impl core::error::Error for XenstoredError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            XenstoredError::Protocol(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -144,11 +170,11 @@ impl Store {
         self.written.insert(path.to_string());
     }
 
-    fn get(&mut self, domid: u16, path: &str, write: bool) -> Result<&mut Node, XsError> {
+    fn get(&mut self, domid: u16, path: &str, write: bool) -> Result<&mut Node, XsErrno> {
         self.accessed.insert(path.to_string());
-        let node = self.nodes.get_mut(path).ok_or(XsError::ENOENT)?;
+        let node = self.nodes.get_mut(path).ok_or(XsErrno::ENOENT)?;
         if !can(&node.perms, domid, write) {
-            return Err(XsError::EACCES);
+            return Err(XsErrno::EACCES);
         }
         Ok(node)
     }
@@ -172,22 +198,22 @@ impl Store {
             .collect()
     }
 
-    fn read(&mut self, domid: u16, path: &str) -> Result<Vec<u8>, XsError> {
+    fn read(&mut self, domid: u16, path: &str) -> Result<Vec<u8>, XsErrno> {
         Ok(self.get(domid, path, false)?.value.clone())
     }
 
     /// Creates `path` and missing parents (empty values) if needed; returns whether it existed.
-    fn create(&mut self, domid: u16, path: &str) -> Result<bool, XsError> {
+    fn create(&mut self, domid: u16, path: &str) -> Result<bool, XsErrno> {
         if self.nodes.contains_key(path) {
             self.get(domid, path, true)?;
             return Ok(true);
         }
         // Find the deepest existing ancestor; it must be writable.
         let mut missing = vec![path.to_string()];
-        let mut anc = parent_of(path).ok_or(XsError::EINVAL)?;
+        let mut anc = parent_of(path).ok_or(XsErrno::EINVAL)?;
         while !self.nodes.contains_key(anc) {
             missing.push(anc.to_string());
-            anc = parent_of(anc).ok_or(XsError::ENOENT)?;
+            anc = parent_of(anc).ok_or(XsErrno::ENOENT)?;
         }
         let mut perms = self.get(domid, anc, true)?.perms.clone();
         if domid != 0 {
@@ -210,10 +236,10 @@ impl Store {
         Ok(false)
     }
 
-    fn write(&mut self, domid: u16, path: &str, value: &[u8]) -> Result<(), XsError> {
+    fn write(&mut self, domid: u16, path: &str, value: &[u8]) -> Result<(), XsErrno> {
         self.create(domid, path)?;
         self.touch(path);
-        let node = self.nodes.get_mut(path).ok_or(XsError::EIO)?;
+        let node = self.nodes.get_mut(path).ok_or(XsErrno::EIO)?;
         node.value = value.to_vec();
         let perms = node.perms.clone();
         self.changes.push(Change {
@@ -224,7 +250,7 @@ impl Store {
         Ok(())
     }
 
-    fn mkdir(&mut self, domid: u16, path: &str) -> Result<(), XsError> {
+    fn mkdir(&mut self, domid: u16, path: &str) -> Result<(), XsErrno> {
         if !self.create(domid, path)? {
             let perms = self
                 .nodes
@@ -240,15 +266,15 @@ impl Store {
         Ok(())
     }
 
-    fn rm(&mut self, domid: u16, path: &str) -> Result<(), XsError> {
-        let parent = parent_of(path).ok_or(XsError::EINVAL)?;
+    fn rm(&mut self, domid: u16, path: &str) -> Result<(), XsErrno> {
+        let parent = parent_of(path).ok_or(XsErrno::EINVAL)?;
         if !self.nodes.contains_key(path) {
             self.accessed.insert(path.to_string());
             self.accessed.insert(parent.to_string());
             return if self.nodes.contains_key(parent) {
                 Ok(())
             } else {
-                Err(XsError::ENOENT)
+                Err(XsErrno::ENOENT)
             };
         }
         let perms = self.get(domid, path, true)?.perms.clone();
@@ -267,27 +293,27 @@ impl Store {
         Ok(())
     }
 
-    fn directory(&mut self, domid: u16, path: &str) -> Result<Vec<String>, XsError> {
+    fn directory(&mut self, domid: u16, path: &str) -> Result<Vec<String>, XsErrno> {
         self.get(domid, path, false)?;
         Ok(self.children(path))
     }
 
-    fn get_perms(&mut self, domid: u16, path: &str) -> Result<Vec<Perm>, XsError> {
+    fn get_perms(&mut self, domid: u16, path: &str) -> Result<Vec<Perm>, XsErrno> {
         Ok(self.get(domid, path, false)?.perms.clone())
     }
 
-    fn set_perms(&mut self, domid: u16, path: &str, perms: &[Perm]) -> Result<(), XsError> {
+    fn set_perms(&mut self, domid: u16, path: &str, perms: &[Perm]) -> Result<(), XsErrno> {
         if perms.is_empty() {
-            return Err(XsError::EINVAL);
+            return Err(XsErrno::EINVAL);
         }
         let node = self.get(domid, path, true)?;
         if domid != 0 {
             // Only the owner may change permissions, and it may not give the node away.
             if node.perms.first().map(|p| p.domid) != Some(domid) {
-                return Err(XsError::EACCES);
+                return Err(XsErrno::EACCES);
             }
             if perms[0].domid != domid {
-                return Err(XsError::EPERM);
+                return Err(XsErrno::EPERM);
             }
         }
         node.perms = perms.to_vec();
@@ -367,14 +393,14 @@ impl Default for Xenstored {
     }
 }
 
-fn resolve(domid: u16, path: &str) -> Result<String, XsError> {
-    wire::validate_path(path).map_err(|_| XsError::EINVAL)?;
+fn resolve(domid: u16, path: &str) -> Result<String, XsErrno> {
+    wire::validate_path(path).map_err(|_| XsErrno::EINVAL)?;
     if path.starts_with('/') {
         return Ok(path.to_string());
     }
     let abs = format!("/local/domain/{domid}/{path}");
     if abs.len() > wire::XENSTORE_ABS_PATH_MAX {
-        return Err(XsError::EINVAL);
+        return Err(XsErrno::EINVAL);
     }
     Ok(abs)
 }
@@ -495,15 +521,15 @@ impl Xenstored {
     /// Feeds request bytes from a wire connection; each complete request is handled at once and
     /// its reply (and any watch events) appended to the output. A framing violation closes the
     /// connection.
-    pub fn feed(&mut self, conn: ConnId, bytes: &[u8]) -> Result<(), SimError> {
+    pub fn feed(&mut self, conn: ConnId, bytes: &[u8]) -> Result<(), XenstoredError> {
         let mut input = bytes;
         while !input.is_empty() {
             let c = self
                 .conns
                 .get_mut(&conn)
-                .ok_or(SimError::UnknownConnection)?;
+                .ok_or(XenstoredError::UnknownConnection)?;
             if !matches!(c.sink, Sink::Wire { .. }) {
-                return Err(SimError::NotWire);
+                return Err(XenstoredError::NotWire);
             }
             match c.reader.push(input) {
                 Ok((used, msg)) => {
@@ -514,7 +540,7 @@ impl Xenstored {
                 }
                 Err(e) => {
                     self.disconnect(conn);
-                    return Err(SimError::Protocol(e));
+                    return Err(XenstoredError::Protocol(e));
                 }
             }
         }
@@ -611,7 +637,7 @@ impl Xenstored {
     // --- dom0 helpers ----------------------------------------------------------------------
 
     /// Writes `value` at absolute `path` as dom0, creating parents; fires watches.
-    pub fn write(&mut self, path: &str, value: impl AsRef<[u8]>) -> Result<(), XsError> {
+    pub fn write(&mut self, path: &str, value: impl AsRef<[u8]>) -> Result<(), XsErrno> {
         let path = resolve(0, path)?;
         let r = self.main.write(0, &path, value.as_ref());
         self.finish_main_op();
@@ -619,7 +645,7 @@ impl Xenstored {
     }
 
     /// Reads the value at absolute `path` as dom0.
-    pub fn read(&mut self, path: &str) -> Result<Vec<u8>, XsError> {
+    pub fn read(&mut self, path: &str) -> Result<Vec<u8>, XsErrno> {
         let path = resolve(0, path)?;
         let r = self.main.read(0, &path);
         self.finish_main_op();
@@ -627,8 +653,8 @@ impl Xenstored {
     }
 
     /// Reads the value at `path` as UTF-8 (`EINVAL` if it is not).
-    pub fn read_string(&mut self, path: &str) -> Result<String, XsError> {
-        String::from_utf8(self.read(path)?).map_err(|_| XsError::EINVAL)
+    pub fn read_string(&mut self, path: &str) -> Result<String, XsErrno> {
+        String::from_utf8(self.read(path)?).map_err(|_| XsErrno::EINVAL)
     }
 
     /// Whether `path` exists.
@@ -637,7 +663,7 @@ impl Xenstored {
     }
 
     /// Creates `path` as dom0 if missing; fires watches if created.
-    pub fn mkdir(&mut self, path: &str) -> Result<(), XsError> {
+    pub fn mkdir(&mut self, path: &str) -> Result<(), XsErrno> {
         let path = resolve(0, path)?;
         let r = self.main.mkdir(0, &path);
         self.finish_main_op();
@@ -645,7 +671,7 @@ impl Xenstored {
     }
 
     /// Removes `path` and its descendants as dom0; fires watches.
-    pub fn rm(&mut self, path: &str) -> Result<(), XsError> {
+    pub fn rm(&mut self, path: &str) -> Result<(), XsErrno> {
         let path = resolve(0, path)?;
         let r = self.main.rm(0, &path);
         self.finish_main_op();
@@ -653,7 +679,7 @@ impl Xenstored {
     }
 
     /// Lists the children of `path`.
-    pub fn directory(&mut self, path: &str) -> Result<Vec<String>, XsError> {
+    pub fn directory(&mut self, path: &str) -> Result<Vec<String>, XsErrno> {
         let path = resolve(0, path)?;
         let r = self.main.directory(0, &path);
         self.finish_main_op();
@@ -661,7 +687,7 @@ impl Xenstored {
     }
 
     /// The permissions of `path`.
-    pub fn get_perms(&mut self, path: &str) -> Result<Vec<Perm>, XsError> {
+    pub fn get_perms(&mut self, path: &str) -> Result<Vec<Perm>, XsErrno> {
         let path = resolve(0, path)?;
         let r = self.main.get_perms(0, &path);
         self.finish_main_op();
@@ -669,7 +695,7 @@ impl Xenstored {
     }
 
     /// Sets the permissions of `path` as dom0; fires watches.
-    pub fn set_perms(&mut self, path: &str, perms: &[Perm]) -> Result<(), XsError> {
+    pub fn set_perms(&mut self, path: &str, perms: &[Perm]) -> Result<(), XsErrno> {
         let path = resolve(0, path)?;
         let r = self.main.set_perms(0, &path, perms);
         self.finish_main_op();
@@ -682,13 +708,13 @@ impl Xenstored {
     }
 
     /// Registers a watch for a connection (typically a local one); fires the initial event.
-    pub fn watch(&mut self, conn: ConnId, path: &str, token: &str) -> Result<(), XsError> {
+    pub fn watch(&mut self, conn: ConnId, path: &str, token: &str) -> Result<(), XsErrno> {
         self.request(conn, 0, &Request::Watch(path, token))
             .map(drop)
     }
 
     /// Removes a watch of a connection.
-    pub fn unwatch(&mut self, conn: ConnId, path: &str, token: &str) -> Result<(), XsError> {
+    pub fn unwatch(&mut self, conn: ConnId, path: &str, token: &str) -> Result<(), XsErrno> {
         self.request(conn, 0, &Request::Unwatch(path, token))
             .map(drop)
     }
@@ -706,10 +732,10 @@ impl Xenstored {
         let result = match MsgType::try_from(h.msg_type) {
             Ok(t) => match Request::parse(t, &m.payload) {
                 Ok(req) => self.request_inner(conn, h.tx_id, &req),
-                Err(WireError::UnknownType(_)) => Err(XsError::ENOSYS),
-                Err(_) => Err(XsError::EINVAL),
+                Err(XenstoreWireError::UnknownType(_)) => Err(XsErrno::ENOSYS),
+                Err(_) => Err(XsErrno::EINVAL),
             },
-            Err(_) => Err(XsError::EINVAL),
+            Err(_) => Err(XsErrno::EINVAL),
         };
         let mut out = Vec::new();
         let (t, payload) = match result {
@@ -735,7 +761,7 @@ impl Xenstored {
         conn: ConnId,
         tx_id: u32,
         req: &Request<'_>,
-    ) -> Result<Vec<u8>, XsError> {
+    ) -> Result<Vec<u8>, XsErrno> {
         let r = self.request_inner(conn, tx_id, req).map(|(_, p)| p);
         self.flush_pending_initial(conn);
         r
@@ -746,8 +772,8 @@ impl Xenstored {
         conn: ConnId,
         tx_id: u32,
         req: &Request<'_>,
-    ) -> Result<(MsgType, Vec<u8>), XsError> {
-        let domid = self.conns.get(&conn).ok_or(XsError::EIO)?.domid;
+    ) -> Result<(MsgType, Vec<u8>), XsErrno> {
+        let domid = self.conns.get(&conn).ok_or(XsErrno::EIO)?.domid;
         let t = req.msg_type();
         let payload = match req {
             Request::Read(_)
@@ -767,18 +793,18 @@ impl Xenstored {
                 } else {
                     resolve(domid, p)?
                 };
-                let c = self.conns.get_mut(&conn).ok_or(XsError::EIO)?;
+                let c = self.conns.get_mut(&conn).ok_or(XsErrno::EIO)?;
                 let i = c
                     .watches
                     .iter()
                     .position(|w| w.abs == abs && w.token == *token)
-                    .ok_or(XsError::ENOENT)?;
+                    .ok_or(XsErrno::ENOENT)?;
                 c.watches.remove(i);
                 ok_payload()
             }
             Request::TransactionStart => {
                 if tx_id != 0 {
-                    return Err(XsError::EINVAL);
+                    return Err(XsErrno::EINVAL);
                 }
                 let snapshot = Store {
                     nodes: self.main.nodes.clone(),
@@ -786,9 +812,9 @@ impl Xenstored {
                 };
                 let id = self.alloc_tx_id();
                 let start_gen = self.gen;
-                let c = self.conns.get_mut(&conn).ok_or(XsError::EIO)?;
+                let c = self.conns.get_mut(&conn).ok_or(XsErrno::EIO)?;
                 if c.txs.len() >= MAX_TRANSACTIONS_PER_CONN {
-                    return Err(XsError::ENOSPC);
+                    return Err(XsErrno::ENOSPC);
                 }
                 c.txs.insert(
                     id,
@@ -800,8 +826,8 @@ impl Xenstored {
                 str_payload(&id.to_string())
             }
             Request::TransactionEnd(commit) => {
-                let c = self.conns.get_mut(&conn).ok_or(XsError::EIO)?;
-                let tx = c.txs.remove(&tx_id).ok_or(XsError::ENOENT)?;
+                let c = self.conns.get_mut(&conn).ok_or(XsErrno::EIO)?;
+                let tx = c.txs.remove(&tx_id).ok_or(XsErrno::ENOENT)?;
                 let r = if *commit { self.commit(tx) } else { Ok(()) };
                 self.prune_tombstones();
                 r?;
@@ -817,10 +843,10 @@ impl Xenstored {
             }
             Request::Introduce(d, _mfn, _port) => {
                 if domid != 0 {
-                    return Err(XsError::EACCES);
+                    return Err(XsErrno::EACCES);
                 }
                 if *d == 0 {
-                    return Err(XsError::EINVAL);
+                    return Err(XsErrno::EINVAL);
                 }
                 self.introduced.insert(*d);
                 self.fire_special("@introduceDomain");
@@ -828,22 +854,22 @@ impl Xenstored {
             }
             Request::Release(d) => {
                 if domid != 0 {
-                    return Err(XsError::EACCES);
+                    return Err(XsErrno::EACCES);
                 }
                 if !self.introduced.contains(d) {
-                    return Err(XsError::ENOENT);
+                    return Err(XsErrno::ENOENT);
                 }
                 self.release_domain(*d);
                 ok_payload()
             }
             Request::ResetWatches => {
-                let c = self.conns.get_mut(&conn).ok_or(XsError::EIO)?;
+                let c = self.conns.get_mut(&conn).ok_or(XsErrno::EIO)?;
                 c.watches.clear();
                 c.txs.clear();
                 self.prune_tombstones();
                 ok_payload()
             }
-            Request::Resume(_) | Request::SetTarget(..) => return Err(XsError::ENOSYS),
+            Request::Resume(_) | Request::SetTarget(..) => return Err(XsErrno::ENOSYS),
         };
         Ok((t, payload))
     }
@@ -864,23 +890,23 @@ impl Xenstored {
         domid: u16,
         tx_id: u32,
         req: &Request<'_>,
-    ) -> Result<Vec<u8>, XsError> {
+    ) -> Result<Vec<u8>, XsErrno> {
         if tx_id == 0 {
             let r = Self::apply(&mut self.main, domid, req);
             self.finish_main_op();
             return r;
         }
-        let c = self.conns.get_mut(&conn).ok_or(XsError::EIO)?;
-        let tx = c.txs.get_mut(&tx_id).ok_or(XsError::ENOENT)?;
+        let c = self.conns.get_mut(&conn).ok_or(XsErrno::EIO)?;
+        let tx = c.txs.get_mut(&tx_id).ok_or(XsErrno::ENOENT)?;
         Self::apply(&mut tx.store, domid, req)
     }
 
-    fn apply(store: &mut Store, domid: u16, req: &Request<'_>) -> Result<Vec<u8>, XsError> {
+    fn apply(store: &mut Store, domid: u16, req: &Request<'_>) -> Result<Vec<u8>, XsErrno> {
         match req {
             Request::Read(p) => store.read(domid, &resolve(domid, p)?),
             Request::Write(p, v) => {
                 if p.len() + 1 + v.len() > XENSTORE_PAYLOAD_MAX {
-                    return Err(XsError::E2BIG);
+                    return Err(XsErrno::E2BIG);
                 }
                 store.write(domid, &resolve(domid, p)?, v)?;
                 Ok(ok_payload())
@@ -901,7 +927,7 @@ impl Xenstored {
                     v.push(0);
                 }
                 if v.len() > XENSTORE_PAYLOAD_MAX {
-                    return Err(XsError::E2BIG);
+                    return Err(XsErrno::E2BIG);
                 }
                 Ok(v)
             }
@@ -917,7 +943,7 @@ impl Xenstored {
                 store.set_perms(domid, &resolve(domid, p)?, perms)?;
                 Ok(ok_payload())
             }
-            _ => Err(XsError::EINVAL),
+            _ => Err(XsErrno::EINVAL),
         }
     }
 
@@ -947,11 +973,11 @@ impl Xenstored {
             || self.tombstones.get(path).is_some_and(|&g| g > since)
     }
 
-    fn commit(&mut self, tx: Tx) -> Result<(), XsError> {
+    fn commit(&mut self, tx: Tx) -> Result<(), XsErrno> {
         if self.forced_conflicts > 0 {
             self.forced_conflicts -= 1;
             self.conflicts += 1;
-            return Err(XsError::EAGAIN);
+            return Err(XsErrno::EAGAIN);
         }
         if tx
             .store
@@ -960,7 +986,7 @@ impl Xenstored {
             .any(|p| self.changed_since(p, tx.start_gen))
         {
             self.conflicts += 1;
-            return Err(XsError::EAGAIN);
+            return Err(XsErrno::EAGAIN);
         }
         self.commits += 1;
         let Store {
@@ -1013,21 +1039,21 @@ impl Xenstored {
         domid: u16,
         wpath: &str,
         token: &str,
-    ) -> Result<(), XsError> {
+    ) -> Result<(), XsErrno> {
         let (abs, base) = if wpath.starts_with('@') {
-            wire::validate_watch_path(wpath).map_err(|_| XsError::EINVAL)?;
+            wire::validate_watch_path(wpath).map_err(|_| XsErrno::EINVAL)?;
             (wpath.to_string(), None)
         } else {
             let abs = resolve(domid, wpath)?;
             let base = (!wpath.starts_with('/')).then(|| format!("/local/domain/{domid}/"));
             (abs, base)
         };
-        let c = self.conns.get_mut(&conn).ok_or(XsError::EIO)?;
+        let c = self.conns.get_mut(&conn).ok_or(XsErrno::EIO)?;
         if c.watches.iter().any(|w| w.abs == abs && w.token == token) {
-            return Err(XsError::EEXIST);
+            return Err(XsErrno::EEXIST);
         }
         if c.watches.len() >= MAX_WATCHES_PER_CONN {
-            return Err(XsError::E2BIG);
+            return Err(XsErrno::E2BIG);
         }
         c.watches.push(Watch {
             wpath: wpath.to_string(),
@@ -1140,21 +1166,23 @@ impl DirectTransport {
 }
 
 impl Transport for DirectTransport {
-    fn write(&mut self, buf: &[u8]) -> Result<usize, TransportError> {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, XenstoreTransportError> {
         let n = buf.len().min(self.max_chunk);
         match self.xsd.borrow_mut().feed(self.conn, &buf[..n]) {
             Ok(()) => Ok(n),
-            Err(SimError::Protocol(_))
-            | Err(SimError::Closed)
-            | Err(SimError::UnknownConnection) => Err(TransportError::Closed),
-            Err(SimError::NotWire) => Err(TransportError::Other("not a wire connection")),
+            Err(XenstoredError::Protocol(_))
+            | Err(XenstoredError::Closed)
+            | Err(XenstoredError::UnknownConnection) => Err(XenstoreTransportError::Closed),
+            Err(XenstoredError::NotWire) => {
+                Err(XenstoreTransportError::Other("not a wire connection"))
+            }
         }
     }
 
-    fn read(&mut self, buf: &mut [u8]) -> Result<usize, TransportError> {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, XenstoreTransportError> {
         let mut x = self.xsd.borrow_mut();
         if !x.is_connected(self.conn) {
-            return Err(TransportError::Closed);
+            return Err(XenstoreTransportError::Closed);
         }
         let n = buf.len().min(self.max_chunk);
         Ok(x.read_output(self.conn, &mut buf[..n]))
@@ -1209,12 +1237,12 @@ mod tests {
         assert_eq!(x.rm("/a/b"), Ok(()), "removing a missing node is fine");
         assert_eq!(
             x.rm("/zz/b"),
-            Err(XsError::ENOENT),
+            Err(XsErrno::ENOENT),
             "but not under a missing parent"
         );
-        assert_eq!(x.rm("/"), Err(XsError::EINVAL));
-        assert_eq!(x.read("/nope"), Err(XsError::ENOENT));
-        assert_eq!(x.write("a//b", ""), Err(XsError::EINVAL));
+        assert_eq!(x.rm("/"), Err(XsErrno::EINVAL));
+        assert_eq!(x.read("/nope"), Err(XsErrno::ENOENT));
+        assert_eq!(x.write("a//b", ""), Err(XsErrno::EINVAL));
     }
 
     #[test]
@@ -1265,7 +1293,7 @@ mod tests {
         let mut b = Vec::new();
         encode_message(MsgType::Read, 1, 0, b"", &mut b).unwrap();
         b[12..16].copy_from_slice(&5000u32.to_le_bytes());
-        assert!(matches!(x.feed(c, &b), Err(SimError::Protocol(_))));
+        assert!(matches!(x.feed(c, &b), Err(XenstoredError::Protocol(_))));
         assert!(!x.is_connected(c));
     }
 
@@ -1279,15 +1307,15 @@ mod tests {
         x.request(c1, 0, &Request::Write("secret", b"s")).unwrap();
         assert_eq!(
             x.request(c2, 0, &Request::Read("/local/domain/1/secret")),
-            Err(XsError::EACCES)
+            Err(XsErrno::EACCES)
         );
         assert_eq!(
             x.request(c2, 0, &Request::Write("/local/domain/1/secret", b"x")),
-            Err(XsError::EACCES)
+            Err(XsErrno::EACCES)
         );
         assert_eq!(
             x.request(c2, 0, &Request::Write("/local/domain/1/new", b"x")),
-            Err(XsError::EACCES)
+            Err(XsErrno::EACCES)
         );
         // Grant read to 2.
         x.request(
@@ -1305,7 +1333,7 @@ mod tests {
         );
         assert_eq!(
             x.request(c2, 0, &Request::Write("/local/domain/1/secret", b"x")),
-            Err(XsError::EACCES)
+            Err(XsErrno::EACCES)
         );
         // Only the owner sets perms; it cannot give the node away.
         assert_eq!(
@@ -1314,7 +1342,7 @@ mod tests {
                 0,
                 &Request::SetPerms("/local/domain/1/secret", vec![Perm::new(2, Access::Both)])
             ),
-            Err(XsError::EACCES)
+            Err(XsErrno::EACCES)
         );
         assert_eq!(
             x.request(
@@ -1322,7 +1350,7 @@ mod tests {
                 0,
                 &Request::SetPerms("secret", vec![Perm::new(2, Access::Both)])
             ),
-            Err(XsError::EPERM)
+            Err(XsErrno::EPERM)
         );
         // A node dom0 creates in 1's home inherits 1's ownership; one 2 creates in a
         // writable shared dir is owned by 2.
@@ -1361,17 +1389,17 @@ mod tests {
         assert!(x.take_events(c).is_empty());
         x.rm("/local/domain/4").unwrap();
         assert_eq!(x.take_events(c)[0].path, "device");
-        assert_eq!(x.watch(c, "device", "tok"), Err(XsError::EEXIST));
+        assert_eq!(x.watch(c, "device", "tok"), Err(XsErrno::EEXIST));
         // The same watch given as an absolute path is the same watch.
         assert_eq!(
             x.watch(c, "/local/domain/4/device", "tok"),
-            Err(XsError::EEXIST)
+            Err(XsErrno::EEXIST)
         );
         assert_eq!(x.watch(c, "/local/domain/4/device", "tok2"), Ok(()));
         assert_eq!(x.take_events(c)[0].path, "/local/domain/4/device");
         x.unwatch(c, "/local/domain/4/device", "tok2").unwrap();
         x.unwatch(c, "device", "tok").unwrap();
-        assert_eq!(x.unwatch(c, "device", "tok"), Err(XsError::ENOENT));
+        assert_eq!(x.unwatch(c, "device", "tok"), Err(XsErrno::ENOENT));
         x.take_events(c);
         x.write("/local/domain/4/device/x", "").unwrap();
         assert!(x.take_events(c).is_empty());
@@ -1509,7 +1537,7 @@ mod tests {
         let d = x.connect_local(9);
         assert_eq!(
             x.request(d, 0, &Request::Introduce(4, 1, 1)),
-            Err(XsError::EACCES)
+            Err(XsErrno::EACCES)
         );
     }
 }

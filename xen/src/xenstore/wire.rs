@@ -39,7 +39,7 @@ pub mod field {
 
 /// Errors found in bytes that claim to be xenstore messages or payloads.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum WireError {
+pub enum XenstoreWireError {
     /// The buffer is shorter than the header, or than the header plus `len`.
     Truncated,
     /// The header's `len` exceeds [`XENSTORE_PAYLOAD_MAX`]: a protocol violation.
@@ -70,26 +70,32 @@ pub enum WireError {
     Malformed,
 }
 
-impl fmt::Display for WireError {
+impl fmt::Display for XenstoreWireError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            WireError::Truncated => f.write_str("truncated xenstore message"),
-            WireError::PayloadTooLong(n) => write!(f, "xenstore payload length {n} exceeds 4096"),
-            WireError::UnknownType(t) => write!(f, "unknown xenstore message type {t}"),
-            WireError::MissingNul => f.write_str("string without terminating NUL"),
-            WireError::NotUtf8 => f.write_str("string is not UTF-8"),
-            WireError::BadPermission => f.write_str("malformed permission string"),
-            WireError::BadNumber => f.write_str("malformed decimal number"),
-            WireError::NotOk => f.write_str("reply is not OK"),
-            WireError::Empty => f.write_str("empty field"),
-            WireError::TrailingData => f.write_str("trailing data after payload"),
-            WireError::EmbeddedNul => f.write_str("string contains a NUL byte"),
-            WireError::RequestTooLong(n) => write!(f, "request payload of {n} bytes exceeds 4096"),
-            WireError::BadPath => f.write_str("malformed or too long xenstore path"),
-            WireError::Malformed => f.write_str("malformed payload"),
+            XenstoreWireError::Truncated => f.write_str("truncated xenstore message"),
+            XenstoreWireError::PayloadTooLong(n) => {
+                write!(f, "xenstore payload length {n} exceeds 4096")
+            }
+            XenstoreWireError::UnknownType(t) => write!(f, "unknown xenstore message type {t}"),
+            XenstoreWireError::MissingNul => f.write_str("string without terminating NUL"),
+            XenstoreWireError::NotUtf8 => f.write_str("string is not UTF-8"),
+            XenstoreWireError::BadPermission => f.write_str("malformed permission string"),
+            XenstoreWireError::BadNumber => f.write_str("malformed decimal number"),
+            XenstoreWireError::NotOk => f.write_str("reply is not OK"),
+            XenstoreWireError::Empty => f.write_str("empty field"),
+            XenstoreWireError::TrailingData => f.write_str("trailing data after payload"),
+            XenstoreWireError::EmbeddedNul => f.write_str("string contains a NUL byte"),
+            XenstoreWireError::RequestTooLong(n) => {
+                write!(f, "request payload of {n} bytes exceeds 4096")
+            }
+            XenstoreWireError::BadPath => f.write_str("malformed or too long xenstore path"),
+            XenstoreWireError::Malformed => f.write_str("malformed payload"),
         }
     }
 }
+
+impl core::error::Error for XenstoreWireError {}
 
 /// Message types (`enum xsd_sockmsg_type`): Xen's enum from [`crate::abi`], the one definition
 /// of the numbers (checked against the C header by `xen/tests/layout.rs`).
@@ -98,26 +104,26 @@ impl fmt::Display for WireError {
 /// `MsgType::try_from`), which rejects numbers the header does not define.
 pub use crate::abi::XsdSockmsgType as MsgType;
 
-/// The message type numbered `raw`, or [`WireError::UnknownType`] if the header defines none.
-pub fn parse_msg_type(raw: u32) -> Result<MsgType, WireError> {
-    MsgType::try_from(raw).map_err(|e| WireError::UnknownType(e.value))
+/// The message type numbered `raw`, or [`XenstoreWireError::UnknownType`] if the header defines none.
+pub fn parse_msg_type(raw: u32) -> Result<MsgType, XenstoreWireError> {
+    MsgType::try_from(raw).map_err(|e| XenstoreWireError::UnknownType(e.value))
 }
 
 /// One entry of Xen's `xsd_errors` table ([`abi::XSD_ERRORS`]): an error xenstored may name in
 /// an `XS_ERROR` reply. Always a valid entry of the table, so its name and errno come from there.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct XsdError {
+pub struct KnownXsErrno {
     /// Index into [`abi::XSD_ERRORS`], always in range.
     index: u8,
 }
 
-impl XsdError {
+impl KnownXsErrno {
     /// Every entry of the table, in the header's order.
-    pub const ALL: [XsdError; XSD_ERRORS.len()] = {
-        let mut all = [XsdError { index: 0 }; XSD_ERRORS.len()];
+    pub const ALL: [KnownXsErrno; XSD_ERRORS.len()] = {
+        let mut all = [KnownXsErrno { index: 0 }; XSD_ERRORS.len()];
         let mut i = 0;
         while i < all.len() {
-            all[i] = XsdError { index: i as u8 };
+            all[i] = KnownXsErrno { index: i as u8 };
             i += 1;
         }
         all
@@ -139,11 +145,11 @@ impl XsdError {
     }
 
     /// The entry named `name` (no NUL), if the table has one.
-    pub const fn from_name(name: &str) -> Option<XsdError> {
+    pub const fn from_name(name: &str) -> Option<KnownXsErrno> {
         let mut i = 0;
         while i < XSD_ERRORS.len() {
             if str_eq(XSD_ERRORS[i].errstring, name) {
-                return Some(XsdError { index: i as u8 });
+                return Some(KnownXsErrno { index: i as u8 });
             }
             i += 1;
         }
@@ -151,14 +157,14 @@ impl XsdError {
     }
 
     /// The entry for errno `errnum`, if the table has one.
-    pub fn from_errnum(errnum: i32) -> Option<XsdError> {
-        XsdError::ALL.into_iter().find(|e| e.errnum() == errnum)
+    pub fn from_errnum(errnum: i32) -> Option<KnownXsErrno> {
+        KnownXsErrno::ALL.into_iter().find(|e| e.errnum() == errnum)
     }
 
     /// The entry named `name`; for the constants below, where a name missing from the table
     /// fails the build.
-    const fn named(name: &str) -> XsdError {
-        match XsdError::from_name(name) {
+    const fn named(name: &str) -> KnownXsErrno {
+        match KnownXsErrno::from_name(name) {
             Some(e) => e,
             None => panic!("not in the xsd_errors table"),
         }
@@ -181,80 +187,90 @@ const fn str_eq(a: &str, b: &str) -> bool {
     true
 }
 
-impl fmt::Debug for XsdError {
+impl fmt::Debug for KnownXsErrno {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
 }
 
+impl fmt::Display for KnownXsErrno {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "xenstored error {}", self.name())
+    }
+}
+
+impl core::error::Error for KnownXsErrno {}
+
 /// An error xenstored reported (`XS_ERROR` payload): an entry of Xen's `xsd_errors` table, or a
 /// name the table lacks.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum XsError {
+pub enum XsErrno {
     /// A name in [`abi::XSD_ERRORS`].
-    Known(XsdError),
+    Known(KnownXsErrno),
     /// A name not in the table (kept so nothing from the peer is lost).
     Unknown(String),
 }
 
-/// The errors of the table by name, as `XsError::ENOENT` and so on.
+/// The errors of the table by name, as `XsErrno::ENOENT` and so on.
 #[allow(missing_docs)]
-impl XsError {
-    pub const EINVAL: XsError = XsError::Known(XsdError::named("EINVAL"));
-    pub const EACCES: XsError = XsError::Known(XsdError::named("EACCES"));
-    pub const EEXIST: XsError = XsError::Known(XsdError::named("EEXIST"));
-    pub const EISDIR: XsError = XsError::Known(XsdError::named("EISDIR"));
-    pub const ENOENT: XsError = XsError::Known(XsdError::named("ENOENT"));
-    pub const ENOMEM: XsError = XsError::Known(XsdError::named("ENOMEM"));
-    pub const ENOSPC: XsError = XsError::Known(XsdError::named("ENOSPC"));
-    pub const EIO: XsError = XsError::Known(XsdError::named("EIO"));
-    pub const ENOTEMPTY: XsError = XsError::Known(XsdError::named("ENOTEMPTY"));
-    pub const ENOSYS: XsError = XsError::Known(XsdError::named("ENOSYS"));
-    pub const EROFS: XsError = XsError::Known(XsdError::named("EROFS"));
-    pub const EBUSY: XsError = XsError::Known(XsdError::named("EBUSY"));
-    pub const EAGAIN: XsError = XsError::Known(XsdError::named("EAGAIN"));
-    pub const EISCONN: XsError = XsError::Known(XsdError::named("EISCONN"));
-    pub const E2BIG: XsError = XsError::Known(XsdError::named("E2BIG"));
-    pub const EPERM: XsError = XsError::Known(XsdError::named("EPERM"));
+impl XsErrno {
+    pub const EINVAL: XsErrno = XsErrno::Known(KnownXsErrno::named("EINVAL"));
+    pub const EACCES: XsErrno = XsErrno::Known(KnownXsErrno::named("EACCES"));
+    pub const EEXIST: XsErrno = XsErrno::Known(KnownXsErrno::named("EEXIST"));
+    pub const EISDIR: XsErrno = XsErrno::Known(KnownXsErrno::named("EISDIR"));
+    pub const ENOENT: XsErrno = XsErrno::Known(KnownXsErrno::named("ENOENT"));
+    pub const ENOMEM: XsErrno = XsErrno::Known(KnownXsErrno::named("ENOMEM"));
+    pub const ENOSPC: XsErrno = XsErrno::Known(KnownXsErrno::named("ENOSPC"));
+    pub const EIO: XsErrno = XsErrno::Known(KnownXsErrno::named("EIO"));
+    pub const ENOTEMPTY: XsErrno = XsErrno::Known(KnownXsErrno::named("ENOTEMPTY"));
+    pub const ENOSYS: XsErrno = XsErrno::Known(KnownXsErrno::named("ENOSYS"));
+    pub const EROFS: XsErrno = XsErrno::Known(KnownXsErrno::named("EROFS"));
+    pub const EBUSY: XsErrno = XsErrno::Known(KnownXsErrno::named("EBUSY"));
+    pub const EAGAIN: XsErrno = XsErrno::Known(KnownXsErrno::named("EAGAIN"));
+    pub const EISCONN: XsErrno = XsErrno::Known(KnownXsErrno::named("EISCONN"));
+    pub const E2BIG: XsErrno = XsErrno::Known(KnownXsErrno::named("E2BIG"));
+    pub const EPERM: XsErrno = XsErrno::Known(KnownXsErrno::named("EPERM"));
 }
 
-impl XsError {
+impl XsErrno {
     /// The errno name as sent on the wire (without the NUL).
     pub fn name(&self) -> &str {
         match self {
-            XsError::Known(e) => e.name(),
-            XsError::Unknown(s) => s,
+            XsErrno::Known(e) => e.name(),
+            XsErrno::Unknown(s) => s,
         }
     }
 
     /// The errno number, for a name in the table.
     pub fn errnum(&self) -> Option<i32> {
         match self {
-            XsError::Known(e) => Some(e.errnum()),
-            XsError::Unknown(_) => None,
+            XsErrno::Known(e) => Some(e.errnum()),
+            XsErrno::Unknown(_) => None,
         }
     }
 
-    /// Maps an errno name to the error; names not in the table become [`XsError::Unknown`].
-    pub fn from_name(name: &str) -> XsError {
-        match XsdError::from_name(name) {
-            Some(e) => XsError::Known(e),
-            None => XsError::Unknown(String::from(name)),
+    /// Maps an errno name to the error; names not in the table become [`XsErrno::Unknown`].
+    pub fn from_name(name: &str) -> XsErrno {
+        match KnownXsErrno::from_name(name) {
+            Some(e) => XsErrno::Known(e),
+            None => XsErrno::Unknown(String::from(name)),
         }
     }
 }
 
-impl From<XsdError> for XsError {
-    fn from(e: XsdError) -> XsError {
-        XsError::Known(e)
+impl From<KnownXsErrno> for XsErrno {
+    fn from(e: KnownXsErrno) -> XsErrno {
+        XsErrno::Known(e)
     }
 }
 
-impl fmt::Display for XsError {
+impl fmt::Display for XsErrno {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "xenstored error {}", self.name())
     }
 }
+
+impl core::error::Error for XsErrno {}
 
 fn get_u32(b: &[u8], r: core::ops::Range<usize>) -> u32 {
     let mut a = [0u8; 4];
@@ -280,7 +296,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Wraps a buffer after [`check_len`](Self::check_len).
-    pub fn new_checked(buffer: T) -> Result<Packet<T>, WireError> {
+    pub fn new_checked(buffer: T) -> Result<Packet<T>, XenstoreWireError> {
         let p = Packet::new_unchecked(buffer);
         p.check_len()?;
         Ok(p)
@@ -288,17 +304,17 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// Checks that the header is present, that `len <= XENSTORE_PAYLOAD_MAX` and that the whole
     /// payload is present. Bytes after the payload are allowed (see [`total_len`](Self::total_len)).
-    pub fn check_len(&self) -> Result<(), WireError> {
+    pub fn check_len(&self) -> Result<(), XenstoreWireError> {
         let b = self.buffer.as_ref();
         if b.len() < HEADER_LEN {
-            return Err(WireError::Truncated);
+            return Err(XenstoreWireError::Truncated);
         }
         let len = get_u32(b, field::LEN);
         if len as usize > XENSTORE_PAYLOAD_MAX {
-            return Err(WireError::PayloadTooLong(len));
+            return Err(XenstoreWireError::PayloadTooLong(len));
         }
         if b.len() < HEADER_LEN + len as usize {
-            return Err(WireError::Truncated);
+            return Err(XenstoreWireError::Truncated);
         }
         Ok(())
     }
@@ -314,7 +330,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// The `type` field, rejecting unknown types.
-    pub fn msg_type(&self) -> Result<MsgType, WireError> {
+    pub fn msg_type(&self) -> Result<MsgType, XenstoreWireError> {
         parse_msg_type(self.raw_type())
     }
 
@@ -408,9 +424,9 @@ pub struct Header {
 
 impl Header {
     /// Decodes a header from the first [`HEADER_LEN`] bytes, validating `len`.
-    pub fn parse(b: &[u8]) -> Result<Header, WireError> {
+    pub fn parse(b: &[u8]) -> Result<Header, XenstoreWireError> {
         if b.len() < HEADER_LEN {
-            return Err(WireError::Truncated);
+            return Err(XenstoreWireError::Truncated);
         }
         let h = Header {
             msg_type: get_u32(b, field::TYPE),
@@ -419,7 +435,7 @@ impl Header {
             len: get_u32(b, field::LEN),
         };
         if h.len as usize > XENSTORE_PAYLOAD_MAX {
-            return Err(WireError::PayloadTooLong(h.len));
+            return Err(XenstoreWireError::PayloadTooLong(h.len));
         }
         Ok(h)
     }
@@ -451,9 +467,9 @@ impl Message {
         req_id: u32,
         tx_id: u32,
         payload: Vec<u8>,
-    ) -> Result<Message, WireError> {
+    ) -> Result<Message, XenstoreWireError> {
         if payload.len() > XENSTORE_PAYLOAD_MAX {
-            return Err(WireError::RequestTooLong(payload.len()));
+            return Err(XenstoreWireError::RequestTooLong(payload.len()));
         }
         Ok(Message {
             header: Header {
@@ -467,7 +483,7 @@ impl Message {
     }
 
     /// The `type`, rejecting unknown types.
-    pub fn msg_type(&self) -> Result<MsgType, WireError> {
+    pub fn msg_type(&self) -> Result<MsgType, XenstoreWireError> {
         parse_msg_type(self.header.msg_type)
     }
 
@@ -496,7 +512,7 @@ pub struct FrameReader {
     header_fill: usize,
     parsed: Option<Header>,
     payload: Vec<u8>,
-    poisoned: Option<WireError>,
+    poisoned: Option<XenstoreWireError>,
 }
 
 impl FrameReader {
@@ -508,7 +524,7 @@ impl FrameReader {
     /// Consumes bytes from `input` up to the end of the first message it completes. Returns how
     /// many bytes were consumed and the message if one was completed; call again with the rest
     /// of the input.
-    pub fn push(&mut self, input: &[u8]) -> Result<(usize, Option<Message>), WireError> {
+    pub fn push(&mut self, input: &[u8]) -> Result<(usize, Option<Message>), XenstoreWireError> {
         if let Some(e) = &self.poisoned {
             return Err(e.clone());
         }
@@ -555,7 +571,7 @@ impl FrameReader {
         &mut self,
         mut input: &[u8],
         mut sink: impl FnMut(Message),
-    ) -> Result<(), WireError> {
+    ) -> Result<(), XenstoreWireError> {
         while !input.is_empty() {
             let (used, msg) = self.push(input)?;
             input = &input[used..];
@@ -572,7 +588,7 @@ impl FrameReader {
     }
 
     /// The framing error that poisoned this reader, if any.
-    pub fn poisoned(&self) -> Option<&WireError> {
+    pub fn poisoned(&self) -> Option<&XenstoreWireError> {
         self.poisoned.as_ref()
     }
 }
@@ -581,35 +597,35 @@ impl FrameReader {
 // Payload fields.
 
 /// Splits off one NUL-terminated field, returning it (without the NUL) and the rest.
-pub fn split_cstr(b: &[u8]) -> Result<(&[u8], &[u8]), WireError> {
+pub fn split_cstr(b: &[u8]) -> Result<(&[u8], &[u8]), XenstoreWireError> {
     let nul = b
         .iter()
         .position(|&c| c == 0)
-        .ok_or(WireError::MissingNul)?;
+        .ok_or(XenstoreWireError::MissingNul)?;
     Ok((&b[..nul], &b[nul + 1..]))
 }
 
 /// Splits off one NUL-terminated UTF-8 string.
-pub fn split_str(b: &[u8]) -> Result<(&str, &[u8]), WireError> {
+pub fn split_str(b: &[u8]) -> Result<(&str, &[u8]), XenstoreWireError> {
     let (s, rest) = split_cstr(b)?;
     Ok((
-        core::str::from_utf8(s).map_err(|_| WireError::NotUtf8)?,
+        core::str::from_utf8(s).map_err(|_| XenstoreWireError::NotUtf8)?,
         rest,
     ))
 }
 
 /// Parses a payload that is exactly one NUL-terminated UTF-8 string.
-pub fn parse_single_str(b: &[u8]) -> Result<&str, WireError> {
+pub fn parse_single_str(b: &[u8]) -> Result<&str, XenstoreWireError> {
     let (s, rest) = split_str(b)?;
     if !rest.is_empty() {
-        return Err(WireError::TrailingData);
+        return Err(XenstoreWireError::TrailingData);
     }
     Ok(s)
 }
 
 /// Parses a list of NUL-terminated UTF-8 strings (a `DIRECTORY` reply). An empty payload is an
 /// empty list; a payload not ending in NUL is an error.
-pub fn parse_str_list(mut b: &[u8]) -> Result<Vec<&str>, WireError> {
+pub fn parse_str_list(mut b: &[u8]) -> Result<Vec<&str>, XenstoreWireError> {
     let mut v = Vec::new();
     while !b.is_empty() {
         let (s, rest) = split_str(b)?;
@@ -620,48 +636,48 @@ pub fn parse_str_list(mut b: &[u8]) -> Result<Vec<&str>, WireError> {
 }
 
 /// Parses a `DIRECTORY` reply: the leaf names of the children.
-pub fn parse_directory(b: &[u8]) -> Result<Vec<String>, WireError> {
+pub fn parse_directory(b: &[u8]) -> Result<Vec<String>, XenstoreWireError> {
     let names = parse_str_list(b)?;
     if names.iter().any(|n| n.is_empty() || n.contains('/')) {
-        return Err(WireError::Malformed);
+        return Err(XenstoreWireError::Malformed);
     }
     Ok(names.into_iter().map(String::from).collect())
 }
 
 /// Parses an acknowledgement (`OK` followed by a NUL).
-pub fn parse_ok(b: &[u8]) -> Result<(), WireError> {
+pub fn parse_ok(b: &[u8]) -> Result<(), XenstoreWireError> {
     if b == b"OK\0" {
         Ok(())
     } else {
-        Err(WireError::NotOk)
+        Err(XenstoreWireError::NotOk)
     }
 }
 
 /// Parses an unsigned decimal number (no sign, no spaces, no empty string).
-pub fn parse_decimal(s: &str) -> Result<u32, WireError> {
+pub fn parse_decimal(s: &str) -> Result<u32, XenstoreWireError> {
     if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
-        return Err(WireError::BadNumber);
+        return Err(XenstoreWireError::BadNumber);
     }
-    s.parse::<u32>().map_err(|_| WireError::BadNumber)
+    s.parse::<u32>().map_err(|_| XenstoreWireError::BadNumber)
 }
 
 /// Parses a `TRANSACTION_START` reply: the transaction id in decimal. Id 0 means "no
 /// transaction" and is rejected.
-pub fn parse_transaction_id(b: &[u8]) -> Result<u32, WireError> {
+pub fn parse_transaction_id(b: &[u8]) -> Result<u32, XenstoreWireError> {
     let id = parse_decimal(parse_single_str(b)?)?;
     if id == 0 {
-        return Err(WireError::BadNumber);
+        return Err(XenstoreWireError::BadNumber);
     }
     Ok(id)
 }
 
-/// Parses an `ERROR` reply into an [`XsError`].
-pub fn parse_error(b: &[u8]) -> Result<XsError, WireError> {
+/// Parses an `ERROR` reply into an [`XsErrno`].
+pub fn parse_error(b: &[u8]) -> Result<XsErrno, XenstoreWireError> {
     let s = parse_single_str(b)?;
     if s.is_empty() {
-        return Err(WireError::Empty);
+        return Err(XenstoreWireError::Empty);
     }
-    Ok(XsError::from_name(s))
+    Ok(XsErrno::from_name(s))
 }
 
 /// A watch that fired (`XS_WATCH_EVENT`).
@@ -674,14 +690,14 @@ pub struct WatchEvent {
 }
 
 /// Parses a `WATCH_EVENT` payload: `path\0token\0`.
-pub fn parse_watch_event(b: &[u8]) -> Result<WatchEvent, WireError> {
+pub fn parse_watch_event(b: &[u8]) -> Result<WatchEvent, XenstoreWireError> {
     let (path, rest) = split_str(b)?;
     let (token, rest) = split_str(rest)?;
     if !rest.is_empty() {
-        return Err(WireError::TrailingData);
+        return Err(XenstoreWireError::TrailingData);
     }
     if path.is_empty() {
-        return Err(WireError::Empty);
+        return Err(XenstoreWireError::Empty);
     }
     Ok(WatchEvent {
         path: String::from(path),
@@ -690,11 +706,11 @@ pub fn parse_watch_event(b: &[u8]) -> Result<WatchEvent, WireError> {
 }
 
 /// Parses an `IS_DOMAIN_INTRODUCED` reply (`T` or `F`).
-pub fn parse_bool(b: &[u8]) -> Result<bool, WireError> {
+pub fn parse_bool(b: &[u8]) -> Result<bool, XenstoreWireError> {
     match b {
         b"T\0" => Ok(true),
         b"F\0" => Ok(false),
-        _ => Err(WireError::Malformed),
+        _ => Err(XenstoreWireError::Malformed),
     }
 }
 
@@ -750,18 +766,18 @@ impl Perm {
     }
 
     /// Parses `<n|r|w|b><domid>`.
-    pub fn parse(s: &str) -> Result<Perm, WireError> {
+    pub fn parse(s: &str) -> Result<Perm, XenstoreWireError> {
         let mut chars = s.chars();
         let access = match chars.next() {
             Some('n') => Access::None,
             Some('r') => Access::Read,
             Some('w') => Access::Write,
             Some('b') => Access::Both,
-            _ => return Err(WireError::BadPermission),
+            _ => return Err(XenstoreWireError::BadPermission),
         };
         let num = chars.as_str();
-        let d = parse_decimal(num).map_err(|_| WireError::BadPermission)?;
-        let domid = u16::try_from(d).map_err(|_| WireError::BadPermission)?;
+        let d = parse_decimal(num).map_err(|_| XenstoreWireError::BadPermission)?;
+        let domid = u16::try_from(d).map_err(|_| XenstoreWireError::BadPermission)?;
         Ok(Perm { domid, access })
     }
 }
@@ -773,10 +789,10 @@ impl fmt::Display for Perm {
 }
 
 /// Parses a permission list (`GET_PERMS` reply): one or more NUL-terminated entries.
-pub fn parse_perms(b: &[u8]) -> Result<Vec<Perm>, WireError> {
+pub fn parse_perms(b: &[u8]) -> Result<Vec<Perm>, XenstoreWireError> {
     let list = parse_str_list(b)?;
     if list.is_empty() {
-        return Err(WireError::Empty);
+        return Err(XenstoreWireError::Empty);
     }
     list.into_iter().map(Perm::parse).collect()
 }
@@ -789,10 +805,10 @@ fn path_char_ok(c: u8) -> bool {
 /// Checks a path the way xenstored does: not empty, only `[A-Za-z0-9-/_@]`, no doubled or
 /// trailing slash (except the root `/`), at most [`XENSTORE_ABS_PATH_MAX`] bytes when absolute
 /// and [`XENSTORE_REL_PATH_MAX`] when relative.
-pub fn validate_path(p: &str) -> Result<(), WireError> {
+pub fn validate_path(p: &str) -> Result<(), XenstoreWireError> {
     let b = p.as_bytes();
     if b.is_empty() || !b.iter().all(|&c| path_char_ok(c)) {
-        return Err(WireError::BadPath);
+        return Err(XenstoreWireError::BadPath);
     }
     let max = if b[0] == b'/' {
         XENSTORE_ABS_PATH_MAX
@@ -800,32 +816,32 @@ pub fn validate_path(p: &str) -> Result<(), WireError> {
         XENSTORE_REL_PATH_MAX
     };
     if b.len() > max {
-        return Err(WireError::BadPath);
+        return Err(XenstoreWireError::BadPath);
     }
     if p == "/" {
         return Ok(());
     }
     if p.ends_with('/') || p.contains("//") {
-        return Err(WireError::BadPath);
+        return Err(XenstoreWireError::BadPath);
     }
     Ok(())
 }
 
 /// Checks a watch path: a path ([`validate_path`]) or a special `@name` watch.
-pub fn validate_watch_path(p: &str) -> Result<(), WireError> {
+pub fn validate_watch_path(p: &str) -> Result<(), XenstoreWireError> {
     if let Some(name) = p.strip_prefix('@') {
         if name.is_empty() || name.len() > XENSTORE_REL_PATH_MAX || !name.bytes().all(path_char_ok)
         {
-            return Err(WireError::BadPath);
+            return Err(XenstoreWireError::BadPath);
         }
         return Ok(());
     }
     validate_path(p)
 }
 
-fn no_nul(s: &str) -> Result<(), WireError> {
+fn no_nul(s: &str) -> Result<(), XenstoreWireError> {
     if s.as_bytes().contains(&0) {
-        Err(WireError::EmbeddedNul)
+        Err(XenstoreWireError::EmbeddedNul)
     } else {
         Ok(())
     }
@@ -902,7 +918,7 @@ impl<'a> Request<'a> {
     }
 
     /// Checks the arguments (paths valid and short enough, no NUL inside strings).
-    pub fn validate(&self) -> Result<(), WireError> {
+    pub fn validate(&self) -> Result<(), XenstoreWireError> {
         match self {
             Request::Read(p)
             | Request::Mkdir(p)
@@ -913,7 +929,7 @@ impl<'a> Request<'a> {
             Request::SetPerms(p, perms) => {
                 validate_path(p)?;
                 if perms.is_empty() {
-                    return Err(WireError::Empty);
+                    return Err(XenstoreWireError::Empty);
                 }
                 Ok(())
             }
@@ -926,8 +942,8 @@ impl<'a> Request<'a> {
     }
 
     /// Appends the payload to `out` (after validating; nothing is appended on error). Fails
-    /// with [`WireError::RequestTooLong`] if it would exceed [`XENSTORE_PAYLOAD_MAX`].
-    pub fn encode_payload(&self, out: &mut Vec<u8>) -> Result<(), WireError> {
+    /// with [`XenstoreWireError::RequestTooLong`] if it would exceed [`XENSTORE_PAYLOAD_MAX`].
+    pub fn encode_payload(&self, out: &mut Vec<u8>) -> Result<(), XenstoreWireError> {
         use core::fmt::Write as _;
         self.validate()?;
         let start = out.len();
@@ -985,13 +1001,18 @@ impl<'a> Request<'a> {
         let len = out.len() - start;
         if len > XENSTORE_PAYLOAD_MAX {
             out.truncate(start);
-            return Err(WireError::RequestTooLong(len));
+            return Err(XenstoreWireError::RequestTooLong(len));
         }
         Ok(())
     }
 
     /// Appends the whole message (header and payload) to `out`.
-    pub fn encode(&self, req_id: u32, tx_id: u32, out: &mut Vec<u8>) -> Result<(), WireError> {
+    pub fn encode(
+        &self,
+        req_id: u32,
+        tx_id: u32,
+        out: &mut Vec<u8>,
+    ) -> Result<(), XenstoreWireError> {
         let start = out.len();
         out.extend_from_slice(&[0u8; HEADER_LEN]);
         if let Err(e) = self.encode_payload(out) {
@@ -1009,9 +1030,9 @@ impl<'a> Request<'a> {
 
     /// Decodes a request payload of type `t` (the daemon side). Paths are checked for syntax
     /// only; resolving relative paths is the daemon's business.
-    pub fn parse(t: MsgType, b: &'a [u8]) -> Result<Request<'a>, WireError> {
-        let domid = |s: &str| -> Result<u16, WireError> {
-            u16::try_from(parse_decimal(s)?).map_err(|_| WireError::BadNumber)
+    pub fn parse(t: MsgType, b: &'a [u8]) -> Result<Request<'a>, XenstoreWireError> {
+        let domid = |s: &str| -> Result<u16, XenstoreWireError> {
+            u16::try_from(parse_decimal(s)?).map_err(|_| XenstoreWireError::BadNumber)
         };
         let req = match t {
             MsgType::Read => Request::Read(parse_single_str(b)?),
@@ -1040,7 +1061,7 @@ impl<'a> Request<'a> {
             MsgType::TransactionStart => {
                 // `|`; tolerate an empty payload too.
                 if !(b.is_empty() || b == b"\0") {
-                    return Err(WireError::Malformed);
+                    return Err(XenstoreWireError::Malformed);
                 }
                 Request::TransactionStart
             }
@@ -1048,7 +1069,7 @@ impl<'a> Request<'a> {
             MsgType::TransactionEnd => match parse_single_str(b)? {
                 "T" => Request::TransactionEnd(true),
                 "F" => Request::TransactionEnd(false),
-                _ => return Err(WireError::Malformed),
+                _ => return Err(XenstoreWireError::Malformed),
             },
             MsgType::GetDomainPath => Request::GetDomainPath(domid(parse_single_str(b)?)?),
             MsgType::Release => Request::Release(domid(parse_single_str(b)?)?),
@@ -1061,9 +1082,9 @@ impl<'a> Request<'a> {
                 let (mfn, rest) = split_str(rest)?;
                 let (port, _reserved) = split_str(rest)?;
                 let mfn: u64 = if mfn.is_empty() || !mfn.bytes().all(|c| c.is_ascii_digit()) {
-                    return Err(WireError::BadNumber);
+                    return Err(XenstoreWireError::BadNumber);
                 } else {
-                    mfn.parse().map_err(|_| WireError::BadNumber)?
+                    mfn.parse().map_err(|_| XenstoreWireError::BadNumber)?
                 };
                 Request::Introduce(domid(d)?, mfn, parse_decimal(port)?)
             }
@@ -1071,12 +1092,12 @@ impl<'a> Request<'a> {
                 let (d, rest) = split_str(b)?;
                 let (tgt, rest) = split_str(rest)?;
                 if !rest.is_empty() {
-                    return Err(WireError::TrailingData);
+                    return Err(XenstoreWireError::TrailingData);
                 }
                 Request::SetTarget(domid(d)?, domid(tgt)?)
             }
             MsgType::Control | MsgType::DirectoryPart | MsgType::WatchEvent | MsgType::Error => {
-                return Err(WireError::UnknownType(t as u32))
+                return Err(XenstoreWireError::UnknownType(t as u32))
             }
         };
         Ok(req)
@@ -1090,9 +1111,9 @@ pub fn encode_message(
     tx_id: u32,
     payload: &[u8],
     out: &mut Vec<u8>,
-) -> Result<(), WireError> {
+) -> Result<(), XenstoreWireError> {
     if payload.len() > XENSTORE_PAYLOAD_MAX {
-        return Err(WireError::RequestTooLong(payload.len()));
+        return Err(XenstoreWireError::RequestTooLong(payload.len()));
     }
     let h = Header {
         msg_type: t as u32,
@@ -1144,11 +1165,14 @@ mod tests {
         assert_eq!(parse_msg_type(15), Ok(MsgType::WatchEvent));
         assert_eq!(parse_msg_type(16), Ok(MsgType::Error));
         assert_eq!(parse_msg_type(19), Ok(MsgType::SetTarget));
-        assert_eq!(parse_msg_type(20), Err(WireError::UnknownType(20)));
+        assert_eq!(parse_msg_type(20), Err(XenstoreWireError::UnknownType(20)));
         assert_eq!(parse_msg_type(21), Ok(MsgType::ResetWatches));
         assert_eq!(parse_msg_type(22), Ok(MsgType::DirectoryPart));
-        assert_eq!(parse_msg_type(23), Err(WireError::UnknownType(23)));
-        assert_eq!(parse_msg_type(0xffff), Err(WireError::UnknownType(0xffff)));
+        assert_eq!(parse_msg_type(23), Err(XenstoreWireError::UnknownType(23)));
+        assert_eq!(
+            parse_msg_type(0xffff),
+            Err(XenstoreWireError::UnknownType(0xffff))
+        );
         for t in MsgType::ALL {
             assert_eq!(parse_msg_type(t as u32), Ok(t));
         }
@@ -1158,30 +1182,30 @@ mod tests {
     fn checked_packet_rejects_bad_lengths() {
         assert_eq!(
             Packet::new_checked(&[0u8; 15][..]).unwrap_err(),
-            WireError::Truncated
+            XenstoreWireError::Truncated
         );
         let b = msg(2, 1, 0, b"abc");
         assert_eq!(
             Packet::new_checked(&b[..b.len() - 1]).unwrap_err(),
-            WireError::Truncated
+            XenstoreWireError::Truncated
         );
         let mut big = msg(2, 1, 0, b"");
         big[12..16].copy_from_slice(&4097u32.to_le_bytes());
         assert_eq!(
             Packet::new_checked(&big[..]).unwrap_err(),
-            WireError::PayloadTooLong(4097)
+            XenstoreWireError::PayloadTooLong(4097)
         );
         let mut huge = msg(2, 1, 0, b"");
         huge[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
         assert_eq!(
             Packet::new_checked(&huge[..]).unwrap_err(),
-            WireError::PayloadTooLong(u32::MAX)
+            XenstoreWireError::PayloadTooLong(u32::MAX)
         );
         let exact = msg(2, 1, 0, &[b'a'; 4096]);
         assert!(Packet::new_checked(&exact[..]).is_ok());
         let unknown = msg(99, 1, 0, b"");
         let p = Packet::new_checked(&unknown[..]).unwrap();
-        assert_eq!(p.msg_type(), Err(WireError::UnknownType(99)));
+        assert_eq!(p.msg_type(), Err(XenstoreWireError::UnknownType(99)));
     }
 
     #[test]
@@ -1216,26 +1240,30 @@ mod tests {
         let mut out = vec![1, 2, 3];
         let long = "a".repeat(XENSTORE_PAYLOAD_MAX);
         let e = Request::Write("/x", long.as_bytes()).encode(1, 0, &mut out);
-        assert_eq!(e, Err(WireError::RequestTooLong(4096 + 3)));
+        assert_eq!(e, Err(XenstoreWireError::RequestTooLong(4096 + 3)));
         assert_eq!(out, vec![1, 2, 3], "nothing appended on error");
         let path = alloc::format!("/{}", "a".repeat(XENSTORE_ABS_PATH_MAX));
         assert_eq!(
             Request::Read(&path).encode(1, 0, &mut out),
-            Err(WireError::BadPath)
+            Err(XenstoreWireError::BadPath)
         );
         let rel = "a".repeat(XENSTORE_REL_PATH_MAX + 1);
         assert_eq!(
             Request::Read(&rel).encode(1, 0, &mut out),
-            Err(WireError::BadPath)
+            Err(XenstoreWireError::BadPath)
         );
         let ok_rel = "a".repeat(XENSTORE_REL_PATH_MAX);
         assert!(Request::Read(&ok_rel).encode(1, 0, &mut Vec::new()).is_ok());
         for bad in ["", "a//b", "/a/", "a b", "/a\0b", "/é"] {
-            assert_eq!(validate_path(bad), Err(WireError::BadPath), "{bad:?}");
+            assert_eq!(
+                validate_path(bad),
+                Err(XenstoreWireError::BadPath),
+                "{bad:?}"
+            );
         }
         assert_eq!(
             Request::Watch("/a", "t\0k").encode(1, 0, &mut out),
-            Err(WireError::EmbeddedNul)
+            Err(XenstoreWireError::EmbeddedNul)
         );
         assert!(validate_path("/").is_ok());
         assert!(validate_watch_path("@releaseDomain").is_ok());
@@ -1277,39 +1305,39 @@ mod tests {
     fn request_parse_rejects_malformed() {
         assert_eq!(
             Request::parse(MsgType::Read, b"/a"),
-            Err(WireError::MissingNul)
+            Err(XenstoreWireError::MissingNul)
         );
         assert_eq!(
             Request::parse(MsgType::Read, b"/a\0b\0"),
-            Err(WireError::TrailingData)
+            Err(XenstoreWireError::TrailingData)
         );
         assert_eq!(
             Request::parse(MsgType::Read, b"\xff\0"),
-            Err(WireError::NotUtf8)
+            Err(XenstoreWireError::NotUtf8)
         );
         assert_eq!(
             Request::parse(MsgType::Watch, b"/a\0tok"),
-            Err(WireError::MissingNul)
+            Err(XenstoreWireError::MissingNul)
         );
         assert_eq!(
             Request::parse(MsgType::TransactionEnd, b"X\0"),
-            Err(WireError::Malformed)
+            Err(XenstoreWireError::Malformed)
         );
         assert_eq!(
             Request::parse(MsgType::GetDomainPath, b"65536\0"),
-            Err(WireError::BadNumber)
+            Err(XenstoreWireError::BadNumber)
         );
         assert_eq!(
             Request::parse(MsgType::GetDomainPath, b"-1\0"),
-            Err(WireError::BadNumber)
+            Err(XenstoreWireError::BadNumber)
         );
         assert_eq!(
             Request::parse(MsgType::SetPerms, b"/a\0x1\0"),
-            Err(WireError::BadPermission)
+            Err(XenstoreWireError::BadPermission)
         );
         assert_eq!(
             Request::parse(MsgType::SetPerms, b"/a\0"),
-            Err(WireError::Empty)
+            Err(XenstoreWireError::Empty)
         );
         assert!(Request::parse(MsgType::WatchEvent, b"").is_err());
     }
@@ -1317,26 +1345,41 @@ mod tests {
     #[test]
     fn reply_parsers() {
         assert_eq!(parse_ok(b"OK\0"), Ok(()));
-        assert_eq!(parse_ok(b"OK"), Err(WireError::NotOk));
-        assert_eq!(parse_ok(b"NO\0"), Err(WireError::NotOk));
+        assert_eq!(parse_ok(b"OK"), Err(XenstoreWireError::NotOk));
+        assert_eq!(parse_ok(b"NO\0"), Err(XenstoreWireError::NotOk));
         assert_eq!(
             parse_directory(b"a\0bb\0c\0").unwrap(),
             vec!["a", "bb", "c"]
         );
         assert_eq!(parse_directory(b"").unwrap(), Vec::<String>::new());
-        assert_eq!(parse_directory(b"a\0b"), Err(WireError::MissingNul));
-        assert_eq!(parse_directory(b"a\0\0"), Err(WireError::Malformed));
-        assert_eq!(parse_directory(b"a/b\0"), Err(WireError::Malformed));
-        assert_eq!(parse_directory(b"\xc3\x28\0"), Err(WireError::NotUtf8));
+        assert_eq!(parse_directory(b"a\0b"), Err(XenstoreWireError::MissingNul));
+        assert_eq!(parse_directory(b"a\0\0"), Err(XenstoreWireError::Malformed));
+        assert_eq!(parse_directory(b"a/b\0"), Err(XenstoreWireError::Malformed));
+        assert_eq!(
+            parse_directory(b"\xc3\x28\0"),
+            Err(XenstoreWireError::NotUtf8)
+        );
         assert_eq!(parse_transaction_id(b"42\0"), Ok(42));
-        assert_eq!(parse_transaction_id(b"0\0"), Err(WireError::BadNumber));
-        assert_eq!(parse_transaction_id(b"42"), Err(WireError::MissingNul));
-        assert_eq!(parse_transaction_id(b"4x\0"), Err(WireError::BadNumber));
+        assert_eq!(
+            parse_transaction_id(b"0\0"),
+            Err(XenstoreWireError::BadNumber)
+        );
+        assert_eq!(
+            parse_transaction_id(b"42"),
+            Err(XenstoreWireError::MissingNul)
+        );
+        assert_eq!(
+            parse_transaction_id(b"4x\0"),
+            Err(XenstoreWireError::BadNumber)
+        );
         assert_eq!(
             parse_transaction_id(b"99999999999\0"),
-            Err(WireError::BadNumber)
+            Err(XenstoreWireError::BadNumber)
         );
-        assert_eq!(parse_transaction_id(b"+1\0"), Err(WireError::BadNumber));
+        assert_eq!(
+            parse_transaction_id(b"+1\0"),
+            Err(XenstoreWireError::BadNumber)
+        );
         assert_eq!(
             parse_perms(b"n3\0r0\0b65535\0w12\0").unwrap(),
             vec![
@@ -1346,11 +1389,14 @@ mod tests {
                 Perm::new(12, Access::Write)
             ]
         );
-        assert_eq!(parse_perms(b""), Err(WireError::Empty));
-        assert_eq!(parse_perms(b"n3"), Err(WireError::MissingNul));
-        assert_eq!(parse_perms(b"q3\0"), Err(WireError::BadPermission));
-        assert_eq!(parse_perms(b"r\0"), Err(WireError::BadPermission));
-        assert_eq!(parse_perms(b"r65536\0"), Err(WireError::BadPermission));
+        assert_eq!(parse_perms(b""), Err(XenstoreWireError::Empty));
+        assert_eq!(parse_perms(b"n3"), Err(XenstoreWireError::MissingNul));
+        assert_eq!(parse_perms(b"q3\0"), Err(XenstoreWireError::BadPermission));
+        assert_eq!(parse_perms(b"r\0"), Err(XenstoreWireError::BadPermission));
+        assert_eq!(
+            parse_perms(b"r65536\0"),
+            Err(XenstoreWireError::BadPermission)
+        );
         assert_eq!(parse_bool(b"T\0"), Ok(true));
         assert_eq!(parse_bool(b"F\0"), Ok(false));
         assert!(parse_bool(b"T").is_err());
@@ -1361,48 +1407,60 @@ mod tests {
                 token: "tok".into()
             }
         );
-        assert_eq!(parse_watch_event(b"/a/b\0tok"), Err(WireError::MissingNul));
-        assert_eq!(parse_watch_event(b"/a/b"), Err(WireError::MissingNul));
-        assert_eq!(parse_watch_event(b"\0tok\0"), Err(WireError::Empty));
+        assert_eq!(
+            parse_watch_event(b"/a/b\0tok"),
+            Err(XenstoreWireError::MissingNul)
+        );
+        assert_eq!(
+            parse_watch_event(b"/a/b"),
+            Err(XenstoreWireError::MissingNul)
+        );
+        assert_eq!(parse_watch_event(b"\0tok\0"), Err(XenstoreWireError::Empty));
         assert_eq!(
             parse_watch_event(b"/a\0t\0x\0"),
-            Err(WireError::TrailingData)
+            Err(XenstoreWireError::TrailingData)
         );
-        assert_eq!(parse_watch_event(b"/\xff\0t\0"), Err(WireError::NotUtf8));
+        assert_eq!(
+            parse_watch_event(b"/\xff\0t\0"),
+            Err(XenstoreWireError::NotUtf8)
+        );
     }
 
     #[test]
     fn error_replies() {
-        for e in XsdError::ALL {
+        for e in KnownXsErrno::ALL {
             let mut b = Vec::from(e.name().as_bytes());
             b.push(0);
-            assert_eq!(parse_error(&b), Ok(XsError::Known(e)));
-            assert_eq!(XsError::from(e).errnum(), Some(e.errnum()));
+            assert_eq!(parse_error(&b), Ok(XsErrno::Known(e)));
+            assert_eq!(XsErrno::from(e).errnum(), Some(e.errnum()));
         }
-        assert_eq!(XsdError::ALL.len(), XSD_ERRORS.len());
-        for (e, entry) in XsdError::ALL.iter().zip(XSD_ERRORS) {
+        assert_eq!(KnownXsErrno::ALL.len(), XSD_ERRORS.len());
+        for (e, entry) in KnownXsErrno::ALL.iter().zip(XSD_ERRORS) {
             assert_eq!(e.entry(), entry);
-            assert_eq!(XsdError::from_errnum(entry.errnum), Some(*e));
-            assert_eq!(XsdError::from_name(entry.errstring), Some(*e));
+            assert_eq!(KnownXsErrno::from_errnum(entry.errnum), Some(*e));
+            assert_eq!(KnownXsErrno::from_name(entry.errstring), Some(*e));
         }
         // The named constants are the table's entries of those names and numbers.
-        assert_eq!(XsError::ENOENT.name(), "ENOENT");
-        assert_eq!(XsError::ENOENT.errnum(), Some(2));
-        assert_eq!(XsError::EAGAIN.errnum(), Some(11));
-        assert_eq!(XsError::EPERM.errnum(), Some(1));
-        assert_eq!(XsError::Unknown("EWEIRD".into()).errnum(), None);
-        assert_eq!(XsdError::from_name("ENOENT\0"), None);
-        assert_eq!(XsdError::from_name(""), None);
-        assert_eq!(XsdError::from_errnum(0), None);
-        assert_eq!(alloc::format!("{:?}", XsError::EBUSY), "Known(EBUSY)");
+        assert_eq!(XsErrno::ENOENT.name(), "ENOENT");
+        assert_eq!(XsErrno::ENOENT.errnum(), Some(2));
+        assert_eq!(XsErrno::EAGAIN.errnum(), Some(11));
+        assert_eq!(XsErrno::EPERM.errnum(), Some(1));
+        assert_eq!(XsErrno::Unknown("EWEIRD".into()).errnum(), None);
+        assert_eq!(KnownXsErrno::from_name("ENOENT\0"), None);
+        assert_eq!(KnownXsErrno::from_name(""), None);
+        assert_eq!(KnownXsErrno::from_errnum(0), None);
+        assert_eq!(alloc::format!("{:?}", XsErrno::EBUSY), "Known(EBUSY)");
         assert_eq!(
             parse_error(b"EWEIRD\0"),
-            Ok(XsError::Unknown("EWEIRD".into()))
+            Ok(XsErrno::Unknown("EWEIRD".into()))
         );
-        assert_eq!(parse_error(b"ENOENT"), Err(WireError::MissingNul));
-        assert_eq!(parse_error(b"\0"), Err(WireError::Empty));
-        assert_eq!(parse_error(b"E\xff\0"), Err(WireError::NotUtf8));
-        assert_eq!(parse_error(b"ENOENT\0x"), Err(WireError::TrailingData));
+        assert_eq!(parse_error(b"ENOENT"), Err(XenstoreWireError::MissingNul));
+        assert_eq!(parse_error(b"\0"), Err(XenstoreWireError::Empty));
+        assert_eq!(parse_error(b"E\xff\0"), Err(XenstoreWireError::NotUtf8));
+        assert_eq!(
+            parse_error(b"ENOENT\0x"),
+            Err(XenstoreWireError::TrailingData)
+        );
     }
 
     #[test]
@@ -1446,7 +1504,7 @@ mod tests {
         assert_eq!(r.push(&h[..10]), Ok((10, None)));
         assert_eq!(
             r.push(&h[10..]),
-            Err(WireError::PayloadTooLong(0x8000_0000))
+            Err(XenstoreWireError::PayloadTooLong(0x8000_0000))
         );
         assert!(r.push(&msg(2, 1, 0, b"")).is_err());
         assert!(r.poisoned().is_some());
