@@ -62,8 +62,8 @@ impl From<RingError> for NetfrontError {
     }
 }
 
-impl From<xenia_xen::xenstore::Error> for NetfrontError {
-    fn from(e: xenia_xen::xenstore::Error) -> Self {
+impl From<xenia_xen::xenstore::XenstoreError> for NetfrontError {
+    fn from(e: xenia_xen::xenstore::XenstoreError) -> Self {
         NetfrontError::Xenbus(XenbusError::Xenstore(e))
     }
 }

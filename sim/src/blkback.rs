@@ -12,8 +12,9 @@
 //! order, hostile responses (unknown id, duplicate id, wrong operation, producer overrun), a
 //! read-only disk, or no answers at all.
 //!
-//! Ring entries are the x86-64 `blkif` layout, read as 64-bit words (`protocol` =
-//! `x86_64-abi`): the C structures have padding and are not ring messages themselves.
+//! Ring slots are decoded and encoded by the frontends' codec,
+//! [`blkif_wire`](xenia_xen::abi::io::blkif_wire) (the x86-64 layout, `protocol` =
+//! `x86_64-abi`), which also checks the protocol's fixed limits.
 
 use crate::{Backend, Host, Sim, DOM0, GUEST_DOMID};
 use std::cell::RefCell;
@@ -23,10 +24,13 @@ use std::rc::Rc;
 use std::string::{String, ToString};
 use std::vec::Vec;
 use xenia_ring::{BackRing, SharedRing};
+use xenia_xen::abi::io::blkif_wire::{
+    decode_segment, BlkifDecodeError, Request, RequestSlot, ResponseSlot,
+};
 use xenia_xen::abi::{
-    BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST, BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_OP_DISCARD,
-    BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_INDIRECT, BLKIF_OP_READ, BLKIF_OP_WRITE,
-    BLKIF_OP_WRITE_BARRIER, BLKIF_RSP_EOPNOTSUPP, BLKIF_RSP_ERROR, BLKIF_RSP_OKAY, VDISK_READONLY,
+    BlkifRequestSegment, BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_INDIRECT, BLKIF_OP_READ,
+    BLKIF_OP_WRITE, BLKIF_OP_WRITE_BARRIER, BLKIF_RSP_EOPNOTSUPP, BLKIF_RSP_ERROR, BLKIF_RSP_OKAY,
+    BLKIF_SEGS_PER_INDIRECT_FRAME, VDISK_READONLY,
 };
 use xenia_xen::events::Port;
 use xenia_xen::grant::GrantRef;
@@ -34,9 +38,6 @@ use xenia_xen::memory::PAGE_SIZE;
 use xenia_xen::xenstore::{Access, Perm};
 
 use crate::xenstored::Xenstored;
-
-type Req = [u64; 14];
-type Rsp = [u64; 2];
 
 /// What the toolstack configures for the disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -258,7 +259,7 @@ pub fn toolstack_adds_vbd(sim: &Sim, config: &VbdConfig) -> (String, String) {
 }
 
 struct Ring {
-    back: BackRing<Req, Rsp>,
+    back: BackRing<RequestSlot, ResponseSlot>,
     grefs: Vec<GrantRef>,
     base: *mut u8,
     dom0_port: Port,
@@ -336,10 +337,11 @@ impl BlkbackDevice {
             }
         }
         let area = core::ptr::NonNull::new(base).filter(|_| ok);
-        // SAFETY: the grants map live guest pages, contiguous from `area`, kept mapped until
-        // we unmap them on close.
-        let shared = area
-            .and_then(|a| unsafe { SharedRing::<Req, Rsp>::new(a, grefs.len() * PAGE_SIZE) }.ok());
+        let shared = area.and_then(|a| {
+            // SAFETY: the grants map live guest pages, contiguous from `area`, kept mapped
+            // until we unmap them on close.
+            unsafe { SharedRing::<RequestSlot, ResponseSlot>::new(a, grefs.len() * PAGE_SIZE) }.ok()
+        });
         let bound = shared.as_ref().and_then(|_| host.dom0_bind(port).ok());
         let (Some(shared), Some(dom0_port)) = (shared, bound) else {
             for g in mapped {
@@ -389,18 +391,19 @@ impl BlkbackDevice {
         self.write_be("state", "6");
     }
 
-    /// Serves a read or write of `segs` (gref, first, last) from 512-byte `sector` on.
+    /// Serves a read or write of `segs` from 512-byte `sector` on.
     fn serve_rw(
         &self,
         host: &mut Host,
         op: u8,
         sector: u64,
-        segs: &[(u32, u64, u64)],
+        segs: &[BlkifRequestSegment],
         st: &mut BlkbackState,
     ) -> i16 {
         let nr = segs.len() as u16;
         let mut total = 0u64;
-        for &(_, first, last) in segs {
+        for s in segs {
+            let (first, last) = (u64::from(s.first_sect), u64::from(s.last_sect));
             if first > last || last >= 8 {
                 st.stats.ops.push((op, sector, 0, nr));
                 return BLKIF_RSP_ERROR;
@@ -422,13 +425,13 @@ impl BlkbackDevice {
             return BLKIF_RSP_ERROR;
         }
         let mut pos = (sector * 512) as usize;
-        for &(gref, first, last) in segs {
+        for s in segs {
             // Reads write into the guest's page; writes only read it.
-            let Ok(page) = host.grants.map(DOM0, gref, op == BLKIF_OP_READ) else {
+            let Ok(page) = host.grants.map(DOM0, s.gref, op == BLKIF_OP_READ) else {
                 return BLKIF_RSP_ERROR;
             };
-            let off = (first * 512) as usize;
-            let len = ((last - first + 1) * 512) as usize;
+            let off = usize::from(s.first_sect) * 512;
+            let len = usize::from(s.last_sect - s.first_sect + 1) * 512;
             let disk = &mut st.disk[pos..pos + len];
             // SAFETY: the mapping is a live page; off + len <= 8 * 512 = PAGE_SIZE.
             unsafe {
@@ -438,62 +441,91 @@ impl BlkbackDevice {
                     core::ptr::copy_nonoverlapping(page.add(off), disk.as_mut_ptr(), len);
                 }
             }
-            host.grants.unmap(gref);
+            host.grants.unmap(s.gref);
             pos += len;
         }
         BLKIF_RSP_OKAY
     }
 
-    /// Serves one request; returns its response's operation and status.
-    fn serve(&self, host: &mut Host, req: &Req, st: &mut BlkbackState) -> (u8, i16) {
-        let op = req[0] as u8;
-        let nr = (req[0] >> 8) as u8;
-        let sector = req[2];
-        let disk_sectors = st.disk.len() as u64 / 512;
-        let seg = |w: u64| (w as u32, (w >> 32) & 0xff, (w >> 40) & 0xff);
-        let status = match op {
-            BLKIF_OP_READ | BLKIF_OP_WRITE => {
-                if nr as usize > BLKIF_MAX_SEGMENTS_PER_REQUEST {
-                    st.stats.ops.push((op, sector, 0, nr.into()));
-                    return (op, BLKIF_RSP_ERROR);
-                }
-                let segs: Vec<_> = req[3..3 + nr as usize].iter().map(|&w| seg(w)).collect();
-                self.serve_rw(host, op, sector, &segs, st)
+    /// Reads the `nr_segments` segments of an indirect request out of its indirect pages
+    /// (mapped read-only, one at a time); `None` if a page cannot be mapped.
+    fn indirect_segments(
+        host: &mut Host,
+        pages: &[GrantRef],
+        nr_segments: usize,
+    ) -> Option<Vec<BlkifRequestSegment>> {
+        let mut segs = Vec::with_capacity(nr_segments);
+        for (k, &gref) in pages.iter().enumerate() {
+            // The segment table is only read.
+            let table = host.grants.map(DOM0, gref, false).ok()?;
+            let n = (nr_segments - k * BLKIF_SEGS_PER_INDIRECT_FRAME)
+                .min(BLKIF_SEGS_PER_INDIRECT_FRAME);
+            for i in 0..n {
+                // SAFETY: the mapping is a live, page-aligned page of 512 segment words.
+                let w = unsafe { (table as *const u64).add(i).read_volatile() };
+                segs.push(decode_segment(w));
             }
-            BLKIF_OP_INDIRECT => {
+            host.grants.unmap(gref);
+        }
+        Some(segs)
+    }
+
+    /// Serves one request; returns its response's operation and status.
+    fn serve(&self, host: &mut Host, slot: &RequestSlot, st: &mut BlkbackState) -> (u8, i16) {
+        // The sector lies at byte 16 in every request layout.
+        let sector = slot.as_request().sector_number;
+        let disk_sectors = st.disk.len() as u64 / 512;
+        let req = match slot.decode() {
+            Ok(req) => req,
+            // Flushes, barriers and unknown operations never look at their segments: served
+            // whatever their count.
+            Err(BlkifDecodeError::TooManySegments { operation, .. })
+                if !matches!(operation, BLKIF_OP_READ | BLKIF_OP_WRITE) =>
+            {
+                Request::Direct(slot.as_request())
+            }
+            Err(e) => {
+                let (op, nr) = match e {
+                    BlkifDecodeError::TooManySegments {
+                        operation,
+                        nr_segments,
+                        ..
+                    } => (operation, nr_segments),
+                    BlkifDecodeError::BadIndirect { nr_segments, .. } => {
+                        (BLKIF_OP_INDIRECT, nr_segments)
+                    }
+                };
+                st.stats.ops.push((op, sector, 0, nr));
+                return (e.response_operation(), BLKIF_RSP_ERROR);
+            }
+        };
+        let status = match req {
+            Request::Direct(r) if matches!(r.operation, BLKIF_OP_READ | BLKIF_OP_WRITE) => {
+                self.serve_rw(host, r.operation, sector, req.segments(), st)
+            }
+            Request::Indirect(r) => {
                 // As Linux's blkback: the response names the indirect operation.
-                let iop = (req[0] >> 8) as u8;
-                let nsegs = (req[0] >> 16) as u16;
-                let pages = (nsegs as usize).div_ceil(512);
-                if !(iop == BLKIF_OP_READ || iop == BLKIF_OP_WRITE)
-                    || nsegs == 0
-                    || u32::from(nsegs) > self.config.max_indirect_segments
-                    || pages > BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST
-                {
-                    st.stats.ops.push((op, sector, 0, nsegs));
+                let iop = req.response_operation();
+                if u32::from(r.nr_segments) > self.config.max_indirect_segments {
+                    st.stats
+                        .ops
+                        .push((BLKIF_OP_INDIRECT, sector, 0, r.nr_segments));
                     return (iop, BLKIF_RSP_ERROR);
                 }
-                let mut segs = Vec::with_capacity(nsegs as usize);
-                for k in 0..pages {
-                    // indirect_grefs[k] is at byte 28 + 4k.
-                    let byte = 28 + 4 * k;
-                    let gref = (req[byte / 8] >> (8 * (byte % 8))) as u32;
-                    // The segment table is only read.
-                    let Ok(table) = host.grants.map(DOM0, gref, false) else {
-                        return (iop, BLKIF_RSP_ERROR);
-                    };
-                    let n = (nsegs as usize - k * 512).min(512);
-                    for i in 0..n {
-                        // SAFETY: the mapping is a live, page-aligned page of 512 entries.
-                        let w = unsafe { (table as *const u64).add(i).read_volatile() };
-                        segs.push(seg(w));
-                    }
-                    host.grants.unmap(gref);
-                }
+                let nsegs = usize::from(r.nr_segments);
+                let Some(segs) = Self::indirect_segments(host, req.indirect_pages(), nsegs) else {
+                    return (iop, BLKIF_RSP_ERROR);
+                };
                 return (iop, self.serve_rw(host, iop, sector, &segs, st));
             }
-            BLKIF_OP_FLUSH_DISKCACHE | BLKIF_OP_WRITE_BARRIER => {
-                st.stats.ops.push((op, sector, 0, nr.into()));
+            Request::Direct(r)
+                if matches!(
+                    r.operation,
+                    BLKIF_OP_FLUSH_DISKCACHE | BLKIF_OP_WRITE_BARRIER
+                ) =>
+            {
+                let op = r.operation;
+                st.stats.ops.push((op, sector, 0, r.nr_segments.into()));
                 let offered = if op == BLKIF_OP_FLUSH_DISKCACHE {
                     self.config.flush
                 } else {
@@ -505,9 +537,9 @@ impl BlkbackDevice {
                     BLKIF_RSP_EOPNOTSUPP
                 }
             }
-            BLKIF_OP_DISCARD => {
-                let n = req[3];
-                st.stats.ops.push((op, sector, n, 0));
+            Request::Discard(d) => {
+                let n = d.nr_sectors;
+                st.stats.ops.push((d.operation, sector, n, 0));
                 if !self.config.discard {
                     BLKIF_RSP_EOPNOTSUPP
                 } else if self.config.read_only
@@ -520,12 +552,14 @@ impl BlkbackDevice {
                     BLKIF_RSP_OKAY
                 }
             }
-            _ => {
-                st.stats.ops.push((op, sector, 0, nr.into()));
+            Request::Direct(r) => {
+                st.stats
+                    .ops
+                    .push((r.operation, sector, 0, r.nr_segments.into()));
                 BLKIF_RSP_EOPNOTSUPP
             }
         };
-        (op, status)
+        (req.response_operation(), status)
     }
 
     fn serve_ring(&mut self, host: &mut Host) -> bool {
@@ -568,7 +602,7 @@ impl BlkbackDevice {
                 .iter()
                 .map(|r| {
                     let (op, status) = self.serve(host, r, &mut st);
-                    (r[1], op, status)
+                    (r.id(), op, status)
                 })
                 .collect();
             if st.faults.reverse {
@@ -590,7 +624,7 @@ impl BlkbackDevice {
                     Some(Hostile::Honest) | None => {}
                 }
                 self.last_id = Some(id);
-                let rsp = [id, u64::from(op) | u64::from(status as u16) << 16];
+                let rsp = ResponseSlot::new(id, op, status);
                 if ring.back.push_response(rsp).is_err() {
                     break;
                 }
@@ -601,7 +635,9 @@ impl BlkbackDevice {
                 // SAFETY: rsp_prod is the aligned u32 at byte 8 of the mapped ring page.
                 unsafe {
                     core::sync::atomic::AtomicU32::from_ptr(
-                        ring.base.add(SharedRing::<Req, Rsp>::RSP_PROD_OFFSET) as *mut u32,
+                        ring.base
+                            .add(SharedRing::<RequestSlot, ResponseSlot>::RSP_PROD_OFFSET)
+                            as *mut u32,
                     )
                     .store(prod, core::sync::atomic::Ordering::SeqCst)
                 };

@@ -13,12 +13,28 @@ use xenia_xen::grant::{GrantRef, ENTRIES_PER_FRAME};
 
 /// Why a backend could not map a grant (as `GNTST_*` would say).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MapError {
+pub enum GrantMapError {
     /// The reference is beyond the table.
     BadRef(GrantRef),
     /// The entry does not permit access, or not to this domain, or not for writing.
     PermissionDenied(GrantRef),
 }
+
+impl core::fmt::Display for GrantMapError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            GrantMapError::BadRef(r) => write!(f, "simulated grant map: ref {r} beyond the table"),
+            GrantMapError::PermissionDenied(r) => {
+                write!(
+                    f,
+                    "simulated grant map: ref {r} does not permit this access"
+                )
+            }
+        }
+    }
+}
+
+impl core::error::Error for GrantMapError {}
 
 /// The guest's grant table frames, owned by the simulated hypervisor.
 #[derive(Default)]
@@ -65,8 +81,8 @@ impl GrantTableSim {
     }
 
     /// Maps grant `r` for backend domain `dom`; returns the granted page's address.
-    pub fn map(&mut self, dom: DomId, r: GrantRef, write: bool) -> Result<*mut u8, MapError> {
-        let e = self.entry(r).ok_or(MapError::BadRef(r))?;
+    pub fn map(&mut self, dom: DomId, r: GrantRef, write: bool) -> Result<*mut u8, GrantMapError> {
+        let e = self.entry(r).ok_or(GrantMapError::BadRef(r))?;
         // SAFETY: e points into a table frame we own; the guest updates flags atomically.
         let flags = unsafe { AtomicU16::from_ptr(&raw mut (*e).flags) };
         let f = flags.load(Ordering::Acquire);
@@ -76,7 +92,7 @@ impl GrantTableSim {
             || domid != dom
             || (write && f & GTF_readonly != 0)
         {
-            return Err(MapError::PermissionDenied(r));
+            return Err(GrantMapError::PermissionDenied(r));
         }
         flags.fetch_or(
             if write {
@@ -93,7 +109,7 @@ impl GrantTableSim {
             Some(a) => Ok(a as *mut u8),
             None => {
                 self.unmap(r);
-                Err(MapError::PermissionDenied(r))
+                Err(GrantMapError::PermissionDenied(r))
             }
         }
     }

@@ -26,29 +26,19 @@ use std::format;
 use std::rc::Rc;
 use std::string::{String, ToString};
 use std::vec::Vec;
-use xenia_ring::{BackRing, RingMessage, SharedRing};
+use xenia_ring::{BackRing, SharedRing};
+use xenia_xen::abi::io::netif_wire::{
+    RxRequestSlot, RxResponseSlot, TxRequestSlot, TxResponseSlot,
+};
 use xenia_xen::abi::{
-    NETRXF_extra_info, NETRXF_more_data, NETTXF_more_data, NetifRxRequest, NetifRxResponse,
-    NetifTxRequest, NetifTxResponse, NETIF_RSP_ERROR, NETIF_RSP_OKAY, XEN_NETIF_EXTRA_TYPE_GSO,
+    NETRXF_extra_info, NETRXF_more_data, NETTXF_more_data, NetifExtraInfo, NetifExtraInfoGso,
+    NetifExtraInfoU, NetifRxResponse, NetifTxResponse, NETIF_RSP_ERROR, NETIF_RSP_OKAY,
+    XEN_NETIF_EXTRA_FLAG_MORE, XEN_NETIF_EXTRA_TYPE_GSO, XEN_NETIF_GSO_TYPE_TCPV4,
 };
 use xenia_xen::events::Port;
 use xenia_xen::grant::GrantRef;
 use xenia_xen::memory::PAGE_SIZE;
 use xenia_xen::xenstore::{Access, Perm};
-
-macro_rules! ring_message {
-    ($name:ident, $inner:ty) => {
-        #[repr(transparent)]
-        #[derive(Clone, Copy, Debug, Default)]
-        struct $name($inner);
-        // SAFETY: a `#[repr(C)]` plain-old-data struct of integers: every bit pattern is valid.
-        unsafe impl RingMessage for $name {}
-    };
-}
-ring_message!(TxReq, NetifTxRequest);
-ring_message!(TxRsp, NetifTxResponse);
-ring_message!(RxReq, NetifRxRequest);
-ring_message!(RxRsp, NetifRxResponse);
 
 /// What the toolstack configures for a vif.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,8 +139,8 @@ pub struct NetbackStats {
 }
 
 struct Rings {
-    tx: BackRing<TxReq, TxRsp>,
-    rx: BackRing<RxReq, RxRsp>,
+    tx: BackRing<TxRequestSlot, TxResponseSlot>,
+    rx: BackRing<RxRequestSlot, RxResponseSlot>,
     refs: [GrantRef; 2],
     port: Port,
     sg: bool,
@@ -427,11 +417,11 @@ impl Inner {
         // SAFETY: the mappings are of live guest pages and stay until we unmap them; the
         // frontend initialised the rings.
         let rings = unsafe {
-            let tx = SharedRing::<TxReq, TxRsp>::new(
+            let tx = SharedRing::<TxRequestSlot, TxResponseSlot>::new(
                 core::ptr::NonNull::new(tx_page).expect("mapped"),
                 PAGE_SIZE,
             );
-            let rx = SharedRing::<RxReq, RxRsp>::new(
+            let rx = SharedRing::<RxRequestSlot, RxResponseSlot>::new(
                 core::ptr::NonNull::new(rx_page).expect("mapped"),
                 PAGE_SIZE,
             );
@@ -506,7 +496,8 @@ impl Inner {
                 (r.tx
                     .shared()
                     .as_ptr()
-                    .add(SharedRing::<TxReq, TxRsp>::RSP_PROD_OFFSET) as *mut u32)
+                    .add(SharedRing::<TxRequestSlot, TxResponseSlot>::RSP_PROD_OFFSET)
+                    as *mut u32)
                     .write_volatile(bogus)
             };
             return true;
@@ -518,13 +509,13 @@ impl Inner {
                 return false;
             };
             loop {
-                while let Ok(Some(TxReq(first))) = r.tx.poll_request() {
+                while let Ok(Some(TxRequestSlot(first))) = r.tx.poll_request() {
                     // Gather the slots of one packet.
                     let mut slots = std::vec![first];
                     let mut more = first.flags & NETTXF_more_data != 0;
                     while more {
                         match r.tx.poll_request() {
-                            Ok(Some(TxReq(s))) => {
+                            Ok(Some(TxRequestSlot(s))) => {
                                 more = s.flags & NETTXF_more_data != 0;
                                 slots.push(s);
                             }
@@ -619,7 +610,7 @@ impl Inner {
                 }
                 self.last_tx_id = rsp.id;
                 let r = self.rings.as_mut().expect("connected");
-                let _ = r.tx.push_response(TxRsp(rsp));
+                let _ = r.tx.push_response(rsp.into());
             }
         }
         if let Some(r) = self.rings.as_mut() {
@@ -642,7 +633,8 @@ impl Inner {
             unsafe {
                 (shared
                     .as_ptr()
-                    .add(SharedRing::<RxReq, RxRsp>::RSP_PROD_OFFSET) as *mut u32)
+                    .add(SharedRing::<RxRequestSlot, RxResponseSlot>::RSP_PROD_OFFSET)
+                    as *mut u32)
                     .write_volatile(bogus)
             };
             return true;
@@ -693,7 +685,7 @@ impl Inner {
             let n = pieces.len();
             for (i, piece) in pieces.iter().enumerate() {
                 let r = self.rings.as_mut().expect("connected");
-                let Ok(Some(RxReq(req))) = r.rx.poll_request() else {
+                let Ok(Some(RxRequestSlot(req))) = r.rx.poll_request() else {
                     return notify;
                 };
                 self.stats.rx_grefs.insert(req.gref);
@@ -736,21 +728,31 @@ impl Inner {
                 }
                 self.last_rx_id = rsp.id;
                 let r = self.rings.as_mut().expect("connected");
-                let _ = r.rx.push_response(RxRsp(rsp));
+                let _ = r.rx.push_response(rsp.into());
                 if i == 0 && extras > 0 {
                     for e in 0..extras {
                         let Ok(Some(_)) = r.rx.poll_request() else {
                             return notify;
                         };
-                        // A netif_extra_info in a response slot: type, flags, 6 bytes.
-                        let more = if e + 1 < extras { 1u8 } else { 0 };
-                        let id = u16::from_le_bytes([XEN_NETIF_EXTRA_TYPE_GSO, more]);
-                        let _ = r.rx.push_response(RxRsp(NetifRxResponse {
-                            id,
-                            offset: 1448,
-                            flags: 1,
-                            status: 0,
-                        }));
+                        // A GSO extra info (TCPv4, 1448-byte segments) in a response slot.
+                        let more = if e + 1 < extras {
+                            XEN_NETIF_EXTRA_FLAG_MORE
+                        } else {
+                            0
+                        };
+                        let extra = NetifExtraInfo {
+                            r#type: XEN_NETIF_EXTRA_TYPE_GSO,
+                            flags: more,
+                            u: NetifExtraInfoU {
+                                gso: NetifExtraInfoGso {
+                                    size: 1448,
+                                    r#type: XEN_NETIF_GSO_TYPE_TCPV4,
+                                    pad: 0,
+                                    features: 0,
+                                },
+                            },
+                        };
+                        let _ = r.rx.push_response(RxResponseSlot::from_extra_info(&extra));
                     }
                 }
             }

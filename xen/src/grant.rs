@@ -99,11 +99,9 @@ pub struct GrantTable {
     leaked: AtomicUsize,
 }
 
-// SAFETY: the table frames are accessed with atomics and volatile writes; bookkeeping is
-// behind a lock.
-unsafe impl Send for GrantTable {}
-// SAFETY: as above.
-unsafe impl Sync for GrantTable {}
+// Send and Sync without any `unsafe impl`: the table frames are addresses (`usize`), the
+// bookkeeping is behind a lock. Kept so by this check.
+static_assertions::assert_impl_all!(GrantTable: Send, Sync);
 
 impl GrantTable {
     /// Sets up the table with `frames` frames (grown later on demand).

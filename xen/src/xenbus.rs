@@ -13,7 +13,7 @@
 
 use crate::abi::XenbusState;
 use crate::events::DomId;
-use crate::xenstore::{Error as XsClientError, Transaction, Transport, Xenstore};
+use crate::xenstore::{Transaction, Transport, Xenstore, XenstoreError};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -23,7 +23,7 @@ use core::future::Future;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum XenbusError {
     /// A xenstore request failed.
-    Xenstore(XsClientError),
+    Xenstore(XenstoreError),
     /// A node the protocol needs is missing.
     Missing(String),
     /// A node holds a value of the wrong form (named, with the value).
@@ -32,8 +32,8 @@ pub enum XenbusError {
     BackendClosed(XenbusState),
 }
 
-impl From<XsClientError> for XenbusError {
-    fn from(e: XsClientError) -> Self {
+impl From<XenstoreError> for XenbusError {
+    fn from(e: XenstoreError) -> Self {
         XenbusError::Xenstore(e)
     }
 }
@@ -55,8 +55,12 @@ impl core::fmt::Display for XenbusError {
 }
 
 impl core::error::Error for XenbusError {
-    // TODO(i8-sim2): return `Some(e)` for `Xenstore(e)` once the xenstore error implements
-    // `core::error::Error` (that branch adds it).
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            XenbusError::Xenstore(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 /// The device indices of class `class` (`vif`, `vbd`, ...) that the toolstack gave us.
@@ -200,7 +204,7 @@ impl<'x, T: Transport> Frontend<'x, T> {
     pub async fn connect<F, Fut>(&self, publish: F) -> Result<(), XenbusError>
     where
         F: Fn(Transaction<'x, T>, String) -> Fut,
-        Fut: Future<Output = Result<(), XsClientError>>,
+        Fut: Future<Output = Result<(), XenstoreError>>,
     {
         self.connect_with(Handshake::InitialisedFirst, publish)
             .await
@@ -217,7 +221,7 @@ impl<'x, T: Transport> Frontend<'x, T> {
     ) -> Result<(), XenbusError>
     where
         F: Fn(Transaction<'x, T>, String) -> Fut,
-        Fut: Future<Output = Result<(), XsClientError>>,
+        Fut: Future<Output = Result<(), XenstoreError>>,
     {
         self.switch_state(XenbusState::Initialising).await?;
         self.wait_backend(|s| matches!(s, XenbusState::InitWait | XenbusState::Connected))

@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
-use xenia_sim::gnttab::MapError;
+use xenia_sim::gnttab::GrantMapError;
 use xenia_sim::{Guest, Sim, DOM0};
 use xenia_xen::events::EventChannels;
 use xenia_xen::grant::{GrantError, GrantPool, GrantTable, Page};
@@ -96,11 +96,11 @@ fn grants_map_with_the_right_permissions_and_refuse_to_end_while_mapped() {
     // A read-only grant cannot be mapped for writing, nor by another domain.
     assert_eq!(
         sim.with_host(|h| h.grants.map(DOM0, ro, true)),
-        Err(MapError::PermissionDenied(ro))
+        Err(GrantMapError::PermissionDenied(ro))
     );
     assert_eq!(
         sim.with_host(|h| h.grants.map(7, ro, false)),
-        Err(MapError::PermissionDenied(ro))
+        Err(GrantMapError::PermissionDenied(ro))
     );
     let p = sim.with_host(|h| h.grants.map(DOM0, ro, false)).unwrap();
     // SAFETY: the mapping points at the live granted page.
@@ -113,7 +113,7 @@ fn grants_map_with_the_right_permissions_and_refuse_to_end_while_mapped() {
     table.end_access(ro).unwrap();
     assert_eq!(
         sim.with_host(|h| h.grants.map(DOM0, ro, false)),
-        Err(MapError::PermissionDenied(ro))
+        Err(GrantMapError::PermissionDenied(ro))
     );
     assert_eq!(
         table.end_access(ro),
@@ -130,7 +130,7 @@ fn grants_map_with_the_right_permissions_and_refuse_to_end_while_mapped() {
     table.end_access(rw).unwrap();
     assert_eq!(
         sim.with_host(|h| h.grants.map(DOM0, 100_000, false)),
-        Err(MapError::BadRef(100_000))
+        Err(GrantMapError::BadRef(100_000))
     );
 }
 

@@ -10,9 +10,10 @@ use std::future::Future;
 
 use futures_util::StreamExt;
 use xenia_sim::xenstored::{DirectTransport, Xenstored};
-use xenia_xen::xenstore::wire::{WireError, XENSTORE_PAYLOAD_MAX};
+use xenia_xen::xenstore::wire::{XenstoreWireError, XENSTORE_PAYLOAD_MAX};
 use xenia_xen::xenstore::{
-    Access, Error, MsgType, Perm, ProtocolError, TransportError, Xenstore, XsError,
+    Access, MsgType, Perm, Xenstore, XenstoreError, XenstoreProtocolError, XenstoreTransportError,
+    XsErrno,
 };
 use xenstore_support::{block_on, Executor, Fault, TestTransport};
 
@@ -42,12 +43,15 @@ fn read_write_directory_rm() {
         assert_eq!(xs.read("data/b").await.unwrap(), b"\x00\x01binary");
         assert_eq!(xs.read_u32("data/n").await.unwrap(), 42);
         assert_eq!(xs.read_u64("data/n").await.unwrap(), 42);
-        assert_eq!(xs.read_u32("data/a").await, Err(Error::BadValue));
+        assert_eq!(xs.read_u32("data/a").await, Err(XenstoreError::BadValue));
         assert_eq!(xs.read_string("data/b").await.unwrap(), "\0\x01binary");
         let mut names = xs.directory("data").await.unwrap();
         names.sort();
         assert_eq!(names, ["a", "b", "n"]);
-        assert_eq!(xs.read("data/zz").await, Err(Error::Xs(XsError::ENOENT)));
+        assert_eq!(
+            xs.read("data/zz").await,
+            Err(XenstoreError::Xs(XsErrno::ENOENT))
+        );
         assert_eq!(xs.read_optional("data/zz").await, Ok(None));
         assert_eq!(
             xs.read_optional("data/a").await,
@@ -81,25 +85,27 @@ fn invalid_requests_are_refused_before_sending() {
         for bad in ["", "a//b", "/a/", "has space", "dot.ted"] {
             assert_eq!(
                 xs.read(bad).await,
-                Err(Error::InvalidRequest(WireError::BadPath)),
+                Err(XenstoreError::InvalidRequest(XenstoreWireError::BadPath)),
                 "{bad:?}"
             );
         }
         let long_rel = "a".repeat(2049);
         assert!(matches!(
             xs.read(&long_rel).await,
-            Err(Error::InvalidRequest(_))
+            Err(XenstoreError::InvalidRequest(_))
         ));
         let big = vec![b'x'; XENSTORE_PAYLOAD_MAX];
         assert_eq!(
             xs.write("/x", &big).await,
-            Err(Error::InvalidRequest(WireError::RequestTooLong(
-                XENSTORE_PAYLOAD_MAX + 3
-            )))
+            Err(XenstoreError::InvalidRequest(
+                XenstoreWireError::RequestTooLong(XENSTORE_PAYLOAD_MAX + 3)
+            ))
         );
         assert!(matches!(
             xs.watch("/x", "to\0ken").await.err(),
-            Some(Error::InvalidRequest(WireError::EmbeddedNul))
+            Some(XenstoreError::InvalidRequest(
+                XenstoreWireError::EmbeddedNul
+            ))
         ));
     });
     assert_eq!(counters.borrow().bytes_written, 0, "nothing was sent");
@@ -112,10 +118,13 @@ fn invalid_requests_are_refused_before_sending() {
         let v = vec![b'y'; XENSTORE_PAYLOAD_MAX - 1];
         assert!(matches!(
             xs.write("x", &v).await,
-            Err(Error::InvalidRequest(_))
+            Err(XenstoreError::InvalidRequest(_))
         ));
         // Dom 5 may not write under dom0's root.
-        assert_eq!(xs.write("/x", "1").await, Err(Error::Xs(XsError::EACCES)));
+        assert_eq!(
+            xs.write("/x", "1").await,
+            Err(XenstoreError::Xs(XsErrno::EACCES))
+        );
     });
 }
 
@@ -131,11 +140,11 @@ fn permissions_between_domains() {
         xs1.write("private", "secret").await.unwrap();
         assert_eq!(
             xs2.read("/local/domain/1/private").await,
-            Err(Error::Xs(XsError::EACCES))
+            Err(XenstoreError::Xs(XsErrno::EACCES))
         );
         assert_eq!(
             xs2.directory("/local/domain/1").await,
-            Err(Error::Xs(XsError::EACCES))
+            Err(XenstoreError::Xs(XsErrno::EACCES))
         );
         assert_eq!(
             xs1.get_perms("private").await.unwrap(),
@@ -153,7 +162,7 @@ fn permissions_between_domains() {
         );
         assert_eq!(
             xs2.write("/local/domain/1/private", "x").await,
-            Err(Error::Xs(XsError::EACCES))
+            Err(XenstoreError::Xs(XsErrno::EACCES))
         );
         // Dom0 bypasses permissions.
         assert_eq!(
@@ -167,7 +176,7 @@ fn permissions_between_domains() {
         assert_eq!(
             xs2.set_perms("/local/domain/1/private", &[Perm::new(2, Access::Both)])
                 .await,
-            Err(Error::Xs(XsError::EACCES))
+            Err(XenstoreError::Xs(XsErrno::EACCES))
         );
     });
 }
@@ -300,7 +309,7 @@ fn dropping_a_watch_stream_unwatches() {
         // Token in use while registered.
         assert_eq!(
             xs.watch("/y", "t").await.err(),
-            Some(Error::WatchTokenInUse)
+            Some(XenstoreError::WatchTokenInUse)
         );
         drop(w);
         // The UNWATCH goes out with the next I/O.
@@ -362,7 +371,10 @@ fn transactions_commit_and_abort() {
         tx.abort().await.unwrap();
         assert_eq!(xs.read("/t/a").await.unwrap(), b"1");
         // The handle is dead after its end.
-        assert_eq!(tx.read("/t/a").await, Err(Error::Xs(XsError::ENOENT)));
+        assert_eq!(
+            tx.read("/t/a").await,
+            Err(XenstoreError::Xs(XsErrno::ENOENT))
+        );
     });
     assert_eq!(xsd.borrow().commits(), 1);
 }
@@ -394,11 +406,11 @@ fn transaction_retries_are_bounded() {
     let (xsd, xs) = setup(0);
     xsd.borrow_mut().force_commit_conflicts(100);
     let attempts = RefCell::new(0);
-    let r: Result<(), Error> = block_on(xs.transaction_with_attempts(3, |tx| {
+    let r: Result<(), XenstoreError> = block_on(xs.transaction_with_attempts(3, |tx| {
         *attempts.borrow_mut() += 1;
         async move { tx.write("/x", "1").await }
     }));
-    assert_eq!(r, Err(Error::Xs(XsError::EAGAIN)));
+    assert_eq!(r, Err(XenstoreError::Xs(XsErrno::EAGAIN)));
     assert_eq!(*attempts.borrow(), 3);
     assert!(!xsd.borrow().exists("/x"));
     let conn = xs.with_transport(|t| t.conn);
@@ -408,12 +420,12 @@ fn transaction_retries_are_bounded() {
 #[test]
 fn transaction_body_error_aborts() {
     let (xsd, xs) = setup(0);
-    let r: Result<(), Error> = block_on(xs.transaction(|tx| async move {
+    let r: Result<(), XenstoreError> = block_on(xs.transaction(|tx| async move {
         tx.write("/half", "done").await?;
         tx.read("/missing").await?;
         Ok(())
     }));
-    assert_eq!(r, Err(Error::Xs(XsError::ENOENT)));
+    assert_eq!(r, Err(XenstoreError::Xs(XsErrno::ENOENT)));
     assert!(!xsd.borrow().exists("/half"));
     let conn = xs.with_transport(|t| t.conn);
     assert_eq!(xsd.borrow().open_transactions(conn), 0);
@@ -568,11 +580,13 @@ fn reply_with_wrong_type_is_a_protocol_error() {
     let r = block_on(xs.read("/d/a"));
     assert_eq!(
         r,
-        Err(Error::Protocol(ProtocolError::UnexpectedReplyType {
-            req_id: 0,
-            expected: MsgType::Read,
-            got: MsgType::Directory
-        }))
+        Err(XenstoreError::Protocol(
+            XenstoreProtocolError::UnexpectedReplyType {
+                req_id: 0,
+                expected: MsgType::Read,
+                got: MsgType::Directory
+            }
+        ))
     );
     // The connection still works.
     assert_eq!(block_on(xs.read("/d/a")).unwrap(), b"1");
@@ -584,10 +598,9 @@ fn reply_with_unknown_type() {
     let (_x, xs) = with_fault(Fault::Type(0xffff));
     assert!(matches!(
         block_on(xs.read("/d/a")),
-        Err(Error::Protocol(ProtocolError::UnknownType {
-            raw: 0xffff,
-            ..
-        }))
+        Err(XenstoreError::Protocol(
+            XenstoreProtocolError::UnknownType { raw: 0xffff, .. }
+        ))
     ));
     assert_eq!(block_on(xs.read("/d/a")).unwrap(), b"1");
 }
@@ -597,7 +610,9 @@ fn reply_with_wrong_tx_id() {
     let (_x, xs) = with_fault(Fault::TxId(9));
     assert!(matches!(
         block_on(xs.read("/d/a")),
-        Err(Error::Protocol(ProtocolError::TxIdMismatch { got: 9, .. }))
+        Err(XenstoreError::Protocol(
+            XenstoreProtocolError::TxIdMismatch { got: 9, .. }
+        ))
     ));
 }
 
@@ -613,7 +628,7 @@ fn reply_with_unknown_req_id_is_reported_and_request_keeps_waiting() {
     assert!(!ex.run_until_stalled());
     assert_eq!(
         xs.last_protocol_error(),
-        Some(ProtocolError::UnexpectedReqId {
+        Some(XenstoreProtocolError::UnexpectedReqId {
             req_id: 777,
             msg_type: MsgType::Read
         })
@@ -629,14 +644,16 @@ fn duplicate_reply_is_reported() {
     assert_eq!(block_on(xs.read("/d/a")).unwrap(), b"1");
     assert!(matches!(
         xs.last_protocol_error(),
-        Some(ProtocolError::UnexpectedReqId { .. })
+        Some(XenstoreProtocolError::UnexpectedReqId { .. })
     ));
 }
 
 #[test]
 fn oversize_len_kills_the_connection() {
     let (_x, xs) = with_fault(Fault::Len(100_000));
-    let e = Error::Protocol(ProtocolError::Framing(WireError::PayloadTooLong(100_000)));
+    let e = XenstoreError::Protocol(XenstoreProtocolError::Framing(
+        XenstoreWireError::PayloadTooLong(100_000),
+    ));
     assert_eq!(block_on(xs.read("/d/a")), Err(e.clone()));
     assert_eq!(block_on(xs.read("/d/a")), Err(e.clone()));
     assert_eq!(xs.fatal_error(), Some(e));
@@ -644,42 +661,45 @@ fn oversize_len_kills_the_connection() {
 
 #[test]
 fn malformed_payloads() {
-    let cases: Vec<(Vec<u8>, ProtocolError)> = vec![
+    let cases: Vec<(Vec<u8>, XenstoreProtocolError)> = vec![
         (
             b"a\0b".to_vec(),
-            ProtocolError::BadPayload {
+            XenstoreProtocolError::BadPayload {
                 msg_type: MsgType::Directory,
-                error: WireError::MissingNul,
+                error: XenstoreWireError::MissingNul,
             },
         ),
         (
             b"ok\0\xff\xfe\0".to_vec(),
-            ProtocolError::BadPayload {
+            XenstoreProtocolError::BadPayload {
                 msg_type: MsgType::Directory,
-                error: WireError::NotUtf8,
+                error: XenstoreWireError::NotUtf8,
             },
         ),
     ];
     for (payload, err) in cases {
         let (_x, xs) = with_fault(Fault::Payload(payload));
-        assert_eq!(block_on(xs.directory("/d")), Err(Error::Protocol(err)));
+        assert_eq!(
+            block_on(xs.directory("/d")),
+            Err(XenstoreError::Protocol(err))
+        );
         assert_eq!(block_on(xs.directory("/d")).unwrap(), ["a"]);
     }
     // An acknowledgement that is not "OK\0".
     let (_x, xs) = with_fault(Fault::Payload(b"OK".to_vec()));
     assert!(matches!(
         block_on(xs.write("/d/b", "2")),
-        Err(Error::Protocol(ProtocolError::BadPayload {
+        Err(XenstoreError::Protocol(XenstoreProtocolError::BadPayload {
             msg_type: MsgType::Write,
-            error: WireError::NotOk
+            error: XenstoreWireError::NotOk
         }))
     ));
     // Transaction ids must be decimal.
     let (_x, xs) = with_fault(Fault::Payload(b"12x\0".to_vec()));
     assert!(matches!(
         block_on(xs.transaction_start()).err(),
-        Some(Error::Protocol(ProtocolError::BadPayload {
-            error: WireError::BadNumber,
+        Some(XenstoreError::Protocol(XenstoreProtocolError::BadPayload {
+            error: XenstoreWireError::BadNumber,
             ..
         }))
     ));
@@ -687,8 +707,8 @@ fn malformed_payloads() {
     let (_x, xs) = with_fault(Fault::Payload(b"z0\0".to_vec()));
     assert!(matches!(
         block_on(xs.get_perms("/d")),
-        Err(Error::Protocol(ProtocolError::BadPayload {
-            error: WireError::BadPermission,
+        Err(XenstoreError::Protocol(XenstoreProtocolError::BadPayload {
+            error: XenstoreWireError::BadPermission,
             ..
         }))
     ));
@@ -703,25 +723,28 @@ fn error_replies() {
         let r = block_on(xs.read("/missing"));
         (r, xs.stats().protocol_errors)
     };
-    assert_eq!(mk(b"EBUSY\0"), (Err(Error::Xs(XsError::EBUSY)), 0));
+    assert_eq!(mk(b"EBUSY\0"), (Err(XenstoreError::Xs(XsErrno::EBUSY)), 0));
     assert_eq!(
         mk(b"EWHATEVER\0"),
-        (Err(Error::Xs(XsError::Unknown("EWHATEVER".into()))), 0)
+        (
+            Err(XenstoreError::Xs(XsErrno::Unknown("EWHATEVER".into()))),
+            0
+        )
     );
     let (r, n) = mk(b"ENOENT");
     assert_eq!(
         r,
-        Err(Error::Protocol(ProtocolError::BadPayload {
+        Err(XenstoreError::Protocol(XenstoreProtocolError::BadPayload {
             msg_type: MsgType::Error,
-            error: WireError::MissingNul
+            error: XenstoreWireError::MissingNul
         }))
     );
     assert_eq!(n, 1);
     let (r, _) = mk(b"E\xffE\0");
     assert!(matches!(
         r,
-        Err(Error::Protocol(ProtocolError::BadPayload {
-            error: WireError::NotUtf8,
+        Err(XenstoreError::Protocol(XenstoreProtocolError::BadPayload {
+            error: XenstoreWireError::NotUtf8,
             ..
         }))
     ));
@@ -740,9 +763,9 @@ fn malformed_watch_event_is_reported_and_stream_goes_on() {
     });
     assert!(matches!(
         xs.last_protocol_error(),
-        Some(ProtocolError::BadPayload {
+        Some(XenstoreProtocolError::BadPayload {
             msg_type: MsgType::WatchEvent,
-            error: WireError::MissingNul
+            error: XenstoreWireError::MissingNul
         })
     ));
 }
@@ -750,7 +773,7 @@ fn malformed_watch_event_is_reported_and_stream_goes_on() {
 #[test]
 fn truncated_message_then_closed_transport() {
     let (_x, xs) = with_fault(Fault::TruncateAndClose(10));
-    let e = Error::Transport(TransportError::Closed);
+    let e = XenstoreError::Transport(XenstoreTransportError::Closed);
     assert_eq!(block_on(xs.read("/d/a")), Err(e.clone()));
     assert_eq!(block_on(xs.read("/d/a")), Err(e));
 }
@@ -762,8 +785,8 @@ fn garbage_before_a_reply() {
     let r = block_on(xs.read("/d/a"));
     assert!(matches!(
         r,
-        Err(Error::Protocol(ProtocolError::Framing(
-            WireError::PayloadTooLong(_)
+        Err(XenstoreError::Protocol(XenstoreProtocolError::Framing(
+            XenstoreWireError::PayloadTooLong(_)
         )))
     ));
     // Garbage that frames as an unknown message is skipped.
@@ -776,7 +799,7 @@ fn garbage_before_a_reply() {
     assert_eq!(block_on(xs.read("/d/a")).unwrap(), b"1");
     assert!(matches!(
         xs.last_protocol_error(),
-        Some(ProtocolError::UnknownType { raw: 1234, .. })
+        Some(XenstoreProtocolError::UnknownType { raw: 1234, .. })
     ));
 }
 
@@ -790,7 +813,9 @@ fn watch_stream_ends_when_connection_dies() {
         xsd.borrow_mut().write("/w/x", "1").unwrap();
         assert!(matches!(
             w.next_event().await,
-            Some(Err(Error::Protocol(ProtocolError::Framing(_))))
+            Some(Err(XenstoreError::Protocol(
+                XenstoreProtocolError::Framing(_)
+            )))
         ));
         assert!(w.next_event().await.is_none());
     });

@@ -4,7 +4,7 @@
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 xenia::main! {
-    async fn main() -> Result<(), xenia_xen::xenstore::Error> {
+    async fn main() -> Result<(), xenia_xen::xenstore::XenstoreError> {
         #[cfg(target_os = "none")]
         {
             use core::time::Duration;

@@ -8,9 +8,9 @@ use core::task::{Context, Poll, Waker};
 
 use futures_util::stream::Stream;
 
-use super::error::{Error, ProtocolError, TransportError};
+use super::error::{XenstoreError, XenstoreProtocolError, XenstoreTransportError};
 use super::protocol::{ClientCore, Reply, Stats};
-use super::wire::{self, MsgType, Perm, Request, WatchEvent, WireError, XsError};
+use super::wire::{self, MsgType, Perm, Request, WatchEvent, XenstoreWireError, XsErrno};
 
 /// How many times [`Xenstore::transaction`] tries before giving up with `EAGAIN`.
 pub const DEFAULT_TRANSACTION_ATTEMPTS: u32 = 8;
@@ -24,9 +24,9 @@ pub const DEFAULT_TRANSACTION_ATTEMPTS: u32 = 8;
 /// registered waker: the client re-registers whenever one of its waiters stops waiting.
 pub trait Transport {
     /// Writes as much of `buf` as fits; returns how many bytes were taken (0 if none fit).
-    fn write(&mut self, buf: &[u8]) -> Result<usize, TransportError>;
+    fn write(&mut self, buf: &[u8]) -> Result<usize, XenstoreTransportError>;
     /// Reads what is available into `buf`; returns how many bytes (0 if none).
-    fn read(&mut self, buf: &mut [u8]) -> Result<usize, TransportError>;
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, XenstoreTransportError>;
     /// Kicks the other side (event channel notify). Called after bytes were written or read.
     fn notify(&mut self);
     /// `Ready` if [`read`](Transport::read) may now return data; otherwise registers
@@ -56,11 +56,11 @@ impl<T: Transport> Inner<T> {
         }
         if let Err(e) = self.drive_inner(cx) {
             log::warn!("xenstore transport failed: {e}");
-            self.core.fail(Error::Transport(e));
+            self.core.fail(XenstoreError::Transport(e));
         }
     }
 
-    fn drive_inner(&mut self, cx: &mut Context<'_>) -> Result<(), TransportError> {
+    fn drive_inner(&mut self, cx: &mut Context<'_>) -> Result<(), XenstoreTransportError> {
         let mut buf = [0u8; 512];
         for _ in 0..MAX_IO_PASSES {
             let mut wrote = false;
@@ -151,12 +151,12 @@ impl<T: Transport> Xenstore<T> {
     }
 
     /// The last protocol error seen.
-    pub fn last_protocol_error(&self) -> Option<ProtocolError> {
+    pub fn last_protocol_error(&self) -> Option<XenstoreProtocolError> {
         self.inner.lock().core.last_error().cloned()
     }
 
     /// The error that killed the connection, if it is dead.
-    pub fn fatal_error(&self) -> Option<Error> {
+    pub fn fatal_error(&self) -> Option<XenstoreError> {
         self.inner.lock().core.fatal_error().cloned()
     }
 
@@ -173,7 +173,7 @@ impl<T: Transport> Xenstore<T> {
 
     /// Sends a request and waits for its successful reply (any request; the typed methods
     /// below are built on this).
-    pub async fn request(&self, tx_id: u32, req: Request<'_>) -> Result<Reply, Error> {
+    pub async fn request(&self, tx_id: u32, req: Request<'_>) -> Result<Reply, XenstoreError> {
         let req_id = self.with_core(|i| i.core.start_request(tx_id, &req))?;
         ReplyFuture {
             xs: self,
@@ -183,41 +183,45 @@ impl<T: Transport> Xenstore<T> {
         .await
     }
 
-    async fn read_in(&self, tx: u32, path: &str) -> Result<Vec<u8>, Error> {
+    async fn read_in(&self, tx: u32, path: &str) -> Result<Vec<u8>, XenstoreError> {
         Ok(self.request(tx, Request::Read(path)).await?.payload)
     }
 
-    async fn write_in(&self, tx: u32, path: &str, value: &[u8]) -> Result<(), Error> {
+    async fn write_in(&self, tx: u32, path: &str, value: &[u8]) -> Result<(), XenstoreError> {
         self.request(tx, Request::Write(path, value)).await?;
         Ok(())
     }
 
-    async fn directory_in(&self, tx: u32, path: &str) -> Result<Vec<String>, Error> {
+    async fn directory_in(&self, tx: u32, path: &str) -> Result<Vec<String>, XenstoreError> {
         let r = self.request(tx, Request::Directory(path)).await?;
         self.decode(r.msg_type, wire::parse_directory(&r.payload))
     }
 
-    async fn get_perms_in(&self, tx: u32, path: &str) -> Result<Vec<Perm>, Error> {
+    async fn get_perms_in(&self, tx: u32, path: &str) -> Result<Vec<Perm>, XenstoreError> {
         let r = self.request(tx, Request::GetPerms(path)).await?;
         self.decode(r.msg_type, wire::parse_perms(&r.payload))
     }
 
     /// Turns a payload decoding failure into a counted protocol error.
-    fn decode<V>(&self, msg_type: MsgType, r: Result<V, WireError>) -> Result<V, Error> {
+    fn decode<V>(
+        &self,
+        msg_type: MsgType,
+        r: Result<V, XenstoreWireError>,
+    ) -> Result<V, XenstoreError> {
         r.map_err(|error| {
-            let e = ProtocolError::BadPayload { msg_type, error };
+            let e = XenstoreProtocolError::BadPayload { msg_type, error };
             self.inner.lock().core.note_error(e.clone());
-            Error::Protocol(e)
+            XenstoreError::Protocol(e)
         })
     }
 
     /// Reads the value at `path`.
-    pub async fn read(&self, path: &str) -> Result<Vec<u8>, Error> {
+    pub async fn read(&self, path: &str) -> Result<Vec<u8>, XenstoreError> {
         self.read_in(0, path).await
     }
 
     /// Reads the value at `path`, or `None` if it does not exist.
-    pub async fn read_optional(&self, path: &str) -> Result<Option<Vec<u8>>, Error> {
+    pub async fn read_optional(&self, path: &str) -> Result<Option<Vec<u8>>, XenstoreError> {
         match self.read(path).await {
             Ok(v) => Ok(Some(v)),
             Err(e) if e.is_not_found() => Ok(None),
@@ -226,61 +230,61 @@ impl<T: Transport> Xenstore<T> {
     }
 
     /// Reads the value at `path` as UTF-8.
-    pub async fn read_string(&self, path: &str) -> Result<String, Error> {
+    pub async fn read_string(&self, path: &str) -> Result<String, XenstoreError> {
         value_to_string(self.read(path).await?)
     }
 
     /// Reads the value at `path` as an unsigned decimal `u32`.
-    pub async fn read_u32(&self, path: &str) -> Result<u32, Error> {
+    pub async fn read_u32(&self, path: &str) -> Result<u32, XenstoreError> {
         value_to_u32(&self.read(path).await?)
     }
 
     /// Reads the value at `path` as an unsigned decimal `u64`.
-    pub async fn read_u64(&self, path: &str) -> Result<u64, Error> {
+    pub async fn read_u64(&self, path: &str) -> Result<u64, XenstoreError> {
         value_to_u64(&self.read(path).await?)
     }
 
     /// Writes `value` at `path`, creating missing parents.
-    pub async fn write(&self, path: &str, value: impl AsRef<[u8]>) -> Result<(), Error> {
+    pub async fn write(&self, path: &str, value: impl AsRef<[u8]>) -> Result<(), XenstoreError> {
         self.write_in(0, path, value.as_ref()).await
     }
 
     /// Lists the children of `path` (leaf names).
-    pub async fn directory(&self, path: &str) -> Result<Vec<String>, Error> {
+    pub async fn directory(&self, path: &str) -> Result<Vec<String>, XenstoreError> {
         self.directory_in(0, path).await
     }
 
     /// Creates `path` (and missing parents) if it does not exist.
-    pub async fn mkdir(&self, path: &str) -> Result<(), Error> {
+    pub async fn mkdir(&self, path: &str) -> Result<(), XenstoreError> {
         self.request(0, Request::Mkdir(path)).await.map(drop)
     }
 
     /// Removes `path` and everything below it.
-    pub async fn rm(&self, path: &str) -> Result<(), Error> {
+    pub async fn rm(&self, path: &str) -> Result<(), XenstoreError> {
         self.request(0, Request::Rm(path)).await.map(drop)
     }
 
     /// The permissions of `path` (first entry: owner and default access).
-    pub async fn get_perms(&self, path: &str) -> Result<Vec<Perm>, Error> {
+    pub async fn get_perms(&self, path: &str) -> Result<Vec<Perm>, XenstoreError> {
         self.get_perms_in(0, path).await
     }
 
     /// Sets the permissions of `path`.
-    pub async fn set_perms(&self, path: &str, perms: &[Perm]) -> Result<(), Error> {
+    pub async fn set_perms(&self, path: &str, perms: &[Perm]) -> Result<(), XenstoreError> {
         self.request(0, Request::SetPerms(path, perms.to_vec()))
             .await
             .map(drop)
     }
 
     /// The home path of domain `domid` (`/local/domain/<domid>`), as xenstored says.
-    pub async fn get_domain_path(&self, domid: u16) -> Result<String, Error> {
+    pub async fn get_domain_path(&self, domid: u16) -> Result<String, XenstoreError> {
         let r = self.request(0, Request::GetDomainPath(domid)).await?;
         let s = self.decode(r.msg_type, wire::parse_single_str(&r.payload))?;
         Ok(String::from(s))
     }
 
     /// Whether xenstored talks to domain `domid`.
-    pub async fn is_domain_introduced(&self, domid: u16) -> Result<bool, Error> {
+    pub async fn is_domain_introduced(&self, domid: u16) -> Result<bool, XenstoreError> {
         let r = self.request(0, Request::IsDomainIntroduced(domid)).await?;
         self.decode(r.msg_type, wire::parse_bool(&r.payload))
     }
@@ -290,7 +294,11 @@ impl<T: Transport> Xenstore<T> {
     /// The stream yields the initial event xenstored sends on registration, then one per
     /// change of `path` or below. Dropping the stream unregisters the watch (the UNWATCH is
     /// sent with the next I/O).
-    pub async fn watch(&self, path: &str, token: &str) -> Result<WatchStream<'_, T>, Error> {
+    pub async fn watch(
+        &self,
+        path: &str,
+        token: &str,
+    ) -> Result<WatchStream<'_, T>, XenstoreError> {
         let req_id = self.with_core(|i| i.core.start_watch(path, token))?;
         ReplyFuture {
             xs: self,
@@ -307,7 +315,7 @@ impl<T: Transport> Xenstore<T> {
     }
 
     /// Unregisters a watch and waits for xenstored's acknowledgement.
-    pub async fn unwatch(&self, mut stream: WatchStream<'_, T>) -> Result<(), Error> {
+    pub async fn unwatch(&self, mut stream: WatchStream<'_, T>) -> Result<(), XenstoreError> {
         stream.active = false;
         let req_id =
             self.with_core(|i| i.core.start_unwatch(&stream.path, &stream.token, false))?;
@@ -321,7 +329,7 @@ impl<T: Transport> Xenstore<T> {
     }
 
     /// Starts a transaction.
-    pub async fn transaction_start(&self) -> Result<Transaction<'_, T>, Error> {
+    pub async fn transaction_start(&self) -> Result<Transaction<'_, T>, XenstoreError> {
         let r = self.request(0, Request::TransactionStart).await?;
         let id = self.decode(r.msg_type, wire::parse_transaction_id(&r.payload))?;
         Ok(Transaction { xs: self, id })
@@ -329,7 +337,11 @@ impl<T: Transport> Xenstore<T> {
 
     /// Ends a transaction: commits it (`commit == true`; fails with `EAGAIN` on a conflict) or
     /// discards it.
-    pub async fn transaction_end(&self, tx: Transaction<'_, T>, commit: bool) -> Result<(), Error> {
+    pub async fn transaction_end(
+        &self,
+        tx: Transaction<'_, T>,
+        commit: bool,
+    ) -> Result<(), XenstoreError> {
         self.request(tx.id, Request::TransactionEnd(commit))
             .await
             .map(drop)
@@ -339,10 +351,10 @@ impl<T: Transport> Xenstore<T> {
     /// conflict (`EAGAIN`, at commit or from an operation) at most
     /// [`DEFAULT_TRANSACTION_ATTEMPTS`] times in all. Other errors of `body` abort the
     /// transaction and are returned. After the last attempt the error is `EAGAIN`.
-    pub async fn transaction<'a, R, F, Fut>(&'a self, body: F) -> Result<R, Error>
+    pub async fn transaction<'a, R, F, Fut>(&'a self, body: F) -> Result<R, XenstoreError>
     where
         F: FnMut(Transaction<'a, T>) -> Fut,
-        Fut: Future<Output = Result<R, Error>>,
+        Fut: Future<Output = Result<R, XenstoreError>>,
     {
         self.transaction_with_attempts(DEFAULT_TRANSACTION_ATTEMPTS, body)
             .await
@@ -354,10 +366,10 @@ impl<T: Transport> Xenstore<T> {
         &'a self,
         attempts: u32,
         mut body: F,
-    ) -> Result<R, Error>
+    ) -> Result<R, XenstoreError>
     where
         F: FnMut(Transaction<'a, T>) -> Fut,
-        Fut: Future<Output = Result<R, Error>>,
+        Fut: Future<Output = Result<R, XenstoreError>>,
     {
         for attempt in 0..attempts.max(1) {
             let tx = self.transaction_start().await?;
@@ -378,7 +390,7 @@ impl<T: Transport> Xenstore<T> {
                 }
             }
         }
-        Err(Error::Xs(XsError::EAGAIN))
+        Err(XenstoreError::Xs(XsErrno::EAGAIN))
     }
 }
 
@@ -388,22 +400,22 @@ fn wake_all(wakers: Vec<Waker>) {
     }
 }
 
-fn value_to_string(v: Vec<u8>) -> Result<String, Error> {
-    String::from_utf8(v).map_err(|_| Error::BadValue)
+fn value_to_string(v: Vec<u8>) -> Result<String, XenstoreError> {
+    String::from_utf8(v).map_err(|_| XenstoreError::BadValue)
 }
 
-fn value_to_u64(v: &[u8]) -> Result<u64, Error> {
+fn value_to_u64(v: &[u8]) -> Result<u64, XenstoreError> {
     if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
-        return Err(Error::BadValue);
+        return Err(XenstoreError::BadValue);
     }
     core::str::from_utf8(v)
-        .map_err(|_| Error::BadValue)?
+        .map_err(|_| XenstoreError::BadValue)?
         .parse()
-        .map_err(|_| Error::BadValue)
+        .map_err(|_| XenstoreError::BadValue)
 }
 
-fn value_to_u32(v: &[u8]) -> Result<u32, Error> {
-    u32::try_from(value_to_u64(v)?).map_err(|_| Error::BadValue)
+fn value_to_u32(v: &[u8]) -> Result<u32, XenstoreError> {
+    u32::try_from(value_to_u64(v)?).map_err(|_| XenstoreError::BadValue)
 }
 
 /// Waits for the reply to one request.
@@ -414,7 +426,7 @@ struct ReplyFuture<'a, T: Transport> {
 }
 
 impl<T: Transport> Future for ReplyFuture<'_, T> {
-    type Output = Result<Reply, Error>;
+    type Output = Result<Reply, XenstoreError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let req_id = self.req_id;
@@ -475,12 +487,12 @@ impl<'a, T: Transport> Transaction<'a, T> {
     }
 
     /// Reads the value at `path`.
-    pub async fn read(&self, path: &str) -> Result<Vec<u8>, Error> {
+    pub async fn read(&self, path: &str) -> Result<Vec<u8>, XenstoreError> {
         self.xs.read_in(self.id, path).await
     }
 
     /// Reads the value at `path`, or `None` if it does not exist.
-    pub async fn read_optional(&self, path: &str) -> Result<Option<Vec<u8>>, Error> {
+    pub async fn read_optional(&self, path: &str) -> Result<Option<Vec<u8>>, XenstoreError> {
         match self.read(path).await {
             Ok(v) => Ok(Some(v)),
             Err(e) if e.is_not_found() => Ok(None),
@@ -489,27 +501,27 @@ impl<'a, T: Transport> Transaction<'a, T> {
     }
 
     /// Reads the value at `path` as UTF-8.
-    pub async fn read_string(&self, path: &str) -> Result<String, Error> {
+    pub async fn read_string(&self, path: &str) -> Result<String, XenstoreError> {
         value_to_string(self.read(path).await?)
     }
 
     /// Reads the value at `path` as an unsigned decimal `u32`.
-    pub async fn read_u32(&self, path: &str) -> Result<u32, Error> {
+    pub async fn read_u32(&self, path: &str) -> Result<u32, XenstoreError> {
         value_to_u32(&self.read(path).await?)
     }
 
     /// Writes `value` at `path`.
-    pub async fn write(&self, path: &str, value: impl AsRef<[u8]>) -> Result<(), Error> {
+    pub async fn write(&self, path: &str, value: impl AsRef<[u8]>) -> Result<(), XenstoreError> {
         self.xs.write_in(self.id, path, value.as_ref()).await
     }
 
     /// Lists the children of `path`.
-    pub async fn directory(&self, path: &str) -> Result<Vec<String>, Error> {
+    pub async fn directory(&self, path: &str) -> Result<Vec<String>, XenstoreError> {
         self.xs.directory_in(self.id, path).await
     }
 
     /// Creates `path` if it does not exist.
-    pub async fn mkdir(&self, path: &str) -> Result<(), Error> {
+    pub async fn mkdir(&self, path: &str) -> Result<(), XenstoreError> {
         self.xs
             .request(self.id, Request::Mkdir(path))
             .await
@@ -517,17 +529,17 @@ impl<'a, T: Transport> Transaction<'a, T> {
     }
 
     /// Removes `path` and everything below it.
-    pub async fn rm(&self, path: &str) -> Result<(), Error> {
+    pub async fn rm(&self, path: &str) -> Result<(), XenstoreError> {
         self.xs.request(self.id, Request::Rm(path)).await.map(drop)
     }
 
     /// The permissions of `path`.
-    pub async fn get_perms(&self, path: &str) -> Result<Vec<Perm>, Error> {
+    pub async fn get_perms(&self, path: &str) -> Result<Vec<Perm>, XenstoreError> {
         self.xs.get_perms_in(self.id, path).await
     }
 
     /// Sets the permissions of `path`.
-    pub async fn set_perms(&self, path: &str, perms: &[Perm]) -> Result<(), Error> {
+    pub async fn set_perms(&self, path: &str, perms: &[Perm]) -> Result<(), XenstoreError> {
         self.xs
             .request(self.id, Request::SetPerms(path, perms.to_vec()))
             .await
@@ -535,12 +547,12 @@ impl<'a, T: Transport> Transaction<'a, T> {
     }
 
     /// Commits; `EAGAIN` means another change conflicted and nothing was applied.
-    pub async fn commit(self) -> Result<(), Error> {
+    pub async fn commit(self) -> Result<(), XenstoreError> {
         self.xs.transaction_end(self, true).await
     }
 
     /// Discards the transaction.
-    pub async fn abort(self) -> Result<(), Error> {
+    pub async fn abort(self) -> Result<(), XenstoreError> {
         self.xs.transaction_end(self, false).await
     }
 }
@@ -581,7 +593,7 @@ impl<'a, T: Transport> WatchStream<'a, T> {
 }
 
 impl<T: Transport> Stream for WatchStream<'_, T> {
-    type Item = Result<WatchEvent, Error>;
+    type Item = Result<WatchEvent, XenstoreError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
@@ -623,7 +635,7 @@ pub struct NextEvent<'s, 'a, T: Transport> {
 }
 
 impl<T: Transport> Future for NextEvent<'_, '_, T> {
-    type Output = Option<Result<WatchEvent, Error>>;
+    type Output = Option<Result<WatchEvent, XenstoreError>>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         Pin::new(&mut *self.stream).poll_next(cx)

@@ -2,11 +2,11 @@
 
 use core::fmt;
 
-use super::wire::{MsgType, WireError, XsError};
+use super::wire::{MsgType, XenstoreWireError, XsErrno};
 
 /// Why the transport (ring and event channel) failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TransportError {
+pub enum XenstoreTransportError {
     /// The connection is closed (or being reconnected) and carries no more messages.
     Closed,
     /// The peer left the shared state inconsistent (for instance ring indices out of range).
@@ -15,22 +15,26 @@ pub enum TransportError {
     Other(&'static str),
 }
 
-impl fmt::Display for TransportError {
+impl fmt::Display for XenstoreTransportError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TransportError::Closed => f.write_str("xenstore transport closed"),
-            TransportError::InvalidPeerState => f.write_str("xenstore peer state is invalid"),
-            TransportError::Other(s) => write!(f, "xenstore transport error: {s}"),
+            XenstoreTransportError::Closed => f.write_str("xenstore transport closed"),
+            XenstoreTransportError::InvalidPeerState => {
+                f.write_str("xenstore peer state is invalid")
+            }
+            XenstoreTransportError::Other(s) => write!(f, "xenstore transport error: {s}"),
         }
     }
 }
 
+impl core::error::Error for XenstoreTransportError {}
+
 /// The daemon broke the protocol. Reported, never a panic; see
 /// [`ClientCore::receive`](super::protocol::ClientCore::receive) for which ones are fatal.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ProtocolError {
+pub enum XenstoreProtocolError {
     /// The byte stream cannot be cut into messages any more (for instance `len > 4096`). Fatal.
-    Framing(WireError),
+    Framing(XenstoreWireError),
     /// A message with a `type` this client does not know.
     UnknownType {
         /// The raw type.
@@ -68,27 +72,27 @@ pub enum ProtocolError {
         /// The message type.
         msg_type: MsgType,
         /// What was wrong.
-        error: WireError,
+        error: XenstoreWireError,
     },
 }
 
-impl fmt::Display for ProtocolError {
+impl fmt::Display for XenstoreProtocolError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ProtocolError::Framing(e) => write!(f, "xenstore framing error: {e}"),
-            ProtocolError::UnknownType { raw, req_id } => {
+            XenstoreProtocolError::Framing(e) => write!(f, "xenstore framing error: {e}"),
+            XenstoreProtocolError::UnknownType { raw, req_id } => {
                 write!(
                     f,
                     "xenstore message of unknown type {raw} (req_id {req_id})"
                 )
             }
-            ProtocolError::UnexpectedReqId { req_id, msg_type } => {
+            XenstoreProtocolError::UnexpectedReqId { req_id, msg_type } => {
                 write!(
                     f,
                     "xenstore {msg_type:?} reply with unknown req_id {req_id}"
                 )
             }
-            ProtocolError::UnexpectedReplyType {
+            XenstoreProtocolError::UnexpectedReplyType {
                 req_id,
                 expected,
                 got,
@@ -96,7 +100,7 @@ impl fmt::Display for ProtocolError {
                 f,
                 "xenstore reply {req_id}: expected {expected:?}, got {got:?}"
             ),
-            ProtocolError::TxIdMismatch {
+            XenstoreProtocolError::TxIdMismatch {
                 req_id,
                 expected,
                 got,
@@ -104,24 +108,34 @@ impl fmt::Display for ProtocolError {
                 f,
                 "xenstore reply {req_id}: tx_id {got}, request had {expected}"
             ),
-            ProtocolError::BadPayload { msg_type, error } => {
+            XenstoreProtocolError::BadPayload { msg_type, error } => {
                 write!(f, "xenstore {msg_type:?} payload: {error}")
             }
         }
     }
 }
 
+impl core::error::Error for XenstoreProtocolError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            XenstoreProtocolError::Framing(e)
+            | XenstoreProtocolError::BadPayload { error: e, .. } => Some(e),
+            _ => None,
+        }
+    }
+}
+
 /// Errors of xenstore operations.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Error {
+pub enum XenstoreError {
     /// xenstored refused the request (`XS_ERROR`).
-    Xs(XsError),
+    Xs(XsErrno),
     /// xenstored broke the protocol.
-    Protocol(ProtocolError),
+    Protocol(XenstoreProtocolError),
     /// The transport failed; the connection is dead.
-    Transport(TransportError),
+    Transport(XenstoreTransportError),
     /// The request was rejected before sending (bad path, payload too long, NUL in a string).
-    InvalidRequest(WireError),
+    InvalidRequest(XenstoreWireError),
     /// The value read is not of the requested form (not UTF-8, not a number).
     BadValue,
     /// Too many requests are outstanding.
@@ -130,46 +144,89 @@ pub enum Error {
     WatchTokenInUse,
 }
 
-impl Error {
+impl XenstoreError {
     /// Whether this is xenstored's `ENOENT`.
     pub fn is_not_found(&self) -> bool {
-        *self == Error::Xs(XsError::ENOENT)
+        *self == XenstoreError::Xs(XsErrno::ENOENT)
     }
 
     /// Whether this is xenstored's `EAGAIN` (a transaction conflict).
     pub fn is_again(&self) -> bool {
-        *self == Error::Xs(XsError::EAGAIN)
+        *self == XenstoreError::Xs(XsErrno::EAGAIN)
     }
 }
 
-impl From<XsError> for Error {
-    fn from(e: XsError) -> Error {
-        Error::Xs(e)
+impl From<XsErrno> for XenstoreError {
+    fn from(e: XsErrno) -> XenstoreError {
+        XenstoreError::Xs(e)
     }
 }
 
-impl From<ProtocolError> for Error {
-    fn from(e: ProtocolError) -> Error {
-        Error::Protocol(e)
+impl From<XenstoreProtocolError> for XenstoreError {
+    fn from(e: XenstoreProtocolError) -> XenstoreError {
+        XenstoreError::Protocol(e)
     }
 }
 
-impl From<TransportError> for Error {
-    fn from(e: TransportError) -> Error {
-        Error::Transport(e)
+impl From<XenstoreTransportError> for XenstoreError {
+    fn from(e: XenstoreTransportError) -> XenstoreError {
+        XenstoreError::Transport(e)
     }
 }
 
-impl fmt::Display for Error {
+impl fmt::Display for XenstoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Xs(e) => write!(f, "{e}"),
-            Error::Protocol(e) => write!(f, "{e}"),
-            Error::Transport(e) => write!(f, "{e}"),
-            Error::InvalidRequest(e) => write!(f, "invalid xenstore request: {e}"),
-            Error::BadValue => f.write_str("xenstore value is not of the expected form"),
-            Error::TooManyRequests => f.write_str("too many outstanding xenstore requests"),
-            Error::WatchTokenInUse => f.write_str("xenstore watch token already in use"),
+            XenstoreError::Xs(e) => write!(f, "{e}"),
+            XenstoreError::Protocol(e) => write!(f, "{e}"),
+            XenstoreError::Transport(e) => write!(f, "{e}"),
+            XenstoreError::InvalidRequest(e) => write!(f, "invalid xenstore request: {e}"),
+            XenstoreError::BadValue => f.write_str("xenstore value is not of the expected form"),
+            XenstoreError::TooManyRequests => f.write_str("too many outstanding xenstore requests"),
+            XenstoreError::WatchTokenInUse => f.write_str("xenstore watch token already in use"),
         }
+    }
+}
+
+impl core::error::Error for XenstoreError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            XenstoreError::Xs(e) => Some(e),
+            XenstoreError::Protocol(e) => Some(e),
+            XenstoreError::Transport(e) => Some(e),
+            XenstoreError::InvalidRequest(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use super::*;
+    use core::error::Error as _;
+    use std::string::ToString;
+
+    #[test]
+    fn errors_say_their_layer_and_chain_their_source() {
+        let e = XenstoreError::from(XsErrno::ENOENT);
+        assert_eq!(e.to_string(), "xenstored error ENOENT");
+        assert_eq!(e.source().unwrap().to_string(), "xenstored error ENOENT");
+        let p = XenstoreError::from(XenstoreProtocolError::Framing(
+            XenstoreWireError::PayloadTooLong(5000),
+        ));
+        assert_eq!(
+            p.to_string(),
+            "xenstore framing error: xenstore payload length 5000 exceeds 4096"
+        );
+        let inner = p.source().unwrap();
+        assert_eq!(
+            inner.source().unwrap().to_string(),
+            "xenstore payload length 5000 exceeds 4096"
+        );
+        let t = XenstoreError::from(XenstoreTransportError::Closed);
+        assert_eq!(t.source().unwrap().to_string(), "xenstore transport closed");
+        assert!(XenstoreError::BadValue.source().is_none());
     }
 }

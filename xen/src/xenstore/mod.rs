@@ -19,7 +19,7 @@ pub mod wire;
 pub use client::{
     NextEvent, Transaction, Transport, WatchStream, Xenstore, DEFAULT_TRANSACTION_ATTEMPTS,
 };
-pub use error::{Error, ProtocolError, TransportError};
+pub use error::{XenstoreError, XenstoreProtocolError, XenstoreTransportError};
 pub use protocol::{ClientCore, Reply, Stats};
 pub use ring::RingTransport;
-pub use wire::{Access, MsgType, Perm, WatchEvent, WireError, XsError};
+pub use wire::{Access, MsgType, Perm, WatchEvent, XenstoreWireError, XsErrno};

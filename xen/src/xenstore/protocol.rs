@@ -12,7 +12,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::task::{Poll, Waker};
 
-use super::error::{Error, ProtocolError};
+use super::error::{XenstoreError, XenstoreProtocolError};
 use super::wire::{
     self, FrameReader, Message, MsgType, Request, WatchEvent, HEADER_LEN, XENSTORE_PAYLOAD_MAX,
 };
@@ -37,7 +37,7 @@ pub struct Reply {
 #[derive(Debug)]
 enum State {
     Waiting(Option<Waker>),
-    Done(Result<Reply, Error>),
+    Done(Result<Reply, XenstoreError>),
     /// Nobody waits any more: the reply is dropped when it comes.
     Abandoned,
 }
@@ -89,10 +89,10 @@ pub struct ClientCore {
     reader: FrameReader,
     out: Vec<u8>,
     out_head: usize,
-    fatal: Option<Error>,
+    fatal: Option<XenstoreError>,
     to_wake: Vec<Waker>,
     stats: Stats,
-    last_error: Option<ProtocolError>,
+    last_error: Option<XenstoreProtocolError>,
 }
 
 impl Default for ClientCore {
@@ -120,7 +120,7 @@ impl ClientCore {
 
     /// Queues a request; returns its `req_id`. Arguments and payload size are checked here,
     /// before anything is sent.
-    pub fn start_request(&mut self, tx_id: u32, req: &Request<'_>) -> Result<u32, Error> {
+    pub fn start_request(&mut self, tx_id: u32, req: &Request<'_>) -> Result<u32, XenstoreError> {
         if let Some(e) = &self.fatal {
             return Err(e.clone());
         }
@@ -141,12 +141,12 @@ impl ClientCore {
         tx_id: u32,
         req: &Request<'_>,
         watch: Option<(String, String)>,
-    ) -> Result<u32, Error> {
+    ) -> Result<u32, XenstoreError> {
         if let Some(e) = &self.fatal {
             return Err(e.clone());
         }
         if self.pending.len() >= MAX_PENDING {
-            return Err(Error::TooManyRequests);
+            return Err(XenstoreError::TooManyRequests);
         }
         let req_id = self.alloc_req_id();
         let tx_id = match req.msg_type() {
@@ -155,7 +155,7 @@ impl ClientCore {
             _ => tx_id,
         };
         req.encode(req_id, tx_id, &mut self.out)
-            .map_err(Error::InvalidRequest)?;
+            .map_err(XenstoreError::InvalidRequest)?;
         self.pending.insert(
             req_id,
             Pending {
@@ -187,9 +187,9 @@ impl ClientCore {
     /// Registers a watch: creates the event queue for `token` and queues a WATCH request.
     /// Events (including the initial one) are queued from now on; if the WATCH fails the queue
     /// is removed.
-    pub fn start_watch(&mut self, path: &str, token: &str) -> Result<u32, Error> {
+    pub fn start_watch(&mut self, path: &str, token: &str) -> Result<u32, XenstoreError> {
         if self.watches.contains_key(token) {
-            return Err(Error::WatchTokenInUse);
+            return Err(XenstoreError::WatchTokenInUse);
         }
         let id = self.queue(
             0,
@@ -210,7 +210,12 @@ impl ClientCore {
 
     /// Removes the watch's queue and queues an UNWATCH request. With `detached`, nobody waits
     /// for the reply (used when a watch stream is dropped).
-    pub fn start_unwatch(&mut self, path: &str, token: &str, detached: bool) -> Result<u32, Error> {
+    pub fn start_unwatch(
+        &mut self,
+        path: &str,
+        token: &str,
+        detached: bool,
+    ) -> Result<u32, XenstoreError> {
         if let Some(q) = self.watches.remove(token) {
             if let Some(w) = q.waker {
                 self.to_wake.push(w);
@@ -230,10 +235,10 @@ impl ClientCore {
         &mut self,
         req_id: u32,
         waker: Option<&Waker>,
-    ) -> Option<Result<Reply, Error>> {
+    ) -> Option<Result<Reply, XenstoreError>> {
         let Some(p) = self.pending.get_mut(&req_id) else {
-            return Some(Err(self.fatal.clone().unwrap_or(Error::Protocol(
-                ProtocolError::UnexpectedReqId {
+            return Some(Err(self.fatal.clone().unwrap_or(XenstoreError::Protocol(
+                XenstoreProtocolError::UnexpectedReqId {
                     req_id,
                     msg_type: MsgType::Error,
                 },
@@ -294,7 +299,7 @@ impl ClientCore {
         &mut self,
         token: &str,
         waker: Option<&Waker>,
-    ) -> Poll<Option<Result<WatchEvent, Error>>> {
+    ) -> Poll<Option<Result<WatchEvent, XenstoreError>>> {
         let Some(q) = self.watches.get_mut(token) else {
             return Poll::Ready(None);
         };
@@ -353,10 +358,10 @@ impl ClientCore {
 
     /// Feeds bytes from the daemon. Every complete message is handled; the first protocol error
     /// met is returned (the others are only counted), and handling goes on with the next
-    /// message. A framing error ([`ProtocolError::Framing`]) is fatal: the stream cannot be
+    /// message. A framing error ([`XenstoreProtocolError::Framing`]) is fatal: the stream cannot be
     /// resynchronised, every outstanding request fails with it, and so do later requests.
-    pub fn receive(&mut self, mut bytes: &[u8]) -> Result<(), ProtocolError> {
-        let mut first: Option<ProtocolError> = None;
+    pub fn receive(&mut self, mut bytes: &[u8]) -> Result<(), XenstoreProtocolError> {
+        let mut first: Option<XenstoreProtocolError> = None;
         while !bytes.is_empty() && self.fatal.is_none() {
             match self.reader.push(bytes) {
                 Ok((used, msg)) => {
@@ -369,9 +374,9 @@ impl ClientCore {
                     }
                 }
                 Err(w) => {
-                    let e = ProtocolError::Framing(w);
+                    let e = XenstoreProtocolError::Framing(w);
                     self.note_error(e.clone());
-                    self.fail(Error::Protocol(e.clone()));
+                    self.fail(XenstoreError::Protocol(e.clone()));
                     first.get_or_insert(e);
                 }
             }
@@ -383,7 +388,7 @@ impl ClientCore {
     }
 
     /// Counts a protocol error found by a layer above (for instance a malformed reply payload).
-    pub fn note_error(&mut self, e: ProtocolError) {
+    pub fn note_error(&mut self, e: XenstoreProtocolError) {
         log::warn!("xenstore: {e}");
         self.stats.protocol_errors += 1;
         self.last_error = Some(e);
@@ -395,18 +400,18 @@ impl ClientCore {
     }
 
     /// The last protocol error seen.
-    pub fn last_error(&self) -> Option<&ProtocolError> {
+    pub fn last_error(&self) -> Option<&XenstoreProtocolError> {
         self.last_error.as_ref()
     }
 
     /// The error that killed the connection, if it is dead.
-    pub fn fatal_error(&self) -> Option<&Error> {
+    pub fn fatal_error(&self) -> Option<&XenstoreError> {
         self.fatal.as_ref()
     }
 
     /// Kills the connection: every outstanding request completes with `err`, watch streams end
     /// with it, and later requests fail with it.
-    pub fn fail(&mut self, err: Error) {
+    pub fn fail(&mut self, err: XenstoreError) {
         if self.fatal.is_some() {
             return;
         }
@@ -447,7 +452,7 @@ impl ClientCore {
         core::mem::take(&mut self.to_wake)
     }
 
-    fn complete(&mut self, req_id: u32, result: Result<Reply, Error>) {
+    fn complete(&mut self, req_id: u32, result: Result<Reply, XenstoreError>) {
         let Some(p) = self.pending.get_mut(&req_id) else {
             return;
         };
@@ -486,25 +491,25 @@ impl ClientCore {
         }
     }
 
-    fn handle_message(&mut self, m: Message) -> Result<(), ProtocolError> {
+    fn handle_message(&mut self, m: Message) -> Result<(), XenstoreProtocolError> {
         let h = m.header;
         let t = match MsgType::try_from(h.msg_type) {
             Ok(t) => t,
             Err(_) => {
-                let e = ProtocolError::UnknownType {
+                let e = XenstoreProtocolError::UnknownType {
                     raw: h.msg_type,
                     req_id: h.req_id,
                 };
                 // If it claims to answer an outstanding request, that request gets the error.
                 if self.pending.contains_key(&h.req_id) {
-                    self.complete(h.req_id, Err(Error::Protocol(e.clone())));
+                    self.complete(h.req_id, Err(XenstoreError::Protocol(e.clone())));
                 }
                 return Err(e);
             }
         };
         if t == MsgType::WatchEvent {
             let ev = wire::parse_watch_event(&m.payload)
-                .map_err(|error| ProtocolError::BadPayload { msg_type: t, error })?;
+                .map_err(|error| XenstoreProtocolError::BadPayload { msg_type: t, error })?;
             match self.watches.get_mut(&ev.token) {
                 Some(q) => {
                     if q.events.len() >= MAX_QUEUED_EVENTS {
@@ -522,48 +527,48 @@ impl ClientCore {
             return Ok(());
         }
         let Some(p) = self.pending.get(&h.req_id) else {
-            return Err(ProtocolError::UnexpectedReqId {
+            return Err(XenstoreProtocolError::UnexpectedReqId {
                 req_id: h.req_id,
                 msg_type: t,
             });
         };
         if matches!(p.state, State::Done(_)) {
             // A second reply to the same request.
-            return Err(ProtocolError::UnexpectedReqId {
+            return Err(XenstoreProtocolError::UnexpectedReqId {
                 req_id: h.req_id,
                 msg_type: t,
             });
         }
         let expected = p.msg_type;
         if p.tx_id != h.tx_id && expected != MsgType::TransactionStart {
-            let e = ProtocolError::TxIdMismatch {
+            let e = XenstoreProtocolError::TxIdMismatch {
                 req_id: h.req_id,
                 expected: p.tx_id,
                 got: h.tx_id,
             };
-            self.complete(h.req_id, Err(Error::Protocol(e.clone())));
+            self.complete(h.req_id, Err(XenstoreError::Protocol(e.clone())));
             return Err(e);
         }
         if t == MsgType::Error {
             return match wire::parse_error(&m.payload) {
                 Ok(xs) => {
-                    self.complete(h.req_id, Err(Error::Xs(xs)));
+                    self.complete(h.req_id, Err(XenstoreError::Xs(xs)));
                     Ok(())
                 }
                 Err(error) => {
-                    let e = ProtocolError::BadPayload { msg_type: t, error };
-                    self.complete(h.req_id, Err(Error::Protocol(e.clone())));
+                    let e = XenstoreProtocolError::BadPayload { msg_type: t, error };
+                    self.complete(h.req_id, Err(XenstoreError::Protocol(e.clone())));
                     Err(e)
                 }
             };
         }
         if t != expected {
-            let e = ProtocolError::UnexpectedReplyType {
+            let e = XenstoreProtocolError::UnexpectedReplyType {
                 req_id: h.req_id,
                 expected,
                 got: t,
             };
-            self.complete(h.req_id, Err(Error::Protocol(e.clone())));
+            self.complete(h.req_id, Err(XenstoreError::Protocol(e.clone())));
             return Err(e);
         }
         // Replies whose payload is just an acknowledgement are checked here; the others are
@@ -584,8 +589,8 @@ impl ClientCore {
                 | MsgType::ResetWatches
         ) {
             if let Err(error) = wire::parse_ok(&m.payload) {
-                let e = ProtocolError::BadPayload { msg_type: t, error };
-                self.complete(h.req_id, Err(Error::Protocol(e.clone())));
+                let e = XenstoreProtocolError::BadPayload { msg_type: t, error };
+                self.complete(h.req_id, Err(XenstoreError::Protocol(e.clone())));
                 return Err(e);
             }
         }
@@ -604,7 +609,7 @@ impl ClientCore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::xenstore::wire::{encode_message, XsError};
+    use crate::xenstore::wire::{encode_message, XsErrno};
     use alloc::vec;
 
     fn reply(t: MsgType, req: u32, tx: u32, payload: &[u8]) -> Vec<u8> {
@@ -661,7 +666,7 @@ mod tests {
         let a = c.start_request(0, &Request::Read("/a")).unwrap();
         assert_eq!(
             c.receive(&reply(MsgType::Read, a + 1, 0, b"x")),
-            Err(ProtocolError::UnexpectedReqId {
+            Err(XenstoreProtocolError::UnexpectedReqId {
                 req_id: a + 1,
                 msg_type: MsgType::Read
             })
@@ -669,34 +674,39 @@ mod tests {
         assert!(c.poll_reply(a, None).is_none(), "unaffected");
         assert!(matches!(
             c.receive(&reply(MsgType::Directory, a, 0, b"")),
-            Err(ProtocolError::UnexpectedReplyType { .. })
+            Err(XenstoreProtocolError::UnexpectedReplyType { .. })
         ));
         assert!(matches!(
             c.poll_reply(a, None),
-            Some(Err(Error::Protocol(
-                ProtocolError::UnexpectedReplyType { .. }
+            Some(Err(XenstoreError::Protocol(
+                XenstoreProtocolError::UnexpectedReplyType { .. }
             )))
         ));
         let w = c.start_request(0, &Request::Write("/a", b"")).unwrap();
         assert!(c.receive(&reply(MsgType::Write, w, 0, b"OK")).is_err());
         assert!(matches!(
             c.poll_reply(w, None),
-            Some(Err(Error::Protocol(ProtocolError::BadPayload { .. })))
+            Some(Err(XenstoreError::Protocol(
+                XenstoreProtocolError::BadPayload { .. }
+            )))
         ));
         let e = c.start_request(0, &Request::Read("/a")).unwrap();
         assert!(c.receive(&reply(MsgType::Error, e, 0, b"ENOENT")).is_err());
         assert!(matches!(
             c.poll_reply(e, None),
-            Some(Err(Error::Protocol(_)))
+            Some(Err(XenstoreError::Protocol(_)))
         ));
         let e = c.start_request(0, &Request::Read("/a")).unwrap();
         c.receive(&reply(MsgType::Error, e, 0, b"ENOENT\0"))
             .unwrap();
-        assert_eq!(c.poll_reply(e, None), Some(Err(Error::Xs(XsError::ENOENT))));
+        assert_eq!(
+            c.poll_reply(e, None),
+            Some(Err(XenstoreError::Xs(XsErrno::ENOENT)))
+        );
         let t = c.start_request(3, &Request::Read("/a")).unwrap();
         assert!(matches!(
             c.receive(&reply(MsgType::Read, t, 4, b"")),
-            Err(ProtocolError::TxIdMismatch { .. })
+            Err(XenstoreProtocolError::TxIdMismatch { .. })
         ));
         // Unknown type.
         let u = c.start_request(0, &Request::Read("/a")).unwrap();
@@ -704,7 +714,7 @@ mod tests {
         m[0] = 77;
         assert!(matches!(
             c.receive(&m),
-            Err(ProtocolError::UnknownType { raw: 77, .. })
+            Err(XenstoreProtocolError::UnknownType { raw: 77, .. })
         ));
         assert!(matches!(c.poll_reply(u, None), Some(Err(_))));
         assert!(c.fatal_error().is_none(), "none of these is fatal");
@@ -719,13 +729,13 @@ mod tests {
         m[12..16].copy_from_slice(&5000u32.to_le_bytes());
         assert_eq!(
             c.receive(&m),
-            Err(ProtocolError::Framing(wire::WireError::PayloadTooLong(
-                5000
-            )))
+            Err(XenstoreProtocolError::Framing(
+                wire::XenstoreWireError::PayloadTooLong(5000)
+            ))
         );
         assert!(matches!(
             c.poll_reply(a, None),
-            Some(Err(Error::Protocol(_)))
+            Some(Err(XenstoreError::Protocol(_)))
         ));
         assert!(c.start_request(0, &Request::Read("/a")).is_err());
     }
@@ -734,7 +744,10 @@ mod tests {
     fn watch_events_are_queued_per_token() {
         let mut c = ClientCore::new();
         let w = c.start_watch("/a", "t1").unwrap();
-        assert_eq!(c.start_watch("/b", "t1"), Err(Error::WatchTokenInUse));
+        assert_eq!(
+            c.start_watch("/b", "t1"),
+            Err(XenstoreError::WatchTokenInUse)
+        );
         // The initial event may come before the reply.
         c.receive(&reply(MsgType::WatchEvent, 0, 0, b"/a\0t1\0"))
             .unwrap();
@@ -761,7 +774,10 @@ mod tests {
         let w = c.start_watch("/a", "t").unwrap();
         c.receive(&reply(MsgType::Error, w, 0, b"EACCES\0"))
             .unwrap();
-        assert_eq!(c.poll_reply(w, None), Some(Err(Error::Xs(XsError::EACCES))));
+        assert_eq!(
+            c.poll_reply(w, None),
+            Some(Err(XenstoreError::Xs(XsErrno::EACCES)))
+        );
         assert_eq!(c.poll_watch_event("t", None), Poll::Ready(None));
         assert!(c.start_watch("/a", "t").is_ok(), "token free again");
     }
@@ -797,7 +813,9 @@ mod tests {
         let big = vec![b'x'; 4096];
         assert!(matches!(
             c.start_request(0, &Request::Write("/a", &big)),
-            Err(Error::InvalidRequest(wire::WireError::RequestTooLong(_)))
+            Err(XenstoreError::InvalidRequest(
+                wire::XenstoreWireError::RequestTooLong(_)
+            ))
         ));
         assert!(c.pending_output().is_empty());
         assert_eq!(c.outstanding(), 0);

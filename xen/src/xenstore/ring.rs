@@ -1,7 +1,7 @@
 //! The guest's xenstore transport: the xenstore ring page shared with xenstored and its event
 //! channel (both given in start_info).
 
-use super::{Transport, TransportError};
+use super::{Transport, XenstoreTransportError};
 use crate::events::{EventChannels, Port};
 use core::ptr::NonNull;
 use core::task::{Context, Poll};
@@ -24,13 +24,13 @@ impl RingTransport {
         page: NonNull<u8>,
         port: Port,
         events: &'static EventChannels,
-    ) -> Result<RingTransport, TransportError> {
+    ) -> Result<RingTransport, XenstoreTransportError> {
         // SAFETY: forwarded from the caller.
-        let front =
-            unsafe { XenstoreFront::new(page) }.map_err(|_| TransportError::InvalidPeerState)?;
+        let front = unsafe { XenstoreFront::new(page) }
+            .map_err(|_| XenstoreTransportError::InvalidPeerState)?;
         events
             .adopt(port)
-            .map_err(|_| TransportError::Other("bad xenstore event channel"))?;
+            .map_err(|_| XenstoreTransportError::Other("bad xenstore event channel"))?;
         Ok(RingTransport {
             front,
             port,
@@ -48,16 +48,16 @@ impl RingTransport {
 }
 
 impl Transport for RingTransport {
-    fn write(&mut self, buf: &[u8]) -> Result<usize, TransportError> {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, XenstoreTransportError> {
         self.front
             .write_request(buf)
-            .map_err(|_| TransportError::InvalidPeerState)
+            .map_err(|_| XenstoreTransportError::InvalidPeerState)
     }
 
-    fn read(&mut self, buf: &mut [u8]) -> Result<usize, TransportError> {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, XenstoreTransportError> {
         self.front
             .read_response(buf)
-            .map_err(|_| TransportError::InvalidPeerState)
+            .map_err(|_| XenstoreTransportError::InvalidPeerState)
     }
 
     fn notify(&mut self) {

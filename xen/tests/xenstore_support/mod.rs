@@ -12,9 +12,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
-use xenia_sim::xenstored::{ConnId, SimError, Xenstored};
+use xenia_sim::xenstored::{ConnId, Xenstored, XenstoredError};
 use xenia_xen::xenstore::wire::{FrameReader, Message};
-use xenia_xen::xenstore::{Transport, TransportError};
+use xenia_xen::xenstore::{Transport, XenstoreTransportError};
 
 // ------------------------------------------------------------------------------------------
 // Executor.
@@ -292,9 +292,9 @@ impl TestTransport {
 }
 
 impl Transport for TestTransport {
-    fn write(&mut self, buf: &[u8]) -> Result<usize, TransportError> {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, XenstoreTransportError> {
         if self.closed {
-            return Err(TransportError::Closed);
+            return Err(XenstoreTransportError::Closed);
         }
         let n = buf.len().min(self.max_write);
         {
@@ -304,19 +304,19 @@ impl Transport for TestTransport {
         }
         match self.xsd.borrow_mut().feed(self.conn, &buf[..n]) {
             Ok(()) => Ok(n),
-            Err(SimError::Protocol(_)) => Err(TransportError::Closed),
-            Err(_) => Err(TransportError::Closed),
+            Err(XenstoredError::Protocol(_)) => Err(XenstoreTransportError::Closed),
+            Err(_) => Err(XenstoreTransportError::Closed),
         }
     }
 
-    fn read(&mut self, buf: &mut [u8]) -> Result<usize, TransportError> {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, XenstoreTransportError> {
         self.counters.borrow_mut().reads += 1;
         self.pump();
         if self.ready.is_empty() && self.close_after_ready {
             self.closed = true;
         }
         if self.closed {
-            return Err(TransportError::Closed);
+            return Err(XenstoreTransportError::Closed);
         }
         let n = buf.len().min(self.max_read).min(self.ready.len());
         for (b, x) in buf.iter_mut().zip(self.ready.drain(..n)) {
