@@ -199,8 +199,7 @@ pub fn toolstack_adds_vbd(sim: &Sim, config: &VbdConfig) -> (String, String) {
     let xsd = sim.xenstored();
     let mut x = xsd.borrow_mut();
     let i = config.index;
-    let fe = format!("/local/domain/{GUEST_DOMID}/device/vbd/{i}");
-    let be = format!("/local/domain/0/backend/vbd/{GUEST_DOMID}/{i}");
+    let (fe, be) = crate::toolstack::device_paths("vbd", i);
     let fe_nodes = [
         ("backend", be.clone()),
         ("backend-id", "0".to_string()),
@@ -208,18 +207,6 @@ pub fn toolstack_adds_vbd(sim: &Sim, config: &VbdConfig) -> (String, String) {
         ("virtual-device", i.to_string()),
         ("device-type", "disk".to_string()),
     ];
-    for (k, v) in &fe_nodes {
-        x.write(&format!("{fe}/{k}"), v).expect("xenstore write");
-    }
-    let guest_owned = [
-        Perm::new(GUEST_DOMID, Access::None),
-        Perm::new(DOM0, Access::Read),
-    ];
-    x.set_perms(&fe, &guest_owned).expect("perms");
-    for (k, _) in &fe_nodes {
-        x.set_perms(&format!("{fe}/{k}"), &guest_owned)
-            .expect("perms");
-    }
     let mut be_nodes = std::vec![
         ("frontend", fe.clone()),
         ("frontend-id", GUEST_DOMID.to_string()),
@@ -243,18 +230,7 @@ pub fn toolstack_adds_vbd(sim: &Sim, config: &VbdConfig) -> (String, String) {
             config.max_indirect_segments.to_string(),
         ));
     }
-    for (k, v) in &be_nodes {
-        x.write(&format!("{be}/{k}"), v).expect("xenstore write");
-    }
-    let dom0_owned = [
-        Perm::new(DOM0, Access::None),
-        Perm::new(GUEST_DOMID, Access::Read),
-    ];
-    x.set_perms(&be, &dom0_owned).expect("perms");
-    for (k, _) in &be_nodes {
-        x.set_perms(&format!("{be}/{k}"), &dom0_owned)
-            .expect("perms");
-    }
+    crate::toolstack::write_device(&mut x, (&fe, &be), &fe_nodes, &be_nodes);
     (fe, be)
 }
 

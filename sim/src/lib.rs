@@ -33,6 +33,7 @@ pub mod netback;
 pub mod peer;
 #[cfg(feature = "runtime")]
 pub mod runtime;
+mod toolstack;
 
 pub use guest::{block_on, Guest};
 

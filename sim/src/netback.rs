@@ -38,7 +38,6 @@ use xenia_xen::abi::{
 use xenia_xen::events::Port;
 use xenia_xen::grant::GrantRef;
 use xenia_xen::memory::PAGE_SIZE;
-use xenia_xen::xenstore::{Access, Perm};
 
 /// What the toolstack configures for a vif.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,8 +189,7 @@ struct Driver {
 pub fn toolstack_adds_vif(sim: &Sim, cfg: &VifConfig) -> (String, String) {
     let xsd = sim.xenstored();
     let mut x = xsd.borrow_mut();
-    let fe = format!("/local/domain/{GUEST_DOMID}/device/vif/{}", cfg.index);
-    let be = format!("/local/domain/0/backend/vif/{GUEST_DOMID}/{}", cfg.index);
+    let (fe, be) = crate::toolstack::device_paths("vif", cfg.index);
     let fe_nodes = [
         ("backend", be.clone()),
         ("backend-id", "0".to_string()),
@@ -199,18 +197,6 @@ pub fn toolstack_adds_vif(sim: &Sim, cfg: &VifConfig) -> (String, String) {
         ("handle", cfg.index.to_string()),
         ("mac", cfg.mac.clone()),
     ];
-    let guest_owned = [
-        Perm::new(GUEST_DOMID, Access::None),
-        Perm::new(DOM0, Access::Read),
-    ];
-    for (k, v) in &fe_nodes {
-        x.write(&format!("{fe}/{k}"), v).expect("toolstack write");
-    }
-    x.set_perms(&fe, &guest_owned).expect("perms");
-    for (k, _) in &fe_nodes {
-        x.set_perms(&format!("{fe}/{k}"), &guest_owned)
-            .expect("perms");
-    }
     let mut be_nodes = std::vec![
         ("frontend", fe.clone()),
         ("frontend-id", GUEST_DOMID.to_string()),
@@ -225,18 +211,7 @@ pub fn toolstack_adds_vif(sim: &Sim, cfg: &VifConfig) -> (String, String) {
         be_nodes.push(("mtu", m.clone()));
     }
     be_nodes.push(("state", "2".to_string()));
-    let backend_owned = [
-        Perm::new(DOM0, Access::None),
-        Perm::new(GUEST_DOMID, Access::Read),
-    ];
-    for (k, v) in &be_nodes {
-        x.write(&format!("{be}/{k}"), v).expect("netback write");
-    }
-    x.set_perms(&be, &backend_owned).expect("perms");
-    for (k, _) in &be_nodes {
-        x.set_perms(&format!("{be}/{k}"), &backend_owned)
-            .expect("perms");
-    }
+    crate::toolstack::write_device(&mut x, (&fe, &be), &fe_nodes, &be_nodes);
     (fe, be)
 }
 
