@@ -25,6 +25,7 @@
 #![deny(missing_docs)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod attack;
 pub mod blkback;
 pub mod evtchn;
 mod frames;
