@@ -252,7 +252,8 @@ fn net_api_against_simulated_peers() {
             ),
             Err(NetError::BadConfig(_))
         ));
-        assert_eq!(s0.stats().sockets, base_sockets + 4);
+        // One listening socket, whatever the backlog (it bounds the accept queue).
+        assert_eq!(s0.stats().sockets, base_sockets + 1);
         drop(l);
 
         // Closed connections give their sockets back.

@@ -23,6 +23,7 @@
 
 #![allow(non_upper_case_globals)] // Xen's constant names
 
+pub mod attack;
 pub mod blkback;
 pub mod evtchn;
 mod frames;

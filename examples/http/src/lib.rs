@@ -36,6 +36,14 @@ pub struct SystemInfo {
     pub tx_packets: u64,
     /// Packets dropped or refused by the network stack.
     pub packets_dropped: u64,
+    /// TCP connections in SYN-RECEIVED now (handshake not complete).
+    pub tcp_half_open: usize,
+    /// SYNs dropped (half-open connections timed out or displaced by newer ones).
+    pub tcp_syn_dropped: u64,
+    /// Sockets of closed connections still closing now (orphans).
+    pub tcp_orphans: usize,
+    /// Orphans freed so far.
+    pub tcp_reaped: u64,
 }
 
 /// The service's state, shared by all connections.
@@ -77,7 +85,8 @@ impl<F: Fn() -> SystemInfo> Service<F> {
         let i = (self.info)();
         format!(
             "{{\"uptime_ms\":{},\"requests\":{},\"connections\":{},\"open_connections\":{},\
-             \"heap_in_use\":{},\"rx_packets\":{},\"tx_packets\":{},\"packets_dropped\":{}}}\n",
+             \"heap_in_use\":{},\"rx_packets\":{},\"tx_packets\":{},\"packets_dropped\":{},\
+             \"tcp_half_open\":{},\"tcp_syn_dropped\":{},\"tcp_orphans\":{},\"tcp_reaped\":{}}}\n",
             i.uptime_ms,
             self.requests(),
             self.connections.load(Ordering::Relaxed),
@@ -85,7 +94,11 @@ impl<F: Fn() -> SystemInfo> Service<F> {
             i.heap_in_use,
             i.rx_packets,
             i.tx_packets,
-            i.packets_dropped
+            i.packets_dropped,
+            i.tcp_half_open,
+            i.tcp_syn_dropped,
+            i.tcp_orphans,
+            i.tcp_reaped
         )
     }
 

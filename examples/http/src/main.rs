@@ -59,6 +59,10 @@ fn info() -> SystemInfo {
         rx_packets: st.device.rx_packets,
         tx_packets: st.device.tx_packets,
         packets_dropped: st.drops(),
+        tcp_half_open: st.tcp_half_open,
+        tcp_syn_dropped: st.tcp_syn_dropped,
+        tcp_orphans: st.tcp_orphans,
+        tcp_reaped: st.tcp_reaped,
     }
 }
 
@@ -71,10 +75,16 @@ xenia::main! {
         let stack = xenia::net::init().await?;
         let listener = TcpListener::bind_with(
             80,
+            // At most 1 + 64 + 64 + 128 + 64 sockets of 32 KiB (~10 MiB) whatever clients
+            // do: spoofed SYNs stay half-open for 3 s at most and never reach the app.
             ListenConfig {
                 backlog: 64,
                 rx_buffer: 16 * 1024,
                 tx_buffer: 16 * 1024,
+                max_half_open: 64,
+                half_open_timeout: Duration::from_secs(3),
+                max_connections: MAX_CONNECTIONS,
+                max_orphans: 64,
             },
         )?;
         match stack.ipv4() {

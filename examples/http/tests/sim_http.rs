@@ -164,6 +164,10 @@ fn info() -> SystemInfo {
         rx_packets: st.device.rx_packets,
         tx_packets: st.device.tx_packets,
         packets_dropped: st.drops(),
+        tcp_half_open: st.tcp_half_open,
+        tcp_syn_dropped: st.tcp_syn_dropped,
+        tcp_orphans: st.tcp_orphans,
+        tcp_reaped: st.tcp_reaped,
     }
 }
 

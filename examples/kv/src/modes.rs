@@ -241,10 +241,16 @@ async fn serve(disk: Disk) -> Result<(), AppError> {
     let stack = xenia::net::init().await?;
     let listener = TcpListener::bind_with(
         80,
+        // At most 1 + 16 + 16 + 64 + 32 = 129 sockets of 128 KiB (~16 MiB of the 64 MiB
+        // domain), whatever clients do: SYN floods, slow or leaking clients.
         ListenConfig {
             backlog: 16,
             rx_buffer: 64 * 1024,
             tx_buffer: 64 * 1024,
+            max_half_open: 16,
+            half_open_timeout: Duration::from_secs(3),
+            max_connections: 64,
+            max_orphans: 32,
         },
     )?;
     match stack.ipv4() {

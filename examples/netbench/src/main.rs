@@ -68,6 +68,7 @@ async fn bench() -> Result<(), String> {
         backlog: 1,
         rx_buffer: 16 * 1024,
         tx_buffer: 128 * 1024,
+        ..ListenConfig::default()
     };
     // The sink is normally listening already; give it a few seconds if not.
     let mut tries = 0;

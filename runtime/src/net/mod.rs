@@ -25,10 +25,15 @@
 //! `gw1=` for vif 1, ...) or, when none is given, from DHCP.
 //!
 //! Listening sockets: smoltcp's TCP socket serves one connection, so a [`TcpListener`] keeps
-//! a backlog of listening sockets on its port; the driver moves each one that got a SYN to the
-//! accept queue and opens a fresh listening socket in its place, so many clients can connect at
-//! once. A [`TcpStream`] dropped without [`TcpStream::close`] is closed gracefully and its
-//! buffers are freed once the connection is closed (or after a grace period, with a reset).
+//! a listening socket on its port and, after every incoming packet, moves one that took a SYN
+//! to its half-open connections and listens on another. Only connections that complete their
+//! handshake reach the accept queue and the app. Each listener's sockets count against the
+//! budgets of its [`ListenConfig`] (half-open connections, which give way oldest first and
+//! time out after a few seconds; the accept queue; accepted streams; orphans), so a SYN flood
+//! or a client that leaks connections cannot exhaust memory. A [`TcpStream`] dropped without
+//! [`TcpStream::close`] is closed gracefully and its buffers are freed once the connection is
+//! closed, or after a grace period with a reset: the driver wakes for that deadline itself.
+//! [`Stats`] counts half-open connections, dropped SYNs, orphans and reaped sockets.
 
 mod stack;
 mod tcp;

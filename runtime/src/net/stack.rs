@@ -9,7 +9,7 @@ use core::future::{poll_fn, Future};
 use core::pin::Pin;
 use core::task::{Poll, Waker};
 use core::time::Duration;
-use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+use smoltcp::iface::{Config, Interface, PollIngressSingleResult, SocketHandle, SocketSet};
 use smoltcp::socket::{dhcpv4, tcp};
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Cidr};
 use xenia_netfront::{NetStats, Netfront, NetfrontConfig};
@@ -75,8 +75,17 @@ pub struct Stats {
     /// Connections a listener reset because its accept queue was full.
     pub tcp_refused: u64,
     /// Connections reset because they did not close within the grace period after their
-    /// stream was dropped.
+    /// stream was dropped, or because their listener's orphan budget was full.
     pub tcp_aborted: u64,
+    /// Connections of listeners in SYN-RECEIVED now (handshake not complete).
+    pub tcp_half_open: usize,
+    /// SYNs dropped: half-open connections that timed out or gave their place to a newer
+    /// SYN while their listener's budget was full.
+    pub tcp_syn_dropped: u64,
+    /// Sockets of dropped streams still closing now (orphans).
+    pub tcp_orphans: usize,
+    /// Orphans freed (closed, or reset at their deadline).
+    pub tcp_reaped: u64,
     /// Sockets currently in the stack (listening, connected, closing, UDP, DHCP).
     pub sockets: usize,
     /// Times the driver polled the interface.
@@ -104,19 +113,38 @@ impl Stats {
     }
 }
 
-/// A listener's sockets: the listening backlog and the accept queue.
+/// A listener's sockets: one listening socket, the handshakes in progress, the accept queue.
 pub(super) struct Listener {
+    /// Unique for the stack's lifetime (streams name their listener by it).
+    pub id: u64,
     pub port: u16,
     pub config: super::ListenConfig,
+    /// Sockets in LISTEN (at most [`LISTEN_POOL`]).
     pub listening: Vec<SocketHandle>,
+    /// Sockets past LISTEN whose handshake is not complete, oldest first, with their
+    /// deadlines (ns).
+    pub half_open: VecDeque<(SocketHandle, u64)>,
+    /// Established connections waiting for accept.
     pub ready: VecDeque<SocketHandle>,
+    /// Accepted streams not yet dropped.
+    pub live: usize,
     pub waker: Option<Waker>,
 }
+
+/// Listening sockets a listener keeps. The driver hands the stack one packet at a time and
+/// sorts the listeners' sockets after each, so one is enough: every SYN finds one.
+const LISTEN_POOL: usize = 1;
+
+/// Orphans kept at once for streams that no listener owns (outgoing connections).
+const DEFAULT_MAX_ORPHANS: usize = 64;
 
 /// A dropped stream's socket, kept until its connection has closed.
 struct Orphan {
     handle: SocketHandle,
+    /// When it is reset (ns); 0: reset already, freed on the next poll.
     deadline_ns: u64,
+    /// The listener whose budget it counts against.
+    owner: Option<u64>,
 }
 
 /// How long a dropped stream's connection may take to close before it is reset.
@@ -131,7 +159,8 @@ pub(super) struct Inner {
     pub dev: Netfront<'static>,
     pub sockets: SocketSet<'static>,
     pub listeners: Vec<Option<Listener>>,
-    orphans: Vec<Orphan>,
+    orphans: VecDeque<Orphan>,
+    next_listener_id: u64,
     dhcp: Option<SocketHandle>,
     configured: bool,
     config_wakers: Vec<Waker>,
@@ -279,7 +308,8 @@ pub async fn open(
             dev,
             sockets,
             listeners: Vec::new(),
-            orphans: Vec::new(),
+            orphans: VecDeque::new(),
+            next_listener_id: 1,
             dhcp,
             configured,
             config_wakers: Vec::new(),
@@ -359,6 +389,13 @@ impl Stack {
         s.device = g.dev.stats();
         s.sockets = g.sockets.iter().count();
         s.ring_broken = g.dev.rx_error().is_some() || g.dev.tx_error().is_some();
+        s.tcp_half_open = g
+            .listeners
+            .iter()
+            .flatten()
+            .map(|l| l.half_open.len())
+            .sum();
+        s.tcp_orphans = g.orphans.iter().filter(|o| o.deadline_ns != 0).count();
         s
     }
 
@@ -388,8 +425,17 @@ impl Stack {
         let mut guard = self.inner.borrow_mut();
         let g = &mut *guard;
         let now = smol_now();
+        let now_ns = smol_to_ns(now);
         let before = g.dev.stats();
-        g.iface.poll(now, &mut g.dev, &mut g.sockets);
+        // One packet at a time: after each, a listener whose listening socket took a SYN
+        // moves it to its half-open connections and listens on another, so every SYN finds
+        // a listening socket and the half-open budget holds at every packet.
+        while g.iface.poll_ingress_single(now, &mut g.dev, &mut g.sockets)
+            != PollIngressSingleResult::None
+        {
+            g.catch_syns(now_ns);
+        }
+        g.iface.poll_egress(now, &mut g.dev, &mut g.sockets);
         // Everything this poll sent goes to netback at once, with at most one notification.
         g.dev.flush_tx();
         g.stats.polls += 1;
@@ -403,13 +449,18 @@ impl Stack {
                 );
             }
         }
-        g.reap_orphans(smol_to_ns(now));
-        g.refill_listeners();
+        g.reap_orphans(now_ns);
+        g.refill_listeners(now_ns);
+        // Half-open and orphan deadlines wake the driver by themselves. (Those due were
+        // handled above; one still due would be a bug, and must not make the driver spin.)
+        let own = g
+            .next_deadline()
+            .map(|d| d.max(now_ns.saturating_add(1_000_000)));
         let after = g.dev.stats();
         let progress = before.rx_packets != after.rx_packets
             || before.tx_packets != after.tx_packets
             || before.rx_bad_id != after.rx_bad_id;
-        match g.iface.poll_at(now, &g.sockets) {
+        let smol = match g.iface.poll_at(now, &g.sockets) {
             Some(t) if t <= now => {
                 if progress && g.dev.can_send(g.dev.max_frame_len()) {
                     Some(0)
@@ -423,6 +474,10 @@ impl Stack {
             }
             Some(t) => Some(smol_to_ns(t).max(1)),
             None => None,
+        };
+        match (smol, own) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 }
@@ -494,80 +549,261 @@ impl Inner {
         }
     }
 
-    /// Moves listening sockets that got a connection to their accept queue and opens new
-    /// listening sockets in their place.
-    fn refill_listeners(&mut self) {
-        for slot in self.listeners.iter_mut() {
-            let Some(l) = slot else { continue };
-            let mut moved = false;
-            let mut i = 0;
-            while i < l.listening.len() {
-                let h = l.listening[i];
-                let s = self.sockets.get_mut::<tcp::Socket>(h);
-                match s.state() {
-                    tcp::State::Listen => i += 1,
-                    tcp::State::Closed => {
-                        // Reset during the handshake: listen again on the same socket.
-                        if s.listen(l.port).is_err() {
-                            l.listening.swap_remove(i);
-                            self.sockets.remove(h);
-                        } else {
-                            i += 1;
-                        }
-                    }
-                    _ => {
-                        l.listening.swap_remove(i);
-                        if l.ready.len() >= l.config.backlog {
-                            s.abort();
-                            self.kicked = true;
-                            self.stats.tcp_refused += 1;
-                            self.orphans.push(Orphan {
-                                handle: h,
-                                deadline_ns: 0,
-                            });
-                        } else {
-                            l.ready.push_back(h);
-                            moved = true;
-                        }
-                    }
-                }
+    /// Adds a listener on `port` (checked free); returns its slot.
+    pub(super) fn add_listener(
+        &mut self,
+        port: u16,
+        config: super::ListenConfig,
+    ) -> Result<usize, NetError> {
+        if self.tcp_port_bound(port) {
+            return Err(NetError::AddrInUse(port));
+        }
+        let mut s = config.socket();
+        s.listen(port).map_err(|_| NetError::Unaddressable)?;
+        let l = Listener {
+            id: self.next_listener_id,
+            port,
+            config,
+            listening: alloc::vec![self.sockets.add(s)],
+            half_open: VecDeque::new(),
+            ready: VecDeque::new(),
+            live: 0,
+            waker: None,
+        };
+        self.next_listener_id += 1;
+        Ok(match self.listeners.iter().position(Option::is_none) {
+            Some(i) => {
+                self.listeners[i] = Some(l);
+                i
             }
-            // Drop queued connections that died before being accepted.
-            l.ready.retain(|&h| {
-                let alive = self.sockets.get::<tcp::Socket>(h).state() != tcp::State::Closed;
-                if !alive {
-                    self.sockets.remove(h);
-                }
-                alive
-            });
-            while l.listening.len() < l.config.backlog {
-                let mut s = l.config.socket();
-                if s.listen(l.port).is_err() {
-                    break;
-                }
-                l.listening.push(self.sockets.add(s));
+            None => {
+                self.listeners.push(Some(l));
+                self.listeners.len() - 1
             }
-            if moved {
-                if let Some(w) = l.waker.take() {
-                    w.wake();
-                }
+        })
+    }
+
+    /// Closes the listener in `slot`: frees its listening and half-open sockets, resets the
+    /// connections it had not handed out.
+    pub(super) fn remove_listener(&mut self, slot: usize) {
+        let Some(l) = self.listeners.get_mut(slot).and_then(Option::take) else {
+            return;
+        };
+        for h in l.listening {
+            self.sockets.remove(h);
+        }
+        for (h, _) in l.half_open {
+            self.sockets.remove(h);
+        }
+        for h in l.ready {
+            self.sockets.get_mut::<tcp::Socket>(h).abort();
+            self.orphan(h, None);
+        }
+    }
+
+    /// After one incoming packet: sorts the sockets of listeners whose listening socket
+    /// took a SYN.
+    fn catch_syns(&mut self, now_ns: u64) {
+        for slot in 0..self.listeners.len() {
+            let Some(l) = &self.listeners[slot] else {
+                continue;
+            };
+            let took = l
+                .listening
+                .iter()
+                .any(|&h| self.sockets.get::<tcp::Socket>(h).state() != tcp::State::Listen);
+            if took {
+                self.tend_listener(slot, now_ns);
             }
         }
     }
 
-    /// Hands a socket whose stream was dropped to the stack, which frees it once closed.
-    pub(super) fn orphan(&mut self, handle: SocketHandle) {
+    /// Sorts every listener's sockets (see [`Inner::tend_listener`]).
+    fn refill_listeners(&mut self, now_ns: u64) {
+        for slot in 0..self.listeners.len() {
+            self.tend_listener(slot, now_ns);
+        }
+    }
+
+    /// Sorts the sockets of the listener in `slot`: listening sockets that took a SYN become
+    /// half-open; half-open ones that completed their handshake go to the accept queue (or
+    /// are reset when it is full); half-open ones past their deadline, and the oldest beyond
+    /// the budget, are dropped; queued connections that died are freed; and a listening
+    /// socket is there for the next SYN (a dropped half-open socket is reused for it).
+    fn tend_listener(&mut self, slot: usize, now_ns: u64) {
+        let Some(l) = self.listeners.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        let sockets = &mut self.sockets;
+        let stats = &mut self.stats;
+        let timeout = l.config.half_open_timeout.as_nanos() as u64;
+        // Takes a socket back: it listens again if the pool is short, else it is freed.
+        // A connection dropped this way goes silently (no reset to a spoofed address).
+        let recycle = |l: &mut Listener, sockets: &mut SocketSet<'static>, h: SocketHandle| {
+            let s = sockets.get_mut::<tcp::Socket>(h);
+            if s.state() != tcp::State::Listen {
+                s.abort();
+            }
+            if l.listening.len() < LISTEN_POOL && s.listen(l.port).is_ok() {
+                l.listening.push(h);
+            } else {
+                sockets.remove(h);
+            }
+        };
+        let mut i = 0;
+        while i < l.listening.len() {
+            let h = l.listening[i];
+            match sockets.get::<tcp::Socket>(h).state() {
+                tcp::State::Listen => i += 1,
+                _ => {
+                    l.listening.swap_remove(i);
+                    l.half_open.push_back((h, now_ns.saturating_add(timeout)));
+                }
+            }
+        }
+        let mut moved = false;
+        let mut orphans = Vec::new();
+        let mut pending = core::mem::take(&mut l.half_open);
+        pending.retain(|&(h, deadline)| {
+            let s = sockets.get_mut::<tcp::Socket>(h);
+            match s.state() {
+                tcp::State::SynReceived if now_ns >= deadline => {
+                    stats.tcp_syn_dropped += 1;
+                    recycle(l, sockets, h);
+                    false
+                }
+                tcp::State::SynReceived => true,
+                // Reset during the handshake (back in LISTEN or closed).
+                tcp::State::Listen | tcp::State::Closed | tcp::State::TimeWait => {
+                    recycle(l, sockets, h);
+                    false
+                }
+                _ => {
+                    if l.ready.len() < l.config.backlog {
+                        l.ready.push_back(h);
+                        moved = true;
+                    } else {
+                        s.abort();
+                        stats.tcp_refused += 1;
+                        orphans.push(h);
+                    }
+                    false
+                }
+            }
+        });
+        // Over budget: the oldest handshakes give their place to the newest.
+        while pending.len() > l.config.max_half_open {
+            let Some((h, _)) = pending.pop_front() else {
+                break;
+            };
+            stats.tcp_syn_dropped += 1;
+            recycle(l, sockets, h);
+        }
+        l.half_open = pending;
+        // Drop queued connections that died before being accepted.
+        l.ready.retain(|&h| {
+            let alive = sockets.get::<tcp::Socket>(h).state() != tcp::State::Closed;
+            if !alive {
+                sockets.remove(h);
+            }
+            alive
+        });
+        while l.listening.len() < LISTEN_POOL {
+            let mut s = l.config.socket();
+            if s.listen(l.port).is_err() {
+                break;
+            }
+            l.listening.push(sockets.add(s));
+        }
+        if moved {
+            if let Some(w) = l.waker.take() {
+                w.wake();
+            }
+        }
+        if !orphans.is_empty() {
+            // The resets go out on the next poll; the sockets are freed after it.
+            self.kicked = true;
+            for h in orphans {
+                self.orphans.push_back(Orphan {
+                    handle: h,
+                    deadline_ns: 0,
+                    owner: None,
+                });
+            }
+        }
+    }
+
+    /// The earliest half-open or orphan deadline (ns), if any.
+    fn next_deadline(&self) -> Option<u64> {
+        let half_open = self
+            .listeners
+            .iter()
+            .flatten()
+            .filter_map(|l| l.half_open.iter().map(|&(_, d)| d).min());
+        let orphans = self
+            .orphans
+            .iter()
+            .map(|o| o.deadline_ns)
+            .filter(|&d| d != 0);
+        half_open.chain(orphans).min()
+    }
+
+    /// A stream was dropped: its listener has one connection less, its socket becomes an
+    /// orphan.
+    pub(super) fn stream_dropped(&mut self, handle: SocketHandle, owner: Option<u64>) {
+        if let Some(id) = owner {
+            if let Some(l) = self.listeners.iter_mut().flatten().find(|l| l.id == id) {
+                let was_full = l.live >= l.config.max_connections;
+                l.live = l.live.saturating_sub(1);
+                if was_full {
+                    if let Some(w) = l.waker.take() {
+                        w.wake();
+                    }
+                }
+            }
+        }
+        self.orphan(handle, owner);
+    }
+
+    /// Hands a socket whose stream was dropped to the stack, which frees it once closed (or
+    /// resets it at the deadline, by a timer). Past its listener's orphan budget, the oldest
+    /// orphan of that listener is reset at once.
+    fn orphan(&mut self, handle: SocketHandle, owner: Option<u64>) {
         let now = crate::time::Instant::now().as_nanos();
+        let limit = owner
+            .and_then(|id| self.listeners.iter().flatten().find(|l| l.id == id))
+            .map_or(DEFAULT_MAX_ORPHANS, |l| l.config.max_orphans);
+        let mut live = self
+            .orphans
+            .iter()
+            .filter(|o| o.owner == owner && o.deadline_ns != 0)
+            .count();
+        for o in self.orphans.iter_mut() {
+            if live < limit {
+                break;
+            }
+            if o.owner == owner && o.deadline_ns != 0 {
+                self.sockets.get_mut::<tcp::Socket>(o.handle).abort();
+                o.deadline_ns = 0;
+                self.stats.tcp_aborted += 1;
+                live -= 1;
+            }
+        }
         let s = self.sockets.get_mut::<tcp::Socket>(handle);
-        if s.recv_queue() > 0 {
+        let deadline_ns = if s.state() == tcp::State::Closed {
+            0
+        } else if s.recv_queue() > 0 {
             // Unread data: tell the peer at once (as other stacks do).
             s.abort();
+            0
         } else {
             s.close();
-        }
-        self.orphans.push(Orphan {
+            now.saturating_add(ORPHAN_GRACE.as_nanos() as u64)
+        };
+        self.orphans.push_back(Orphan {
             handle,
-            deadline_ns: now.saturating_add(ORPHAN_GRACE.as_nanos() as u64),
+            deadline_ns,
+            owner,
         });
         self.kick();
     }
@@ -576,18 +812,20 @@ impl Inner {
         let sockets = &mut self.sockets;
         let stats = &mut self.stats;
         let kicked = &mut self.kicked;
-        self.orphans.retain(|o| {
+        self.orphans.retain_mut(|o| {
             let s = sockets.get_mut::<tcp::Socket>(o.handle);
             match s.state() {
                 tcp::State::Closed | tcp::State::TimeWait => {
                     sockets.remove(o.handle);
+                    stats.tcp_reaped += 1;
                     false
                 }
-                _ if now_ns >= o.deadline_ns && o.deadline_ns != 0 => {
+                _ if o.deadline_ns != 0 && now_ns >= o.deadline_ns => {
                     s.abort();
+                    o.deadline_ns = 0;
                     stats.tcp_aborted += 1;
                     *kicked = true;
-                    // Freed on a later poll, once the reset went out.
+                    // Freed on the next poll, once the reset went out.
                     true
                 }
                 _ => true,

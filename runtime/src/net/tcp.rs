@@ -1,10 +1,8 @@
 //! TCP: listeners with a backlog, and streams implementing `embedded_io_async`.
 
-use super::stack::{Listener, Stack};
+use super::stack::Stack;
 use super::{Ipv4Addr, NetError};
-use alloc::collections::VecDeque;
 use alloc::vec;
-use alloc::vec::Vec;
 use core::future::poll_fn;
 use core::task::Poll;
 use core::time::Duration;
@@ -12,26 +10,52 @@ use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp;
 use smoltcp::wire::{IpAddress, IpEndpoint};
 
-/// Buffer sizes and backlog of a [`TcpListener`] (and buffer sizes of a connecting
+/// Buffer sizes and budgets of a [`TcpListener`] (and buffer sizes of a connecting
 /// [`TcpStream`]).
+///
+/// Every socket of a listener counts against one of its budgets, so its memory is bounded:
+/// at most `1 + max_half_open + backlog + max_connections + max_orphans` sockets of
+/// `rx_buffer + tx_buffer` bytes each (one listening socket, handshakes in progress,
+/// connections waiting for [`TcpListener::accept`], accepted streams, and closing sockets of
+/// dropped streams). Past a budget, new connections are dropped or refused, never allocated.
+/// With the defaults: 1 + 64 + 16 + 256 + 64 = 401 sockets of 32 KiB.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ListenConfig {
-    /// Listening sockets kept ready (connections that can arrive at once), and the most
-    /// connections kept waiting for [`TcpListener::accept`]; 1 ..= 1024.
+    /// Established connections kept waiting for [`TcpListener::accept`] (1 ..= 1024, default
+    /// 16); a connection that completes its handshake while the queue is full is reset.
     pub backlog: usize,
-    /// Receive buffer of each connection, bytes (1 KiB ..= 1 MiB).
+    /// Receive buffer of each connection, bytes (1 KiB ..= 1 MiB, default 16 KiB).
     pub rx_buffer: usize,
-    /// Send buffer of each connection, bytes (1 KiB ..= 1 MiB).
+    /// Send buffer of each connection, bytes (1 KiB ..= 1 MiB, default 16 KiB).
     pub tx_buffer: usize,
+    /// Connections in SYN-RECEIVED (handshake not complete) kept at once (1 ..= 1024, default
+    /// 64). A SYN that arrives while the budget is full takes the place of the oldest one,
+    /// which is dropped silently: a SYN flood cannot hold the port, and a client whose ACK
+    /// follows its SYN within that many other SYNs still connects.
+    pub max_half_open: usize,
+    /// How long a handshake may take before it is dropped (10 ms ..= 120 s, default 3 s).
+    pub half_open_timeout: Duration,
+    /// Accepted streams alive at once (1 ..= 65536, default 256). While this many are alive,
+    /// [`TcpListener::accept`] waits (new connections wait in the accept queue, and beyond
+    /// it are reset).
+    pub max_connections: usize,
+    /// Sockets of dropped streams still closing (1 ..= 65536, default 64). One more dropped
+    /// stream resets the oldest. Each is reset after a grace period (10 s) by a timer.
+    pub max_orphans: usize,
 }
 
 impl Default for ListenConfig {
-    /// Backlog 16, 16 KiB buffers each way.
+    /// Backlog 16, 16 KiB buffers each way, 64 half-open connections for 3 s at most,
+    /// 256 connections, 64 orphans.
     fn default() -> Self {
         ListenConfig {
             backlog: 16,
             rx_buffer: 16 * 1024,
             tx_buffer: 16 * 1024,
+            max_half_open: 64,
+            half_open_timeout: Duration::from_secs(3),
+            max_connections: 256,
+            max_orphans: 64,
         }
     }
 }
@@ -39,8 +63,15 @@ impl Default for ListenConfig {
 impl ListenConfig {
     fn validate(&self) -> Result<(), NetError> {
         let ok_buf = |b: usize| (1024..=1 << 20).contains(&b);
-        if !(1..=1024).contains(&self.backlog) || !ok_buf(self.rx_buffer) || !ok_buf(self.tx_buffer)
-        {
+        let ok = (1..=1024).contains(&self.backlog)
+            && ok_buf(self.rx_buffer)
+            && ok_buf(self.tx_buffer)
+            && (1..=1024).contains(&self.max_half_open)
+            && (Duration::from_millis(10)..=Duration::from_secs(120))
+                .contains(&self.half_open_timeout)
+            && (1..=65536).contains(&self.max_connections)
+            && (1..=65536).contains(&self.max_orphans);
+        if !ok {
             return Err(NetError::BadConfig(alloc::format!("{self:?}")));
         }
         Ok(())
@@ -95,33 +126,7 @@ impl TcpListener {
         if port == 0 {
             return Err(NetError::Unaddressable);
         }
-        let mut g = stack.borrow();
-        if g.tcp_port_bound(port) {
-            return Err(NetError::AddrInUse(port));
-        }
-        let mut listening = Vec::with_capacity(config.backlog);
-        for _ in 0..config.backlog {
-            let mut s = config.socket();
-            s.listen(port).map_err(|_| NetError::Unaddressable)?;
-            listening.push(g.sockets.add(s));
-        }
-        let l = Listener {
-            port,
-            config,
-            listening,
-            ready: VecDeque::new(),
-            waker: None,
-        };
-        let slot = match g.listeners.iter().position(Option::is_none) {
-            Some(i) => {
-                g.listeners[i] = Some(l);
-                i
-            }
-            None => {
-                g.listeners.push(Some(l));
-                g.listeners.len() - 1
-            }
-        };
+        let slot = stack.borrow().add_listener(port, config)?;
         Ok(TcpListener { stack, slot, port })
     }
 
@@ -130,8 +135,9 @@ impl TcpListener {
         self.port
     }
 
-    /// Waits for the next connection. The stream may still be finishing its handshake:
-    /// reads and writes wait for it.
+    /// Waits for the next connection: one that completed its handshake (connections still
+    /// in SYN-RECEIVED never reach the app). While [`ListenConfig::max_connections`] streams
+    /// from this listener are alive, waits for one of them to be dropped.
     pub async fn accept(&self) -> Result<TcpStream, NetError> {
         poll_fn(|cx| {
             let mut guard = self.stack.borrow();
@@ -139,15 +145,20 @@ impl TcpListener {
             let Some(l) = g.listeners.get_mut(self.slot).and_then(Option::as_mut) else {
                 return Poll::Ready(Err(NetError::NotConnected));
             };
+            if l.live >= l.config.max_connections {
+                l.waker = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
             match l.ready.pop_front() {
                 Some(h) => {
+                    l.live += 1;
+                    let owner = Some(l.id);
                     g.stats.tcp_accepted += 1;
-                    // The driver opens a new listening socket in its place.
-                    g.kick();
                     Poll::Ready(Ok(TcpStream {
                         stack: self.stack,
                         handle: Some(h),
                         idle: None,
+                        owner,
                     }))
                 }
                 None => {
@@ -162,16 +173,7 @@ impl TcpListener {
 
 impl Drop for TcpListener {
     fn drop(&mut self) {
-        let mut g = self.stack.borrow();
-        if let Some(l) = g.listeners.get_mut(self.slot).and_then(Option::take) {
-            for h in l.listening {
-                g.sockets.remove(h);
-            }
-            for h in l.ready {
-                g.sockets.get_mut::<tcp::Socket>(h).abort();
-                g.orphan(h);
-            }
-        }
+        self.stack.borrow().remove_listener(self.slot);
     }
 }
 
@@ -182,6 +184,8 @@ pub struct TcpStream {
     handle: Option<SocketHandle>,
     /// Longest wait of one read, write or flush (see [`TcpStream::set_idle_timeout`]).
     idle: Option<Duration>,
+    /// The id of the listener that accepted it (its budgets apply), if any.
+    owner: Option<u64>,
 }
 
 impl core::fmt::Debug for TcpStream {
@@ -226,6 +230,7 @@ impl TcpStream {
             stack,
             handle: Some(handle),
             idle: None,
+            owner: None,
         };
         poll_fn(|cx| {
             let mut g = stack.borrow();
@@ -407,7 +412,7 @@ impl TcpStream {
         if let Some(h) = self.handle.take() {
             let mut g = self.stack.borrow();
             g.sockets.get_mut::<tcp::Socket>(h).abort();
-            g.orphan(h);
+            g.stream_dropped(h, self.owner);
         }
     }
 }
@@ -428,7 +433,7 @@ async fn within_idle<T>(
 impl Drop for TcpStream {
     fn drop(&mut self) {
         if let Some(h) = self.handle.take() {
-            self.stack.borrow().orphan(h);
+            self.stack.borrow().stream_dropped(h, self.owner);
         }
     }
 }
