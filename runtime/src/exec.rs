@@ -6,7 +6,9 @@ use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::sync::Arc;
 use alloc::task::Wake;
+use alloc::vec::Vec;
 use core::future::Future;
+use core::panic::Location;
 use core::pin::Pin;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use core::task::{Context, Poll, Waker};
@@ -22,6 +24,10 @@ type BoxFuture = Pin<Box<dyn Future<Output = ()>>>;
 struct Task {
     future: BoxFuture,
     waker: Arc<TaskWaker>,
+    /// Where it was spawned (for the introspection dump).
+    at: &'static Location<'static>,
+    /// Times it was polled.
+    polls: u64,
 }
 
 struct TaskWaker {
@@ -53,6 +59,10 @@ static READY: Mutex<VecDeque<u64>> = Mutex::new(VecDeque::new());
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 static TIMERS: Mutex<BTreeMap<(u64, u64), Waker>> = Mutex::new(BTreeMap::new());
 static NEXT_TIMER: AtomicU64 = AtomicU64::new(1);
+/// The task being polled (for the introspection dump): its id, spawn location, waker data
+/// and polls.
+type Current = Option<(u64, &'static Location<'static>, usize, u64)>;
+static CURRENT: Mutex<Current> = Mutex::new(None);
 
 /// A handle to a spawned task's result.
 pub struct JoinHandle<T> {
@@ -86,6 +96,9 @@ impl<T> JoinHandle<T> {
 }
 
 /// Starts a task that runs concurrently with the caller.
+///
+/// The caller's location is recorded and shown in the introspection dump ([`crate::dump`]).
+#[track_caller]
 pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
 where
     F: Future + 'static,
@@ -96,6 +109,7 @@ where
         waker: None,
     }));
     let out = slot.clone();
+    let at = Location::caller();
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     let waker = Arc::new(TaskWaker {
         id,
@@ -111,6 +125,8 @@ where
             }
         }),
         waker,
+        at,
+        polls: 0,
     };
     SPAWNED.borrow_mut().push_back((id, task));
     READY.lock().push_back(id);
@@ -118,6 +134,7 @@ where
 }
 
 /// Runs `future` to completion, running spawned tasks meanwhile.
+#[track_caller]
 pub fn block_on<F: Future + 'static>(future: F) -> F::Output
 where
     F::Output: 'static,
@@ -150,9 +167,13 @@ fn run_ready() {
             continue;
         };
         task.waker.queued.store(false, Ordering::Release);
+        task.polls += 1;
         let waker = Waker::from(task.waker.clone());
         let mut cx = Context::from_waker(&waker);
-        if task.future.as_mut().poll(&mut cx).is_pending() {
+        *CURRENT.lock() = Some((id, task.at, waker.data() as usize, task.polls));
+        let pending = task.future.as_mut().poll(&mut cx).is_pending();
+        *CURRENT.lock() = None;
+        if pending {
             TASKS.borrow_mut().0.insert(id, task);
         }
     }
@@ -285,4 +306,58 @@ pub async fn yield_now() {
         }
     })
     .await
+}
+
+/// A task as the introspection dump sees it.
+pub(crate) struct TaskInfo {
+    pub id: u64,
+    pub at: &'static Location<'static>,
+    pub polls: u64,
+    /// Queued to run (woken, not yet polled).
+    pub ready: bool,
+    /// Being polled now (the task that asked for the snapshot).
+    pub running: bool,
+    /// Its waker's data pointer, to match wakers registered elsewhere to it.
+    pub waker: usize,
+}
+
+/// The tasks (`None` if the executor's state is borrowed right now: never waits or panics).
+pub(crate) fn task_snapshot() -> Option<Vec<TaskInfo>> {
+    let tasks = TASKS.try_borrow().ok()?;
+    let spawned = SPAWNED.try_borrow().ok()?;
+    let mut out = Vec::new();
+    if let Some((id, at, waker, polls)) = CURRENT.try_lock().and_then(|c| *c) {
+        out.push(TaskInfo {
+            id,
+            at,
+            polls,
+            ready: false,
+            running: true,
+            waker,
+        });
+    }
+    for (&id, t) in tasks.0.iter().chain(spawned.iter().map(|(id, t)| (id, t))) {
+        out.push(TaskInfo {
+            id,
+            at: t.at,
+            polls: t.polls,
+            ready: t.waker.queued.load(Ordering::Acquire),
+            running: false,
+            waker: Arc::as_ptr(&t.waker) as usize,
+        });
+    }
+    out.sort_by_key(|t| t.id);
+    Some(out)
+}
+
+/// The timers: deadline (ns of system time) and the data pointer of the waker each wakes
+/// (`None` if the timer list is locked right now).
+pub(crate) fn timer_snapshot() -> Option<Vec<(u64, usize)>> {
+    let timers = TIMERS.try_lock()?;
+    Some(
+        timers
+            .iter()
+            .map(|(k, w)| (k.0, w.data() as usize))
+            .collect(),
+    )
 }

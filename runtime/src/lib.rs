@@ -27,6 +27,7 @@ pub mod block;
 mod boot;
 pub mod console;
 pub mod domain;
+pub mod dump;
 pub mod exec;
 #[cfg(target_os = "none")]
 mod mm;
@@ -133,6 +134,7 @@ impl<E: core::fmt::Debug> Termination for Result<(), E> {
 /// Runs the app's main next to the runtime's own tasks.
 pub async fn __run_app<F: core::future::Future>(main: F) -> F::Output {
     spawn(services::shutdown_watcher());
+    spawn(dump::watcher());
     main.await
 }
 

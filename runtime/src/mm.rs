@@ -244,3 +244,9 @@ pub unsafe fn init(pt_base: u64, first_free: Pfn, nr_pages: u64) -> Result<MemIn
 pub fn heap_in_use() -> usize {
     HEAP.lock().get_counters().allocated_bytes
 }
+
+/// The heap's counters, or `None` if the heap is locked right now (never waits: for the
+/// introspection dump).
+pub(crate) fn heap_counters() -> Option<talc::Counters> {
+    HEAP.try_lock().map(|h| *h.get_counters())
+}

@@ -49,6 +49,16 @@ pub fn xenstore() -> &'static Xenstore<RingTransport> {
     XENSTORE.get().expect("xenstore is not available")
 }
 
+/// The xenstore client, if xenstore came up at boot.
+pub(crate) fn xenstore_if_up() -> Option<&'static Xenstore<RingTransport>> {
+    XENSTORE.get()
+}
+
+/// The grant table if something has set it up already (without setting it up).
+pub(crate) fn grant_table_if_set_up() -> Option<&'static GrantTable> {
+    GRANTS.get().and_then(Option::as_ref)
+}
+
 /// The grant table (set up on first use).
 pub fn grant_table() -> Option<&'static GrantTable> {
     GRANTS

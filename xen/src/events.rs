@@ -306,6 +306,45 @@ impl EventChannels {
     pub fn ports(&self) -> Vec<Port> {
         self.state.lock().poll_list.clone()
     }
+
+    /// A snapshot of every bound port for diagnostics (`xenia`'s introspection dump): its
+    /// pending, masked and fired bits and the waker of the task waiting on it. `None` if the
+    /// port table is locked right now (the caller interrupted a user of it): this never waits.
+    pub fn port_states(&self) -> Option<Vec<PortState>> {
+        let st = self.state.try_lock()?;
+        let bit =
+            |port: Port, word: &AtomicU64| word.load(Ordering::SeqCst) & (1 << (port % 64)) != 0;
+        Some(
+            st.ports
+                .iter()
+                .map(|(&port, waiter)| {
+                    let i = (port / 64) as usize;
+                    PortState {
+                        port,
+                        pending: bit(port, self.word(0, i)),
+                        masked: bit(port, self.word(1, i)),
+                        fired: bit(port, &self.fired[i]),
+                        waiter: waiter.clone(),
+                    }
+                })
+                .collect(),
+        )
+    }
+}
+
+/// One bound port as [`EventChannels::port_states`] saw it.
+#[derive(Debug, Clone)]
+pub struct PortState {
+    /// The port.
+    pub port: Port,
+    /// Its pending bit in shared_info (an event not yet scanned).
+    pub pending: bool,
+    /// Its mask bit in shared_info.
+    pub masked: bool,
+    /// Scanned but not yet taken by its waiter.
+    pub fired: bool,
+    /// The waker registered by the task waiting on the port, if one is.
+    pub waiter: Option<Waker>,
 }
 
 /// Future of [`EventChannels::wait`].

@@ -261,6 +261,16 @@ impl GrantTable {
         self.inner.lock().free.len()
     }
 
+    /// Entries the table has now (including the ones Xen reserves), and how many of them are
+    /// granted; `None` if the table is locked right now (this never waits). For diagnostics.
+    pub fn usage(&self) -> Option<(usize, usize)> {
+        let inner = self.inner.try_lock()?;
+        Some((
+            inner.in_use.len(),
+            inner.in_use.iter().filter(|&&u| u).count(),
+        ))
+    }
+
     /// Pages given up on: a [`GrantedRing`] or [`GrantPool`] let go of them while the backend
     /// still mapped them, so they were leaked rather than returned to the allocator.
     pub fn leaked_pages(&self) -> usize {

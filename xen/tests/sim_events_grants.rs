@@ -153,3 +153,58 @@ fn grant_table_grows_and_pool_reuses_pages() {
     assert_eq!(pool.release(), Ok(()));
     assert_eq!(pool.total(), 0);
 }
+
+#[test]
+fn port_states_show_pending_masked_fired_and_the_waiter() {
+    let (sim, ev) = setup();
+    let port = ev.alloc_unbound(DOM0).unwrap();
+    let dom0_port = sim.with_host(|h| h.dom0_bind(port)).unwrap();
+    let state = |ev: &EventChannels| {
+        ev.port_states()
+            .unwrap()
+            .into_iter()
+            .find(|p| p.port == port)
+            .unwrap()
+    };
+    let s = state(ev);
+    assert!(!s.pending && !s.masked && !s.fired && s.waiter.is_none());
+
+    let counter = Arc::new(CountWaker(AtomicUsize::new(0)));
+    let waker = Waker::from(counter.clone());
+    assert_eq!(
+        ev.poll_port(port, &mut Context::from_waker(&waker)),
+        Poll::Pending
+    );
+    let s = state(ev);
+    assert!(s.waiter.is_some_and(|w| w.will_wake(&waker)), "the waiter");
+
+    ev.mask(port).unwrap();
+    sim.with_host(|h| h.dom0_send(dom0_port));
+    let s = state(ev);
+    assert!(s.pending && s.masked && !s.fired, "masked and pending");
+    ev.unmask(port).unwrap();
+    assert_eq!(ev.scan(), 1);
+    let s = state(ev);
+    assert!(
+        !s.pending && !s.masked && s.fired && s.waiter.is_none(),
+        "fired, waiter woken"
+    );
+    assert!(ev.take_fired(port));
+}
+
+#[test]
+fn grant_usage_counts_granted_entries() {
+    let (_sim, _ev) = setup();
+    let table = GrantTable::new(1).unwrap();
+    let (entries, before) = table.usage().unwrap();
+    assert_eq!(
+        entries,
+        table.free_entries() + before + 8,
+        "8 entries are Xen's"
+    );
+    let page = Page::new().unwrap();
+    let r = table.grant_page(DOM0, page.as_non_null(), true).unwrap();
+    assert_eq!(table.usage(), Some((entries, before + 1)));
+    table.end_access(r).unwrap();
+    assert_eq!(table.usage(), Some((entries, before)));
+}

@@ -360,6 +360,54 @@ async fn drive(stack: &'static Stack) {
 }
 
 impl Stack {
+    /// Read-only view for the introspection dump ([`crate::dump`]): each stack's interface, its
+    /// listeners and its TCP and UDP sockets, passed to `out`; a stack borrowed right now is
+    /// reported busy (this never waits or panics).
+    pub(crate) fn dump_view(out: &mut dyn FnMut(crate::dump::NetItem)) {
+        use crate::dump::NetItem;
+        let Some(stacks) = STACKS.try_lock().map(|s| s.clone()) else {
+            return out(NetItem::Busy(None));
+        };
+        for s in stacks {
+            let Ok(g) = s.inner.try_borrow() else {
+                out(NetItem::Busy(Some(s.index)));
+                continue;
+            };
+            out(NetItem::Vif {
+                index: s.index,
+                mac: s.mac,
+                ipv4: g.iface.ip_addrs().first().map(|IpCidr::Ipv4(c)| *c),
+                sockets: g.sockets.iter().count(),
+                polls: g.stats.polls,
+                ring_broken: g.dev.rx_error().is_some() || g.dev.tx_error().is_some(),
+            });
+            for l in g.listeners.iter().flatten() {
+                out(NetItem::Listener {
+                    port: l.port,
+                    listening: l.listening.len(),
+                    queued: l.ready.len(),
+                });
+            }
+            for (_, sock) in g.sockets.iter() {
+                match sock {
+                    smoltcp::socket::Socket::Tcp(t) if t.state() != tcp::State::Listen => {
+                        out(NetItem::Tcp {
+                            state: t.state(),
+                            local: t.local_endpoint(),
+                            remote: t.remote_endpoint(),
+                            send_queue: t.send_queue(),
+                            recv_queue: t.recv_queue(),
+                        })
+                    }
+                    smoltcp::socket::Socket::Udp(u) => out(NetItem::Udp {
+                        port: u.endpoint().port,
+                    }),
+                    _ => {}
+                }
+            }
+        }
+    }
+
     /// The vif index.
     pub fn index(&self) -> u32 {
         self.index
