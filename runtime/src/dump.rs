@@ -45,7 +45,9 @@ pub(crate) enum NetItem {
     Listener {
         port: u16,
         listening: usize,
+        half_open: usize,
         queued: usize,
+        live: usize,
     },
     /// A TCP socket that is not listening.
     Tcp {
@@ -241,8 +243,13 @@ pub fn print() {
         NetItem::Listener {
             port,
             listening,
+            half_open,
             queued,
-        } => line!("listener port={port} listening={listening} queued={queued}"),
+            live,
+        } => line!(
+            "listener port={port} listening={listening} half_open={half_open} queued={queued} \
+             accepted={live}"
+        ),
         NetItem::Tcp {
             state,
             local,

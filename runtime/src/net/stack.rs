@@ -385,7 +385,9 @@ impl Stack {
                 out(NetItem::Listener {
                     port: l.port,
                     listening: l.listening.len(),
+                    half_open: l.half_open.len(),
                     queued: l.ready.len(),
+                    live: l.live,
                 });
             }
             for (_, sock) in g.sockets.iter() {
