@@ -12,6 +12,12 @@
 //! - `xenia-http-client --serve PORT`: the same `/health` and `/echo` served by Linux (one
 //!   thread per connection), to run the client against a server that is not Xenia.
 //!
+//! - `xenia-http-client HOST PORT --synflood ATTACKER RATE SECS` (the `http-synflood`
+//!   scenario): a `/stats` baseline, then runs `ATTACKER HOST PORT RATE SECS` (the
+//!   `xenia-synflood` binary) as a child process and, while it floods and for 10 s after, asks
+//!   `GET /health` and `GET /stats` once a second, each on a new connection, printing every
+//!   measurement as a `flood ...` line for the test to judge (see `synflood`).
+//!
 //! A differing echo is described by its differing byte ranges and the sent bytes nearest to
 //! what came back, so a reordering, a stale buffer and random damage look different.
 
@@ -99,7 +105,16 @@ fn read_more(s: &mut TcpStream, buf: &mut Vec<u8>) -> Result<(), String> {
 
 /// One request on a new connection.
 fn request(addr: SocketAddr, req: &[u8]) -> Result<Response, String> {
-    let mut s = connect(addr)?;
+    request_within(addr, req, TIMEOUT)
+}
+
+/// One request on a new connection, with `timeout` for the connect and each read and write.
+fn request_within(addr: SocketAddr, req: &[u8], timeout: Duration) -> Result<Response, String> {
+    let mut s = TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    s.set_write_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
     s.write_all(req).map_err(|e| format!("write: {e}"))?;
     read_response(&mut s, &mut Vec::new())
 }
@@ -338,6 +353,111 @@ fn check_one(i: usize, got: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
+/// How long a request of the flood mode may take before it counts as unanswered (well beyond
+/// the 1 s the test asks for, so a slow answer is measured rather than lost).
+const FLOOD_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long after the flood the client keeps asking (beyond the guest's 3 s half-open timeout).
+const AFTER_FLOOD: Duration = Duration::from_secs(10);
+
+/// One `GET` of the flood mode: prints `flood KIND phase=PHASE t=SECS status=N ms=MS` and,
+/// for `/stats`, the JSON body after it (or `err=WHY` when there is no answer); returns the
+/// body of a 200.
+fn flood_get(a: SocketAddr, path: &str, kind: &str, phase: &str, t0: Instant) -> Option<String> {
+    let t = Instant::now();
+    let r = request_within(a, &get(path), FLOOD_REQUEST_TIMEOUT);
+    let ms = t.elapsed().as_secs_f64() * 1e3;
+    let at = t.duration_since(t0).as_secs_f64();
+    match r {
+        Ok(r) => {
+            let body = String::from_utf8_lossy(&r.body).trim().to_string();
+            let shown = if kind == "stats" { body.as_str() } else { "" };
+            println!(
+                "flood {kind} phase={phase} t={at:.1} status={} ms={ms:.1} {shown}",
+                r.status
+            );
+            (r.status == 200).then_some(body)
+        }
+        Err(e) => {
+            println!("flood {kind} phase={phase} t={at:.1} status=0 ms={ms:.1} err={e}");
+            None
+        }
+    }
+}
+
+/// `--synflood ATTACKER RATE SECS`: the normal client while `ATTACKER` floods the service.
+/// Prints `flood baseline JSON`, then per second a `flood health ...` and a `flood stats ...`
+/// line (phase `during` while the attacker runs, `after` for [`AFTER_FLOOD`] once it ended),
+/// `flood attacker exit=N secs=T`, and last `flood after JSON`, the `/stats` taken
+/// [`AFTER_FLOOD`] after the flood. Exits 0 when the baseline, the attacker and the last
+/// sample worked; judging the numbers is the test's job.
+fn synflood(a: SocketAddr, attacker: &str, rate: &str, secs: &str) -> ! {
+    let t0 = Instant::now();
+    let fail = |why: String| -> ! {
+        println!("FAIL synflood {why}");
+        std::process::exit(1);
+    };
+    // Settle after the readiness probes, then the baseline (a /health, then /stats, as later).
+    std::thread::sleep(Duration::from_secs(3));
+    flood_get(a, "/health", "health", "before", t0);
+    std::thread::sleep(Duration::from_secs(1));
+    let Some(base) = flood_get(a, "/stats", "stats", "before", t0) else {
+        fail("no baseline /stats".into())
+    };
+    println!("flood baseline {base}");
+    let secs_n: u64 = secs.parse().unwrap_or(0);
+    let host = a.ip().to_string();
+    let port = a.port().to_string();
+    let mut child = match std::process::Command::new(attacker)
+        .args([host.as_str(), port.as_str(), rate, secs])
+        .stdin(std::process::Stdio::null())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => fail(format!("cannot start {attacker}: {e}")),
+    };
+    let started = Instant::now();
+    // The attacker's own bound: its schedule plus a margin, then it is killed.
+    let deadline = Duration::from_secs(secs_n + 20);
+    let mut tick = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break st.code().unwrap_or(-1),
+            Ok(None) if started.elapsed() > deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                println!("FAIL synflood attacker still running after {deadline:?}: killed");
+                break -1;
+            }
+            Ok(None) => {}
+            Err(e) => fail(format!("waiting for the attacker: {e}")),
+        }
+        flood_get(a, "/health", "health", "during", t0);
+        flood_get(a, "/stats", "stats", "during", t0);
+        tick += Duration::from_secs(1);
+        if let Some(w) = tick.checked_duration_since(Instant::now()) {
+            std::thread::sleep(w);
+        }
+    };
+    let ended = Instant::now();
+    println!(
+        "flood attacker exit={status} secs={:.1}",
+        ended.duration_since(started).as_secs_f64()
+    );
+    let mut tick = ended;
+    while ended.elapsed() < AFTER_FLOOD {
+        flood_get(a, "/health", "health", "after", t0);
+        tick += Duration::from_secs(1);
+        if let Some(w) = tick.checked_duration_since(Instant::now()) {
+            std::thread::sleep(w);
+        }
+    }
+    let Some(after) = flood_get(a, "/stats", "stats", "after", t0) else {
+        fail("no /stats after the flood".into())
+    };
+    println!("flood after {after}");
+    std::process::exit(if status == 0 { 0 } else { 1 });
+}
+
 /// A check: a detail on success, why on failure.
 type Check = dyn Fn() -> Result<String, String>;
 
@@ -398,8 +518,12 @@ fn main() {
     if args.len() == 3 && args[1] == "--serve" {
         serve(args[2].parse().expect("port"));
     }
-    if args.len() != 3 && !(args.len() == 6 && args[3] == "--echo") {
-        eprintln!("usage: xenia-http-client HOST PORT [--echo TIMES BYTES] | xenia-http-client --serve PORT");
+    let flood = args.len() == 7 && args[3] == "--synflood";
+    if args.len() != 3 && !(args.len() == 6 && args[3] == "--echo") && !flood {
+        eprintln!(
+            "usage: xenia-http-client HOST PORT [--echo TIMES BYTES | --synflood ATTACKER RATE SECS] \
+             | xenia-http-client --serve PORT"
+        );
         std::process::exit(2);
     }
     let addr = match (args[1].as_str(), args[2].parse::<u16>().unwrap_or(0))
@@ -424,6 +548,9 @@ fn main() {
         std::thread::sleep(Duration::from_millis(250));
     }
     println!("ok ready after {:?}", t.elapsed());
+    if flood {
+        synflood(addr, &args[4], &args[5], &args[6]);
+    }
     if args.len() == 6 {
         // Soak mode: one echo of BYTES, TIMES times, each on a new connection.
         let times: usize = args[4].parse().unwrap_or(1);
