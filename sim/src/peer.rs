@@ -226,3 +226,23 @@ impl DhcpServer {
         Some(buf)
     }
 }
+
+/// One step of a test client on the peer's side of a TCP connection: sends what still fits of
+/// `out` (from `*sent` on) and appends everything received to `got`.
+pub fn exchange(
+    s: &mut smoltcp::socket::tcp::Socket<'_>,
+    out: &[u8],
+    sent: &mut usize,
+    got: &mut Vec<u8>,
+) {
+    if s.can_send() && *sent < out.len() {
+        *sent += s.send_slice(&out[*sent..]).expect("peer socket send");
+    }
+    while s.can_recv() {
+        s.recv(|b| {
+            got.extend_from_slice(b);
+            (b.len(), ())
+        })
+        .expect("peer socket recv");
+    }
+}

@@ -125,16 +125,7 @@ async fn exchange(peer: &Rc<RefCell<Peer>>, req: &[u8], want: usize) -> (Vec<Res
         {
             let mut p = peer.borrow_mut();
             let s = p.sockets.get_mut::<tcp::Socket>(h);
-            if s.can_send() && sent < req.len() {
-                sent += s.send_slice(&req[sent..]).unwrap();
-            }
-            while s.can_recv() {
-                s.recv(|b| {
-                    got.extend_from_slice(b);
-                    (b.len(), ())
-                })
-                .unwrap();
-            }
+            xenia_sim::peer::exchange(s, req, &mut sent, &mut got);
             if parse_responses(&got).0.len() >= want {
                 break false;
             }
