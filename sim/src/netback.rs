@@ -56,6 +56,9 @@ pub struct VifConfig {
     /// Where in each rx page the backend puts the data (0 ..= 2048): each slot then holds
     /// at most `PAGE_SIZE - rx_offset` bytes.
     pub rx_offset: u16,
+    /// Backend nodes written last, before InitWait (key, value): overrides, e.g. a
+    /// `feature-sg` holding garbage.
+    pub extra_nodes: Vec<(String, String)>,
 }
 
 impl VifConfig {
@@ -69,6 +72,7 @@ impl VifConfig {
             feature_sg: true,
             mtu: None,
             rx_offset: 0,
+            extra_nodes: Vec::new(),
         }
     }
 }
@@ -223,6 +227,21 @@ pub fn toolstack_adds_vif(sim: &Sim, cfg: &VifConfig) -> (String, String) {
     ];
     if let Some(m) = &cfg.mtu {
         be_nodes.push(("mtu", m.clone()));
+    }
+    for (k, v) in &cfg.extra_nodes {
+        if let Some(slot) = be_nodes.iter_mut().find(|(key, _)| key == k) {
+            slot.1 = v.clone();
+        } else {
+            x.write(&format!("{be}/{k}"), v).expect("netback write");
+            x.set_perms(
+                &format!("{be}/{k}"),
+                &[
+                    Perm::new(DOM0, Access::None),
+                    Perm::new(GUEST_DOMID, Access::Read),
+                ],
+            )
+            .expect("perms");
+        }
     }
     be_nodes.push(("state", "2".to_string()));
     let backend_owned = [
