@@ -60,7 +60,7 @@ pub use info::{DiskInfo, Features, Stats};
 pub use vdev::vdev_from_name;
 
 use core::cell::RefCell;
-use slots::{Inner, SlotState};
+use slots::Inner;
 use xenia_xen::abi::{BlkifRequestSegment, BLKIF_MAX_SEGMENTS_PER_REQUEST};
 use xenia_xen::events::{EventChannels, Port};
 use xenia_xen::grant::GrantedRing;
@@ -213,20 +213,15 @@ impl<'a, T: Transport> Blkfront<'a, T> {
 impl<T: Transport> Drop for Blkfront<'_, T> {
     fn drop(&mut self) {
         let inner = self.inner.get_mut();
-        // Pages of requests still in flight may be in use by the backend: never free them.
+        // Every page goes back to the pool, also those of requests still in flight: the pool
+        // ends its grants when it is dropped, and keeps (leaks, counted in the grant table)
+        // its pages if the backend still maps one, so none is freed under the backend's feet
+        // and none is lost when the backend let go. So does the ring area.
         for s in &mut inner.slots {
-            if matches!(s.state, SlotState::InFlight | SlotState::Abandoned) {
-                for p in s.pages.drain(..) {
-                    core::mem::forget(p);
-                }
-            } else {
-                for p in s.pages.drain(..) {
-                    inner.pool.give_back(p);
-                }
+            for p in s.pages.drain(..) {
+                inner.pool.give_back(p);
             }
         }
-        // The pool ends its grants when it is dropped (keeping pages still mapped), and so
-        // does the ring area.
         let _ = self.events.close(self.port);
     }
 }
