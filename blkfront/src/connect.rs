@@ -18,7 +18,7 @@ use xenia_xen::abi::{
 use xenia_xen::events::EventChannels;
 use xenia_xen::grant::{GrantPool, GrantTable, GrantedRing};
 use xenia_xen::memory::PAGE_SIZE;
-use xenia_xen::xenbus::{self, Frontend};
+use xenia_xen::xenbus::{self, Feature, Frontend};
 use xenia_xen::xenstore::{Transport, Xenstore};
 
 fn parse<N: core::str::FromStr>(key: &'static str, v: &str) -> Result<N, BlkfrontError> {
@@ -227,14 +227,26 @@ impl<'a, T: Transport> Blkfront<'a, T> {
                 Some(v) => parse(k, &v),
             }
         };
+        // "1" is on, anything else off; a value other than "0" or "1" is counted.
+        let bad_features = core::cell::Cell::new(0u64);
+        let flag = |k: &'static str| {
+            let bad_features = &bad_features;
+            async move {
+                let f = dev.backend_feature_value(k).await?;
+                if f == Feature::Invalid {
+                    bad_features.set(bad_features.get() + 1);
+                }
+                Ok::<bool, BlkfrontError>(f.enabled())
+            }
+        };
         let features = Features {
-            flush_cache: dev.backend_feature("feature-flush-cache").await?,
-            barrier: dev.backend_feature("feature-barrier").await?,
-            discard: dev.backend_feature("feature-discard").await?,
+            flush_cache: flag("feature-flush-cache").await?,
+            barrier: flag("feature-barrier").await?,
+            discard: flag("feature-discard").await?,
             discard_granularity: num("discard-granularity", sector_size).await?,
             discard_alignment: num("discard-alignment", 0).await?,
-            discard_secure: dev.backend_feature("discard-secure").await?,
-            persistent: dev.backend_feature("feature-persistent").await?,
+            discard_secure: flag("discard-secure").await?,
+            persistent: flag("feature-persistent").await?,
             max_indirect_segments: num("feature-max-indirect-segments", 0).await?,
             max_ring_page_order: num("max-ring-page-order", 0).await?,
         };
@@ -246,6 +258,7 @@ impl<'a, T: Transport> Blkfront<'a, T> {
             read_only: info & VDISK_READONLY != 0 || mode_ro,
         };
         self.features = features;
+        self.inner.get_mut().stats.bad_features = bad_features.get();
         // Indirect requests: as many segments as both sides allow and the pool can hold
         // together with their indirect pages.
         let pool = self.inner.get_mut().pool.total();

@@ -38,11 +38,58 @@ pub enum BlkfrontError {
     Unsupported,
     /// The backend answered with an error status (`BLKIF_RSP_ERROR` or another negative value).
     Io(i16),
-    /// The backend answered this request with a response of another operation.
-    BadResponse,
     /// The ring is broken: the backend corrupted its indices. Every request fails.
     Ring(RingError),
+    /// The backend broke the blkif protocol (the violation): the device is broken and every
+    /// request in flight or made later fails with this error.
+    Broken(Violation),
 }
+
+/// A response no honest backend sends. The first one marks the device broken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Violation {
+    /// The response's id names no request we ever sent (the id).
+    UnknownId(u64),
+    /// The response's id names a request that was already answered (the id).
+    DuplicateId(u64),
+    /// The response names another operation than its request's.
+    WrongOperation {
+        /// The response's id.
+        id: u64,
+        /// The operation the response named.
+        op: u8,
+        /// The request's operation.
+        expected: u8,
+    },
+    /// The response's status is none of `BLKIF_RSP_OKAY`, `BLKIF_RSP_ERROR` and
+    /// `BLKIF_RSP_EOPNOTSUPP`.
+    BadStatus {
+        /// The response's id.
+        id: u64,
+        /// The status it carried.
+        status: i16,
+    },
+}
+
+impl core::fmt::Display for Violation {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Violation::UnknownId(id) => write!(f, "response with unknown id {id:#x}"),
+            Violation::DuplicateId(id) => {
+                write!(f, "second response to the request with id {id:#x}")
+            }
+            Violation::WrongOperation { id, op, expected } => write!(
+                f,
+                "response to id {id:#x} names operation {op}, the request was {expected}"
+            ),
+            Violation::BadStatus { id, status } => {
+                write!(f, "response to id {id:#x} has impossible status {status}")
+            }
+        }
+    }
+}
+
+impl core::error::Error for Violation {}
 
 impl From<XenbusError> for BlkfrontError {
     fn from(e: XenbusError) -> Self {
@@ -89,10 +136,11 @@ impl core::fmt::Display for BlkfrontError {
             }
             BlkfrontError::Unsupported => write!(f, "blkfront: operation not supported"),
             BlkfrontError::Io(s) => write!(f, "blkfront: I/O error (status {s})"),
-            BlkfrontError::BadResponse => {
-                write!(f, "blkfront: backend answered with another operation")
-            }
             BlkfrontError::Ring(e) => write!(f, "blkfront: ring broken: {e}"),
+            BlkfrontError::Broken(v) => write!(
+                f,
+                "blkfront: device broken: the backend broke the protocol ({v})"
+            ),
         }
     }
 }
@@ -104,6 +152,7 @@ impl core::error::Error for BlkfrontError {
             BlkfrontError::Event(e) => Some(e),
             BlkfrontError::Grant(e) => Some(e),
             BlkfrontError::Ring(e) => Some(e),
+            BlkfrontError::Broken(v) => Some(v),
             _ => None,
         }
     }

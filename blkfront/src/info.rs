@@ -46,10 +46,17 @@ pub struct Stats {
     pub requests: u64,
     /// Responses matched to a request.
     pub responses: u64,
-    /// Responses dropped because their id named no request in flight.
+    /// Responses whose id named no request in flight (unknown or duplicate): each breaks
+    /// the device.
     pub bad_responses: u64,
-    /// Responses whose operation differed from their request's (the request failed).
+    /// Responses whose operation differed from their request's: each breaks the device.
     pub wrong_operation: u64,
+    /// Responses with a status blkif.h does not define: each breaks the device.
+    pub bad_status: u64,
+    /// Times the device was declared broken (0 or 1): a protocol violation or a corrupt ring.
+    pub broken: u64,
+    /// Feature keys the backend published with a value other than "0" or "1" (taken as off).
+    pub bad_features: u64,
     /// Notifications sent to the backend.
     pub notifications: u64,
     /// Most requests in flight at once.

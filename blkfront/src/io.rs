@@ -275,9 +275,14 @@ impl<'s, 'a, 'b, T: Transport> Io<'s, 'a, 'b, T> {
                 self.abandon(&mut inner, wake);
                 return Poll::Ready(Err(e));
             }
-            if let Some(e) = inner.broken {
+            if self.next == self.chunks && self.inflight.is_empty() {
+                // Every request was answered (before the device broke, if it did).
+                inner.take_all_wakers(wake);
+                return Poll::Ready(Ok(()));
+            }
+            if let Some(e) = inner.broken.clone() {
                 self.abandon(&mut inner, wake);
-                return Poll::Ready(Err(BlkfrontError::Ring(e)));
+                return Poll::Ready(Err(e));
             }
             let mut pushed = false;
             while self.next < self.chunks {
@@ -314,7 +319,7 @@ impl<'s, 'a, 'b, T: Transport> Io<'s, 'a, 'b, T> {
                 Ok(true) => continue,
                 Ok(false) => {}
                 Err(e) => {
-                    inner.fail_all(e, wake);
+                    inner.fail_all(BlkfrontError::Ring(e), wake);
                     continue;
                 }
             }

@@ -20,9 +20,12 @@
 //!
 //! The backend is not trusted: every response's id must name a request in flight (ids carry a
 //! generation, so a duplicate or stale response is recognised), its operation must be the
-//! request's, and its status decides that request only. Bad responses are counted
-//! ([`Stats::bad_responses`]) and dropped; a ring whose indices are corrupt fails every request
-//! with [`BlkfrontError::Ring`] from then on. Nothing the backend writes can make the driver panic.
+//! request's, and its status one blkif.h defines. The first response that breaks one of these
+//! rules ([`Violation`]) marks the device broken: it is logged once and counted in [`Stats`],
+//! every request in flight fails at once with [`BlkfrontError::Broken`], and so does every
+//! later one, without touching the ring. A ring whose indices are corrupt breaks the device
+//! the same way, with [`BlkfrontError::Ring`]. No caller waits for an answer that cannot come,
+//! and nothing the backend writes can make the driver panic.
 //!
 //! Sector numbers in this API are in units of the device's [`sector_size`](Blkfront::sector_size).
 //! We do not advertise `feature-large-sector-size`, so on the wire all sector quantities are in
@@ -30,9 +33,9 @@
 //! in units of `sector-size` (Linux's blkback writes 512-byte units there instead; the two
 //! agree for the usual 512-byte sectors).
 //!
-//! A backend that answers a request with a bad id leaves that request without an answer: its
-//! future stays pending (wrap it in a timeout) and its slot and pages stay reserved, since the
-//! backend may still use them.
+//! Once the device is broken its slots are all free again and its bounce pages back in the
+//! pool (which is never used again: the backend may still write them); the pool's grants end
+//! when the device is dropped, and a page the backend still maps is kept rather than freed.
 //!
 //! The crate is laid out along the driver's seams: `connect` (finding the vbd, the ring as a
 //! [`GrantedRing`], the xenbus handshake, the disk's properties), `slots` (requests in flight
@@ -52,12 +55,12 @@ mod slots;
 mod vdev;
 
 pub use config::BlkfrontConfig;
-pub use error::BlkfrontError;
+pub use error::{BlkfrontError, Violation};
 pub use info::{DiskInfo, Features, Stats};
 pub use vdev::vdev_from_name;
 
 use core::cell::RefCell;
-use slots::{Inner, SlotState};
+use slots::Inner;
 use xenia_xen::abi::{BlkifRequestSegment, BLKIF_MAX_SEGMENTS_PER_REQUEST};
 use xenia_xen::events::{EventChannels, Port};
 use xenia_xen::grant::GrantedRing;
@@ -137,9 +140,8 @@ impl<'a, T: Transport> Blkfront<'a, T> {
         self.inner.borrow().slots.len()
     }
 
-    /// Requests sent whose response was not matched yet: including those whose caller went
-    /// away, and those the backend answered with a bad id (their slot and pages stay
-    /// reserved, since the backend may still use the pages).
+    /// Requests sent whose response was not matched yet, including those whose caller went
+    /// away (0 once the device is broken).
     pub fn in_flight(&self) -> u32 {
         self.inner.borrow().in_flight()
     }
@@ -147,6 +149,12 @@ impl<'a, T: Transport> Blkfront<'a, T> {
     /// Most data pages one request carries: 11, or more with indirect requests.
     pub fn segments_per_request(&self) -> usize {
         self.segs_per_request
+    }
+
+    /// Why the device is broken ([`BlkfrontError::Broken`] or [`BlkfrontError::Ring`]), if
+    /// the backend broke the protocol: every request fails with this error.
+    pub fn broken(&self) -> Option<BlkfrontError> {
+        self.inner.borrow().broken.clone()
     }
 
     /// Counters.
@@ -205,20 +213,15 @@ impl<'a, T: Transport> Blkfront<'a, T> {
 impl<T: Transport> Drop for Blkfront<'_, T> {
     fn drop(&mut self) {
         let inner = self.inner.get_mut();
-        // Pages of requests still in flight may be in use by the backend: never free them.
+        // Every page goes back to the pool, also those of requests still in flight: the pool
+        // ends its grants when it is dropped, and keeps (leaks, counted in the grant table)
+        // its pages if the backend still maps one, so none is freed under the backend's feet
+        // and none is lost when the backend let go. So does the ring area.
         for s in &mut inner.slots {
-            if matches!(s.state, SlotState::InFlight | SlotState::Abandoned) {
-                for p in s.pages.drain(..) {
-                    core::mem::forget(p);
-                }
-            } else {
-                for p in s.pages.drain(..) {
-                    inner.pool.give_back(p);
-                }
+            for p in s.pages.drain(..) {
+                inner.pool.give_back(p);
             }
         }
-        // The pool ends its grants when it is dropped (keeping pages still mapped), and so
-        // does the ring area.
         let _ = self.events.close(self.port);
     }
 }

@@ -1,10 +1,10 @@
 //! The ring's slots: each request in flight, matched to its response by id (slot index and
 //! generation), and the bounce pages it holds.
 
-use crate::{BlkfrontError, Stats};
+use crate::{BlkfrontError, Stats, Violation};
 use alloc::vec::Vec;
 use core::task::Waker;
-use xenia_ring::{FrontRing, RingError};
+use xenia_ring::FrontRing;
 use xenia_xen::abi::blkif_wire::{RequestSlot, ResponseSlot};
 use xenia_xen::abi::{
     BlkifResponse, BLKIF_OP_INDIRECT, BLKIF_RSP_EOPNOTSUPP, BLKIF_RSP_ERROR, BLKIF_RSP_OKAY,
@@ -42,7 +42,8 @@ pub(crate) struct Inner<'a> {
     pub(crate) free_slots: Vec<usize>,
     /// Tasks waiting for a free slot or pages.
     pub(crate) waiters: Vec<Waker>,
-    pub(crate) broken: Option<RingError>,
+    /// Why the device is broken: every request fails with this error.
+    pub(crate) broken: Option<BlkfrontError>,
     pub(crate) stats: Stats,
 }
 
@@ -66,74 +67,103 @@ impl Inner<'_> {
         }
     }
 
-    pub(crate) fn fail_all(&mut self, e: RingError, wake: &mut Vec<Waker>) {
-        if self.broken.is_none() {
-            log::error!("blkfront: ring broken: {e}");
+    /// Marks the device broken (once): logs why, fails every request in flight with `e` and
+    /// frees every slot whose owner went away. Later requests fail with `e` too.
+    pub(crate) fn fail_all(&mut self, e: BlkfrontError, wake: &mut Vec<Waker>) {
+        if self.broken.is_some() {
+            return;
         }
-        self.broken = Some(e);
-        for s in &mut self.slots {
-            if matches!(s.state, SlotState::InFlight) {
-                s.state = SlotState::Done(Err(BlkfrontError::Ring(e)));
+        log::error!("{e}: every request fails from now on");
+        self.stats.broken += 1;
+        self.broken = Some(e.clone());
+        for index in 0..self.slots.len() {
+            match self.slots[index].state {
+                SlotState::InFlight => {
+                    self.slots[index].state = SlotState::Done(Err(e.clone()));
+                }
+                // Nobody collects these: free them now. Their pages go back to the pool,
+                // which is never used again (the backend may still write them).
+                SlotState::Abandoned => self.release(index, wake),
+                SlotState::Free | SlotState::Done(_) => {}
             }
-            // Abandoned slots keep their pages: the backend may still use them.
         }
         self.take_all_wakers(wake);
     }
 
-    /// Consumes every response on the ring, completing the matching slots.
+    /// Consumes every response on the ring, completing the matching slots. The first
+    /// response that breaks the protocol marks the device broken.
     pub(crate) fn drain(&mut self, wake: &mut Vec<Waker>) {
-        if self.broken.is_some() {
-            return;
-        }
-        loop {
+        while self.broken.is_none() {
             let rsp = match self.ring.poll_response() {
                 Ok(Some(r)) => r,
                 Ok(None) => return,
-                Err(e) => return self.fail_all(e, wake),
+                Err(e) => return self.fail_all(BlkfrontError::Ring(e), wake),
             };
+            // Copied once out of the shared page; only the copy is looked at.
             let BlkifResponse {
                 id,
                 operation: op,
                 status,
             } = rsp.response();
-            let index = (id & 0xffff_ffff) as usize;
-            let gen = (id >> 32) as u32;
-            let Some(slot) = self
-                .slots
-                .get_mut(index)
-                .filter(|s| s.gen == gen)
-                .filter(|s| matches!(s.state, SlotState::InFlight | SlotState::Abandoned))
-            else {
-                self.stats.bad_responses += 1;
-                log::warn!("blkfront: response with unknown id {id:#x} dropped");
-                continue;
-            };
-            self.stats.responses += 1;
-            let op_ok = op == slot.op || (slot.indirect && op == BLKIF_OP_INDIRECT);
-            let result = if !op_ok {
-                self.stats.wrong_operation += 1;
-                log::warn!(
-                    "blkfront: response to id {id:#x} has operation {op}, not {}",
-                    slot.op
-                );
-                Err(BlkfrontError::BadResponse)
-            } else {
-                match status {
-                    BLKIF_RSP_OKAY => Ok(()),
-                    BLKIF_RSP_EOPNOTSUPP => Err(BlkfrontError::Unsupported),
-                    BLKIF_RSP_ERROR => Err(BlkfrontError::Io(status)),
-                    s => Err(BlkfrontError::Io(s)),
+            if let Err(v) = self.complete(id, op, status, wake) {
+                match v {
+                    Violation::UnknownId(_) | Violation::DuplicateId(_) => {
+                        self.stats.bad_responses += 1
+                    }
+                    Violation::WrongOperation { .. } => self.stats.wrong_operation += 1,
+                    Violation::BadStatus { .. } => self.stats.bad_status += 1,
                 }
-            };
-            if matches!(slot.state, SlotState::Abandoned) {
-                self.release(index, wake);
-            } else {
-                slot.state = SlotState::Done(result);
-                if let Some(w) = slot.waker.take() {
-                    wake.push(w);
-                }
+                self.fail_all(BlkfrontError::Broken(v), wake);
             }
         }
+    }
+
+    /// Completes the request that response (`id`, `op`, `status`) answers, or says which
+    /// rule the response breaks.
+    fn complete(
+        &mut self,
+        id: u64,
+        op: u8,
+        status: i16,
+        wake: &mut Vec<Waker>,
+    ) -> Result<(), Violation> {
+        let index = (id & 0xffff_ffff) as usize;
+        let gen = (id >> 32) as u32;
+        let slot = match self.slots.get_mut(index) {
+            Some(s) if s.gen == gen => s,
+            // Generations only grow; a slot never used has generation 0 and state Free.
+            _ => return Err(Violation::UnknownId(id)),
+        };
+        if !matches!(slot.state, SlotState::InFlight | SlotState::Abandoned) {
+            return Err(if slot.gen == 0 {
+                Violation::UnknownId(id)
+            } else {
+                Violation::DuplicateId(id)
+            });
+        }
+        if !(op == slot.op || (slot.indirect && op == BLKIF_OP_INDIRECT)) {
+            return Err(Violation::WrongOperation {
+                id,
+                op,
+                expected: slot.op,
+            });
+        }
+        let result = match status {
+            BLKIF_RSP_OKAY => Ok(()),
+            BLKIF_RSP_EOPNOTSUPP => Err(BlkfrontError::Unsupported),
+            BLKIF_RSP_ERROR => Err(BlkfrontError::Io(status)),
+            status => return Err(Violation::BadStatus { id, status }),
+        };
+        self.stats.responses += 1;
+        if matches!(slot.state, SlotState::Abandoned) {
+            self.release(index, wake);
+        } else {
+            slot.state = SlotState::Done(result);
+            if let Some(w) = slot.waker.take() {
+                wake.push(w);
+            }
+        }
+        Ok(())
     }
 
     /// Frees slot `index` and returns its pages to the pool.
@@ -160,7 +190,7 @@ impl Inner<'_> {
         npages: usize,
         build: impl FnOnce(u64, &[GrantedPage]) -> RequestSlot,
     ) -> Option<(usize, u32)> {
-        if self.ring.is_full() || self.pool.available() < npages {
+        if self.broken.is_some() || self.ring.is_full() || self.pool.available() < npages {
             return None;
         }
         let index = self.free_slots.pop()?;

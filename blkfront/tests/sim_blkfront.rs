@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
-use xenia_blkfront::{Blkfront, BlkfrontConfig, BlkfrontError};
+use xenia_blkfront::{Blkfront, BlkfrontConfig, BlkfrontError, Violation};
 use xenia_ring::RingError;
 use xenia_sim::blkback::{Blkback, Hostile, VbdConfig};
 use xenia_sim::{block_on, Guest};
@@ -425,35 +425,84 @@ fn an_error_status_fails_only_its_request() {
     assert_eq!(total, free, "every page back in the pool");
 }
 
+/// Runs `fut` to completion within one second of simulated time: a hang fails the test.
+fn within_a_second<F: Future + Unpin>(g: &Guest, mut fut: F) -> F::Output {
+    let deadline = g.sim.now_ns() + 1_000_000_000;
+    poll_until(g, &mut fut, deadline).expect("the call hangs instead of failing")
+}
+
+/// After the device broke with `want`: later calls fail at once with the same error, no slot
+/// is held, every bounce page is back in the pool and no grant was lost.
+fn assert_broken(g: &Guest, front: &Front, want: &BlkfrontError, grants_free: usize) {
+    assert_eq!(front.broken().as_ref(), Some(want));
+    let mut r = [0; 512];
+    assert_eq!(
+        within_a_second(g, Box::pin(front.read(0, &mut r))).as_ref(),
+        Err(want)
+    );
+    assert_eq!(
+        within_a_second(g, Box::pin(front.write(0, &[1; 512]))).as_ref(),
+        Err(want)
+    );
+    assert_eq!(front.in_flight(), 0, "no slot leaks");
+    let (total, free) = front.pool_pages();
+    assert_eq!(total, free, "every page back in the pool");
+    assert_eq!(g.grants().free_entries(), grants_free, "no grant leaks");
+    assert_eq!(front.stats().broken, 1);
+}
+
 #[test]
-fn a_response_with_the_wrong_operation_fails_that_request() {
+fn a_response_with_the_wrong_operation_breaks_the_device() {
     let (g, back, front) = setup(VbdConfig::default());
+    let grants_free = g.grants().free_entries();
     back.state()
         .faults
         .hostile
         .push_back(Hostile::WrongOperation);
-    block_on(g.ev, async {
-        let mut r = [0; 512];
-        assert_eq!(front.read(0, &mut r).await, Err(BlkfrontError::BadResponse));
-        front.write(0, &[3; 512]).await.unwrap();
-        front.read(0, &mut r).await.unwrap();
-        assert_eq!(r, [3; 512]);
-    });
+    let mut r = [0; 512];
+    let e = within_a_second(&g, Box::pin(front.read(0, &mut r))).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            BlkfrontError::Broken(Violation::WrongOperation {
+                op: 1,
+                expected: 0,
+                ..
+            })
+        ),
+        "{e:?}"
+    );
     assert_eq!(front.stats().wrong_operation, 1);
+    assert_broken(&g, &front, &e, grants_free);
 }
 
 #[test]
-fn unknown_and_duplicate_ids_are_dropped_and_the_driver_goes_on() {
+fn an_unknown_id_breaks_the_device_and_fails_every_request() {
     let (g, back, front) = setup(VbdConfig::default());
+    let grants_free = g.grants().free_entries();
+    // Warm up, then one request answered with an id never used while others are in flight
+    // or waiting for a slot (a 40-request read: more than the 32 slots).
+    within_a_second(&g, Box::pin(front.write(0, &[7; 512]))).unwrap();
     back.state().faults.hostile.push_back(Hostile::UnknownId);
-    let mut lost = Box::pin(async {
-        let mut r = [0; 512];
-        front.read(0, &mut r).await
-    });
-    let deadline = g.sim.now_ns() + 2_000_000_000;
-    assert!(poll_until(&g, &mut lost, deadline).is_none());
+    let mut a = [0u8; 512];
+    let mut b = vec![0u8; 40 * 11 * 4096];
+    let results = within_a_second(
+        &g,
+        Box::pin(join_all(vec![
+            Box::pin(front.read(0, &mut a)) as Pin<Box<dyn Future<Output = _>>>,
+            Box::pin(front.read(8, &mut b)),
+        ])),
+    );
+    let want = BlkfrontError::Broken(Violation::UnknownId(u64::MAX));
+    assert_eq!(results, vec![Err(want.clone()), Err(want.clone())]);
     assert_eq!(front.stats().bad_responses, 1);
-    drop(lost);
+    assert_broken(&g, &front, &want, grants_free);
+}
+
+#[test]
+fn a_duplicate_id_breaks_the_device() {
+    let (g, back, front) = setup(VbdConfig::default());
+    let grants_free = g.grants().free_entries();
     // Two requests answered in one batch, the second with the first's id.
     {
         let mut st = back.state();
@@ -461,25 +510,89 @@ fn unknown_and_duplicate_ids_are_dropped_and_the_driver_goes_on() {
         st.faults.hostile.push_back(Hostile::DuplicateId);
     }
     let (mut a, mut b) = ([0u8; 512], [0u8; 512]);
-    let mut pair = Box::pin(join_all(vec![
-        Box::pin(front.read(8, &mut a)) as Pin<Box<dyn Future<Output = _>>>,
-        Box::pin(front.read(16, &mut b)),
-    ]));
-    let deadline = g.sim.now_ns() + 2_000_000_000;
-    assert!(poll_until(&g, &mut pair, deadline).is_none());
-    assert_eq!(front.stats().bad_responses, 2);
-    drop(pair);
-    // Both lost requests still hold a slot (the backend may answer them later); the rest of
-    // the ring keeps working.
-    assert_eq!(front.in_flight(), 2);
-    block_on(g.ev, async {
-        for i in 0..100u64 {
-            front.write(i, &[i as u8; 512]).await.unwrap();
-        }
-        let mut r = vec![0; 512 * 100];
-        front.read(0, &mut r).await.unwrap();
-        assert!((0..100).all(|i| r[i * 512] == i as u8));
+    let results = within_a_second(
+        &g,
+        Box::pin(join_all(vec![
+            Box::pin(front.read(8, &mut a)) as Pin<Box<dyn Future<Output = _>>>,
+            Box::pin(front.read(16, &mut b)),
+        ])),
+    );
+    // The honest answer completed one read; the other read fails.
+    assert!(results.contains(&Ok(())), "{results:?}");
+    let e = results
+        .into_iter()
+        .find_map(Result::err)
+        .expect("a failure");
+    assert!(
+        matches!(e, BlkfrontError::Broken(Violation::DuplicateId(_))),
+        "{e:?}"
+    );
+    assert_eq!(front.stats().bad_responses, 1);
+    assert_broken(&g, &front, &e, grants_free);
+}
+
+#[test]
+fn an_impossible_status_breaks_the_device() {
+    for status in [1i16, -3, i16::MIN, i16::MAX] {
+        let (g, back, front) = setup(VbdConfig::default());
+        let grants_free = g.grants().free_entries();
+        back.state()
+            .faults
+            .hostile
+            .push_back(Hostile::Status(status));
+        let e = within_a_second(&g, Box::pin(front.write(0, &[1; 512]))).unwrap_err();
+        assert!(
+            matches!(e, BlkfrontError::Broken(Violation::BadStatus { status: s, .. }) if s == status),
+            "{e:?}"
+        );
+        assert_eq!(front.stats().bad_status, 1);
+        assert_broken(&g, &front, &e, grants_free);
+    }
+}
+
+#[test]
+fn an_abandoned_request_is_freed_when_the_device_breaks() {
+    let (g, back, front) = setup(VbdConfig::default());
+    let grants_free = g.grants().free_entries();
+    back.state().faults.stopped = true;
+    let mut lost = Box::pin(async {
+        let mut r = [0; 512];
+        front.read(0, &mut r).await
     });
+    let deadline = g.sim.now_ns() + 1_000_000_000;
+    assert!(poll_until(&g, &mut lost, deadline).is_none());
+    drop(lost);
+    assert_eq!(front.in_flight(), 1);
+    {
+        let mut st = back.state();
+        st.faults.stopped = false;
+        st.faults.hostile.push_back(Hostile::UnknownId);
+    }
+    let e = within_a_second(&g, Box::pin(front.write(0, &[1; 512]))).unwrap_err();
+    assert!(matches!(e, BlkfrontError::Broken(_)), "{e:?}");
+    assert_broken(&g, &front, &e, grants_free);
+}
+
+#[test]
+fn feature_values_other_than_1_are_off_and_counted() {
+    let (g, _back, front) = setup(VbdConfig {
+        extra_nodes: vec![
+            ("feature-flush-cache".into(), "garbage".into()),
+            ("feature-barrier".into(), "2".into()),
+            ("feature-discard".into(), "0".into()),
+            ("feature-persistent".into(), "1".into()),
+        ],
+        ..VbdConfig::default()
+    });
+    let f = front.features();
+    assert!(
+        !f.flush_cache && !f.barrier && !f.discard && f.persistent,
+        "{f:?}"
+    );
+    assert_eq!(front.stats().bad_features, 2);
+    // Flush has no feature to use: nothing is sent.
+    within_a_second(&g, Box::pin(front.flush())).unwrap();
+    assert_eq!(front.stats().requests, 0);
 }
 
 #[test]

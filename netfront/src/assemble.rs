@@ -6,8 +6,8 @@
 //! `NETRXF_extra_info` is followed by an extra-info slot (and that by more while
 //! `XEN_NETIF_EXTRA_FLAG_MORE` is set); extra info is skipped. Everything in a response is
 //! checked: its id must be the one of its ring slot, its status not an error, its flags known,
-//! its data inside the page, the chain no longer than [`MAX_RX_SLOTS`] slots or
-//! [`MAX_FRAME_LEN`] bytes, and the frame not empty. The first failed check drops the whole
+//! its data inside the page, the chain no longer than [`MAX_RX_SLOTS`] slots or the frame
+//! bound (the MTU's, at most [`MAX_FRAME_LEN`] bytes), and the frame not empty. The first failed check drops the whole
 //! frame; the rest of its chain is consumed and ignored.
 
 use crate::{MAX_FRAME_LEN, MAX_RX_SLOTS};
@@ -34,8 +34,11 @@ pub(crate) enum RxError {
     BadSize,
     /// A response carried flags we do not know.
     BadFlags,
-    /// The chain was longer than [`MAX_RX_SLOTS`] slots or [`MAX_FRAME_LEN`] bytes.
+    /// The chain was longer than [`MAX_RX_SLOTS`] slots.
     TooLong,
+    /// The frame was longer than the assembler's bound (the MTU's frame size, at most
+    /// [`MAX_FRAME_LEN`] bytes).
+    Oversized,
     /// The frame had no bytes.
     Empty,
 }
@@ -55,15 +58,40 @@ pub(crate) enum Step {
 }
 
 /// The state between slots: the frame so far and whether extra-info slots come next.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Assembler {
     data: Vec<u8>,
     slots: usize,
     dropped: Option<RxError>,
     extras: bool,
+    /// The longest frame accepted.
+    max_len: usize,
+}
+
+impl Default for Assembler {
+    fn default() -> Self {
+        Assembler::new(MAX_FRAME_LEN)
+    }
 }
 
 impl Assembler {
+    /// An assembler that accepts frames of at most `max_len` bytes (capped at
+    /// [`MAX_FRAME_LEN`]).
+    pub(crate) fn new(max_len: usize) -> Self {
+        Assembler {
+            data: Vec::new(),
+            slots: 0,
+            dropped: None,
+            extras: false,
+            max_len: max_len.min(MAX_FRAME_LEN),
+        }
+    }
+
+    /// The longest frame accepted.
+    pub(crate) fn max_len(&self) -> usize {
+        self.max_len
+    }
+
     /// Takes the next response off the ring, which answered the request with id `expected_id`
     /// (its ring slot). When its bytes are to be kept, `copy(offset, dst)` must fill `dst`
     /// with the bytes at `offset` of the slot's page (`offset + dst.len() <= PAGE_SIZE` was
@@ -90,8 +118,10 @@ impl Assembler {
             Some(RxError::BadFlags)
         } else if rsp.offset as usize + size > PAGE_SIZE {
             Some(RxError::BadSize)
-        } else if self.slots > MAX_RX_SLOTS || self.data.len() + size > MAX_FRAME_LEN {
+        } else if self.slots > MAX_RX_SLOTS {
             Some(RxError::TooLong)
+        } else if self.data.len() + size > self.max_len {
+            Some(RxError::Oversized)
         } else {
             None
         };
@@ -113,8 +143,8 @@ impl Assembler {
             self.extras = true;
         }
         if rsp.flags & NETRXF_more_data == 0 {
-            let extras = self.extras;
-            let done = core::mem::take(self);
+            let (extras, max_len) = (self.extras, self.max_len);
+            let done = core::mem::replace(self, Assembler::new(max_len));
             self.extras = extras;
             if done.dropped.is_none() {
                 step = if done.data.is_empty() {
@@ -309,7 +339,7 @@ mod tests {
             let steps = run(&mut a, &slots);
             match &steps[15] {
                 Step::Frame(d) => assert!(ok && d.len() == MAX_FRAME_LEN),
-                s => assert!(!ok && *s == Step::Dropped(RxError::TooLong), "{s:?}"),
+                s => assert!(!ok && *s == Step::Dropped(RxError::Oversized), "{s:?}"),
             }
         }
         // A drop leaves no state behind.
@@ -317,6 +347,29 @@ mod tests {
             run(&mut a, &[(5, rsp(5, 0, 0, 1))]),
             vec![Step::Frame(vec![5])]
         );
+    }
+
+    #[test]
+    fn frames_are_bounded_by_the_mtu() {
+        for (len, ok) in [(1514, true), (1515, false)] {
+            let mut a = Assembler::new(1514);
+            let steps = run(
+                &mut a,
+                &[
+                    (0, rsp(0, 0, NETRXF_more_data, 1000)),
+                    (1, rsp(1, 0, 0, len - 1000)),
+                ],
+            );
+            match &steps[1] {
+                Step::Frame(d) => assert!(ok && d.len() == 1514),
+                s => assert!(!ok && *s == Step::Dropped(RxError::Oversized), "{s:?}"),
+            }
+            // The bound survives the end of a frame.
+            assert_eq!(
+                run(&mut a, &[(2, rsp(2, 0, 0, 1515))]),
+                vec![Step::Dropped(RxError::Oversized)]
+            );
+        }
     }
 
     #[test]

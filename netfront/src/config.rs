@@ -52,16 +52,18 @@ pub struct NetStats {
     pub tx_packets: u64,
     /// Bytes of those frames.
     pub tx_bytes: u64,
-    /// Received frames dropped: a response's id was not the one of its slot.
+    /// Rx responses whose id was not the one of their slot (each breaks the device).
     pub rx_bad_id: u64,
-    /// Received frames dropped: a response's status was an error.
+    /// Received frames dropped: a response's status was an error (`NETIF_RSP_ERROR` or
+    /// `_DROPPED`; any other negative status breaks the device and is counted too).
     pub rx_bad_status: u64,
-    /// Received frames dropped: offset + size beyond the page, or an empty frame.
+    /// Received frames dropped because they were empty, and rx responses whose offset +
+    /// size lay beyond their page (each of those breaks the device).
     pub rx_bad_size: u64,
-    /// Received frames dropped: a response carried flags we do not know.
+    /// Rx responses with flags we do not know (each breaks the device).
     pub rx_bad_flags: u64,
-    /// Received frames dropped: the chain of slots was longer than [`MAX_RX_SLOTS`](crate::MAX_RX_SLOTS) or
-    /// [`MAX_FRAME_LEN`](crate::MAX_FRAME_LEN) bytes.
+    /// Rx frames longer than [`MAX_RX_SLOTS`](crate::MAX_RX_SLOTS) slots or than the MTU
+    /// allows (each breaks the device).
     pub rx_too_long: u64,
     /// Extra-info slots skipped.
     pub rx_extra_info: u64,
@@ -69,9 +71,10 @@ pub struct NetStats {
     pub tx_too_big: u64,
     /// Frames not sent: no tx slot or page was free.
     pub tx_no_buffers: u64,
-    /// Tx responses ignored: their id was out of range or not outstanding.
+    /// Tx responses whose id was out of range or not outstanding (each breaks the device).
     pub tx_bad_id: u64,
-    /// Tx responses whose status is not one the protocol defines for our requests.
+    /// Tx responses whose status is not one the protocol defines for our requests (each
+    /// breaks the device).
     pub tx_bad_status: u64,
     /// Tx responses reporting that the backend dropped or failed the frame.
     pub tx_errors: u64,
@@ -80,4 +83,8 @@ pub struct NetStats {
     pub tx_still_mapped: u64,
     /// Ring protocol errors (each kills the ring it happened on).
     pub ring_errors: u64,
+    /// Times the device was declared broken by a protocol violation (0 or 1).
+    pub broken: u64,
+    /// Feature keys the backend published with a value other than "0" or "1" (taken as off).
+    pub bad_features: u64,
 }

@@ -14,7 +14,7 @@ use xenia_xen::abi::XenbusState;
 use xenia_xen::events::EventChannels;
 use xenia_xen::grant::{GrantPool, GrantTable, GrantedRing};
 use xenia_xen::memory::PAGE_SIZE;
-use xenia_xen::xenbus::{Frontend, Handshake, XenbusError};
+use xenia_xen::xenbus::{Feature, Frontend, Handshake, XenbusError};
 use xenia_xen::xenstore::{Transport, Xenstore};
 
 impl<'a> Netfront<'a> {
@@ -49,10 +49,17 @@ impl<'a> Netfront<'a> {
         dev.switch_state(XenbusState::Initialising).await?;
         dev.wait_backend(|s| matches!(s, XenbusState::InitWait | XenbusState::Connected))
             .await?;
-        if !dev.backend_feature("feature-rx-copy").await? {
+        // "1" is on, anything else off; a value other than "0" or "1" is counted.
+        let mut bad_features = 0;
+        let rx_copy = dev.backend_feature_value("feature-rx-copy").await?;
+        let sg_offered = dev.backend_feature_value("feature-sg").await?;
+        for f in [rx_copy, sg_offered] {
+            bad_features += u64::from(f == Feature::Invalid);
+        }
+        if !rx_copy.enabled() {
             return Err(NetfrontError::NoRxCopy);
         }
-        let sg = config.sg && dev.backend_feature("feature-sg").await?;
+        let sg = config.sg && sg_offered.enabled();
         let mut mtu = match dev.backend_value("mtu").await? {
             None => DEFAULT_MTU,
             Some(v) => v
@@ -113,11 +120,16 @@ impl<'a> Netfront<'a> {
             tx_batching: false,
             tx_unpublished: false,
             rx_slots,
-            rx_assembler: Assembler::default(),
+            // Without GSO (we never ask for it) no frame exceeds the MTU.
+            rx_assembler: Assembler::new(mtu + ETH_HLEN),
             rx_frames: VecDeque::new(),
             scratch: Vec::new(),
-            stats: NetStats::default(),
+            stats: NetStats {
+                bad_features,
+                ..NetStats::default()
+            },
             connected: false,
+            broken: None,
         };
         // Post every receive buffer before the backend looks at the ring.
         nf.refill_rx(false);

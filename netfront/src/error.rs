@@ -33,7 +33,72 @@ pub enum NetfrontError {
     Busy,
     /// The device was disconnected.
     NotConnected,
+    /// The backend broke the netif protocol (the violation): the device is broken, nothing
+    /// is sent or received any more.
+    Broken(Violation),
 }
+
+/// A response no honest backend sends. The first one marks the device broken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Violation {
+    /// A tx response's id names no tx request in flight (never sent, or already answered).
+    TxBadId(u16),
+    /// A tx response's status is none of `NETIF_RSP_OKAY`, `_ERROR` and `_DROPPED`.
+    TxBadStatus(i16),
+    /// An rx response's id is not the one of the request in its ring slot.
+    RxBadId {
+        /// The id of the request in that slot.
+        expected: u16,
+        /// The id the response carried.
+        got: u16,
+    },
+    /// An rx response's status is negative but neither `NETIF_RSP_ERROR` nor `_DROPPED`.
+    RxBadStatus(i16),
+    /// An rx response's data (offset, size) lies beyond its page.
+    RxBadSize {
+        /// The response's offset.
+        offset: u16,
+        /// The response's size.
+        size: i16,
+    },
+    /// An rx response carries flags the protocol does not define.
+    RxBadFlags(u16),
+    /// An rx frame spans more slots than [`MAX_RX_SLOTS`](crate::MAX_RX_SLOTS).
+    RxTooManySlots,
+    /// An rx frame is longer than the negotiated MTU allows (the bound, in bytes).
+    RxOversized(usize),
+}
+
+impl core::fmt::Display for Violation {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Violation::TxBadId(id) => write!(f, "tx response with id {id}, not in flight"),
+            Violation::TxBadStatus(s) => write!(f, "tx response with impossible status {s}"),
+            Violation::RxBadId { expected, got } => {
+                write!(
+                    f,
+                    "rx response with id {got} in the slot of request {expected}"
+                )
+            }
+            Violation::RxBadStatus(s) => write!(f, "rx response with impossible status {s}"),
+            Violation::RxBadSize { offset, size } => write!(
+                f,
+                "rx response with {size} bytes at offset {offset}, beyond its page"
+            ),
+            Violation::RxBadFlags(fl) => write!(f, "rx response with unknown flags {fl:#x}"),
+            Violation::RxTooManySlots => write!(
+                f,
+                "rx frame spanning more than {} slots",
+                crate::MAX_RX_SLOTS
+            ),
+            Violation::RxOversized(max) => {
+                write!(f, "rx frame longer than the {max} bytes the MTU allows")
+            }
+        }
+    }
+}
+
+impl core::error::Error for Violation {}
 
 impl From<XenbusError> for NetfrontError {
     fn from(e: XenbusError) -> Self {
@@ -83,6 +148,10 @@ impl core::fmt::Display for NetfrontError {
             NetfrontError::FrameTooLarge(n) => write!(f, "netfront: cannot send a {n}-byte frame"),
             NetfrontError::Busy => write!(f, "netfront: tx ring or buffers full"),
             NetfrontError::NotConnected => write!(f, "netfront: not connected"),
+            NetfrontError::Broken(v) => write!(
+                f,
+                "netfront: device broken: the backend broke the protocol ({v})"
+            ),
         }
     }
 }
@@ -94,6 +163,7 @@ impl core::error::Error for NetfrontError {
             NetfrontError::Grant(e) => Some(e),
             NetfrontError::Event(e) => Some(e),
             NetfrontError::Ring(e) => Some(e),
+            NetfrontError::Broken(v) => Some(v),
             _ => None,
         }
     }

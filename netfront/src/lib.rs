@@ -9,10 +9,19 @@
 //! granted once at connect time and reused, so the data path never grants or revokes.
 //!
 //! Everything the backend writes (ring indices, response ids, statuses, offsets, sizes and
-//! flags) is validated; a bad response is dropped and counted in [`NetStats`], never trusted.
-//! A backend that breaks the ring protocol itself (a producer index running past the
-//! requests we published) leaves that ring dead ([`Netfront::rx_error`],
-//! [`Netfront::tx_error`]) but never makes the driver panic or touch memory it does not own.
+//! flags) is copied once out of the shared page and validated, never trusted. A frame the
+//! backend reports as failed (`NETIF_RSP_ERROR`, `_DROPPED`) or empty is dropped and counted
+//! in [`NetStats`]. A response no honest backend sends ([`Violation`]: an id not in flight,
+//! an impossible status, data beyond its page, unknown flags, a frame over the MTU or
+//! [`MAX_RX_SLOTS`]) marks the device broken ([`Netfront::broken`]): it is logged once and
+//! counted, both rings are left alone from then on, [`Netfront::send`] fails with
+//! [`NetfrontError::Broken`] and nothing more is received. A backend that breaks the ring
+//! protocol itself (a producer index running past the requests we published) leaves that
+//! ring dead ([`Netfront::rx_error`], [`Netfront::tx_error`]); [`Netfront::error`] reports
+//! either. Nothing the backend writes makes the driver panic or touch memory it does not own.
+//!
+//! Feature flags are read as Linux does: `"1"` is on, anything else is off (a value other
+//! than `"0"` or `"1"` is counted in [`NetStats::bad_features`]).
 //!
 //! [`Netfront`] implements [`smoltcp::phy::Device`], and [`Netfront::wait`] sleeps until the
 //! device's event channel fires, so an executor can idle until packets come.
@@ -69,7 +78,7 @@ mod tx;
 
 pub use config::{NetStats, NetfrontConfig};
 pub use device::{NetRxToken, NetTxToken};
-pub use error::NetfrontError;
+pub use error::{NetfrontError, Violation};
 pub use mac::{format_mac, parse_mac};
 
 use alloc::collections::VecDeque;
@@ -133,6 +142,8 @@ pub struct Netfront<'a> {
     scratch: Vec<u8>,
     stats: NetStats,
     connected: bool,
+    /// The backend's first protocol violation: the device is broken.
+    broken: Option<Violation>,
 }
 
 impl<'a> Netfront<'a> {
@@ -197,6 +208,35 @@ impl<'a> Netfront<'a> {
         self.tx.error()
     }
 
+    /// The backend's protocol violation, if it broke the protocol: nothing is sent or
+    /// received any more.
+    pub fn broken(&self) -> Option<Violation> {
+        self.broken
+    }
+
+    /// Why the device (or one of its rings) no longer works: a protocol violation
+    /// ([`NetfrontError::Broken`]) or a ring the backend corrupted ([`NetfrontError::Ring`]).
+    pub fn error(&self) -> Option<NetfrontError> {
+        if let Some(v) = self.broken {
+            return Some(NetfrontError::Broken(v));
+        }
+        self.rx.error().or(self.tx.error()).map(NetfrontError::Ring)
+    }
+
+    /// Marks the device broken by `v` (the first violation only): logs it once and counts it.
+    pub(crate) fn break_device(&mut self, v: Violation) {
+        if self.broken.is_some() {
+            return;
+        }
+        self.broken = Some(v);
+        self.stats.broken += 1;
+        log::error!(
+            "netfront {}: {}: nothing is sent or received any more",
+            self.index,
+            NetfrontError::Broken(v)
+        );
+    }
+
     /// Receive pages currently posted to the backend.
     pub fn rx_posted(&self) -> usize {
         self.rx_slots.iter().filter(|s| s.is_some()).count()
@@ -231,11 +271,18 @@ impl<'a> Netfront<'a> {
     /// for its next response (Xen's final check): it is then safe to sleep on
     /// [`port`](Self::port).
     pub fn has_work(&mut self) -> bool {
+        if self.broken.is_some() {
+            // The rings are left alone: only frames received before are left.
+            return !self.rx_frames.is_empty();
+        }
         // Nothing may wait unpublished while the caller sleeps.
         self.flush_tx();
         let mut work = !self.rx_frames.is_empty();
         loop {
             work |= self.reclaim_tx();
+            if self.broken.is_some() {
+                return work;
+            }
             let had_error = self.tx.error().is_some();
             match self.tx.final_check_for_responses() {
                 Ok(true) => {}
@@ -245,6 +292,9 @@ impl<'a> Netfront<'a> {
                     break;
                 }
             }
+        }
+        if self.broken.is_some() {
+            return work;
         }
         let had_error = self.rx.error().is_some();
         match self.rx.final_check_for_responses() {
@@ -298,6 +348,7 @@ impl core::fmt::Debug for Netfront<'_> {
             .field("connected", &self.connected)
             .field("rx_error", &self.rx.error())
             .field("tx_error", &self.tx.error())
+            .field("broken", &self.broken)
             .field("stats", &self.stats)
             .finish()
     }

@@ -2,16 +2,16 @@
 //! ([`assemble`](crate::assemble)).
 
 use crate::assemble::{RxError, Step};
-use crate::{Netfront, RX_RING_SIZE};
+use crate::{Netfront, Violation, RX_RING_SIZE};
 use xenia_xen::abi::netif_wire::{RxRequestSlot, RxResponseSlot};
-use xenia_xen::abi::NetifRxRequest;
+use xenia_xen::abi::{NetifRxRequest, NETIF_RSP_DROPPED, NETIF_RSP_ERROR};
 
 impl Netfront<'_> {
     /// Takes rx responses off the ring (while the frame queue has room), assembles frames and
     /// reposts the buffers.
     pub(crate) fn poll_rx(&mut self) -> bool {
         let mut progress = false;
-        while self.rx_frames.len() < self.config.rx_queue {
+        while self.broken.is_none() && self.rx_frames.len() < self.config.rx_queue {
             let had_error = self.rx.error().is_some();
             let idx = self.rx.rsp_cons();
             match self.rx.poll_response() {
@@ -41,6 +41,8 @@ impl Netfront<'_> {
             self.stats.ring_errors += 1;
             return;
         };
+        // The copy of the response we judge (the ring slot may change under us).
+        let r = rsp.response();
         // The request of ring slot `slot` had id `slot` (< RX_RING_SIZE = 256).
         let step = self.rx_assembler.push(slot as u16, rsp, |offset, dst| {
             // SAFETY: offset + dst.len() <= PAGE_SIZE was checked; the page is ours and the
@@ -55,6 +57,27 @@ impl Netfront<'_> {
         });
         self.rx_pool.give_back(page);
         let s = &mut self.stats;
+        let violation = match step {
+            Step::Dropped(RxError::BadId) => Some(Violation::RxBadId {
+                expected: slot as u16,
+                got: r.id,
+            }),
+            Step::Dropped(RxError::BadStatus)
+                if r.status != NETIF_RSP_ERROR && r.status != NETIF_RSP_DROPPED =>
+            {
+                Some(Violation::RxBadStatus(r.status))
+            }
+            Step::Dropped(RxError::BadSize) => Some(Violation::RxBadSize {
+                offset: r.offset,
+                size: r.status,
+            }),
+            Step::Dropped(RxError::BadFlags) => Some(Violation::RxBadFlags(r.flags)),
+            Step::Dropped(RxError::TooLong) => Some(Violation::RxTooManySlots),
+            Step::Dropped(RxError::Oversized) => {
+                Some(Violation::RxOversized(self.rx_assembler.max_len()))
+            }
+            _ => None,
+        };
         match step {
             Step::More => {}
             Step::ExtraInfo => s.rx_extra_info += 1,
@@ -63,7 +86,7 @@ impl Netfront<'_> {
                 RxError::BadStatus => s.rx_bad_status += 1,
                 RxError::BadSize | RxError::Empty => s.rx_bad_size += 1,
                 RxError::BadFlags => s.rx_bad_flags += 1,
-                RxError::TooLong => s.rx_too_long += 1,
+                RxError::TooLong | RxError::Oversized => s.rx_too_long += 1,
             },
             Step::Frame(data) => {
                 s.rx_packets += 1;
@@ -71,11 +94,14 @@ impl Netfront<'_> {
                 self.rx_frames.push_back(data);
             }
         }
+        if let Some(v) = violation {
+            self.break_device(v);
+        }
     }
 
     /// Posts free receive pages to the backend.
     pub(crate) fn refill_rx(&mut self, notify: bool) {
-        if self.rx.error().is_some() {
+        if self.rx.error().is_some() || self.broken.is_some() {
             return;
         }
         let mut pushed = false;

@@ -1,7 +1,7 @@
 //! Sending: frames copied into granted pages and queued on the tx ring; responses reclaim
 //! the pages.
 
-use crate::{Netfront, NetfrontError, MAX_FRAME_LEN};
+use crate::{Netfront, NetfrontError, Violation, MAX_FRAME_LEN};
 use alloc::vec::Vec;
 use xenia_xen::abi::netif_wire::TxRequestSlot;
 use xenia_xen::abi::{
@@ -15,6 +15,7 @@ impl Netfront<'_> {
         self.reclaim_tx();
         let pages = len.div_ceil(PAGE_SIZE).max(1);
         self.connected
+            && self.broken.is_none()
             && self.tx.error().is_none()
             && self.tx.free_requests() as usize >= pages
             && self.tx_free_ids.len() >= pages
@@ -27,11 +28,14 @@ impl Netfront<'_> {
     /// [`NetfrontError::FrameTooLarge`] (counted in `tx_too_big`) for an empty frame or one longer
     /// than [`max_frame_len`](Self::max_frame_len); [`NetfrontError::Busy`] when no slot or page
     /// is free (nothing is counted: retry later); [`NetfrontError::Ring`] if the backend broke the
-    /// tx ring; [`NetfrontError::NotConnected`] after [`disconnect`](Self::disconnect).
+    /// tx ring; [`NetfrontError::Broken`] once the backend broke the protocol; [`NetfrontError::NotConnected`] after [`disconnect`](Self::disconnect).
     pub fn send(&mut self, frame: &[u8]) -> Result<(), NetfrontError> {
         self.check_len(frame.len())?;
         if !self.connected {
             return Err(NetfrontError::NotConnected);
+        }
+        if let Some(v) = self.broken {
+            return Err(NetfrontError::Broken(v));
         }
         if let Some(e) = self.tx.error() {
             return Err(NetfrontError::Ring(e));
@@ -130,31 +134,16 @@ impl Netfront<'_> {
                 self.tx_pool.give_back(p);
             }
         }
-        loop {
+        while self.broken.is_none() {
             let had_error = self.tx.error().is_some();
             match self.tx.poll_response() {
                 Ok(None) => break,
                 Ok(Some(slot)) => {
                     progress = true;
+                    // Copied once out of the shared page; only the copy is looked at.
                     let rsp = slot.response();
-                    let id = rsp.id as usize;
-                    match self.tx_slots.get_mut(id).and_then(Option::take) {
-                        None => self.stats.tx_bad_id += 1,
-                        Some(page) => {
-                            if self.grants.is_mapped(page.gref()) {
-                                // Answered but still mapped: the backend may still read it.
-                                self.stats.tx_still_mapped += 1;
-                                self.tx_held.push(page);
-                            } else {
-                                self.tx_pool.give_back(page);
-                            }
-                            self.tx_free_ids.push(id as u16);
-                            match rsp.status {
-                                NETIF_RSP_OKAY => {}
-                                NETIF_RSP_ERROR | NETIF_RSP_DROPPED => self.stats.tx_errors += 1,
-                                _ => self.stats.tx_bad_status += 1,
-                            }
-                        }
+                    if let Err(v) = self.complete_tx(rsp.id, rsp.status) {
+                        self.break_device(v);
                     }
                 }
                 Err(e) => {
@@ -164,5 +153,36 @@ impl Netfront<'_> {
             }
         }
         progress
+    }
+}
+
+impl Netfront<'_> {
+    /// Takes back the page of tx request `id`, answered with `status`, or says which rule
+    /// the response breaks. A response with a bad status but a good id still answers its
+    /// request.
+    fn complete_tx(&mut self, id: u16, status: i16) -> Result<(), Violation> {
+        let Some(page) = self.tx_slots.get_mut(id as usize).and_then(Option::take) else {
+            self.stats.tx_bad_id += 1;
+            return Err(Violation::TxBadId(id));
+        };
+        if self.grants.is_mapped(page.gref()) {
+            // Answered but still mapped: the backend may still read it.
+            self.stats.tx_still_mapped += 1;
+            self.tx_held.push(page);
+        } else {
+            self.tx_pool.give_back(page);
+        }
+        self.tx_free_ids.push(id);
+        match status {
+            NETIF_RSP_OKAY => Ok(()),
+            NETIF_RSP_ERROR | NETIF_RSP_DROPPED => {
+                self.stats.tx_errors += 1;
+                Ok(())
+            }
+            _ => {
+                self.stats.tx_bad_status += 1;
+                Err(Violation::TxBadStatus(status))
+            }
+        }
     }
 }

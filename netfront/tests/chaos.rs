@@ -1,6 +1,7 @@
 //! Property tests: the test plays a hostile backend directly on the shared rings (arbitrary
 //! ids, offsets, flags, statuses and producer indices). The driver never panics, never hands
-//! out an impossible frame, reposts every receive buffer, and accounts for tx pages exactly.
+//! out an impossible frame, reposts every receive buffer until the device is declared broken,
+//! is declared broken exactly when a tx response lies, and accounts for tx pages exactly.
 
 mod common;
 
@@ -8,7 +9,7 @@ use common::{frame, guest, NetGuest, PEER_MAC};
 use proptest::prelude::*;
 use std::collections::BTreeSet;
 use std::sync::atomic::{fence, Ordering};
-use xenia_netfront::{NetfrontConfig, NetfrontError, MAX_FRAME_LEN};
+use xenia_netfront::{NetfrontConfig, NetfrontError, Violation, MAX_FRAME_LEN};
 use xenia_sim::netback::VifConfig;
 use xenia_sim::DOM0;
 
@@ -132,9 +133,19 @@ proptest! {
                 + st.rx_bad_flags + st.rx_too_long;
             prop_assert!(frames <= answered, "{st:?} from {answered} responses");
             if bogus.is_some() {
-                prop_assert!(nf.rx_error().is_some());
+                // Noticed, unless the device broke before and left the ring alone.
+                prop_assert!(nf.rx_error().is_some() || nf.broken().is_some());
             }
-            if nf.rx_error().is_none() {
+            if nf.broken().is_some() {
+                // A violation: counted once, the rings are left alone, nothing is sent.
+                prop_assert_eq!(st.broken, 1);
+                prop_assert!(!nf.has_work());
+                prop_assert_eq!(nf.recv(), None);
+                prop_assert!(matches!(
+                    nf.send(&frame(PEER_MAC, [0, 0x16, 0x3e, 0, 0, 1], 60, 0)),
+                    Err(NetfrontError::Broken(_))
+                ));
+            } else if nf.rx_error().is_none() {
                 prop_assert_eq!(nf.rx_posted(), 64, "every buffer reposted");
                 prop_assert_eq!(rd_u32(ring, REQ_PROD).wrapping_sub(prod), 64);
             } else {
@@ -143,8 +154,8 @@ proptest! {
                 prop_assert_eq!(nf.recv(), None);
             }
         }
-        // tx is unaffected by anything rx did.
-        prop_assert!(nf.can_send(60));
+        // tx is unaffected by anything rx did, unless the device broke.
+        prop_assert_eq!(nf.can_send(60), nf.broken().is_none());
     }
 
     #[test]
@@ -184,6 +195,8 @@ proptest! {
                 read_upto = read_upto.wrapping_add(1);
             }
             prop_assert_eq!(nf.tx_in_flight(), outstanding.len());
+            // The model stops at the first response that breaks the protocol.
+            let mut violation = None;
             for (which, status) in &batch {
                 if pending.is_empty() {
                     break;
@@ -201,14 +214,30 @@ proptest! {
                 wr_u16(ring, e, id);
                 wr_u16(ring, e + 2, *status as u16);
                 prod = prod.wrapping_add(1);
-                outstanding.remove(&id);
+                if violation.is_none() {
+                    if !outstanding.remove(&id) {
+                        violation = Some(Violation::TxBadId(id));
+                    } else if !(-2..=0).contains(status) {
+                        violation = Some(Violation::TxBadStatus(*status));
+                    }
+                }
             }
             fence(Ordering::Release);
             wr_u32(ring, RSP_PROD, prod);
             nf.poll();
+            prop_assert_eq!(nf.broken(), violation);
             prop_assert_eq!(nf.tx_in_flight(), outstanding.len());
             prop_assert!(outstanding.len() <= 32);
             prop_assert!(nf.tx_error().is_none());
+            if violation.is_some() {
+                // Broken: sending fails at once, the pages not answered stay lent.
+                prop_assert!(matches!(
+                    nf.send(&frame(PEER_MAC, [0, 0x16, 0x3e, 0, 0, 1], 60, 0)),
+                    Err(NetfrontError::Broken(_))
+                ));
+                prop_assert_eq!(nf.stats().broken, 1);
+                break;
+            }
         }
     }
 }

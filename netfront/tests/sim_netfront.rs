@@ -4,7 +4,9 @@
 mod common;
 
 use common::{block_on, frame, guest, NetGuest, PEER_MAC};
-use xenia_netfront::{Netfront, NetfrontConfig, NetfrontError, DEFAULT_MTU, MAX_RX_SLOTS};
+use xenia_netfront::{
+    NetStats, Netfront, NetfrontConfig, NetfrontError, Violation, DEFAULT_MTU, MAX_RX_SLOTS,
+};
 use xenia_sim::netback::{Fault, Netback, VifConfig};
 use xenia_xen::xenbus::XenbusError;
 
@@ -192,9 +194,27 @@ fn without_scatter_gather_frames_stay_within_a_page() {
     );
 }
 
-/// Injects a frame with `fault` and checks it is dropped and counted by `counter`; then a
-/// good frame still arrives.
-fn hostile_rx(fault: Fault, counter: fn(&xenia_netfront::NetStats) -> u64) {
+/// After the device broke with `want`: sending fails at once with the error, nothing more is
+/// received, no work is reported (so nothing spins), the violation was counted once, and the
+/// pools account for every page (lent ones stay lent: the backend may still use them).
+fn assert_broken(g: &common::Guest, nb: &Netback, nf: &mut Netfront, want: Violation) {
+    assert_eq!(nf.broken(), Some(want));
+    assert_eq!(nf.error(), Some(NetfrontError::Broken(want)));
+    let f = frame(PEER_MAC, MAC0, 100, 9);
+    assert_eq!(nf.send(&f), Err(NetfrontError::Broken(want)));
+    assert!(!nf.can_send(100));
+    nb.inject(&frame(MAC0, PEER_MAC, 100, 9));
+    g.run();
+    assert!(!nf.poll());
+    assert_eq!(nf.recv(), None);
+    assert!(!nf.has_work());
+    assert_eq!(nf.stats().broken, 1, "{:?}", nf.stats());
+    assert_eq!(nb.pop_sent(), None, "nothing was sent after the violation");
+}
+
+/// Injects a frame with `fault`: the device breaks with a violation matching `want`, and the
+/// violation is counted by `counter`.
+fn hostile_rx(fault: Fault, want: fn(Violation) -> bool, counter: fn(&NetStats) -> u64) {
     let g = guest();
     let nb = g.add_vif(VifConfig::new(0));
     let mut nf = g.connect(0).unwrap();
@@ -203,34 +223,102 @@ fn hostile_rx(fault: Fault, counter: fn(&xenia_netfront::NetStats) -> u64) {
     nb.inject(&first);
     g.run();
     assert_eq!(nf.recv(), Some(first));
-    let posted = nf.rx_posted();
     nb.fault(fault);
     nb.inject(&frame(MAC0, PEER_MAC, 300, 2));
     g.run();
     assert_eq!(nf.recv(), None, "{fault:?}: the bad frame was dropped");
+    let v = nf
+        .broken()
+        .unwrap_or_else(|| panic!("{fault:?}: not broken"));
+    assert!(want(v), "{fault:?}: {v:?}");
     assert_eq!(counter(&nf.stats()), 1, "{fault:?}: {:?}", nf.stats());
-    assert_eq!(nf.rx_posted(), posted, "{fault:?}: buffers reposted");
-    for i in 0..3 {
-        let good = frame(MAC0, PEER_MAC, 100 + i, 10 + i as u8);
-        nb.inject(&good);
-        g.run();
-        assert_eq!(nf.recv(), Some(good), "{fault:?}: works afterwards");
-    }
-    assert_eq!(nf.stats().rx_packets, 4);
+    assert_broken(&g, &nb, &mut nf, v);
+    assert_eq!(nf.stats().rx_packets, 1);
     assert_eq!(nf.stats().ring_errors, 0);
 }
 
 #[test]
-fn hostile_rx_responses_are_dropped_and_counted() {
-    hostile_rx(Fault::RxIdOutOfRange, |s| s.rx_bad_id);
-    hostile_rx(Fault::RxDuplicateId, |s| s.rx_bad_id);
-    hostile_rx(Fault::RxErrorStatus, |s| s.rx_bad_status);
-    hostile_rx(Fault::RxSizeOverPage, |s| s.rx_bad_size);
-    hostile_rx(Fault::RxOffsetPastPage, |s| s.rx_bad_size);
-    hostile_rx(Fault::RxBogusFlags, |s| s.rx_bad_flags);
-    hostile_rx(Fault::RxLongChain(MAX_RX_SLOTS as u32 + 1), |s| {
-        s.rx_too_long
-    });
+fn hostile_rx_responses_break_the_device() {
+    hostile_rx(
+        Fault::RxIdOutOfRange,
+        |v| matches!(v, Violation::RxBadId { got: 0xfff0, .. }),
+        |s| s.rx_bad_id,
+    );
+    hostile_rx(
+        Fault::RxDuplicateId,
+        |v| matches!(v, Violation::RxBadId { .. }),
+        |s| s.rx_bad_id,
+    );
+    hostile_rx(
+        Fault::RxSizeOverPage,
+        |v| matches!(v, Violation::RxBadSize { .. }),
+        |s| s.rx_bad_size,
+    );
+    hostile_rx(
+        Fault::RxOffsetPastPage,
+        |v| matches!(v, Violation::RxBadSize { .. }),
+        |s| s.rx_bad_size,
+    );
+    hostile_rx(
+        Fault::RxBogusFlags,
+        |v| matches!(v, Violation::RxBadFlags(_)),
+        |s| s.rx_bad_flags,
+    );
+    hostile_rx(
+        Fault::RxLongChain(MAX_RX_SLOTS as u32 + 1),
+        |v| v == Violation::RxTooManySlots,
+        |s| s.rx_too_long,
+    );
+}
+
+#[test]
+fn an_rx_error_status_drops_the_frame_only() {
+    let g = guest();
+    let nb = g.add_vif(VifConfig::new(0));
+    let mut nf = g.connect(0).unwrap();
+    let posted = nf.rx_posted();
+    nb.fault(Fault::RxErrorStatus);
+    nb.inject(&frame(MAC0, PEER_MAC, 300, 2));
+    g.run();
+    assert_eq!(nf.recv(), None);
+    assert_eq!(nf.stats().rx_bad_status, 1);
+    assert_eq!(nf.rx_posted(), posted, "buffers reposted");
+    assert_eq!(nf.broken(), None);
+    for i in 0..3 {
+        let good = frame(MAC0, PEER_MAC, 100 + i, 10 + i as u8);
+        nb.inject(&good);
+        g.run();
+        assert_eq!(nf.recv(), Some(good), "works afterwards");
+    }
+}
+
+#[test]
+fn an_rx_frame_over_the_mtu_breaks_the_device() {
+    for (mtu, sg) in [(None, true), (Some("9000"), true), (Some("9000"), false)] {
+        let g = guest();
+        let mut cfg = VifConfig::new(0);
+        cfg.mtu = mtu.map(String::from);
+        cfg.feature_sg = sg;
+        let nb = g.add_vif(cfg);
+        let mut nf = g.connect(0).unwrap();
+        let max = nf.max_frame_len();
+        // The largest frame arrives; one byte more breaks the device.
+        let f = frame(MAC0, PEER_MAC, max, 1);
+        nb.inject(&f);
+        g.run();
+        assert_eq!(nf.recv(), Some(f), "{mtu:?} {sg}");
+        if !sg {
+            // Without scatter-gather the simulated netback itself refuses a second page.
+            assert_eq!(max, 4096);
+            continue;
+        }
+        nb.inject(&frame(MAC0, PEER_MAC, max + 1, 2));
+        g.run();
+        assert_eq!(nf.recv(), None);
+        assert_eq!(nf.broken(), Some(Violation::RxOversized(max)), "{mtu:?}");
+        assert_eq!(nf.stats().rx_too_long, 1);
+        assert_broken(&g, &nb, &mut nf, Violation::RxOversized(max));
+    }
 }
 
 #[test]
@@ -261,28 +349,20 @@ fn a_chain_within_bounds_is_one_frame_and_extra_info_is_skipped() {
 }
 
 #[test]
-fn an_endless_chain_is_bounded_and_the_driver_recovers() {
+fn an_endless_chain_breaks_the_device() {
     let g = guest();
     let nb = g.add_vif(VifConfig::new(0));
     let mut nf = g.connect(0).unwrap();
     nb.fault(Fault::RxEndlessChain);
-    for i in 0..500 {
-        nb.inject(&frame(MAC0, PEER_MAC, 1514, i as u8));
+    // Short frames: the chain runs past MAX_RX_SLOTS before it exceeds the MTU.
+    for i in 0..50 {
+        nb.inject(&frame(MAC0, PEER_MAC, 60, i as u8));
         g.run();
         assert_eq!(nf.recv(), None);
     }
-    assert_eq!(nb.pending_to_guest(), 0, "the guest kept reposting buffers");
     assert_eq!(nf.stats().rx_too_long, 1);
-    assert_eq!(nf.rx_posted(), NetfrontConfig::default().rx_buffers);
     nb.clear_faults();
-    // The next frame ends the chain (and is dropped with it); then frames flow again.
-    nb.inject(&frame(MAC0, PEER_MAC, 60, 0));
-    g.run();
-    assert_eq!(nf.recv(), None);
-    let f = frame(MAC0, PEER_MAC, 60, 1);
-    nb.inject(&f);
-    g.run();
-    assert_eq!(nf.recv(), Some(f));
+    assert_broken(&g, &nb, &mut nf, Violation::RxTooManySlots);
 }
 
 #[test]
@@ -391,7 +471,7 @@ fn send_one(g: &common::Guest, nb: &Netback, nf: &mut Netfront, len: usize, seed
 }
 
 #[test]
-fn hostile_tx_responses_are_counted_and_tx_keeps_working() {
+fn a_tx_error_status_is_counted_and_tx_keeps_working() {
     let g = guest();
     let nb = g.add_vif(VifConfig::new(0));
     let mut nf = g.connect(0).unwrap();
@@ -401,19 +481,99 @@ fn hostile_tx_responses_are_counted_and_tx_keeps_working() {
     send(&mut nf, 1);
     assert_eq!(nf.stats().tx_errors, 1);
     assert_eq!(nf.tx_in_flight(), 0);
-    nb.fault(Fault::TxIdOutOfRange);
-    send(&mut nf, 2);
-    assert_eq!(nf.stats().tx_bad_id, 1);
-    assert_eq!(nf.tx_in_flight(), 1, "the unanswered page stays lent");
-    nb.fault(Fault::TxDuplicateId);
-    send(&mut nf, 3);
-    assert_eq!(nf.stats().tx_bad_id, 2);
-    assert_eq!(nf.tx_in_flight(), 2);
     for i in 0..200u8 {
         send(&mut nf, i);
     }
-    assert_eq!(nf.tx_in_flight(), 2);
-    assert_eq!(nf.stats().ring_errors, 0);
+    assert_eq!(nf.tx_in_flight(), 0);
+    assert_eq!(nf.broken(), None);
+}
+
+/// Sends frames until `fault` hits one: the device breaks with `want` and no tx page is lost
+/// (the `lent` ones not answered before the violation stay lent, since the backend may still
+/// read them; the rest are back in the pool).
+fn hostile_tx(fault: Fault, want: Violation, lent: usize) {
+    let g = guest();
+    let nb = g.add_vif(VifConfig::new(0));
+    let mut nf = g.connect(0).unwrap();
+    send_one(&g, &nb, &mut nf, 100, 0);
+    nb.fault(fault);
+    // Two frames in one batch (ids 0 and 1), so a duplicate has a previous response to copy.
+    nf.set_tx_batching(true);
+    for seed in [1, 2] {
+        nf.send(&frame(PEER_MAC, MAC0, 100, seed)).unwrap();
+    }
+    nf.flush_tx();
+    g.run();
+    assert_eq!(nb.take_sent().len(), 2);
+    nf.poll();
+    assert_eq!(nf.broken(), Some(want), "{fault:?}: {:?}", nf.stats());
+    assert_eq!(nf.stats().tx_bad_id, 1, "{fault:?}");
+    assert_eq!(nf.tx_in_flight(), lent, "{fault:?}");
+    assert_broken(&g, &nb, &mut nf, want);
+}
+
+#[test]
+fn hostile_tx_ids_break_the_device() {
+    // The first response lies: nothing after it is read.
+    hostile_tx(Fault::TxIdOutOfRange, Violation::TxBadId(0xfff0), 2);
+    // The second response repeats the first's id: that request was answered already.
+    hostile_tx(Fault::TxDuplicateId, Violation::TxBadId(0), 1);
+}
+
+#[test]
+fn transmit_is_not_lost_page_by_page_to_bad_ids() {
+    // Before: each bad id lost a tx page silently, until transmit was dead (Busy forever).
+    let g = guest();
+    let nb = g.add_vif(VifConfig::new(0));
+    let cfg = NetfrontConfig {
+        tx_buffers: 4,
+        ..NetfrontConfig::default()
+    };
+    let mut nf = g.connect_with(0, cfg).unwrap();
+    let mut errors = Vec::new();
+    for i in 0..8u8 {
+        nb.fault(Fault::TxIdOutOfRange);
+        match nf.send(&frame(PEER_MAC, MAC0, 100, i)) {
+            Ok(()) => {}
+            Err(e) => errors.push(e),
+        }
+        g.run();
+        nf.poll();
+    }
+    let want = NetfrontError::Broken(Violation::TxBadId(0xfff0));
+    assert!(
+        !errors.is_empty() && errors.iter().all(|e| *e == want),
+        "{errors:?}"
+    );
+    assert!(!errors.contains(&NetfrontError::Busy));
+    assert_eq!(nf.stats().broken, 1);
+    assert_eq!(
+        nf.stats().tx_bad_id,
+        1,
+        "nothing is read after the violation"
+    );
+}
+
+#[test]
+fn feature_values_other_than_1_are_off_and_counted() {
+    let g = guest();
+    let mut cfg = VifConfig::new(0);
+    cfg.extra_nodes = vec![("feature-sg".into(), "garbage".into())];
+    let nb = g.add_vif(cfg);
+    let nf = g.connect(0).unwrap();
+    assert!(!nf.scatter_gather(), "garbage is off");
+    assert_eq!(nf.stats().bad_features, 1);
+    let keys = nb.frontend_keys();
+    assert!(
+        keys.contains(&("feature-sg".into(), "0".into())),
+        "{keys:?}"
+    );
+    // feature-rx-copy holding "2" is not rx-copy.
+    let g = guest();
+    let mut cfg = VifConfig::new(0);
+    cfg.extra_nodes = vec![("feature-rx-copy".into(), "2".into())];
+    let _nb = g.add_vif(cfg);
+    assert_eq!(g.connect(0).unwrap_err(), NetfrontError::NoRxCopy);
 }
 
 #[test]

@@ -98,6 +98,8 @@ pub enum Hostile {
     WrongOperation,
     /// After the response, `rsp_prod` jumps far beyond the requests published.
     ProducerOverrun,
+    /// The response carries this status, whatever happened (blkif.h defines 0, -1 and -2).
+    Status(i16),
 }
 
 /// Misbehaviour to inject.
@@ -585,7 +587,7 @@ impl BlkbackDevice {
                 rsps.reverse();
             }
             let mut overrun = false;
-            for (mut id, mut op, status) in rsps {
+            for (mut id, mut op, mut status) in rsps {
                 match st.faults.hostile.pop_front() {
                     Some(Hostile::UnknownId) => id = u64::MAX,
                     Some(Hostile::DuplicateId) => id = self.last_id.unwrap_or(u64::MAX),
@@ -597,6 +599,7 @@ impl BlkbackDevice {
                         }
                     }
                     Some(Hostile::ProducerOverrun) => overrun = true,
+                    Some(Hostile::Status(s)) => status = s,
                     Some(Hostile::Honest) | None => {}
                 }
                 self.last_id = Some(id);

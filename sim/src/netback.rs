@@ -55,6 +55,9 @@ pub struct VifConfig {
     /// Where in each rx page the backend puts the data (0 ..= 2048): each slot then holds
     /// at most `PAGE_SIZE - rx_offset` bytes.
     pub rx_offset: u16,
+    /// Backend nodes written last, before InitWait (key, value): overrides, e.g. a
+    /// `feature-sg` holding garbage.
+    pub extra_nodes: Vec<(String, String)>,
 }
 
 impl VifConfig {
@@ -68,6 +71,7 @@ impl VifConfig {
             feature_sg: true,
             mtu: None,
             rx_offset: 0,
+            extra_nodes: Vec::new(),
         }
     }
 }
@@ -101,7 +105,8 @@ pub enum Fault {
     TxProducerOverrun,
     /// The next tx response carries an id beyond the ring.
     TxIdOutOfRange,
-    /// The next tx response carries the id of the previous tx response.
+    /// The next tx response that follows another one in the same batch carries that one's
+    /// id (a second answer to an answered request; its own request stays unanswered).
     TxDuplicateId,
     /// The next tx response has status `NETIF_RSP_ERROR`.
     TxErrorStatus,
@@ -165,7 +170,6 @@ struct Inner {
     faults: VecDeque<Fault>,
     endless: bool,
     last_rx_id: u16,
-    last_tx_id: u16,
     /// Tx pages answered but kept mapped ([`Fault::TxRespondWhileMapped`]): grant ref and the
     /// tx frames left before the backend unmaps it.
     tx_held: Vec<(GrantRef, u32)>,
@@ -210,6 +214,13 @@ pub fn toolstack_adds_vif(sim: &Sim, cfg: &VifConfig) -> (String, String) {
     if let Some(m) = &cfg.mtu {
         be_nodes.push(("mtu", m.clone()));
     }
+    for (k, v) in &cfg.extra_nodes {
+        if let Some(slot) = be_nodes.iter_mut().find(|(key, _)| key == k) {
+            slot.1 = v.clone();
+        } else {
+            be_nodes.push((k.as_str(), v.clone()));
+        }
+    }
     be_nodes.push(("state", "2".to_string()));
     crate::toolstack::write_device(&mut x, (&fe, &be), &fe_nodes, &be_nodes);
     (fe, be)
@@ -237,7 +248,6 @@ impl Netback {
             faults: VecDeque::new(),
             endless: false,
             last_rx_id: 0,
-            last_tx_id: 0,
             tx_held: Vec::new(),
             stats: NetbackStats::default(),
             frontend_keys: Vec::new(),
@@ -479,6 +489,8 @@ impl Inner {
         }
         let mut frames = Vec::new();
         let mut notify = false;
+        // The id of the previous response in this batch ([`Fault::TxDuplicateId`]).
+        let mut batch_prev: Option<u16> = None;
         {
             let Some(r) = self.rings.as_mut() else {
                 return false;
@@ -572,18 +584,17 @@ impl Inner {
             }
             for s in &slots {
                 let mut rsp = NetifTxResponse { id: s.id, status };
+                let previous = batch_prev;
                 match self.take_fault(|f| {
-                    matches!(
-                        f,
-                        Fault::TxIdOutOfRange | Fault::TxDuplicateId | Fault::TxErrorStatus
-                    )
+                    matches!(f, Fault::TxIdOutOfRange | Fault::TxErrorStatus)
+                        || (f == Fault::TxDuplicateId && previous.is_some())
                 }) {
                     Some(Fault::TxIdOutOfRange) => rsp.id = 0xfff0,
-                    Some(Fault::TxDuplicateId) => rsp.id = self.last_tx_id,
+                    Some(Fault::TxDuplicateId) => rsp.id = previous.unwrap_or(rsp.id),
                     Some(Fault::TxErrorStatus) => rsp.status = NETIF_RSP_ERROR,
                     _ => {}
                 }
-                self.last_tx_id = rsp.id;
+                batch_prev = Some(rsp.id);
                 let r = self.rings.as_mut().expect("connected");
                 let _ = r.tx.push_response(rsp.into());
             }

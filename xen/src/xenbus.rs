@@ -75,6 +75,36 @@ pub async fn devices<T: Transport>(xs: &Xenstore<T>, class: &str) -> Result<Vec<
     Ok(ids)
 }
 
+/// What a feature flag (`feature-*`) holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Feature {
+    /// The key is absent: off.
+    Absent,
+    /// `"0"`: off.
+    Off,
+    /// `"1"`: on.
+    On,
+    /// Anything else: off (and a fault of whoever wrote it).
+    Invalid,
+}
+
+impl Feature {
+    /// Parses a flag's value (`None`: the key is absent). Only `"1"` is on.
+    pub fn parse(value: Option<&str>) -> Feature {
+        match value {
+            None => Feature::Absent,
+            Some("0") => Feature::Off,
+            Some("1") => Feature::On,
+            Some(_) => Feature::Invalid,
+        }
+    }
+
+    /// Whether the feature is on.
+    pub fn enabled(self) -> bool {
+        self == Feature::On
+    }
+}
+
 /// When the frontend says `Connected` during [`Frontend::connect_with`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Handshake {
@@ -145,9 +175,26 @@ impl<'x, T: Transport> Frontend<'x, T> {
         read_optional(self.xs, &format!("{}/{key}", self.backend)).await
     }
 
-    /// Reads a backend feature flag (`feature-*`): absent or "0" is false.
+    /// Reads a backend feature flag (`feature-*`) as Linux does: `"1"` is on, anything else
+    /// (absent, `"0"`, garbage) is off. A value other than `"0"` or `"1"` is logged; use
+    /// [`backend_feature_value`](Self::backend_feature_value) to count it.
     pub async fn backend_feature(&self, key: &str) -> Result<bool, XenbusError> {
-        Ok(matches!(self.backend_value(key).await?.as_deref(), Some(v) if v.trim() != "0"))
+        Ok(self.backend_feature_value(key).await?.enabled())
+    }
+
+    /// Reads a backend feature flag and says what it held ([`Feature`]). A value other than
+    /// `"0"` or `"1"` is logged as a warning.
+    pub async fn backend_feature_value(&self, key: &str) -> Result<Feature, XenbusError> {
+        let v = self.backend_value(key).await?;
+        let f = Feature::parse(v.as_deref());
+        if f == Feature::Invalid {
+            log::warn!(
+                "xenbus: {}/{key} holds {:?}, not \"0\" or \"1\": taken as off",
+                self.backend,
+                v.unwrap_or_default()
+            );
+        }
+        Ok(f)
     }
 
     /// Reads `<node>/<key>` of our own device, `None` if absent.
@@ -289,5 +336,23 @@ async fn parse_state<T: Transport>(
         Some(v) => {
             XenbusState::from_bytes(v.as_bytes()).map_err(|_| XenbusError::BadValue(path.into(), v))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Feature;
+
+    #[test]
+    fn only_1_turns_a_feature_on() {
+        assert_eq!(Feature::parse(Some("1")), Feature::On);
+        assert_eq!(Feature::parse(Some("0")), Feature::Off);
+        assert_eq!(Feature::parse(None), Feature::Absent);
+        for v in ["garbage", "2", "", " 1", "1\n", "01", "true", "-1"] {
+            assert_eq!(Feature::parse(Some(v)), Feature::Invalid, "{v:?}");
+            assert!(!Feature::parse(Some(v)).enabled(), "{v:?}");
+        }
+        assert!(Feature::On.enabled());
+        assert!(!Feature::Off.enabled() && !Feature::Absent.enabled());
     }
 }

@@ -379,7 +379,7 @@ impl Stack {
                 ipv4: g.iface.ip_addrs().first().map(|IpCidr::Ipv4(c)| *c),
                 sockets: g.sockets.iter().count(),
                 polls: g.stats.polls,
-                ring_broken: g.dev.rx_error().is_some() || g.dev.tx_error().is_some(),
+                ring_broken: g.dev.error().is_some(),
             });
             for l in g.listeners.iter().flatten() {
                 out(NetItem::Listener {
@@ -438,7 +438,7 @@ impl Stack {
         let mut s = g.stats.clone();
         s.device = g.dev.stats();
         s.sockets = g.sockets.iter().count();
-        s.ring_broken = g.dev.rx_error().is_some() || g.dev.tx_error().is_some();
+        s.ring_broken = g.dev.error().is_some();
         s.tcp_half_open = g
             .listeners
             .iter()
@@ -491,7 +491,7 @@ impl Stack {
         g.stats.polls += 1;
         g.update_dhcp();
         if !g.stats.ring_broken {
-            if let Some(e) = g.dev.rx_error().or(g.dev.tx_error()) {
+            if let Some(e) = g.dev.error() {
                 g.stats.ring_broken = true;
                 log::error!(
                     "net: vif {}: the backend broke the ring protocol ({e}): link down",

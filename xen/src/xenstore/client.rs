@@ -47,6 +47,10 @@ struct Inner<T> {
 /// without moving data; after that the task yields (wakes itself) rather than spin here.
 const MAX_IO_PASSES: usize = 64;
 
+/// Bound on the bytes read in one poll (a few maximum-size messages), in case the other side
+/// never stops writing: after that the task yields (wakes itself) and other tasks run.
+pub const MAX_READ_PER_POLL: usize = 16 * 1024;
+
 impl<T: Transport> Inner<T> {
     /// Moves bytes both ways until the transport can do no more, then registers `cx`'s waker
     /// with it. Transport failures kill the connection (reported through the core).
@@ -62,6 +66,7 @@ impl<T: Transport> Inner<T> {
 
     fn drive_inner(&mut self, cx: &mut Context<'_>) -> Result<(), XenstoreTransportError> {
         let mut buf = [0u8; 512];
+        let mut budget = MAX_READ_PER_POLL;
         for _ in 0..MAX_IO_PASSES {
             let mut wrote = false;
             while !self.core.pending_output().is_empty() {
@@ -77,12 +82,14 @@ impl<T: Transport> Inner<T> {
             }
             let mut read = false;
             if self.core.has_waiters() {
-                loop {
-                    let n = self.transport.read(&mut buf)?;
+                while budget > 0 {
+                    let want = buf.len().min(budget);
+                    let n = self.transport.read(&mut buf[..want])?;
                     if n == 0 {
                         break;
                     }
-                    let n = n.min(buf.len());
+                    let n = n.min(want);
+                    budget -= n;
                     read = true;
                     // Protocol errors are counted and logged by the core; fatal ones fail the
                     // connection there.
@@ -93,6 +100,9 @@ impl<T: Transport> Inner<T> {
                 }
                 if read {
                     self.transport.notify();
+                }
+                if budget == 0 {
+                    break;
                 }
             }
             if wrote || read {
@@ -639,5 +649,85 @@ impl<T: Transport> Future for NextEvent<'_, '_, T> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         Pin::new(&mut *self.stream).poll_next(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use super::*;
+    use core::cell::Cell;
+    use std::rc::Rc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::Wake;
+
+    /// A xenstored that never stops sending watch events (for a watch nobody set).
+    struct Flood {
+        msg: Vec<u8>,
+        pos: usize,
+        reads: Rc<Cell<usize>>,
+    }
+
+    impl Transport for Flood {
+        fn write(&mut self, buf: &[u8]) -> Result<usize, XenstoreTransportError> {
+            Ok(buf.len())
+        }
+        fn read(&mut self, buf: &mut [u8]) -> Result<usize, XenstoreTransportError> {
+            self.reads.set(self.reads.get() + 1);
+            // A regression loops here forever: fail instead.
+            assert!(self.reads.get() < 1_000_000, "the read loop has no bound");
+            for b in buf.iter_mut() {
+                *b = self.msg[self.pos];
+                self.pos = (self.pos + 1) % self.msg.len();
+            }
+            Ok(buf.len())
+        }
+        fn notify(&mut self) {}
+        fn poll_readable(&mut self, _cx: &mut Context<'_>) -> Poll<()> {
+            Poll::Ready(())
+        }
+        fn poll_writable(&mut self, _cx: &mut Context<'_>) -> Poll<()> {
+            Poll::Ready(())
+        }
+    }
+
+    struct CountWakes(AtomicUsize);
+
+    impl Wake for CountWakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn reads_per_poll_are_bounded_and_the_task_yields() {
+        let mut msg = Vec::new();
+        wire::encode_message(MsgType::WatchEvent, 0, 0, b"/flood\0token\0", &mut msg).unwrap();
+        let reads = Rc::new(Cell::new(0));
+        let xs = Xenstore::new(Flood {
+            msg,
+            pos: 0,
+            reads: reads.clone(),
+        });
+        let wakes = Arc::new(CountWakes(AtomicUsize::new(0)));
+        let waker = Waker::from(wakes.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut fut = core::pin::pin!(xs.read("/a"));
+        for round in 1..=3 {
+            assert!(fut.as_mut().poll(&mut cx).is_pending());
+            let per_poll = reads.get();
+            reads.set(0);
+            assert!(
+                per_poll * 512 <= MAX_READ_PER_POLL + 512,
+                "{per_poll} reads in one poll"
+            );
+            // The task was told to come back: it yields rather than sleeping for good.
+            assert_eq!(wakes.0.load(Ordering::SeqCst), round);
+        }
     }
 }
