@@ -8,7 +8,7 @@ use std::task::{Context, Poll, Waker};
 use xenia_blkfront::{Blkfront, BlkfrontConfig, BlkfrontError, Violation};
 use xenia_ring::RingError;
 use xenia_sim::blkback::{Blkback, Hostile, VbdConfig};
-use xenia_sim::{block_on, Guest};
+use xenia_sim::{block_on, join_all, Guest};
 use xenia_xen::abi::{
     BLKIF_OP_DISCARD, BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_WRITE, BLKIF_OP_WRITE_BARRIER,
 };
@@ -36,29 +36,6 @@ fn poll_until<F: Future + Unpin>(g: &Guest, fut: &mut F, deadline_ns: u64) -> Op
             g.ev.block(deadline_ns).unwrap();
         }
     }
-}
-
-/// Polls all futures until all are done (a minimal `join_all`).
-async fn join_all<F: Future>(futs: Vec<F>) -> Vec<F::Output> {
-    let mut futs: Vec<Pin<Box<F>>> = futs.into_iter().map(Box::pin).collect();
-    let mut out: Vec<Option<F::Output>> = futs.iter().map(|_| None).collect();
-    std::future::poll_fn(move |cx| {
-        let mut pending = false;
-        for (f, o) in futs.iter_mut().zip(out.iter_mut()) {
-            if o.is_none() {
-                match f.as_mut().poll(cx) {
-                    Poll::Ready(v) => *o = Some(v),
-                    Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            Poll::Pending
-        } else {
-            Poll::Ready(out.iter_mut().map(|o| o.take().unwrap()).collect())
-        }
-    })
-    .await
 }
 
 fn setup(config: VbdConfig) -> (Guest, Blkback, Front) {

@@ -4,34 +4,12 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::Poll;
 use xenia_blkfront::{Blkfront, BlkfrontConfig, BlkfrontError};
 use xenia_sim::blkback::{Blkback, VbdConfig};
-use xenia_sim::{block_on, Guest, Sim};
+use xenia_sim::{block_on, join_all, Guest, Sim};
 use xenia_xen::grant::GrantTable;
 
 type BoxFut<'a> = Pin<Box<dyn Future<Output = Result<Option<Vec<u8>>, BlkfrontError>> + 'a>>;
-
-async fn join_all(mut futs: Vec<BoxFut<'_>>) -> Vec<Result<Option<Vec<u8>>, BlkfrontError>> {
-    let mut out: Vec<Option<_>> = futs.iter().map(|_| None).collect();
-    std::future::poll_fn(move |cx| {
-        let mut pending = false;
-        for (f, o) in futs.iter_mut().zip(out.iter_mut()) {
-            if o.is_none() {
-                match f.as_mut().poll(cx) {
-                    Poll::Ready(v) => *o = Some(v),
-                    Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            Poll::Pending
-        } else {
-            Poll::Ready(out.iter_mut().map(|o| o.take().unwrap()).collect())
-        }
-    })
-    .await
-}
 
 struct Rng(u64);
 

@@ -101,3 +101,28 @@ pub fn block_on<F: Future>(ev: &EventChannels, fut: F) -> F::Output {
     }
     panic!("future did not complete");
 }
+
+/// Polls every future on each poll until all are done, and returns their outputs in order (a
+/// minimal `join_all` for driver tests: unlike `futures`' version it never skips a future whose
+/// waker did not fire, so a driver that forgets to wake is still driven, as by [`block_on`]).
+pub async fn join_all<F: Future>(futs: Vec<F>) -> Vec<F::Output> {
+    let mut futs: Vec<core::pin::Pin<Box<F>>> = futs.into_iter().map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = futs.iter().map(|_| None).collect();
+    core::future::poll_fn(move |cx| {
+        let mut pending = false;
+        for (f, o) in futs.iter_mut().zip(out.iter_mut()) {
+            if o.is_none() {
+                match f.as_mut().poll(cx) {
+                    Poll::Ready(v) => *o = Some(v),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(out.iter_mut().map(|o| o.take().expect("output")).collect())
+        }
+    })
+    .await
+}

@@ -36,7 +36,7 @@ pub mod peer;
 pub mod runtime;
 mod toolstack;
 
-pub use guest::{block_on, Guest};
+pub use guest::{block_on, join_all, Guest};
 
 use evtchn::EvtchnTable;
 use gnttab::GrantTableSim;
