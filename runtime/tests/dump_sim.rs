@@ -9,10 +9,10 @@ use std::process::Command;
 use std::rc::Rc;
 use std::time::Duration;
 
-use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+use smoltcp::iface::{Interface, SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
-use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
+use smoltcp::wire::IpAddress;
 use xenia::net::{self, IpConfig, TcpListener};
 use xenia_sim::netback::{Netback, VifConfig};
 use xenia_sim::peer::PeerDevice;
@@ -59,14 +59,7 @@ impl Backend for Client {
 
 fn client(nb: Netback, go: Rc<Cell<bool>>) -> Client {
     let mut dev = PeerDevice::new(nb);
-    let mut cfg = Config::new(HardwareAddress::Ethernet(EthernetAddress([
-        0x02, 0, 0, 0, 0, 0x99,
-    ])));
-    cfg.random_seed = 5;
-    let mut iface = Interface::new(cfg, &mut dev, Instant::from_millis(0));
-    iface.update_ip_addrs(|a| {
-        a.push(IpCidr::new(IpAddress::v4(10, 0, 0, 1), 24)).unwrap();
-    });
+    let iface = dev.interface(5);
     let mut sockets = SocketSet::new(vec![]);
     let tcp = sockets.add(tcp::Socket::new(
         tcp::SocketBuffer::new(vec![0; 4096]),

@@ -9,12 +9,10 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use embedded_io_async::{Read, Write};
-use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+use smoltcp::iface::{Interface, SocketHandle, SocketSet};
 use smoltcp::socket::{tcp, udp};
 use smoltcp::time::Instant;
-use smoltcp::wire::{
-    DhcpMessageType, EthernetAddress, HardwareAddress, IpAddress, IpCidr, Ipv4Address,
-};
+use smoltcp::wire::{DhcpMessageType, Ipv4Address};
 use xenia::net::{self, IpConfig, Ipv4Addr, ListenConfig, NetError, TcpListener, TcpStream};
 use xenia_sim::netback::{Fault, Netback, VifConfig};
 use xenia_sim::peer::{DhcpServer, PeerDevice};
@@ -101,14 +99,7 @@ impl Backend for DhcpPeer {
 
 fn echo_peer(nb: Netback) -> EchoPeer {
     let mut dev = PeerDevice::new(nb).with_max_pending(63);
-    let mut cfg = Config::new(HardwareAddress::Ethernet(EthernetAddress([
-        0x02, 0, 0, 0, 0, 0x99,
-    ])));
-    cfg.random_seed = 3;
-    let mut iface = Interface::new(cfg, &mut dev, Instant::from_millis(0));
-    iface.update_ip_addrs(|a| {
-        a.push(IpCidr::new(IpAddress::v4(10, 0, 0, 1), 24)).unwrap();
-    });
+    let iface = dev.interface(3);
     let mut sockets = SocketSet::new(vec![]);
     let mut t = tcp::Socket::new(
         tcp::SocketBuffer::new(vec![0; 65535]),

@@ -15,14 +15,14 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+use smoltcp::iface::{Interface, SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
-use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, Ipv4Address};
+use smoltcp::wire::{IpAddress, Ipv4Address};
 use xenia::net::{self, IpConfig, ListenConfig, Stack, TcpListener};
 use xenia_sim::attack::{SynFlood, SynFloodConfig};
 use xenia_sim::netback::{Netback, VifConfig};
-use xenia_sim::peer::PeerDevice;
+use xenia_sim::peer::{PeerDevice, PEER_MAC};
 use xenia_sim::{Backend, Host};
 
 /// The system allocator, counting the bytes in use.
@@ -65,7 +65,6 @@ fn heap() -> usize {
     IN_USE.load(Ordering::Relaxed)
 }
 
-const PEER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x99];
 const GUEST_MAC: [u8; 6] = [0x00, 0x16, 0x3e, 0, 0, 0x01];
 /// The listener's buffers: 4 KiB each way.
 const BUF: usize = 4096;
@@ -219,12 +218,7 @@ fn tcp_listener_survives_syn_floods_and_leaky_clients() {
     let sim = xenia_sim::runtime::boot();
     let nb = Netback::new(&sim, VifConfig::new(0));
     let mut dev = PeerDevice::new(nb.clone()).with_max_pending(64);
-    let mut cfg = Config::new(HardwareAddress::Ethernet(EthernetAddress(PEER_MAC)));
-    cfg.random_seed = 11;
-    let mut iface = Interface::new(cfg, &mut dev, Instant::from_millis(0));
-    iface.update_ip_addrs(|a| {
-        a.push(IpCidr::new(IpAddress::v4(10, 0, 0, 1), 24)).unwrap();
-    });
+    let iface = dev.interface(11);
     let peer = Rc::new(RefCell::new(Peer {
         dev,
         iface,

@@ -12,6 +12,11 @@ use smoltcp::wire::{
 use std::vec;
 use std::vec::Vec;
 
+/// The peer host's MAC address ([`PeerDevice::interface`]).
+pub const PEER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x99];
+/// The peer host's IPv4 address ([`PeerDevice::interface`]).
+pub const PEER_IP: smoltcp::wire::Ipv4Address = smoltcp::wire::Ipv4Address::new(10, 0, 0, 1);
+
 /// The host side of a simulated vif: frames the guest sent come in, frames sent go to the
 /// guest.
 pub struct PeerDevice {
@@ -43,6 +48,25 @@ impl PeerDevice {
     pub fn with_max_pending(mut self, max: usize) -> PeerDevice {
         self.max_pending = Some(max);
         self
+    }
+
+    /// A smoltcp interface on this device, as the tests' peer host: MAC [`PEER_MAC`], address
+    /// [`PEER_IP`]/24, smoltcp's random seed `seed` (so each test's ports and sequence numbers are
+    /// its own but repeatable).
+    pub fn interface(&mut self, seed: u64) -> smoltcp::iface::Interface {
+        let mut cfg = smoltcp::iface::Config::new(smoltcp::wire::HardwareAddress::Ethernet(
+            smoltcp::wire::EthernetAddress(PEER_MAC),
+        ));
+        cfg.random_seed = seed;
+        let mut iface = smoltcp::iface::Interface::new(cfg, self, Instant::from_millis(0));
+        iface.update_ip_addrs(|a| {
+            a.push(smoltcp::wire::IpCidr::new(
+                smoltcp::wire::IpAddress::Ipv4(PEER_IP),
+                24,
+            ))
+            .expect("one address");
+        });
+        iface
     }
 
     /// The simulated netback.

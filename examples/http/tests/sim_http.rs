@@ -8,10 +8,10 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use http::{Service, SystemInfo, MAX_BODY};
-use smoltcp::iface::{Config, Interface, SocketSet};
+use smoltcp::iface::{Interface, SocketSet};
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
-use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
+use smoltcp::wire::IpAddress;
 use xenia::net::{IpConfig, Ipv4Addr, ListenConfig, TcpListener};
 use xenia_sim::netback::{Fault, Netback, VifConfig};
 use xenia_sim::peer::PeerDevice;
@@ -169,14 +169,7 @@ fn http_service_end_to_end_over_the_simulated_link() {
     let sim = xenia_sim::runtime::boot();
     let nb = Netback::new(&sim, VifConfig::new(0));
     let mut dev = PeerDevice::new(nb.clone()).with_max_pending(64);
-    let mut cfg = Config::new(HardwareAddress::Ethernet(EthernetAddress([
-        0x02, 0, 0, 0, 0, 0x99,
-    ])));
-    cfg.random_seed = 7;
-    let mut iface = Interface::new(cfg, &mut dev, Instant::from_millis(0));
-    iface.update_ip_addrs(|a| {
-        a.push(IpCidr::new(IpAddress::v4(10, 0, 0, 1), 24)).unwrap();
-    });
+    let iface = dev.interface(7);
     let peer = Rc::new(RefCell::new(Peer {
         dev,
         iface,
