@@ -12,10 +12,14 @@
 //! rewrites a sector that holds an acknowledged record. Writers are serialised (one record in
 //! flight at a time): only the last record can be torn by a crash, and recovery stops there.
 //!
+//! The index's memory is bounded: see [`index`] for what an entry costs, the budget
+//! ([`Options::index_budget`]) and the most a disk of a given size can need.
+//!
 //! Not done: compaction. Overwritten and deleted values keep their space; when the log
 //! reaches the end of the disk, writes fail with [`KvError::Full`].
 //!
 //! ```ignore
+//! // With the `xenia` feature, the runtime's block device is a `Device`:
 //! let disk = xenia::block::open("xvda").await?;
 //! let (store, recovery) = xenia_kv::Store::open(disk, xenia_kv::Options::default()).await?;
 //! store.put(b"greeting", b"hello").await?;
@@ -26,6 +30,7 @@
 extern crate alloc;
 
 pub mod format;
+pub mod index;
 pub mod mem;
 
 use alloc::collections::VecDeque;
@@ -35,7 +40,7 @@ use core::cell::{Cell, RefCell};
 use core::future::poll_fn;
 use core::task::{Poll, Waker};
 use format::{Header, Kind, Superblock, HEADER_LEN, LOG_START, MAX_KEY, MAX_VALUE};
-use hashbrown::HashMap;
+use index::{Index, Loc};
 
 /// A block device the store runs on.
 #[allow(async_fn_in_trait)]
@@ -73,6 +78,8 @@ impl<D: Device> Device for &D {
     }
 }
 
+/// The runtime's block device (feature `xenia`).
+#[cfg(feature = "xenia")]
 impl Device for xenia::block::Disk {
     type Error = xenia::block::BlockError;
     fn sector_size(&self) -> u32 {
@@ -109,6 +116,16 @@ pub enum KvError<E> {
     TooLarge,
     /// The log reached the end of the disk (no compaction yet).
     Full,
+    /// A new key would take the index past [`Options::index_budget`]: nothing was written.
+    IndexFull,
+    /// Replaying the log needs more index memory than [`Options::index_budget`] allows (the
+    /// disk was filled with a larger budget). The store is not opened; nothing was written.
+    IndexBudget {
+        /// The budget in bytes.
+        budget: usize,
+        /// Keys indexed when the budget ran out.
+        keys: usize,
+    },
     /// A record the index points to no longer checks out (the disk changed under us).
     Corrupt {
         /// Byte offset of the record.
@@ -125,6 +142,13 @@ impl<E: core::fmt::Display> core::fmt::Display for KvError<E> {
             KvError::BadKey => write!(f, "key empty or longer than {MAX_KEY} bytes"),
             KvError::TooLarge => write!(f, "value larger than {MAX_VALUE} bytes"),
             KvError::Full => write!(f, "the log is full"),
+            KvError::IndexFull => write!(f, "the index is at its memory budget"),
+            KvError::IndexBudget { budget, keys } => write!(
+                f,
+                "replaying the log needs more than the index budget of {budget} bytes \
+                 ({keys} keys indexed when it ran out): give the store a larger budget \
+                 (more domain memory)"
+            ),
             KvError::Corrupt { offset } => write!(f, "record at byte {offset} is corrupt"),
         }
     }
@@ -146,6 +170,9 @@ pub struct Options {
     pub store_id: u64,
     /// Bytes read at a time while replaying the log.
     pub scan_chunk: usize,
+    /// Heap bytes the index may use (see [`index`]). Past it, puts of new keys fail with
+    /// [`KvError::IndexFull`]; [`index::worst_case_bytes`] says how much a disk can need.
+    pub index_budget: usize,
 }
 
 impl Default for Options {
@@ -153,6 +180,7 @@ impl Default for Options {
         Options {
             store_id: 0x5eed,
             scan_chunk: 128 * 1024,
+            index_budget: 16 << 20,
         }
     }
 }
@@ -182,17 +210,14 @@ pub struct Recovery {
     pub log_end: u64,
     /// Why the replay stopped.
     pub stop: Stop,
-}
-
-/// Where a key's latest value lives.
-#[derive(Debug, Clone, Copy)]
-struct Loc {
-    offset: u64,
-    header: Header,
+    /// Index bytes in use after the replay (as [`index::entry_bytes`] counts them).
+    pub index_bytes: usize,
+    /// The most index memory this disk could ever need ([`index::worst_case_bytes`]).
+    pub index_worst_case: u64,
 }
 
 struct State {
-    index: HashMap<Vec<u8>, Loc>,
+    index: Index,
     tail: u64,
     next_seq: u64,
     prev: u32,
@@ -209,6 +234,10 @@ pub struct Stats {
     pub free_bytes: u64,
     /// Records written since open.
     pub written: u64,
+    /// Index bytes in use (as [`index::entry_bytes`] counts them).
+    pub index_bytes: usize,
+    /// The index's budget ([`Options::index_budget`]).
+    pub index_budget: usize,
 }
 
 /// The store.
@@ -277,7 +306,7 @@ impl<D: Device> Store<D> {
             ss,
             disk_bytes,
             state: RefCell::new(State {
-                index: HashMap::new(),
+                index: Index::new(opts.index_budget),
                 tail: LOG_START,
                 next_seq: 1,
                 prev: sb.chain_seed(),
@@ -294,6 +323,8 @@ impl<D: Device> Store<D> {
             keys: st.index.len(),
             log_end: st.tail,
             stop,
+            index_bytes: st.index.bytes(),
+            index_worst_case: index::worst_case_bytes(disk_bytes, ss),
         };
         drop(st);
         Ok((store, rec))
@@ -351,26 +382,38 @@ impl<D: Device> Store<D> {
                 return Ok((records, Stop::Invalid));
             }
             let at = (pos - win_start) as usize;
-            let key = win[at + HEADER_LEN..at + HEADER_LEN + h.key_len as usize].to_vec();
-            self.apply(key, pos, h);
+            let key = &win[at + HEADER_LEN..at + HEADER_LEN + h.key_len as usize];
+            if self.apply(key, pos, h).is_err() {
+                let s = self.state.borrow();
+                return Err(KvError::IndexBudget {
+                    budget: s.index.budget(),
+                    keys: s.index.len(),
+                });
+            }
             records += 1;
         }
     }
 
-    /// Applies an intact record at `offset` to the index and moves the tail past it.
-    fn apply(&self, key: Vec<u8>, offset: u64, h: Header) {
+    /// Applies an intact record at `offset` to the index and moves the tail past it; fails
+    /// (changing nothing) when a new key does not fit in the index's budget.
+    fn apply(&self, key: &[u8], offset: u64, h: Header) -> Result<(), index::OverBudget> {
         let mut s = self.state.borrow_mut();
         match h.kind {
             Kind::Put => {
-                s.index.insert(key, Loc { offset, header: h });
+                let loc = Loc {
+                    offset,
+                    seq: h.seq,
+                    head_crc: h.head_crc,
+                    val_len: h.val_len,
+                };
+                s.index.insert(key, loc)?;
             }
-            Kind::Delete => {
-                s.index.remove(&key);
-            }
+            Kind::Delete => s.index.remove(key),
         }
         s.tail = offset + h.record_len(self.ss);
         s.next_seq = h.seq + 1;
         s.prev = h.head_crc;
+        Ok(())
     }
 
     /// Waits for the writer's turn.
@@ -399,6 +442,9 @@ impl<D: Device> Store<D> {
         let _turn = self.turn().await;
         let (pos, seq, prev) = {
             let s = self.state.borrow();
+            if kind == Kind::Put && !s.index.has_room_for(key) {
+                return Err(KvError::IndexFull);
+            }
             (s.tail, s.next_seq, s.prev)
         };
         let (rec, h) = format::encode_record(kind, seq, prev, key, value, self.ss);
@@ -411,7 +457,10 @@ impl<D: Device> Store<D> {
             .await
             .map_err(KvError::Device)?;
         self.dev.flush().await.map_err(KvError::Device)?;
-        self.apply(key.to_vec(), pos, h);
+        // Room was checked under the writer's turn, which nothing else changes the index
+        // without: the insert cannot fail.
+        let applied = self.apply(key, pos, h);
+        debug_assert!(applied.is_ok());
         self.written.set(self.written.get() + 1);
         Ok(())
     }
@@ -433,35 +482,50 @@ impl<D: Device> Store<D> {
 
     /// Whether `key` is present.
     pub fn contains(&self, key: &[u8]) -> bool {
-        self.state.borrow().index.contains_key(key)
+        self.state.borrow().index.get(key).is_some()
     }
 
     /// The value of `key`, read from disk and checked against its checksums.
     pub async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError<D::Error>> {
-        let Some(loc) = self.state.borrow().index.get(key).copied() else {
+        let Some(loc) = self.state.borrow().index.get(key) else {
             return Ok(None);
         };
         let ss = u64::from(self.ss);
-        let mut rec = vec![0u8; loc.header.record_len(self.ss) as usize];
+        let len = format::record_len(key.len(), loc.val_len as usize, self.ss);
+        let mut rec = vec![0u8; len as usize];
         self.dev
             .read(loc.offset / ss, &mut rec)
             .await
             .map_err(KvError::Device)?;
-        let intact = Header::decode(&rec).is_some_and(|h| h == loc.header)
-            && format::data_ok(&loc.header, &rec[HEADER_LEN..])
+        let header = Header::decode(&rec).filter(|h| {
+            h.head_crc == loc.head_crc
+                && h.seq == loc.seq
+                && h.kind == Kind::Put
+                && h.key_len as usize == key.len()
+                && h.val_len == loc.val_len
+        });
+        let intact = header.is_some_and(|h| format::data_ok(&h, &rec[HEADER_LEN..]))
             && &rec[HEADER_LEN..HEADER_LEN + key.len()] == key;
         if !intact {
             return Err(KvError::Corrupt { offset: loc.offset });
         }
-        let start = HEADER_LEN + loc.header.key_len as usize;
-        rec.truncate(start + loc.header.val_len as usize);
+        let start = HEADER_LEN + key.len();
+        rec.truncate(start + loc.val_len as usize);
         rec.drain(..start);
         Ok(Some(rec))
     }
 
-    /// The keys present, in no particular order.
+    /// The keys present, in no particular order: a copy of every key (memory grows with the
+    /// store; a service listing keys for clients pages with [`Store::keys_page`]).
     pub fn keys(&self) -> Vec<Vec<u8>> {
-        self.state.borrow().index.keys().cloned().collect()
+        self.state.borrow().index.keys()
+    }
+
+    /// Up to `limit` keys greater than `after` (from the first key when `None`), in byte
+    /// order, and whether more follow (ask again with `after` = the last key returned). Memory:
+    /// `limit` keys, however many the store holds; time: one pass over the index.
+    pub fn keys_page(&self, after: Option<&[u8]>, limit: usize) -> (Vec<Vec<u8>>, bool) {
+        self.state.borrow().index.page(after, limit)
     }
 
     /// Number of keys present.
@@ -482,6 +546,8 @@ impl<D: Device> Store<D> {
             log_bytes: s.tail - LOG_START,
             free_bytes: self.disk_bytes - s.tail,
             written: self.written.get(),
+            index_bytes: s.index.bytes(),
+            index_budget: s.index.budget(),
         }
     }
 

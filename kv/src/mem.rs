@@ -49,6 +49,8 @@ pub struct MemDisk {
 struct State {
     data: Vec<u8>,
     journal: Vec<Op>,
+    /// Whether writes and flushes are journaled.
+    journaling: bool,
     faults: Faults,
 }
 
@@ -69,6 +71,7 @@ impl MemDisk {
             state: RefCell::new(State {
                 data: image,
                 journal: Vec::new(),
+                journaling: true,
                 faults: Faults::default(),
             }),
         }
@@ -82,6 +85,12 @@ impl MemDisk {
     /// The journal of writes and flushes so far.
     pub fn journal(&self) -> Vec<Op> {
         self.state.borrow().journal.clone()
+    }
+
+    /// Turns the journal on (the default) or off (for tests that measure memory: the journal
+    /// keeps a copy of every write).
+    pub fn set_journaling(&self, on: bool) {
+        self.state.borrow_mut().journaling = on;
     }
 
     /// Sets the faults to inject.
@@ -173,11 +182,15 @@ impl Device for MemDisk {
             let n = torn.unwrap_or(0).min(buf.len());
             let start = r.start;
             s.data[start..start + n].copy_from_slice(&buf[..n]);
-            s.journal.push(Op::Write(start as u64, buf[..n].to_vec()));
+            if s.journaling {
+                s.journal.push(Op::Write(start as u64, buf[..n].to_vec()));
+            }
             return Err(MemDiskError);
         }
         s.data[r.clone()].copy_from_slice(buf);
-        s.journal.push(Op::Write(r.start as u64, buf.to_vec()));
+        if s.journaling {
+            s.journal.push(Op::Write(r.start as u64, buf.to_vec()));
+        }
         Ok(())
     }
 
@@ -186,7 +199,9 @@ impl Device for MemDisk {
         if core::mem::take(&mut s.faults.fail_flush) {
             return Err(MemDiskError);
         }
-        s.journal.push(Op::Flush);
+        if s.journaling {
+            s.journal.push(Op::Flush);
+        }
         Ok(())
     }
 }
