@@ -132,10 +132,14 @@ def report_net(bench, guest, ends, info):
     lin_img = None
     if info.get("linux_kernel") and info.get("linux_initrd"):
         lin_img = float(info["linux_kernel"]) + float(info["linux_initrd"])
+    slow = f" + {info.get('slow_conns', '?')} slow conns" if any(k.endswith(".attack.slowloris") for k in bench) else ""
     rows = [
         (f"HTTP requests/s (wrk, keep-alive, {conns} conns, {secs} s)", b(x, "http.rps"), b(l, "http.rps"), "", True),
         ("HTTP latency p50 (ms)", b(x, "http.latency_p50"), b(l, "http.latency_p50"), "", True),
         ("HTTP latency p99 (ms)", b(x, "http.latency_p99"), b(l, "http.latency_p99"), "", True),
+        (f"HTTP requests/s under attack ({info.get('syn_rate', '?')} spoofed SYN/s{slow})",
+         b(x, "attack.rps"), b(l, "attack.rps"), "", True),
+        ("HTTP latency p99 under attack (ms)", b(x, "attack.latency_p99"), b(l, "attack.latency_p99"), "", True),
         ("HTTP response size (bytes, headers + body)", b(x, "http.response_bytes"), b(l, "http.response_bytes"), "", False),
         (f"TCP bulk guest->dom0 MiB/s ({mib} MiB, timed by dom0)", b(x, "bulk.dom0_mibps"), b(l, "bulk.dom0_mibps"), "", True),
         (f"TCP bulk guest->dom0 MiB/s ({mib} MiB, timed by the guest)", g(x, "send.mibps"), g(l, "send.mibps"), "", True),
@@ -155,9 +159,12 @@ def report_net(bench, guest, ends, info):
     if xs and ls:
         notes.append("same page body on both" if xs == ls else f"page bodies differ (sha256 {xs} vs {ls})")
     for side in (x, l):
-        for k in ("http.non2xx", "http.socket_errors"):
+        for k in ("http.non2xx", "http.socket_errors", "attack.non2xx", "attack.socket_errors"):
             if f"{side}.{k}" in bench:
-                notes.append(f"{side} wrk {k.split('.')[1]}: {bench[f'{side}.{k}']}")
+                notes.append(f"{side} wrk {k.replace('.', ' ')}: {bench[f'{side}.{k}']}")
+        for tool in ("synflood", "slowloris"):
+            if f"{side}.attack.{tool}" in bench:
+                notes.append(f"{side} attacker {tool}: {bench[f'{side}.attack.{tool}']}")
     for side, doms in ((x, ("http", "netbench")), (l, ("linux-net",))):
         notes += why(bench, guest, ends, side, [f"{side}.http.error", f"{side}.bulk.error"], doms)
     for m in info.get("missing", "").split(","):

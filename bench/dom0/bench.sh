@@ -12,6 +12,8 @@
 #   BENCH_RAND_SECS          block: seconds of 4 KiB random reads
 #   BENCH_DISK_MIB           block: size of each guest's backing file
 #   BENCH_MEMS               memory sizes (MiB) tried for the http example, descending
+#   BENCH_SYN_RATE           spoofed SYNs a second during the attacked wrk run
+#   BENCH_SLOW_CONNS         slow connections held during the attacked wrk run
 # and the files present in /job (an absent Xenia example is reported as not measured).
 
 B=/job/bench
@@ -53,17 +55,48 @@ bench_http() {
     bench_result "$side.http.ready_secs" "$(xenia_since "$d")"
     bench_result "$side.http.response_bytes" "$(wc -c </tmp/bench-get | tr -d ' ')"
     bench_result "$side.http.body_sha256" "$(awk 'body { print } /^\r?$/ { body = 1 }' /tmp/bench-get | sha256sum | cut -c1-16)"
+    bench_wrk "$side.http" "$d" "$addr"
+    bench_http_attack "$side" "$d" "$addr"
+}
+
+# bench_wrk KEY DOMAIN ADDR: wrk's keep-alive load on ADDR, results under KEY.*.
+bench_wrk() {
     LD_LIBRARY_PATH=$B/dom0/lib "$WRK" -t1 -c"$BENCH_CONNS" -d"${BENCH_SECS}s" --timeout 5s --latency \
-        "http://$addr:80/" >/tmp/bench-wrk.out 2>&1
-    xenia_prefix out "$d" "$(xenia_since "$d")" </tmp/bench-wrk.out
-    awk -v s="$side" '
-        /^Requests\/sec:/ { print s ".http.rps " $2 }
-        /^ +50% / { print s ".http.latency_p50 " $2 }
-        /^ +99% / { print s ".http.latency_p99 " $2 }
-        / requests in / { print s ".http.requests " $1 }
-        /Non-2xx or 3xx responses:/ { print s ".http.non2xx " $NF }
-        /Socket errors:/ { sub(/.*Socket errors: /, ""); print s ".http.socket_errors " $0 }
+        "http://$3:80/" >/tmp/bench-wrk.out 2>&1
+    xenia_prefix out "$2" "$(xenia_since "$2")" </tmp/bench-wrk.out
+    awk -v s="$1" '
+        /^Requests\/sec:/ { print s ".rps " $2 }
+        /^ +50% / { print s ".latency_p50 " $2 }
+        /^ +99% / { print s ".latency_p99 " $2 }
+        / requests in / { print s ".requests " $1 }
+        /Non-2xx or 3xx responses:/ { print s ".non2xx " $NF }
+        /Socket errors:/ { sub(/.*Socket errors: /, ""); print s ".socket_errors " $0 }
     ' /tmp/bench-wrk.out | while read -r k v; do bench_result "$k" "$v"; done
+}
+
+# bench_http_attack SIDE DOMAIN ADDR: the same wrk load while dom0 attacks ADDR: spoofed SYNs
+# (xenia-synflood, BENCH_SYN_RATE a second from off-link addresses) and, when the tool is in
+# the job, BENCH_SLOW_CONNS slow connections (xenia-slowloris). Results under SIDE.attack.*.
+bench_http_attack() {
+    local side=$1 d=$2 addr=$3 secs=$((BENCH_SECS + 6)) pids=""
+    [ -x "$B/xenia-synflood" ] || return 0
+    "$B/xenia-synflood" "$addr" 80 "$BENCH_SYN_RATE" "$secs" >/tmp/bench-flood.out 2>&1 &
+    pids="$!"
+    if [ -x "$B/xenia-slowloris" ]; then
+        "$B/xenia-slowloris" "$addr" 80 "$BENCH_SLOW_CONNS" "$secs" >/tmp/bench-slow.out 2>&1 &
+        pids="$pids $!"
+    fi
+    # Let the half-open and slow connections pile up before measuring.
+    sleep 3
+    bench_wrk "$side.attack" "$d" "$addr"
+    # shellcheck disable=SC2086
+    wait $pids
+    for f in /tmp/bench-flood.out /tmp/bench-slow.out; do
+        [ -f "$f" ] || continue
+        xenia_prefix out "$d" "$(xenia_since "$d")" <"$f"
+        tail -n 1 "$f" | while read -r tool rest; do bench_result "$side.attack.$tool" "$rest"; done
+        rm -f "$f"
+    done
 }
 
 # bench_sink_wait PID SECS: wait for the sink to end (it ends after one connection's EOF).
