@@ -125,9 +125,17 @@ def report_net(bench, guest, ends, info):
         return num(guest[side].get(key))
 
     conns, secs, mib = info.get("conns", "?"), info.get("secs", "?"), info.get("mib", "?")
-    mems = [int(k.split(".")[2]) for k, v in bench.items() if k.startswith("xenia.mem.") and v == "ok"]
-    tried = [int(k.split(".")[2]) for k in bench if k.startswith("xenia.mem.")]
-    min_mem = float(min(mems)) if mems else None
+    def min_mem(side):
+        ok = [int(k.split(".")[2]) for k, v in bench.items() if k.startswith(f"{side}.mem.") and v == "ok"]
+        return float(min(ok)) if ok else None
+
+    def tried(side):
+        return [int(k.split(".")[2]) for k in bench if k.startswith(f"{side}.mem.")]
+
+    def boot(side):
+        ready, created = b(side, "http.ready_secs"), b(side, "http.create_secs")
+        return ready - created if ready is not None and created is not None else None
+
     xen_img = num(info.get("xenia_image"))
     lin_img = None
     if info.get("linux_kernel") and info.get("linux_initrd"):
@@ -137,6 +145,7 @@ def report_net(bench, guest, ends, info):
         (f"HTTP requests/s (wrk, keep-alive, {conns} conns, {secs} s)", b(x, "http.rps"), b(l, "http.rps"), "", True),
         ("HTTP latency p50 (ms)", b(x, "http.latency_p50"), b(l, "http.latency_p50"), "", True),
         ("HTTP latency p99 (ms)", b(x, "http.latency_p99"), b(l, "http.latency_p99"), "", True),
+        ("HTTP requests/s (wrk, keep-alive, 256 conns)", b(x, "http256.rps"), b(l, "http256.rps"), "", True),
         (f"HTTP requests/s under attack ({info.get('syn_rate', '?')} spoofed SYN/s{slow})",
          b(x, "attack.rps"), b(l, "attack.rps"), "", True),
         ("HTTP latency p99 under attack (ms)", b(x, "attack.latency_p99"), b(l, "attack.latency_p99"), "", True),
@@ -145,16 +154,21 @@ def report_net(bench, guest, ends, info):
         (f"TCP bulk guest->dom0 MiB/s ({mib} MiB, timed by the guest)", g(x, "send.mibps"), g(l, "send.mibps"), "", True),
         ("image size (KiB; Linux: kernel + initramfs)", xen_img / 1024 if xen_img else None,
          lin_img / 1024 if lin_img else None, "", True),
-        ("smallest memory= serving HTTP (MiB)", min_mem, None, "", False),
+        ("`xl create` returned -> first HTTP 200 (s)", boot(x), boot(l), "", True),
+        ("`xl create` itself (s)", b(x, "http.create_secs"), b(l, "http.create_secs"), "", True),
+        (f"idle guest CPU over {info.get('idle_secs', '?')} s (s, xl list Time)", b(x, "idle.cpu_secs"),
+         b(l, "idle.cpu_secs"), "", False),
+        ("smallest memory= serving HTTP (MiB)", min_mem(x), min_mem(l), "", True),
         ("memory= of the benchmark runs (MiB)", num(info.get("xenia_memory")), num(info.get("linux_memory")), "", False),
     ]
     notes = []
-    if tried:
-        res = ", ".join(f"{m}: {bench[f'xenia.mem.{m}']}" for m in sorted(tried, reverse=True))
-        if min_mem is not None and min_mem == min(tried):
-            res += " (it served at every size tried: the limit is lower)"
-        notes.append(f"Xenia http memory probe (MiB: served?): {res}")
-    notes.append("Linux smallest memory: not measured (one 20 s domU boot per size; the Linux runs use the memory= above)")
+    for side in (x, l):
+        t = tried(side)
+        if t:
+            res = ", ".join(f"{m}: {bench[f'{side}.mem.{m}']}" for m in sorted(t, reverse=True))
+            if min_mem(side) is not None and min_mem(side) == min(t):
+                res += " (it served at every size tried: the limit is lower)"
+            notes.append(f"{side} memory probe (MiB: served?): {res}")
     xs, ls = bench.get("xenia.http.body_sha256"), bench.get("linux.http.body_sha256")
     if xs and ls:
         notes.append("same page body on both" if xs == ls else f"page bodies differ (sha256 {xs} vs {ls})")

@@ -12,6 +12,8 @@
 #   BENCH_RAND_SECS          block: seconds of 4 KiB random reads
 #   BENCH_DISK_MIB           block: size of each guest's backing file
 #   BENCH_MEMS               memory sizes (MiB) tried for the http example, descending
+#   BENCH_IDLE_SECS          seconds over which an idle guest's CPU time is measured
+#   BENCH_LINUX_MEMS         memory sizes (MiB) tried for the Linux domU, descending
 #   BENCH_SYN_RATE           spoofed SYNs a second during the attacked wrk run
 #   BENCH_SLOW_CONNS         slow connections held during the attacked wrk run
 # and the files present in /job (an absent Xenia example is reported as not measured).
@@ -21,27 +23,21 @@ WRK="$B/dom0/bin/wrk"
 
 bench_result() { xenia_mark bench - "$(xenia_now)" "$1 $2"; }
 
-# One HTTP/1.1 request to $1 port 80 (connection closed after it) into $2; true on a 200.
-bench_get() {
-    printf 'GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n' | nc -w 3 "$1" 80 >"$2" 2>/dev/null
-    head -n 1 "$2" | grep -q ' 200'
-}
-
 # bench_state DOMAIN: its xl state flags (r, b, p, s, c, d), empty when it is gone.
 bench_state() { xl list "$1" 2>/dev/null | awk 'NR == 2 { print $5 }'; }
 
-# Wait up to $2 seconds (dom0's clock) until $1 serves a page; with $3, give up early when
-# that domain crashed or went away.
+# Wait up to $2 seconds (dom0's clock) until $1 serves a page (into /tmp/bench-get; benchtool
+# retries every 50 ms with 100 ms connects, so the time it returns is the time of the first
+# answer within about 0.15 s); with $3, give up early when that domain crashed or went away.
 bench_wait_http() {
     local end st
     end=$(awk -v l="$2" '{ printf "%d", $1 + l }' /proc/uptime)
-    until bench_get "$1" /tmp/bench-get; do
+    until "$B/benchtool" http "$1" 80 3 /tmp/bench-get >/dev/null; do
         [ "$(cut -d. -f1 /proc/uptime)" -lt "$end" ] || return 1
         if [ -n "${3:-}" ]; then
             st=$(bench_state "$3")
             [ -n "$st" ] && [ -n "${st##*c*}" ] || return 1
         fi
-        sleep 0.5
     done
 }
 
@@ -53,15 +49,33 @@ bench_http() {
         return 1
     fi
     bench_result "$side.http.ready_secs" "$(xenia_since "$d")"
+    bench_result "$side.http.create_secs" "$(cat "$XENIA_RUN/$d.created")"
     bench_result "$side.http.response_bytes" "$(wc -c </tmp/bench-get | tr -d ' ')"
     bench_result "$side.http.body_sha256" "$(awk 'body { print } /^\r?$/ { body = 1 }' /tmp/bench-get | sha256sum | cut -c1-16)"
-    bench_wrk "$side.http" "$d" "$addr"
+    bench_wrk "$side.http" "$d" "$addr" "$BENCH_CONNS"
+    bench_wrk "$side.http256" "$d" "$addr" 256
     bench_http_attack "$side" "$d" "$addr"
+    bench_idle "$side" "$d"
 }
 
-# bench_wrk KEY DOMAIN ADDR: wrk's keep-alive load on ADDR, results under KEY.*.
+# bench_time DOMAIN: its CPU seconds so far (xl list's Time column).
+bench_time() { xl list "$1" 2>/dev/null | awk 'NR == 2 { print $6 }'; }
+
+# bench_idle SIDE DOMAIN: CPU seconds the domain uses in BENCH_IDLE_SECS with no traffic (after
+# 5 s for the last connections to close).
+bench_idle() {
+    local t0 t1
+    sleep 5
+    t0=$(bench_time "$2")
+    sleep "$BENCH_IDLE_SECS"
+    t1=$(bench_time "$2")
+    [ -n "$t0" ] && [ -n "$t1" ] || return 0
+    bench_result "$1.idle.cpu_secs" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')"
+}
+
+# bench_wrk KEY DOMAIN ADDR [CONNS]: wrk's keep-alive load on ADDR, results under KEY.*.
 bench_wrk() {
-    LD_LIBRARY_PATH=$B/dom0/lib "$WRK" -t1 -c"$BENCH_CONNS" -d"${BENCH_SECS}s" --timeout 5s --latency \
+    LD_LIBRARY_PATH=$B/dom0/lib "$WRK" -t1 -c"${4:-$BENCH_CONNS}" -d"${BENCH_SECS}s" --timeout 5s --latency \
         "http://$3:80/" >/tmp/bench-wrk.out 2>&1
     xenia_prefix out "$2" "$(xenia_since "$2")" </tmp/bench-wrk.out
     awk -v s="$1" '
@@ -126,22 +140,22 @@ bench_stop() {
     xenia_console "$1"
 }
 
-# The http example as domain http-mem with memory=M for each M of BENCH_MEMS (descending)
-# until one does not answer a request within 30 s.
-bench_xenia_memory() {
-    local m d=http-mem cfg=/tmp/http-mem.xl ok st
-    for m in $BENCH_MEMS; do
-        sed -e "s/^memory *=.*/memory = $m/" -e "s/^name *=.*/name = \"$d\"/" /job/http.xl >"$cfg"
+# bench_memory SIDE CFG ADDR WAIT MEMS: the guest of CFG as domain SIDE-mem with memory=M for
+# each M of MEMS (descending) until one does not answer a request at ADDR within WAIT s.
+bench_memory() {
+    local side=$1 base=$2 addr=$3 wait=$4 mems=$5 m d="$1-mem" cfg="/tmp/$1-mem.xl" ok st
+    for m in $mems; do
+        sed -e "s/^memory *=.*/memory = $m/" -e "s/^name *=.*/name = \"$d\"/" "$base" >"$cfg"
         ok="fail (xl create failed)"
         if xenia_create "$cfg"; then
-            if bench_wait_http 10.0.0.2 30 "$d"; then
+            if bench_wait_http "$addr" "$wait" "$d"; then
                 ok=ok
             else
                 st=$(bench_state "$d")
                 case $st in
                     "") ok="fail (domain gone)" ;;
                     *c*) ok="fail (crashed)" ;;
-                    *) ok="fail (no answer in 30 s)" ;;
+                    *) ok="fail (no answer in $wait s)" ;;
                 esac
             fi
             # A shutdown ends with a recorded reason at once; a destroyed domain is only
@@ -158,7 +172,7 @@ bench_xenia_memory() {
             done
             xl destroy "$d" >/dev/null 2>&1
         fi
-        bench_result "xenia.mem.$m" "$ok"
+        bench_result "$side.mem.$m" "$ok"
         ip neigh flush dev xenbr0 2>/dev/null
         # Smaller sizes only matter while the larger ones work.
         [ "$ok" = ok ] || break
@@ -207,8 +221,9 @@ bench_net() {
     else
         bench_result linux.http.error "xl create failed"
     fi
-    # (3) the smallest memory the http example still serves with.
-    [ -f /job/http.xl ] && bench_xenia_memory
+    # (3) the smallest memory each still serves with.
+    [ ! -f /job/http.xl ] || bench_memory xenia /job/http.xl 10.0.0.2 30 "$BENCH_MEMS"
+    bench_memory linux /job/linux-net.xl 10.0.0.3 120 "$BENCH_LINUX_MEMS"
     return 0
 }
 

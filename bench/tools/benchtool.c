@@ -10,6 +10,11 @@
  *                                    "send bytes=N secs=S mibps=R" (time from connect to EOF)
  *   benchtool wait PORT              accept one connection on PORT, close it, exit (a trigger)
  *   benchtool poke HOST PORT SECS    connect to HOST:PORT (retrying for up to SECS s), close
+ *   benchtool http HOST PORT SECS FILE
+ *                                    GET / from HOST:PORT (Connection: close) until a 200
+ *                                    comes back or SECS s pass; each try's connect gives up
+ *                                    after 100 ms (no SYN retransmit waits), 50 ms between
+ *                                    tries; writes the response to FILE; exit 0 on a 200
  *   benchtool blk DEV MIB SECS       on a block device with O_DIRECT, one request at a time:
  *                                    sequential write of MIB MiB in 1 MiB requests + fsync,
  *                                    sequential read of the same MiB, then 4 KiB random reads
@@ -26,6 +31,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,6 +99,73 @@ static int connect_to(const char *host, int port, double patience)
         if (now() > give_up)
             die("connect");
         usleep(200000);
+    }
+}
+
+/* One GET / on a new connection to a (connect bounded by 100 ms, the rest by 5 s); the
+ * response goes to out (truncated first). Returns 1 when its status line says 200. */
+static int http_try(const struct sockaddr_in *a, const char *out)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        die("socket");
+    int ok = 0;
+    if (connect(fd, (const struct sockaddr *)a, sizeof *a) < 0 && errno != EINPROGRESS)
+        goto done;
+    struct pollfd p = {.fd = fd, .events = POLLOUT};
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (poll(&p, 1, 100) != 1 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err)
+        goto done;
+    int flags = fcntl(fd, F_GETFL);
+    fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    static const char req[] = "GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n";
+    if (write(fd, req, sizeof req - 1) != (ssize_t)(sizeof req - 1))
+        goto done;
+    FILE *f = fopen(out, "w");
+    if (!f)
+        die(out);
+    char buf[16384], first[16] = {0};
+    size_t got = 0;
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0) {
+        if (got < sizeof first - 1) {
+            size_t k = sizeof first - 1 - got;
+            memcpy(first + got, buf, (size_t)n < k ? (size_t)n : k);
+        }
+        got += (size_t)n;
+        fwrite(buf, 1, (size_t)n, f);
+    }
+    fclose(f);
+    ok = n == 0 && !strncmp(first, "HTTP/1.", 7) && !strncmp(first + 8, " 200", 4);
+done:
+    close(fd);
+    return ok;
+}
+
+static int cmd_http(const char *host, int port, long secs, const char *out)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    if (inet_pton(AF_INET, host, &a.sin_addr) != 1) {
+        fprintf(stderr, "benchtool: bad address %s\n", host);
+        exit(2);
+    }
+    double t0 = now(), give_up = t0 + (double)secs;
+    long tries = 0;
+    for (;;) {
+        tries++;
+        if (http_try(&a, out)) {
+            printf("http ok tries=%ld secs=%.3f\n", tries, now() - t0);
+            return 0;
+        }
+        if (now() > give_up) {
+            printf("http fail tries=%ld secs=%.3f\n", tries, now() - t0);
+            return 1;
+        }
+        usleep(50000);
     }
 }
 
@@ -253,9 +326,11 @@ int main(int argc, char **argv)
         close(fd);
         return 0;
     }
+    if (argc == 6 && !strcmp(argv[1], "http"))
+        return cmd_http(argv[2], (int)arg_num(argv[3], "port"), arg_num(argv[4], "seconds"), argv[5]);
     if (argc == 5 && !strcmp(argv[1], "blk"))
         return cmd_blk(argv[2], arg_num(argv[3], "MiB"), arg_num(argv[4], "seconds"));
     fprintf(stderr, "usage: benchtool sink PORT | send HOST PORT MIB | wait PORT | poke HOST PORT SECS |"
-                    " blk DEV MIB SECS\n");
+                    " http HOST PORT SECS FILE | blk DEV MIB SECS\n");
     return 2;
 }

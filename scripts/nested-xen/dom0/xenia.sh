@@ -102,6 +102,8 @@ xenia_create() {
     xl create "$cfg" >"$XENIA_RUN/$d.create.out" 2>&1
     rc=$?
     secs=$(xenia_since "$d")
+    # When xl create returned (seconds after its start), for boot-time measurements.
+    echo "$secs" >"$XENIA_RUN/$d.created"
     xenia_prefix out "$d" "$secs" <"$XENIA_RUN/$d.create.out"
     xenia_mark create "$d" "$t0" "rc=$rc secs=$secs"
     if [ "$rc" != 0 ]; then
