@@ -41,7 +41,7 @@ fn allocate(bytes: usize) -> usize {
 fn panic_with_state(seed: u64) -> ! {
     let checksum = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5851_f42d_4c95_7f2d;
     core::hint::black_box(&checksum);
-    panic!("deliberate panic with checksum {checksum:#x}");
+    panic!("panic with state from the panic example: checksum {checksum:#x}");
 }
 
 xenia::main! {

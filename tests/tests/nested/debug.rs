@@ -450,7 +450,7 @@ fn core_dump_of_a_crash_loads_in_gdb_with_its_stack_and_a_variable() {
 
     // The value the guest computed, as its panic message printed it (and as computed here).
     let want = CORE_SEED.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5851_f42d_4c95_7f2d;
-    let msg = format!("deliberate panic with checksum {want:#x}");
+    let msg = format!("panic with state from the panic example: checksum {want:#x}");
     assert!(
         console.iter().any(|l| l.ends_with(&msg)),
         "no {msg:?}\n{}",
