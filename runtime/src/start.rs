@@ -66,6 +66,32 @@ pub fn shutdown(reason: ShutdownReason) -> ! {
 }
 
 /// Last-resort exit before the console works.
+/// Tell the toolstack where the p2m list is, as `arch_shared_info` says: `max_pfn` (which
+/// `XENMEM_maximum_gpfn` reports for a PV guest) and the linear p2m list, the one Xen gave us at
+/// `mfn_list`, mapped with 4 KiB pages in the page tables at `pt_base` that stay the guest's.
+/// libxenctrl walks them to read the guest's memory: without this `xl dump-core` fails with
+/// "p2m_size < nr_pages". (libxenctrl sizes the list from the level-2 entries as if it started
+/// in the first 2 MiB of its 1 GiB region, which Xen's builder does: it follows the image.)
+///
+/// # Safety
+/// `shared` is the mapped shared_info page; the p2m list is registered.
+unsafe fn publish_p2m(shared: *mut SharedInfo, si: &StartInfo) {
+    let Some(l4_mfn) = memory::virt_to_mfn(si.pt_base as usize) else {
+        crate::println!("xenia: page tables not in the p2m: no core dumps");
+        return;
+    };
+    // SAFETY: the caller's contract: shared_info is mapped; these fields are the guest's to
+    // write (Xen only reads them).
+    unsafe {
+        let arch = &raw mut (*shared).arch;
+        (&raw mut (*arch).max_pfn).write_volatile(si.nr_pages);
+        (&raw mut (*arch).p2m_vaddr).write_volatile(si.mfn_list);
+        (&raw mut (*arch).p2m_generation).write_volatile(0);
+        // 64-bit guests: xen_pfn_to_cr3 is the frame shifted by the page size.
+        (&raw mut (*arch).p2m_cr3).write_volatile(l4_mfn << PAGE_SHIFT);
+    }
+}
+
 fn crash_early() -> ! {
     loop {
         let _ = sched::shutdown(ShutdownReason::Crash);
@@ -124,6 +150,8 @@ extern "C" fn xenia_start(si: *const StartInfo, entry_tsc: u64) -> ! {
         shutdown(ShutdownReason::Crash);
     }
     crate::shared_info::set(si_va as *mut SharedInfo);
+    // SAFETY: shared_info is mapped at si_va; the p2m list is registered.
+    unsafe { publish_p2m(si_va as *mut SharedInfo, si) };
     // SAFETY: shared_info is mapped; vCPU 0's time info is valid.
     let snap = unsafe {
         xenia_xen::time::TimeSnapshot::read(

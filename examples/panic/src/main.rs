@@ -4,7 +4,10 @@
 //!
 //! - (default) `panic!` in `main`, with `reason=...` in its message;
 //! - `crash=page-fault`: a spawned task reads an unmapped address (a CPU exception);
-//! - `crash=oom`: `main` asks for more heap than the domain has (the allocator's failure path).
+//! - `crash=oom`: `main` asks for more heap than the domain has (the allocator's failure path);
+//! - `crash=state`: a panic in a function with a local variable, `checksum`, derived from
+//!   `seed=N` (default 4711) and printed in the message: a core dump's variable to look at in
+//!   gdb (README "Debugging a guest").
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 extern crate alloc;
@@ -32,6 +35,15 @@ fn allocate(bytes: usize) -> usize {
     v.iter().map(|&b| b as usize).sum()
 }
 
+/// `crash=state`: panics with a local variable worth printing in gdb. The variable lives in this
+/// frame's stack slot (`black_box` takes its address), so a core dump has its value.
+#[inline(never)]
+fn panic_with_state(seed: u64) -> ! {
+    let checksum = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5851_f42d_4c95_7f2d;
+    core::hint::black_box(&checksum);
+    panic!("panic with state from the panic example: checksum {checksum:#x}");
+}
+
 xenia::main! {
     async fn main() {
         match xenia::cmdline_arg("crash") {
@@ -45,6 +57,11 @@ xenia::main! {
                 xenia::println!("about to allocate {bytes} bytes");
                 let sum = allocate(bytes);
                 xenia::println!("allocated {sum} bytes: the allocation did not fail");
+            }
+            Some("state") => {
+                let seed = xenia::cmdline_arg("seed").and_then(|s| s.parse().ok()).unwrap_or(4711);
+                xenia::println!("about to panic with seed {seed}");
+                panic_with_state(seed);
             }
             _ => {
                 xenia::println!("about to panic");

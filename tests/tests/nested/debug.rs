@@ -11,12 +11,20 @@
 //! - `http-dump`: the http example serving on 10.0.0.2:80; dom0 holds a keep-alive connection
 //!   open (bash's /dev/tcp), writes the guest's `data/xenia/dump` as the README says, and the
 //!   console must show the introspection dump listing the listener and that connection.
+//! - `panic-core`: the panic example with `crash=state` panics in `panic_with_state`, whose local
+//!   `checksum` comes from `seed=`; dom0 runs the README's core-dump commands on the crashed
+//!   (preserved) domain: `xl dump-core`, `xenia-coredump` (Xen's format to an ELF core), then
+//!   `gdb -batch` with the debug ELF: `bt` must lead from the panic site through `main`, and
+//!   `print/x checksum` in the panic site's frame must give the value the panic message printed.
+//! - `panic-coredump`: the same crash with `on_crash = "coredump-destroy"`: xl writes the core
+//!   itself; converted, gdb's `bt` names the panic site and `main`.
 
 use std::path::Path;
 use std::process::Command;
 use xenia_tests::backtrace::{named_backtraces, Frame};
 use xenia_tests::serial::Outcome;
-use xenia_tests::session::{repo_root, Scenario};
+use xenia_tests::session::{repo_root, target_dir, Scenario};
+use xenia_tests::xl::XlValue;
 
 pub fn scenarios() -> Vec<Scenario> {
     vec![
@@ -25,7 +33,103 @@ pub fn scenarios() -> Vec<Scenario> {
         Scenario::new("http-dump", "http")
             .timeout(120)
             .dom0(HTTP_DUMP_DOM0_STEPS),
+        Scenario::new("panic-core", "panic")
+            .cmdline(&format!("crash=state seed={CORE_SEED}"))
+            // Half the example's memory: the dump and gdb's reading take half as long in TCG.
+            .set("memory", XlValue::Int(CORE_MEMORY_MIB))
+            .timeout(300)
+            .file(coredump_tool())
+            // scripts/build writes it there for the session (see `Session::debug_dir`).
+            .file(target_dir().join("xen/nested-debug/panic.debug"))
+            .dom0(PANIC_CORE_DOM0_STEPS),
+        Scenario::new("panic-coredump", "panic")
+            .cmdline(&format!("crash=state seed={CORE_SEED}"))
+            // Half the example's memory: the dump and gdb's reading take half as long in TCG.
+            .set("memory", XlValue::Int(CORE_MEMORY_MIB))
+            .set("on_crash", XlValue::Str("coredump-destroy".into()))
+            .timeout(300)
+            .file(coredump_tool())
+            .file(target_dir().join("xen/nested-debug/panic.debug"))
+            .dom0(PANIC_COREDUMP_DOM0_STEPS),
     ]
+}
+
+/// dom0's side of `panic-coredump`: xl writes the core itself (`on_crash =
+/// "coredump-destroy"`, into /var/lib/xen/dump/<name>) and destroys the domain; then the
+/// README's conversion and `gdb -batch -ex bt`.
+const PANIC_COREDUMP_DOM0_STEPS: &str = r#"
+for i in $(seq 1 480); do
+    [ -s "/var/lib/xen/dump/$d" ] && ! xl list "$d" >/dev/null 2>&1 && break
+    sleep 0.25
+done
+cp /job/xenia-coredump /tmp/xenia-coredump && chmod +x /tmp/xenia-coredump
+xenia_run "$d" ls -l "/var/lib/xen/dump/$d"
+xenia_run "$d" /tmp/xenia-coredump "/var/lib/xen/dump/$d" /tmp/panic.elf
+xenia_run "$d" timeout 200 gdb -batch -ex bt /job/panic.debug /tmp/panic.elf
+rm -f "/var/lib/xen/dump/$d" /tmp/panic.elf
+"#;
+
+/// The `seed=` of `panic-core` (the guest's `checksum` derives from it).
+const CORE_SEED: u64 = 271_828;
+/// The memory of the core-dump scenarios (MiB).
+const CORE_MEMORY_MIB: u64 = 16;
+
+/// The converter, built for the host (dom0 runs the same glibc) with the README's `cargo build
+/// --release -p xenia-coredump`, in this test run's target directory.
+fn coredump_tool() -> std::path::PathBuf {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--release", "--quiet", "-p", "xenia-coredump"])
+        .current_dir(repo_root())
+        .env("CARGO_TARGET_DIR", target_dir())
+        .status()
+        .expect("run cargo build --release -p xenia-coredump");
+    assert!(
+        status.success(),
+        "cargo build --release -p xenia-coredump: {status}"
+    );
+    target_dir().join("release/xenia-coredump")
+}
+
+/// dom0's side of `panic-core`: wait until the domain has crashed (on_crash = "preserve" keeps
+/// it), then the README's commands: `xl dump-core`, `xenia-coredump`, `gdb -batch`. For the
+/// record, also what gdb makes of Xen's own file and of the registers as Xen saved them.
+const PANIC_CORE_DOM0_STEPS: &str = r#"
+for i in $(seq 1 240); do
+    case $(xl list "$d" 2>/dev/null | awk 'NR == 2 { print $5 }') in *c*) break ;; esac
+    sleep 0.25
+done
+cp /job/xenia-coredump /tmp/xenia-coredump && chmod +x /tmp/xenia-coredump
+xenia_run "$d" xl dump-core "$d" /tmp/panic.core
+xenia_run "$d" /tmp/xenia-coredump /tmp/panic.core /tmp/panic.elf
+xenia_run "$d" timeout 200 gdb -batch -ex bt /job/panic.debug /tmp/panic.elf
+N=$(sed -n 's/^#\([0-9]*\) .* in panic::panic_with_state .*/\1/p' "$XENIA_RUN/run.out" | head -n 1)
+xenia_run "$d" timeout 200 gdb -batch -ex "frame ${N:-none}" -ex 'print/x checksum' /job/panic.debug /tmp/panic.elf
+xenia_run "$d" timeout 100 gdb -batch -ex 'info registers rip' -ex bt /job/panic.debug /tmp/panic.core
+xenia_run "$d" /tmp/xenia-coredump --raw-registers /tmp/panic.core /tmp/panic-raw.elf
+xenia_run "$d" timeout 100 gdb -batch -ex bt /job/panic.debug /tmp/panic-raw.elf
+rm -f /tmp/panic.core /tmp/panic.elf /tmp/panic-raw.elf
+"#;
+
+/// The output of the dom0 command whose `[exit N] CMD` line starts with `cmd`: its exit status
+/// and lines.
+fn dom0_command<'a>(dom0: &'a [String], cmd: &str) -> Option<(i32, Vec<&'a str>)> {
+    let end = dom0.iter().position(|l| {
+        l.strip_prefix("[exit ")
+            .and_then(|r| r.split_once("] "))
+            .is_some_and(|(_, c)| c.starts_with(cmd))
+    })?;
+    let rc = dom0[end]
+        .strip_prefix("[exit ")?
+        .split_once(']')?
+        .0
+        .parse()
+        .ok()?;
+    let start = dom0[..end]
+        .iter()
+        .rposition(|l| l.starts_with("[exit "))
+        .map_or(0, |i| i + 1);
+    Some((rc, dom0[start..end].iter().map(String::as_str).collect()))
 }
 
 /// dom0's side of `http-dump`: wait for the listener, hold a keep-alive connection open (one
@@ -327,4 +431,122 @@ fn http_dump_lists_its_listener_and_connection() {
         all()
     );
     super::assert_outcome(&r, console, Outcome::Poweroff);
+}
+
+#[test]
+#[ignore = "boots nested Xen in QEMU: run scripts/test (XENIA_NESTED=1 ... -- --ignored)"]
+fn core_dump_of_a_crash_loads_in_gdb_with_its_stack_and_a_variable() {
+    let (r, console) = super::scenario("panic-core");
+    let dom0 = &r.report.dom0;
+    let all = || {
+        format!(
+            "console:\n{}\ndom0:\n{}",
+            console.join("\n"),
+            dom0.join("\n")
+        )
+    };
+    super::assert_outcome(&r, console, Outcome::Crash);
+    super::session().note(&format!("panic-core: dom0:\n{}", dom0.join("\n")));
+
+    // The value the guest computed, as its panic message printed it (and as computed here).
+    let want = CORE_SEED.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5851_f42d_4c95_7f2d;
+    let msg = format!("panic with state from the panic example: checksum {want:#x}");
+    assert!(
+        console.iter().any(|l| l.ends_with(&msg)),
+        "no {msg:?}\n{}",
+        all()
+    );
+
+    for cmd in ["xl dump-core", "/tmp/xenia-coredump /tmp/panic.core"] {
+        let (rc, _) = dom0_command(dom0, cmd).unwrap_or_else(|| panic!("no {cmd}\n{}", all()));
+        assert_eq!(rc, 0, "{cmd} failed\n{}", all());
+    }
+    let (rc, gdb) = dom0_command(dom0, "timeout 200 gdb -batch -ex bt /job/panic.debug")
+        .unwrap_or_else(|| panic!("gdb did not run\n{}", all()));
+    assert_eq!(rc, 0, "gdb bt failed\n{}", all());
+    // bt: from the panic site's function through main, innermost first.
+    assert_bt_through_main(&gdb, &all);
+
+    // `frame N` (N from bt) selects the panic site's frame; its local has the guest's value.
+    let (rc, gdb) = dom0_command(dom0, "timeout 200 gdb -batch -ex frame")
+        .unwrap_or_else(|| panic!("gdb did not run\n{}", all()));
+    assert_eq!(rc, 0, "gdb frame/print failed\n{}", all());
+    assert!(
+        gdb.iter()
+            .any(|l| l.starts_with('#') && l.contains(" in panic::panic_with_state ")),
+        "frame N is the panic site\n{}",
+        all()
+    );
+    let printed = gdb
+        .iter()
+        .find_map(|l| l.strip_prefix("$1 = "))
+        .unwrap_or_else(|| panic!("gdb printed no value\n{}", all()));
+    assert_eq!(printed, format!("{want:#x}"), "checksum in gdb\n{}", all());
+
+    // What the README says gdb makes of Xen's own file, and of the registers as Xen saved them
+    // (inside the hypercall page, where the walk goes nowhere).
+    let (_, xen) = dom0_command(dom0, "timeout 100 gdb -batch -ex info registers rip")
+        .unwrap_or_else(|| panic!("gdb on Xen's file did not run\n{}", all()));
+    assert!(
+        xen.iter().any(|l| l.contains("not a core dump")),
+        "gdb on Xen's dump-core\n{}",
+        all()
+    );
+    let (_, raw) = dom0_command(dom0, "timeout 100 gdb -batch -ex bt /job/panic.debug")
+        .unwrap_or_else(|| panic!("gdb on the raw registers did not run\n{}", all()));
+    let first = raw.iter().find(|l| l.starts_with("#0 "));
+    assert!(
+        first.is_some_and(|l| l.contains("HYPERCALL_PAGE")),
+        "with --raw-registers frame #0 is in the hypercall page\n{}",
+        all()
+    );
+}
+
+/// The frames (`#N ...` lines) of gdb's `bt` in `gdb`; asserts that the panic site's function
+/// comes before main, and main before `xenia_start`.
+fn assert_bt_through_main(gdb: &[&str], all: &dyn Fn() -> String) {
+    let frames: Vec<&str> = gdb.iter().copied().filter(|l| l.starts_with('#')).collect();
+    let pos = |from: usize, needle: &str| {
+        frames
+            .iter()
+            .skip(from)
+            .position(|f| f.contains(needle))
+            .map(|i| i + from)
+            .unwrap_or_else(|| panic!("no frame {needle:?} after #{from} in gdb's bt\n{}", all()))
+    };
+    let site = pos(0, "panic::panic_with_state");
+    assert!(
+        frames[site].contains("examples/panic/src/main.rs:"),
+        "the panic site's file:line\n{}",
+        all()
+    );
+    let main = pos(site + 1, "__xenia_user_main");
+    pos(main + 1, "xenia_start");
+}
+
+#[test]
+#[ignore = "boots nested Xen in QEMU: run scripts/test (XENIA_NESTED=1 ... -- --ignored)"]
+fn coredump_destroy_writes_a_core_that_gdb_reads() {
+    let (r, console) = super::scenario("panic-coredump");
+    let dom0 = &r.report.dom0;
+    let all = || {
+        format!(
+            "console:\n{}\ndom0:\n{}",
+            console.join("\n"),
+            dom0.join("\n")
+        )
+    };
+    super::assert_outcome(&r, console, Outcome::Crash);
+    super::session().note(&format!("panic-coredump: dom0:\n{}", dom0.join("\n")));
+    for cmd in [
+        "ls -l /var/lib/xen/dump/",
+        "/tmp/xenia-coredump /var/lib/xen/dump/",
+    ] {
+        let (rc, _) = dom0_command(dom0, cmd).unwrap_or_else(|| panic!("no {cmd}\n{}", all()));
+        assert_eq!(rc, 0, "{cmd} failed\n{}", all());
+    }
+    let (rc, gdb) = dom0_command(dom0, "timeout 200 gdb -batch -ex bt /job/panic.debug")
+        .unwrap_or_else(|| panic!("gdb did not run\n{}", all()));
+    assert_eq!(rc, 0, "gdb failed\n{}", all());
+    assert_bt_through_main(&gdb, &all);
 }
