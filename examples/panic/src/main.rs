@@ -32,25 +32,24 @@ fn allocate(bytes: usize) -> usize {
     v.iter().map(|&b| b as usize).sum()
 }
 
-xenia::main! {
-    async fn main() {
-        match xenia::cmdline_arg("crash") {
-            Some("page-fault") => {
-                xenia::println!("about to read {UNMAPPED:#x} in a spawned task");
-                let v = xenia::spawn(faulting_task(UNMAPPED)).await;
-                xenia::println!("read {v:#x}: the page fault did not happen");
-            }
-            Some("oom") => {
-                let bytes = 1usize << 30;
-                xenia::println!("about to allocate {bytes} bytes");
-                let sum = allocate(bytes);
-                xenia::println!("allocated {sum} bytes: the allocation did not fail");
-            }
-            _ => {
-                xenia::println!("about to panic");
-                let reason = xenia::cmdline_arg("reason").unwrap_or("no reason given");
-                panic!("deliberate panic from the panic example ({reason})");
-            }
+#[xenia::main]
+async fn main() {
+    match xenia::cmdline_arg("crash") {
+        Some("page-fault") => {
+            xenia::println!("about to read {UNMAPPED:#x} in a spawned task");
+            let v = xenia::spawn(faulting_task(UNMAPPED)).await;
+            xenia::println!("read {v:#x}: the page fault did not happen");
+        }
+        Some("oom") => {
+            let bytes = 1usize << 30;
+            xenia::println!("about to allocate {bytes} bytes");
+            let sum = allocate(bytes);
+            xenia::println!("allocated {sum} bytes: the allocation did not fail");
+        }
+        _ => {
+            xenia::println!("about to panic");
+            let reason = xenia::cmdline_arg("reason").unwrap_or("no reason given");
+            panic!("deliberate panic from the panic example ({reason})");
         }
     }
 }
