@@ -200,6 +200,12 @@ pub fn new(dir: &Path, xenia: Option<&Path>) -> Result<String> {
     let name = package_name(&dir)?;
     let toolchain = fs::read_to_string(root.join("rust-toolchain.toml"))
         .map_err(|e| err!("{}/rust-toolchain.toml: {e}", root.display()))?;
+    // The checkout's lock file: the app starts with the dependency versions the runtime was
+    // tested with (cargo drops the entries it does not need).
+    if let Ok(lock) = fs::read_to_string(root.join("Cargo.lock")) {
+        fs::write(dir.join("Cargo.lock"), lock)
+            .map_err(|e| err!("cannot write {}/Cargo.lock: {e}", dir.display()))?;
+    }
     for (path, text) in files(&name, &root.join("runtime"), &toolchain) {
         let p = dir.join(path);
         if let Some(parent) = p.parent() {
