@@ -12,6 +12,7 @@
 
 mod config;
 mod error;
+mod fetch;
 mod host;
 mod image;
 mod libvirt;
@@ -59,7 +60,12 @@ Usage:
   cargo xenia test [--release] [--manifest-path M] [FILTER]
       Runs the scenarios of xenia-scenarios.toml (beside Cargo.toml; format in the file
       cargo xenia new writes) whose name contains FILTER, in one boot of the nested Xen VM.
-      Exit status 0 when all pass, 1 when one fails.
+      Exit status 0 when all pass, 1 when one fails. The scenarios' dom0 scripts may call
+      `xenia_http_get URL [--wait S]` (this program's http-get, copied into the VM).
+
+  cargo xenia http-get URL [--wait S]
+      GET an http:// URL (HTTP/1.0), print the body; exit 0 on a 2xx status. --wait: retry a
+      failed connection for up to S seconds.
 
 Environment: XENIA_ROOT (the xenia checkout, for the nested-Xen scripts), XENIA_DISK_SIZE.";
 
@@ -93,6 +99,7 @@ fn allowed(command: &str, opt: &str) -> bool {
                 || ["--timeout", "--port", "--cmdline", "--verbose"].contains(&opt)
         }
         "test" => common.contains(&opt),
+        "http-get" => opt == "--wait",
         _ => false,
     }
 }
@@ -107,7 +114,7 @@ fn parse(mut argv: Vec<String>) -> Result<Args> {
         command: it.next().unwrap_or_default(),
         ..Default::default()
     };
-    if !["new", "build", "run", "test"].contains(&a.command.as_str()) {
+    if !["new", "build", "run", "test", "http-get"].contains(&a.command.as_str()) {
         return Err(err!(
             "unknown command {:?}; one of new, build, run, test (see cargo xenia --help)",
             a.command
@@ -157,11 +164,18 @@ fn parse(mut argv: Vec<String>) -> Result<Args> {
             "--port" => a.ports.push(value),
             "--cmdline" => a.cmdline = Some(value),
             "--xenia" => a.xenia = Some(value.into()),
+            "--wait" => {
+                a.timeout = Some(
+                    value
+                        .parse()
+                        .map_err(|_| err!("--wait needs a number of seconds"))?,
+                )
+            }
             _ => unreachable!("allowed() knows only these"),
         }
     }
     let max_positional = match a.command.as_str() {
-        "new" | "test" => 1,
+        "new" | "test" | "http-get" => 1,
         _ => 0,
     };
     if a.positional.len() > max_positional {
@@ -241,6 +255,13 @@ fn real_main() -> Result<i32> {
             let manifest = project::find_manifest(a.manifest.as_deref())?;
             let p = project::Project::load(&manifest)?;
             scenario::test(&p, a.release, a.positional.first().map(String::as_str))
+        }
+        "http-get" => {
+            let url = a
+                .positional
+                .first()
+                .ok_or_else(|| err!("cargo xenia http-get needs a URL"))?;
+            fetch::http_get(url, std::time::Duration::from_secs(a.timeout.unwrap_or(0)))
         }
         _ => unreachable!("parse() checked the command"),
     }

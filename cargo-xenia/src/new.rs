@@ -143,17 +143,19 @@ async fn respond(mut conn: TcpStream, status: &str, body: &str) -> Result<(), Ne
     let scenarios = format!(
         r#"# Scenarios on real Xen, run by `cargo xenia test` (one boot of the nested Xen VM runs them
 # all). dom0 is busybox sh; $d is the domain's name; `xenia_run "$d" CMD...` reports CMD's
-# output and "[exit N] CMD" as output lines. console/output: lines that must appear, in order.
+# output and "[exit N] CMD" as output lines; `xenia_http_get URL [--wait S]` GETs a URL (exit 0
+# on a 2xx status). console/output: lines that must appear, in order. end: poweroff (default),
+# crash, reboot or timeout.
 
 [[scenario]]
 name = "http"
 timeout = 180
 dom0 = '''
-xenia_run "$d" sh -c 'for i in $(seq 60); do wget -q -T 5 -O - http://10.0.0.2/ && exit 0; sleep 1; done; exit 1'
+xenia_run "$d" xenia_http_get http://10.0.0.2/ --wait 60
 xenia_run "$d" timeout 30 xl shutdown -w "$d"
 '''
 console = ["{name}: listening on 10.0.0.2/24 port 80"]
-output = ["hello from {name}", "[exit 0] sh -c", "[exit 0] timeout 30 xl shutdown"]
+output = ["hello from {name}", "[exit 0] xenia_http_get", "[exit 0] timeout 30 xl shutdown"]
 end = "poweroff"
 "#
     );
