@@ -47,7 +47,8 @@ Usage:
 
   cargo xenia run [--release] [--manifest-path M] [--timeout S] [--port HOST:GUEST]...
                   [--cmdline TEXT] [--verbose]
-      Builds and runs the app with its console on stdout: `xl create -c` on a Xen dom0,
+      Builds the app (release profile, always: it is what runs in production; --release is
+      accepted for habit) and runs it with its console on stdout: `xl create -c` on a Xen dom0,
       elsewhere in the nested Xen VM of the xenia checkout (QEMU; prepared on the first run).
       --timeout: seconds the guest may run (default 60, 3600 for an app with a vif).
       --port (nested VM only): forward host TCP port HOST to the guest's port GUEST at
@@ -58,8 +59,9 @@ Usage:
       SIGINT/SIGTERM, 2 other failures.
 
   cargo xenia test [--release] [--manifest-path M] [FILTER]
-      Runs the scenarios of xenia-scenarios.toml (beside Cargo.toml; format in the file
-      cargo xenia new writes) whose name contains FILTER, in one boot of the nested Xen VM.
+      Builds the app (release profile, always) and runs the scenarios of xenia-scenarios.toml
+      (beside Cargo.toml; format in the file cargo xenia new writes) whose name contains
+      FILTER, in one boot of the nested Xen VM.
       Exit status 0 when all pass, 1 when one fails. The scenarios' dom0 scripts may call
       `xenia_http_get URL [--wait S]` (this program's http-get, copied into the VM).
 
@@ -243,7 +245,7 @@ fn real_main() -> Result<i32> {
             run::run(
                 &p,
                 &run::RunOptions {
-                    release: a.release,
+                    release: true,
                     timeout: a.timeout,
                     ports: a.ports,
                     cmdline: a.cmdline,
@@ -254,7 +256,7 @@ fn real_main() -> Result<i32> {
         "test" => {
             let manifest = project::find_manifest(a.manifest.as_deref())?;
             let p = project::Project::load(&manifest)?;
-            scenario::test(&p, a.release, a.positional.first().map(String::as_str))
+            scenario::test(&p, true, a.positional.first().map(String::as_str))
         }
         "http-get" => {
             let url = a
