@@ -155,8 +155,9 @@ impl Project {
         })
     }
 
-    /// The xenia checkout: `$XENIA_ROOT` if set, else the parent of the runtime's directory
-    /// when it holds `scripts/nested-xen` (a path dependency or a git checkout).
+    /// The xenia checkout (for `scripts/nested-xen` and `scripts/symbolize`): `$XENIA_ROOT` if
+    /// set, else the parent of the runtime's directory when it holds them (a path dependency or
+    /// a git checkout), else the checkout this cargo-xenia was installed from.
     pub fn xenia_root(&self) -> Result<PathBuf> {
         if let Some(r) = std::env::var_os("XENIA_ROOT") {
             let r = PathBuf::from(r);
@@ -168,14 +169,23 @@ impl Project {
                 r.display()
             ));
         }
-        let root = self.runtime_dir.parent().map(Path::to_path_buf);
-        match root {
-            Some(r) if r.join("scripts/nested-xen/boot").is_file() => Ok(r),
-            _ => Err(err!(
-                "the xenia runtime at {} is not inside a xenia checkout (no ../scripts/nested-xen); set XENIA_ROOT to one",
-                self.runtime_dir.display()
-            )),
-        }
+        // The runtime's checkout, else the checkout this cargo-xenia was built from.
+        let candidates = [
+            self.runtime_dir.parent().map(Path::to_path_buf),
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .map(Path::to_path_buf),
+        ];
+        candidates
+            .into_iter()
+            .flatten()
+            .find(|r| r.join("scripts/nested-xen/boot").is_file())
+            .ok_or_else(|| {
+                err!(
+                    "no xenia checkout with scripts/nested-xen: the runtime at {} is not inside one, nor is this cargo-xenia's source; set XENIA_ROOT to one",
+                    self.runtime_dir.display()
+                )
+            })
     }
 
     /// Where images and configs go by default: `<target>/xen`.
