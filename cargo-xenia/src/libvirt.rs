@@ -201,6 +201,37 @@ mod tests {
         assert!(xml.contains("<on_crash>preserve</on_crash>"));
     }
 
+    /// Every device form this module writes passes libvirt's own schema check, when
+    /// `virt-xml-validate` is installed (scripts/test installs it).
+    #[test]
+    fn devices_validate_with_libvirt_schema() {
+        let mut c = cfg();
+        c.vifs
+            .push("mac=00:16:3e:00:00:02,ip=10.0.0.3,script=vif-bridge,vifname=v1".into());
+        c.disks
+            .push("vdev=xvdb,access=ro,devtype=cdrom,target=/srv/cd.iso".into());
+        c.disks
+            .push("vdev=xvdc,backendtype=phy,target=/dev/vg/data".into());
+        c.on_crash = "coredump-restart".into();
+        let xml = render(&c, "/srv/app.xen").unwrap();
+        let path = std::env::temp_dir().join(format!("xenia-libvirt-{}.xml", std::process::id()));
+        std::fs::write(&path, &xml).unwrap();
+        let out = std::process::Command::new("virt-xml-validate")
+            .arg(&path)
+            .arg("domain")
+            .output();
+        let _ = std::fs::remove_file(&path);
+        match out {
+            Ok(o) => assert!(
+                o.status.success(),
+                "{}{}\n{xml}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            ),
+            Err(_) => eprintln!("virt-xml-validate is not installed: not validated"),
+        }
+    }
+
     #[test]
     fn refuses_what_it_cannot_translate() {
         let mut c = cfg();
