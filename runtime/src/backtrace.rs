@@ -1,9 +1,10 @@
 //! Call stacks for crash reports: the panic handler, the CPU exception handler and the
 //! allocator's out-of-memory path print the chain of return addresses and the image's build id.
 //!
-//! Guest images keep frame pointers (`-C force-frame-pointers=yes` in `.cargo/config.toml`), so
-//! every frame starts with the caller's `rbp` and, above it, the return address. The walk reads
-//! only words inside the one kernel stack (the boot stack of `boot.rs`, on which the executor
+//! Guest images keep frame pointers (`-C force-frame-pointers=yes`, among the rustflags in
+//! runtime/Cargo.toml that `cargo xenia build` applies), so every frame starts with the
+//! caller's `rbp` and, above it, the return address. The walk reads only words inside the one
+//! kernel stack (the boot stack of `boot.rs`, on which the executor
 //! runs every task), 8-byte aligned, each frame strictly above the previous one, and stops at a
 //! null frame pointer (set at `_start`), a return address outside `.text` or [`MAX_FRAMES`]; so
 //! a corrupt stack ends the list instead of faulting in the crash path.

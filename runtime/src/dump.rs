@@ -306,7 +306,7 @@ fn heap() {
 }
 
 /// Watches [`KEY`] and prints a dump each time dom0 writes something non-empty there, then
-/// writes it back empty. The runtime runs this next to the app (see [`crate::main!`]).
+/// writes it back empty. The runtime runs this next to the app (see [`crate::main`]).
 pub(crate) async fn watcher() {
     let Some(xs) = crate::services::xenstore_if_up() else {
         return;

@@ -1,14 +1,15 @@
 //! # Xenia
 //!
 //! Async Rust unikernels as Xen PV guests. An app depends on this crate, declares its entry
-//! with [`main!`], and `scripts/build` links it into a PV kernel that `xl create` boots:
+//! with [`#[xenia::main]`](main), and `cargo xenia build` links it into a PV kernel that
+//! `xl create` boots:
 //!
 //! ```ignore
 //! #![cfg_attr(target_os = "none", no_std, no_main)]
-//! xenia::main! {
-//!     async fn main() {
-//!         xenia::println!("hello from xenia");
-//!     }
+//!
+//! #[xenia::main]
+//! async fn main() {
+//!     xenia::println!("hello from xenia");
 //! }
 //! ```
 //!
@@ -138,40 +139,21 @@ pub async fn __run_app<F: core::future::Future>(main: F) -> F::Output {
     main.await
 }
 
-/// Declares the app's `async fn main`.
+/// Declares the app's `async fn main` (the attribute of the `xenia-macros` crate).
 ///
 /// ```ignore
-/// xenia::main! {
-///     async fn main() -> Result<(), MyError> {
-///         xenia::println!("hello");
-///         Ok(())
-///     }
+/// #[xenia::main]
+/// async fn main() -> Result<(), MyError> {
+///     xenia::println!("hello");
+///     Ok(())
 /// }
 /// ```
 ///
 /// On Xen the runtime calls it after boot and powers off when it returns (or crashes the domain
-/// on an error or a panic). Built for the host, the program says how to run it instead.
-#[macro_export]
-macro_rules! main {
-    ($(#[$attr:meta])* async fn main() $(-> $ret:ty)? $body:block) => {
-        $(#[$attr])*
-        #[allow(dead_code)]
-        async fn __xenia_user_main() $(-> $ret)? $body
-
-        #[cfg(target_os = "none")]
-        #[unsafe(no_mangle)]
-        fn __xenia_app_main() -> bool {
-            $crate::Termination::report($crate::block_on($crate::__run_app(__xenia_user_main())))
-        }
-
-        #[cfg(not(target_os = "none"))]
-        fn main() {
-            let name = env!("CARGO_PKG_NAME");
-            eprintln!("{name} is a Xen PV guest: run it with `scripts/run {name}`");
-            std::process::exit(2);
-        }
-    };
-}
+/// on an error or a panic). Built for the host, the program says how to run it instead (it
+/// prints that it is a Xen PV guest, to be run with `cargo xenia run`, and exits with status 2),
+/// so an app builds, lints and tests on the host without `cfg` blocks around its entry point.
+pub use xenia_macros::main;
 
 #[cfg(test)]
 mod tests {

@@ -240,7 +240,7 @@ extern "C" fn xenia_start(si: *const StartInfo, entry_tsc: u64) -> ! {
     unsafe extern "Rust" {
         fn __xenia_app_main() -> bool;
     }
-    // SAFETY: defined by the app through `xenia::main!`.
+    // SAFETY: defined by the app through `#[xenia::main]`.
     let ok = unsafe { __xenia_app_main() };
     shutdown(if ok {
         ShutdownReason::Poweroff

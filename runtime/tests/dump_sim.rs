@@ -83,7 +83,7 @@ fn guest() {
     sim.add_backend(Box::new(client(nb, go.clone())));
     let key = "/local/domain/1/data/xenia/dump";
     let sim2 = sim.clone();
-    // __run_app starts the runtime's own tasks (the dump's watcher among them), as main! does.
+    // __run_app starts the runtime's own tasks (the dump's watcher among them), as #[xenia::main] does.
     xenia::block_on(xenia::__run_app(async move {
         net::open(
             0,

@@ -7,6 +7,7 @@
 #   xenia_examples        names of the examples (dirs under examples/ with a Cargo.toml)
 #   xenia_need_packages   install Debian packages that provide missing commands
 #   xenia_on_xen_dom0     true when running in a real Xen control domain
+#   xenia_cargo_xenia     build cargo-xenia and print its path
 
 XENIA_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 export XENIA_ROOT
@@ -93,6 +94,14 @@ xenia_need_guest_target() {
 xenia_on_xen_dom0() {
     [ -r /proc/xen/capabilities ] && grep -q control_d /proc/xen/capabilities 2>/dev/null &&
         command -v xl >/dev/null 2>&1
+}
+
+# Build this checkout's cargo-xenia (cargo's output on stderr) and print the binary's path: the
+# scripts build and run through it, so there is one implementation of both.
+xenia_cargo_xenia() {
+    (cd "$XENIA_ROOT" && cargo build --quiet -p cargo-xenia >&2) ||
+        xenia_die "cannot build cargo-xenia (cargo build -p cargo-xenia)"
+    printf '%s\n' "$(xenia_target_dir)/debug/cargo-xenia"
 }
 
 # Cargo's target directory (honours CARGO_TARGET_DIR like cargo does).

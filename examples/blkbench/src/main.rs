@@ -145,14 +145,13 @@ async fn bench() -> Result<(), alloc::string::String> {
     Ok(())
 }
 
-xenia::main! {
-    async fn main() -> Result<(), alloc::string::String> {
-        #[cfg(target_os = "none")]
-        if let Err(e) = bench().await {
-            xenia::println!("BENCH error {e}");
-            return Err(e);
-        }
-        xenia::println!("BENCH done");
-        Ok(())
+#[xenia::main]
+async fn main() -> Result<(), alloc::string::String> {
+    #[cfg(target_os = "none")]
+    if let Err(e) = bench().await {
+        xenia::println!("BENCH error {e}");
+        return Err(e);
     }
+    xenia::println!("BENCH done");
+    Ok(())
 }

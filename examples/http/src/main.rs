@@ -68,41 +68,40 @@ fn info() -> SystemInfo {
 
 static SERVICE: Service<fn() -> SystemInfo> = Service::new(info);
 
-xenia::main! {
-    async fn main() -> Result<(), NetError> {
-        START.store(xenia::time::Instant::now().as_nanos(), Ordering::Relaxed);
-        xenia::println!("http: starting");
-        let stack = xenia::net::init().await?;
-        let listener = TcpListener::bind_with(
-            80,
-            // At most 1 + 64 + 64 + 128 + 64 sockets of 32 KiB (~10 MiB) whatever clients
-            // do: spoofed SYNs stay half-open for 3 s at most and never reach the app.
-            ListenConfig {
-                backlog: 64,
-                rx_buffer: 16 * 1024,
-                tx_buffer: 16 * 1024,
-                max_half_open: 64,
-                half_open_timeout: Duration::from_secs(3),
-                max_connections: MAX_CONNECTIONS,
-                max_orphans: 64,
-            },
-        )?;
-        match stack.ipv4() {
-            Some((addr, prefix)) => xenia::println!("http: listening on {addr}/{prefix} port 80"),
-            None => xenia::println!("http: listening on port 80"),
-        }
-        let limiter = Rc::new(Limiter::default());
-        loop {
-            limiter.acquire().await;
-            let conn = listener.accept().await?;
-            let limiter = limiter.clone();
-            xenia::spawn(async move {
-                let mut c = conn;
-                c.set_idle_timeout(Some(IDLE));
-                SERVICE.serve(&mut c).await;
-                let _ = xenia::timeout(IDLE, c.close()).await;
-                limiter.release();
-            });
-        }
+#[xenia::main]
+async fn main() -> Result<(), NetError> {
+    START.store(xenia::time::Instant::now().as_nanos(), Ordering::Relaxed);
+    xenia::println!("http: starting");
+    let stack = xenia::net::init().await?;
+    let listener = TcpListener::bind_with(
+        80,
+        // At most 1 + 64 + 64 + 128 + 64 sockets of 32 KiB (~10 MiB) whatever clients
+        // do: spoofed SYNs stay half-open for 3 s at most and never reach the app.
+        ListenConfig {
+            backlog: 64,
+            rx_buffer: 16 * 1024,
+            tx_buffer: 16 * 1024,
+            max_half_open: 64,
+            half_open_timeout: Duration::from_secs(3),
+            max_connections: MAX_CONNECTIONS,
+            max_orphans: 64,
+        },
+    )?;
+    match stack.ipv4() {
+        Some((addr, prefix)) => xenia::println!("http: listening on {addr}/{prefix} port 80"),
+        None => xenia::println!("http: listening on port 80"),
+    }
+    let limiter = Rc::new(Limiter::default());
+    loop {
+        limiter.acquire().await;
+        let conn = listener.accept().await?;
+        let limiter = limiter.clone();
+        xenia::spawn(async move {
+            let mut c = conn;
+            c.set_idle_timeout(Some(IDLE));
+            SERVICE.serve(&mut c).await;
+            let _ = xenia::timeout(IDLE, c.close()).await;
+            limiter.release();
+        });
     }
 }

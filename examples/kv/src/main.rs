@@ -17,8 +17,7 @@ extern crate alloc;
 
 mod modes;
 
-xenia::main! {
-    async fn main() -> Result<(), modes::AppError> {
-        modes::run().await
-    }
+#[xenia::main]
+async fn main() -> Result<(), modes::AppError> {
+    modes::run().await
 }

@@ -114,14 +114,13 @@ async fn bench() -> Result<(), String> {
     Ok(())
 }
 
-xenia::main! {
-    async fn main() -> Result<(), String> {
-        #[cfg(target_os = "none")]
-        if let Err(e) = bench().await {
-            xenia::println!("BENCH error {e}");
-            return Err(e);
-        }
-        xenia::println!("BENCH done");
-        Ok(())
+#[xenia::main]
+async fn main() -> Result<(), String> {
+    #[cfg(target_os = "none")]
+    if let Err(e) = bench().await {
+        xenia::println!("BENCH error {e}");
+        return Err(e);
     }
+    xenia::println!("BENCH done");
+    Ok(())
 }

@@ -44,30 +44,31 @@ fn panic_with_state(seed: u64) -> ! {
     panic!("panic with state from the panic example: checksum {checksum:#x}");
 }
 
-xenia::main! {
-    async fn main() {
-        match xenia::cmdline_arg("crash") {
-            Some("page-fault") => {
-                xenia::println!("about to read {UNMAPPED:#x} in a spawned task");
-                let v = xenia::spawn(faulting_task(UNMAPPED)).await;
-                xenia::println!("read {v:#x}: the page fault did not happen");
-            }
-            Some("oom") => {
-                let bytes = 1usize << 30;
-                xenia::println!("about to allocate {bytes} bytes");
-                let sum = allocate(bytes);
-                xenia::println!("allocated {sum} bytes: the allocation did not fail");
-            }
-            Some("state") => {
-                let seed = xenia::cmdline_arg("seed").and_then(|s| s.parse().ok()).unwrap_or(4711);
-                xenia::println!("about to panic with seed {seed}");
-                panic_with_state(seed);
-            }
-            _ => {
-                xenia::println!("about to panic");
-                let reason = xenia::cmdline_arg("reason").unwrap_or("no reason given");
-                panic!("deliberate panic from the panic example ({reason})");
-            }
+#[xenia::main]
+async fn main() {
+    match xenia::cmdline_arg("crash") {
+        Some("page-fault") => {
+            xenia::println!("about to read {UNMAPPED:#x} in a spawned task");
+            let v = xenia::spawn(faulting_task(UNMAPPED)).await;
+            xenia::println!("read {v:#x}: the page fault did not happen");
+        }
+        Some("oom") => {
+            let bytes = 1usize << 30;
+            xenia::println!("about to allocate {bytes} bytes");
+            let sum = allocate(bytes);
+            xenia::println!("allocated {sum} bytes: the allocation did not fail");
+        }
+        Some("state") => {
+            let seed = xenia::cmdline_arg("seed")
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(4711);
+            xenia::println!("about to panic with seed {seed}");
+            panic_with_state(seed);
+        }
+        _ => {
+            xenia::println!("about to panic");
+            let reason = xenia::cmdline_arg("reason").unwrap_or("no reason given");
+            panic!("deliberate panic from the panic example ({reason})");
         }
     }
 }

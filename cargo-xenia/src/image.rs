@@ -1,0 +1,154 @@
+//! `cargo xenia build`: the guest image, its xl config, its libvirt XML and its debug ELF.
+
+use crate::config::xl_string;
+use crate::err;
+use crate::error::Result;
+use crate::host::{self, GUEST_TARGET};
+use crate::project::{cargo, Project};
+use crate::{libvirt, xl};
+use std::ffi::OsString;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// What to build and where to put it.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// Cargo's release profile instead of dev.
+    pub release: bool,
+    /// Where `<app>.xen`, `.xl` and `.xml` go (default `<target>/xen`).
+    pub out_dir: Option<PathBuf>,
+    /// Where `<app>.debug` goes (default: the out dir).
+    pub debug_dir: Option<PathBuf>,
+    /// The image's path where the domain is created (default: the image's absolute path).
+    pub kernel_path: Option<String>,
+}
+
+/// The files of one build.
+#[derive(Debug, Clone)]
+pub struct Built {
+    /// The stripped image.
+    pub image: PathBuf,
+    /// The xl config.
+    pub xl: PathBuf,
+    /// The libvirt domain XML.
+    pub xml: PathBuf,
+    /// The unstripped ELF.
+    pub debug: PathBuf,
+}
+
+fn mkdir_abs(dir: &Path) -> Result<PathBuf> {
+    fs::create_dir_all(dir).map_err(|e| err!("cannot create {}: {e}", dir.display()))?;
+    fs::canonicalize(dir).map_err(|e| err!("{}: {e}", dir.display()))
+}
+
+/// Writes `path` whole or not at all (a temporary file renamed over it).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, bytes).map_err(|e| err!("cannot write {}: {e}", tmp.display()))?;
+    fs::rename(&tmp, path).map_err(|e| err!("cannot write {}: {e}", path.display()))
+}
+
+/// The guest's rustflags as CARGO_ENCODED_RUSTFLAGS: the runtime's, then the user's own
+/// (RUSTFLAGS or CARGO_ENCODED_RUSTFLAGS, which would otherwise replace ours).
+fn encoded_rustflags(p: &Project) -> OsString {
+    let mut flags = p.rustflags.clone();
+    if let Ok(enc) = std::env::var("CARGO_ENCODED_RUSTFLAGS") {
+        flags.extend(
+            enc.split('\x1f')
+                .filter(|f| !f.is_empty())
+                .map(String::from),
+        );
+    } else if let Ok(plain) = std::env::var("RUSTFLAGS") {
+        flags.extend(plain.split_whitespace().map(String::from));
+    }
+    flags.join("\x1f").into()
+}
+
+/// Our stderr, for a child's stdout (cargo's output must not mix with what we print on stdout).
+fn stderr_stdio() -> Result<Stdio> {
+    use std::os::fd::AsFd;
+    let fd = std::io::stderr()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|e| err!("cannot duplicate stderr: {e}"))?;
+    Ok(Stdio::from(fd))
+}
+
+/// Builds `p` (cargo's output on stderr) and writes the four files.
+pub fn build(p: &Project, opts: &BuildOptions) -> Result<Built> {
+    let out_dir = mkdir_abs(&opts.out_dir.clone().unwrap_or_else(|| p.xen_dir()))?;
+    let debug_dir = match &opts.debug_dir {
+        Some(d) => mkdir_abs(d)?,
+        None => out_dir.clone(),
+    };
+    let name = &p.package;
+    let image = out_dir.join(format!("{name}.xen"));
+    let kernel = opts
+        .kernel_path
+        .clone()
+        .unwrap_or_else(|| image.display().to_string());
+    xl_string("kernel path", &kernel)?;
+    // The configs first: a metadata mistake is reported before a long build.
+    let source = p.manifest.display().to_string();
+    let xl_text = xl::render(&p.domain, &kernel, &source);
+    let xml_text = libvirt::render(&p.domain, &kernel)?;
+
+    host::need_packages(&[("objcopy", "binutils")])?;
+    let dir = p.manifest.parent().unwrap_or(Path::new("."));
+    host::need_guest_target(dir)?;
+    let mut cmd = Command::new(cargo());
+    cmd.args([
+        "build",
+        "--target",
+        GUEST_TARGET,
+        "-p",
+        name,
+        "--manifest-path",
+    ])
+    .arg(&p.manifest)
+    .env("CARGO_ENCODED_RUSTFLAGS", encoded_rustflags(p))
+    .env_remove("RUSTFLAGS")
+    .current_dir(dir)
+    .stdout(stderr_stdio()?);
+    if opts.release {
+        cmd.arg("--release");
+    }
+    let status = cmd
+        .status()
+        .map_err(|e| err!("cannot run cargo build: {e}"))?;
+    if !status.success() {
+        return Err(err!("cargo build of {name} for {GUEST_TARGET} failed"));
+    }
+    let profile = if opts.release { "release" } else { "debug" };
+    let elf = p.target_dir.join(GUEST_TARGET).join(profile).join(&p.bin);
+    if !elf.is_file() {
+        return Err(err!("cargo did not produce {}", elf.display()));
+    }
+
+    let debug = debug_dir.join(format!("{name}.debug"));
+    let tmp = debug.with_extension("tmp");
+    fs::copy(&elf, &tmp).map_err(|e| err!("cannot copy {}: {e}", elf.display()))?;
+    fs::rename(&tmp, &debug).map_err(|e| err!("cannot write {}: {e}", debug.display()))?;
+    let tmp = image.with_extension("tmp");
+    let ok = Command::new("objcopy")
+        .arg("--strip-all")
+        .arg(&elf)
+        .arg(&tmp)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        return Err(err!("objcopy --strip-all {} failed", elf.display()));
+    }
+    fs::rename(&tmp, &image).map_err(|e| err!("cannot write {}: {e}", image.display()))?;
+    let xl = out_dir.join(format!("{name}.xl"));
+    write_atomic(&xl, xl_text.as_bytes())?;
+    let xml = out_dir.join(format!("{name}.xml"));
+    write_atomic(&xml, xml_text.as_bytes())?;
+    Ok(Built {
+        image,
+        xl,
+        xml,
+        debug,
+    })
+}
