@@ -1,0 +1,140 @@
+//! A GDB stub on the guest's second PV console.
+//!
+//! With `debug=gdb` on the command line, boot attaches console 1 (`device/console/1`, which
+//! an xl `channel` creates; see the README's "Debugging a guest"), stops right after the
+//! runtime's services are up and waits there for GDB. GDB in dom0 attaches to the console's
+//! pty (`target remote /dev/pts/N`) and can read and write registers and memory, set
+//! software breakpoints, continue and single-step. A panic stops again before the domain
+//! crashes, so GDB can look at it.
+//!
+//! The stub runs in the trap handler: `int3` (#BP) and the single-step trap (#DB) enter
+//! [`on_debug_trap`] through the resumable stubs in `traps.rs`, with every general register
+//! saved ([`TrapRegs`]). While GDB has the guest the executor is stopped, so the stub polls the
+//! console ring itself. It keeps to state of its own (a lock it only tries, the console it
+//! owns, the shared_info page and hypercalls) and runs under `single::enter_handler`, so the
+//! interrupted flow's `VcpuCell` state is out of its reach. A breakpoint in code the stub itself
+//! runs (the console ring, this module) cannot be served: that trap is reported as fatal.
+//!
+//! Memory access is checked against the page tables ([`memory`]): an address the guest does
+//! not map (or maps read-only, for a write) is an error reply to GDB, never a fault.
+//!
+//! The protocol is the `gdbstub` crate's; this module is its target ([`target::Guest`]) and
+//! its connection.
+
+pub mod memory;
+pub mod regs;
+pub mod session;
+pub mod target;
+
+#[cfg(target_os = "none")]
+mod conn;
+#[cfg(target_os = "none")]
+mod console;
+
+pub use regs::TrapRegs;
+
+use core::sync::atomic::{AtomicBool, Ordering};
+
+/// Whether a session is up (checked by the trap handler before anything else).
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+
+/// The index of the console the stub speaks on.
+pub const CONSOLE_INDEX: u32 = 1;
+
+/// Size of the packet buffer (GDB is told it in `qSupported`).
+#[cfg(target_os = "none")]
+const PACKET_BUFFER: usize = 4096;
+
+/// Whether `line` asks for the stub (`debug=gdb`).
+pub fn requested(line: &str) -> bool {
+    crate::cmdline_value(line, "debug") == Some("gdb")
+}
+
+/// Whether GDB (or a wait for it) is active.
+pub fn active() -> bool {
+    ACTIVE.load(Ordering::Acquire)
+}
+
+#[cfg(target_os = "none")]
+type GuestSession = session::Session<memory::PageTables, conn::ConsoleConnection>;
+
+#[cfg(target_os = "none")]
+static SESSION: spin::Mutex<Option<GuestSession>> = spin::Mutex::new(None);
+
+/// Boot's hook, after the services are up: with `debug=gdb`, attach console 1, start the
+/// session and stop for GDB. Errors are reported and the guest runs on without the stub.
+#[cfg(target_os = "none")]
+pub(crate) fn start_if_requested(pt_base: u64) {
+    if !requested(crate::cmdline()) {
+        return;
+    }
+    crate::println!("xenia: debug=gdb: attaching console {CONSOLE_INDEX} for gdb");
+    let con = match crate::exec::block_on(console::attach(CONSOLE_INDEX)) {
+        Ok(c) => c,
+        Err(e) => {
+            crate::println!("xenia: debug=gdb: no gdb stub: {e}");
+            return;
+        }
+    };
+    let buffer: &'static mut [u8] = alloc::vec![0u8; PACKET_BUFFER].leak();
+    match session::Session::new(
+        memory::PageTables::new(pt_base),
+        conn::ConsoleConnection::new(con),
+        buffer,
+    ) {
+        Ok(s) => *SESSION.lock() = Some(s),
+        Err(e) => {
+            crate::println!("xenia: debug=gdb: no gdb stub: {e}");
+            return;
+        }
+    }
+    ACTIVE.store(true, Ordering::Release);
+    crate::println!(
+        "xenia: debug=gdb: stopped, waiting for gdb on console {CONSOLE_INDEX} \
+         (in dom0: gdb -ex 'target remote <its pty>')"
+    );
+    crate::console::flush(1_000_000_000);
+    breakpoint();
+}
+
+/// Stops in the debugger here if a session is active (an `int3`); does nothing otherwise.
+pub fn breakpoint() {
+    if active() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: with a session active, the #BP handler returns to the next instruction.
+        unsafe {
+            core::arch::asm!("int3")
+        };
+    }
+}
+
+/// The panic handler's hook: with a session active, tell the console and stop for GDB.
+#[cfg(target_os = "none")]
+pub(crate) fn stop_on_panic() {
+    if active() {
+        crate::println!("xenia: debug=gdb: stopped on the panic, waiting for gdb");
+        crate::console::flush(1_000_000_000);
+        breakpoint();
+    }
+}
+
+/// The debug trap's entry (vector 1 or 3): hands the guest to GDB and returns true, with
+/// `regs` updated for the return; false if no session can take the trap (the caller reports it
+/// as fatal).
+#[cfg(target_os = "none")]
+pub(crate) fn on_debug_trap(regs: &mut TrapRegs) -> bool {
+    if !active() {
+        return false;
+    }
+    let _handler = xenia_xen::single::enter_handler();
+    // A trap inside the stub itself finds the lock taken: that one is fatal.
+    let Some(mut guard) = SESSION.try_lock() else {
+        return false;
+    };
+    let Some(s) = guard.as_mut() else {
+        return false;
+    };
+    let why = s.classify(regs);
+    let _ = s.stop(regs, why);
+    true
+}
