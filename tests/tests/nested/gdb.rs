@@ -1,0 +1,105 @@
+//! Nested-Xen test of the GDB stub (runtime/src/gdb): gdb in dom0 debugs the http example over
+//! the guest's second PV console, as the README's "Debugging a guest" says.
+//!
+//! `http-gdb`: the http example with `debug=gdb` and an xl `channel` (console 1, served by QEMU
+//! in dom0 with a pty). The guest stops at boot; dom0's gdb (Debian's gdb-minimal) loads the
+//! unstripped ELF scripts/build kept, attaches to the pty named in xenstore, sets a breakpoint on
+//! `xenia::net::tcp::on_accept` (run once per accepted connection) and continues. A request
+//! from dom0 hits it; gdb prints the listener's port (the first argument, `$rdi`) and the call
+//! stack, then detaches, which lets the guest run on: the request must be answered.
+
+use xenia_tests::serial::Outcome;
+use xenia_tests::session::{target_dir, Scenario};
+use xenia_tests::xl::XlValue;
+
+/// The channel xlconfig.py writes for `gdb = true` (scripts/lib/xlconfig.py).
+const GDB_CHANNEL: &str = "name=org.xenia.gdb,connection=pty";
+
+pub fn scenarios() -> Vec<Scenario> {
+    vec![Scenario::new("http-gdb", "http")
+        .cmdline("ip=10.0.0.2/24 gw=10.0.0.1 debug=gdb")
+        .set("channel", XlValue::List(vec![GDB_CHANNEL.to_string()]))
+        .file(target_dir().join("xen/http.debug"))
+        .timeout(420)
+        .dom0(HTTP_GDB_DOM0_STEPS)]
+}
+
+/// dom0's side: the README's commands. The request waits in the background until the app
+/// listens (which it does once gdb lets it run), then gdb attaches and waits for the hit.
+const HTTP_GDB_DOM0_STEPS: &str = r#"
+D=$(xl domid "$d")
+LOG="$XENIA_CONSOLE_DIR/guest-$d.log"
+for i in $(seq 1 960); do grep -q "debug=gdb: stopped" "$LOG" 2>/dev/null && break; sleep 0.25; done
+TTY=
+for i in $(seq 1 240); do
+    TTY=$(xenstore-read "/local/domain/$D/device/console/1/tty" 2>/dev/null) && [ -n "$TTY" ] && break
+    sleep 0.25
+done
+xenia_run "$d" echo "gdb-tty: $TTY"
+(
+    for i in $(seq 1 960); do grep -q "http: listening on" "$LOG" 2>/dev/null && break; sleep 0.25; done
+    sleep 2
+    bash -c 'exec 3<>/dev/tcp/10.0.0.2/80 && printf "GET /health HTTP/1.0\r\nHost: xenia\r\n\r\n" >&3 && timeout 120 cat <&3' >/tmp/gdb-response 2>&1
+) &
+REQ=$!
+xenia_run "$d" timeout 300 gdb -nx -batch -ex 'set pagination off' -ex 'set confirm off' \
+    -ex 'file /job/http.debug' -ex "target remote $TTY" -ex 'break xenia::net::tcp::on_accept' \
+    -ex 'continue' -ex 'printf "gdb-port: %d\n", $rdi' -ex 'bt 6' -ex 'detach'
+wait $REQ
+xenia_run "$d" cat /tmp/gdb-response
+xenia_run "$d" timeout 30 xl shutdown -w "$d"
+"#;
+
+#[test]
+#[ignore = "boots nested Xen in QEMU: run scripts/test (XENIA_NESTED=1 ... -- --ignored)"]
+fn gdb_breaks_on_a_request_over_the_second_console() {
+    let (r, console) = super::scenario("http-gdb");
+    let dom0 = &r.report.dom0;
+    let all = || {
+        format!(
+            "console:\n{}\ndom0:\n{}\nxl dmesg:\n{}",
+            console.join("\n"),
+            dom0.join("\n"),
+            r.report.dmesg.join("\n")
+        )
+    };
+    super::session().note(&format!("http-gdb: dom0:\n{}", dom0.join("\n")));
+    assert!(
+        console
+            .iter()
+            .any(|l| l.contains("debug=gdb: stopped, waiting for gdb")),
+        "the guest did not stop for gdb\n{}",
+        all()
+    );
+    assert!(
+        dom0.iter().any(|l| l.contains("gdb-tty: /dev/pts/")),
+        "no pty for console 1\n{}",
+        all()
+    );
+    let has = |needle: &str| dom0.iter().any(|l| l.contains(needle));
+    assert!(
+        has("Breakpoint 1 at 0x"),
+        "gdb set no breakpoint\n{}",
+        all()
+    );
+    assert!(
+        dom0.iter()
+            .any(|l| l.contains("Breakpoint 1, ") && l.contains("on_accept")),
+        "the request did not hit the breakpoint\n{}",
+        all()
+    );
+    assert!(has("gdb-port: 80"), "gdb read the wrong port\n{}", all());
+    assert!(
+        dom0.iter()
+            .any(|l| l.starts_with("#1") || l.contains(" #1 ") || l.contains("#1  0x")),
+        "no caller frame in gdb's backtrace\n{}",
+        all()
+    );
+    assert!(has("[exit 0] timeout 300 gdb"), "gdb failed\n{}", all());
+    assert!(
+        has(r#"{"status":"ok"}"#),
+        "the request was not answered after gdb detached\n{}",
+        all()
+    );
+    super::assert_outcome(&r, console, Outcome::Poweroff);
+}
