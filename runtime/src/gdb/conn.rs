@@ -53,6 +53,11 @@ impl ConsoleConnection {
         }
     }
 
+    /// The console's event channel.
+    pub fn port(&self) -> u32 {
+        self.con.port()
+    }
+
     /// Blocks (in Xen) until the backend notifies us or `WAIT_NS` pass. The port's pending bit
     /// is cleared first, so a notification that came before is not taken for a new one; the
     /// caller checks the ring again after each wait.

@@ -10,7 +10,8 @@
 //! The stub runs in the trap handler: `int3` (#BP) and the single-step trap (#DB) enter
 //! [`on_debug_trap`] through the resumable stubs in `traps.rs`, with every general register
 //! saved ([`TrapRegs`]). While GDB has the guest the executor is stopped, so the stub polls the
-//! console ring itself. It keeps to state of its own (a lock it only tries, the console it
+//! console ring itself; while the guest runs, a task watches the console for GDB's Ctrl-C (or a
+//! new GDB after a detach) and stops the guest for it. The stub keeps to state of its own (a lock it only tries, the console it
 //! owns, the shared_info page and hypercalls) and runs under `single::enter_handler`, so the
 //! interrupted flow's `VcpuCell` state is out of its reach. A breakpoint in code the stub itself
 //! runs (the console ring, this module) cannot be served: that trap is reported as fatal.
@@ -77,11 +78,9 @@ pub(crate) fn start_if_requested(pt_base: u64) {
         }
     };
     let buffer: &'static mut [u8] = alloc::vec![0u8; PACKET_BUFFER].leak();
-    match session::Session::new(
-        memory::PageTables::new(pt_base),
-        conn::ConsoleConnection::new(con),
-        buffer,
-    ) {
+    let conn = conn::ConsoleConnection::new(con);
+    let port = conn.port();
+    match session::Session::new(memory::PageTables::new(pt_base), conn, buffer) {
         Ok(s) => *SESSION.lock() = Some(s),
         Err(e) => {
             crate::println!("xenia: debug=gdb: no gdb stub: {e}");
@@ -89,12 +88,43 @@ pub(crate) fn start_if_requested(pt_base: u64) {
         }
     }
     ACTIVE.store(true, Ordering::Release);
+    drop(crate::exec::spawn(watch_running(port)));
     crate::println!(
         "xenia: debug=gdb: stopped, waiting for gdb on console {CONSOLE_INDEX} \
          (in dom0: gdb -ex 'target remote <its pty>')"
     );
     crate::console::flush(1_000_000_000);
     breakpoint();
+}
+
+/// Set by [`watch_running`] before its `int3` when GDB sent Ctrl-C.
+#[cfg(target_os = "none")]
+static INTERRUPT: AtomicBool = AtomicBool::new(false);
+
+/// A task watching console 1 while the guest runs: Ctrl-C from GDB, or a new GDB after a
+/// detach, stops the guest.
+#[cfg(target_os = "none")]
+async fn watch_running(port: u32) {
+    let Some(events) = crate::services::events() else {
+        return;
+    };
+    loop {
+        events.wait(port).await;
+        let incoming = match SESSION.try_lock() {
+            Some(mut s) => s
+                .as_mut()
+                .map_or(session::Incoming::Nothing, |s| s.poll_running()),
+            None => session::Incoming::Nothing,
+        };
+        match incoming {
+            session::Incoming::Nothing => {}
+            session::Incoming::Interrupt => {
+                INTERRUPT.store(true, Ordering::Release);
+                breakpoint();
+            }
+            session::Incoming::Attach => breakpoint(),
+        }
+    }
 }
 
 /// Stops in the debugger here if a session is active (an `int3`); does nothing otherwise.
@@ -134,7 +164,10 @@ pub(crate) fn on_debug_trap(regs: &mut TrapRegs) -> bool {
     let Some(s) = guard.as_mut() else {
         return false;
     };
-    let why = s.classify(regs);
+    let why = match s.classify(regs) {
+        session::Stop::Trap if INTERRUPT.swap(false, Ordering::AcqRel) => session::Stop::Interrupt,
+        why => why,
+    };
     let _ = s.stop(regs, why);
     true
 }

@@ -18,6 +18,19 @@ pub enum Stop {
     Step,
     /// Any other debug trap (an `int3` in the code, the stop at boot, a panic): SIGTRAP.
     Trap,
+    /// GDB asked to interrupt the running guest (Ctrl-C): SIGINT.
+    Interrupt,
+}
+
+/// What arrived from GDB while the guest runs ([`Session::poll_running`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Incoming {
+    /// Nothing that needs a stop.
+    Nothing,
+    /// GDB sent Ctrl-C (the byte is consumed).
+    Interrupt,
+    /// A new GDB is talking to a detached stub: stop, and read what it sent in the stop loop.
+    Attach,
 }
 
 /// What the guest does after a stop.
@@ -99,6 +112,7 @@ impl<M: Memory, C: ConnectionExt> Session<M, C> {
             Stop::Breakpoint => SingleThreadStopReason::SwBreak(()),
             Stop::Step => SingleThreadStopReason::DoneStep,
             Stop::Trap => SingleThreadStopReason::Signal(Signal::SIGTRAP),
+            Stop::Interrupt => SingleThreadStopReason::Signal(Signal::SIGINT),
         };
         let Some(mut m) = self.machine.take() else {
             return self.detached(regs);
@@ -141,6 +155,30 @@ impl<M: Memory, C: ConnectionExt> Session<M, C> {
                     return Outcome::Resume(how);
                 }
             };
+        }
+    }
+
+    /// Looks at what GDB sent while the guest runs, without blocking: with GDB waiting for a
+    /// stop, Ctrl-C asks for one and other bytes (stray acks) are dropped; with the stub
+    /// detached, any byte is a new GDB, which needs a stop to be served.
+    pub fn poll_running(&mut self) -> Incoming {
+        match self.machine.as_mut() {
+            Some(GdbStubStateMachine::Running(r)) => loop {
+                match r.borrow_conn().peek() {
+                    Ok(Some(b)) => {
+                        let _ = r.borrow_conn().read();
+                        if b == 0x03 {
+                            return Incoming::Interrupt;
+                        }
+                    }
+                    _ => return Incoming::Nothing,
+                }
+            },
+            Some(GdbStubStateMachine::Idle(i)) => match i.borrow_conn().peek() {
+                Ok(Some(_)) => Incoming::Attach,
+                _ => Incoming::Nothing,
+            },
+            _ => Incoming::Nothing,
         }
     }
 
@@ -328,6 +366,41 @@ mod tests {
             s.guest().memory().0[0x20],
             0x20,
             "breakpoints removed on detach"
+        );
+    }
+
+    #[test]
+    fn ctrl_c_while_running_and_a_new_gdb_after_detach_ask_for_stops() {
+        let mut s = session();
+        let mut regs = TrapRegs {
+            vector: 3,
+            ..TrapRegs::default()
+        };
+        send(&mut s, &["c"]);
+        assert_eq!(
+            s.stop(&mut regs, Stop::Trap),
+            Outcome::Resume(Resume::Continue)
+        );
+        assert_eq!(s.poll_running(), Incoming::Nothing);
+        wire(&mut s).input.extend(b"+\x03");
+        assert_eq!(s.poll_running(), Incoming::Interrupt);
+        assert!(
+            wire(&mut s).input.is_empty(),
+            "the ack and Ctrl-C are consumed"
+        );
+        send(&mut s, &["D"]);
+        assert_eq!(s.stop(&mut regs, Stop::Interrupt), Outcome::Detached);
+        let r = replies(&wire(&mut s).output);
+        assert!(
+            r[0].starts_with("T02") || r[0].starts_with("S02"),
+            "SIGINT: {r:?}"
+        );
+        assert_eq!(s.poll_running(), Incoming::Nothing);
+        send(&mut s, &["?"]);
+        assert_eq!(s.poll_running(), Incoming::Attach);
+        assert!(
+            !wire(&mut s).input.is_empty(),
+            "the new GDB's bytes stay for the stop"
         );
     }
 
