@@ -22,7 +22,12 @@ import os
 import sys
 
 KNOWN = ("memory", "vcpus", "cmdline", "vifs", "disks", "on_crash", "gdb")
-GDB_CHANNEL = "name=org.xenia.gdb,connection=pty"
+# The stub's console must be device/console/1. xl 4.17 numbers channels from 0 (a bug fixed
+# upstream in 2024: "xl: fix channel devid"), so the first channel would collide with console 0
+# and libxl refuses it ("Primary console has invalid configuration"); a placeholder takes that
+# slot and the stub's channel gets 1. On a fixed xl the placeholder is console 1 and the stub
+# finds nothing to talk to on it: there, list only the gdb channel.
+GDB_CHANNELS = ["name=org.xenia.placeholder,connection=pty", "name=org.xenia.gdb,connection=pty"]
 ON_CRASH = (
     "destroy",
     "restart",
@@ -109,7 +114,7 @@ def main():
         lines.append(f"disk = {string_list('disks', x['disks'])}")
     if gdb:
         # Console 1 (device/console/1) for the stub; its pty is in its `tty` key.
-        lines.append(f"channel = {string_list('channel', [GDB_CHANNEL])}")
+        lines.append(f"channel = {string_list('channel', GDB_CHANNELS)}")
     on_crash = x.get("on_crash", "preserve")
     if on_crash not in ON_CRASH:
         fail(f"on_crash must be one of {list(ON_CRASH)}, got {on_crash!r}")

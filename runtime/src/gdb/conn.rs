@@ -34,12 +34,17 @@ impl core::fmt::Display for ConnError {
 
 impl core::error::Error for ConnError {}
 
+/// Input is taken from the ring this much at a time (one notification per batch).
+const IN_BUF: usize = 256;
+
 /// GDB's end of the second console.
 pub struct ConsoleConnection {
     con: Console,
     out: [u8; OUT_BUF],
     len: usize,
-    peeked: Option<u8>,
+    input: [u8; IN_BUF],
+    in_pos: usize,
+    in_len: usize,
 }
 
 impl ConsoleConnection {
@@ -49,7 +54,9 @@ impl ConsoleConnection {
             con,
             out: [0; OUT_BUF],
             len: 0,
-            peeked: None,
+            input: [0; IN_BUF],
+            in_pos: 0,
+            in_len: 0,
         }
     }
 
@@ -75,15 +82,13 @@ impl ConsoleConnection {
         let _ = xenia_xen::sched::poll(&[port], now + WAIT_NS);
     }
 
-    fn read_now(&mut self) -> Result<Option<u8>, ConnError> {
-        if let Some(b) = self.peeked.take() {
-            return Ok(Some(b));
+    /// The next input byte without taking it, refilling from the ring if needed.
+    fn peek_now(&mut self) -> Result<Option<u8>, ConnError> {
+        if self.in_pos == self.in_len {
+            self.in_pos = 0;
+            self.in_len = self.con.read(&mut self.input).map_err(ConnError::Console)?;
         }
-        let mut b = [0u8];
-        match self.con.read(&mut b).map_err(ConnError::Console)? {
-            0 => Ok(None),
-            _ => Ok(Some(b[0])),
-        }
+        Ok((self.in_pos < self.in_len).then(|| self.input[self.in_pos]))
     }
 }
 
@@ -129,7 +134,8 @@ impl ConnectionExt for ConsoleConnection {
     /// Waits for GDB's next byte, as long as it takes: the guest is stopped for the debugger.
     fn read(&mut self) -> Result<u8, ConnError> {
         loop {
-            if let Some(b) = self.read_now()? {
+            if let Some(b) = self.peek_now()? {
+                self.in_pos += 1;
                 return Ok(b);
             }
             self.wait();
@@ -137,8 +143,6 @@ impl ConnectionExt for ConsoleConnection {
     }
 
     fn peek(&mut self) -> Result<Option<u8>, ConnError> {
-        let b = self.read_now()?;
-        self.peeked = b;
-        Ok(b)
+        self.peek_now()
     }
 }

@@ -12,13 +12,20 @@ use xenia_tests::serial::Outcome;
 use xenia_tests::session::{target_dir, Scenario};
 use xenia_tests::xl::XlValue;
 
-/// The channel xlconfig.py writes for `gdb = true` (scripts/lib/xlconfig.py).
-const GDB_CHANNEL: &str = "name=org.xenia.gdb,connection=pty";
+/// The channels xlconfig.py writes for `gdb = true` (scripts/lib/xlconfig.py says why there is
+/// a placeholder: xl 4.17 gives the first channel devid 0).
+const GDB_CHANNELS: [&str; 2] = [
+    "name=org.xenia.placeholder,connection=pty",
+    "name=org.xenia.gdb,connection=pty",
+];
 
 pub fn scenarios() -> Vec<Scenario> {
     vec![Scenario::new("http-gdb", "http")
         .cmdline("ip=10.0.0.2/24 gw=10.0.0.1 debug=gdb")
-        .set("channel", XlValue::List(vec![GDB_CHANNEL.to_string()]))
+        .set(
+            "channel",
+            XlValue::List(GDB_CHANNELS.iter().map(|c| c.to_string()).collect()),
+        )
         .file(target_dir().join("xen/http.debug"))
         .timeout(420)
         .dom0(HTTP_GDB_DOM0_STEPS)]
@@ -36,6 +43,7 @@ for i in $(seq 1 240); do
     sleep 0.25
 done
 xenia_run "$d" echo "gdb-tty: $TTY"
+xenia_run "$d" xenstore-ls -f "/local/domain/$D/device/console"
 (
     for i in $(seq 1 960); do grep -q "http: listening on" "$LOG" 2>/dev/null && break; sleep 0.25; done
     sleep 2
