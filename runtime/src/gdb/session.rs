@@ -160,7 +160,7 @@ impl<M: Memory, C: ConnectionExt> Session<M, C> {
 
     /// Looks at what GDB sent while the guest runs, without blocking: with GDB waiting for a
     /// stop, Ctrl-C asks for one and other bytes (stray acks) are dropped; with the stub
-    /// detached, any byte is a new GDB, which needs a stop to be served.
+    /// detached, a packet or Ctrl-C is a new GDB, which needs a stop to be served.
     pub fn poll_running(&mut self) -> Incoming {
         match self.machine.as_mut() {
             Some(GdbStubStateMachine::Running(r)) => loop {
@@ -174,9 +174,19 @@ impl<M: Memory, C: ConnectionExt> Session<M, C> {
                     _ => return Incoming::Nothing,
                 }
             },
-            Some(GdbStubStateMachine::Idle(i)) => match i.borrow_conn().peek() {
-                Ok(Some(_)) => Incoming::Attach,
-                _ => Incoming::Nothing,
+            // Detached: a packet (or Ctrl-C) is a new GDB; the acks the old one sent after
+            // its detach are dropped.
+            Some(GdbStubStateMachine::Idle(i)) => loop {
+                match i.borrow_conn().peek() {
+                    Ok(Some(b'$')) => return Incoming::Attach,
+                    Ok(Some(b)) => {
+                        let _ = i.borrow_conn().read();
+                        if b == 0x03 {
+                            return Incoming::Attach;
+                        }
+                    }
+                    _ => return Incoming::Nothing,
+                }
             },
             _ => Incoming::Nothing,
         }
@@ -395,7 +405,9 @@ mod tests {
             r[0].starts_with("T02") || r[0].starts_with("S02"),
             "SIGINT: {r:?}"
         );
-        assert_eq!(s.poll_running(), Incoming::Nothing);
+        wire(&mut s).input.extend(b"+");
+        assert_eq!(s.poll_running(), Incoming::Nothing, "the old GDB's ack");
+        assert!(wire(&mut s).input.is_empty());
         send(&mut s, &["?"]);
         assert_eq!(s.poll_running(), Incoming::Attach);
         assert!(

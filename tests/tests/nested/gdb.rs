@@ -1,12 +1,17 @@
 //! Nested-Xen test of the GDB stub (runtime/src/gdb): gdb in dom0 debugs the http example over
 //! the guest's second PV console, as the README's "Debugging a guest" says.
 //!
-//! `http-gdb`: the http example with `debug=gdb` and an xl `channel` (console 1, served by QEMU
-//! in dom0 with a pty). The guest stops at boot; dom0's gdb (Debian's gdb-minimal) loads the
-//! unstripped ELF scripts/build kept, attaches to the pty named in xenstore, sets a breakpoint on
-//! `xenia::net::tcp::on_accept` (run once per accepted connection) and continues. A request
-//! from dom0 hits it; gdb prints the listener's port (the first argument, `$rdi`) and the call
-//! stack, then detaches, which lets the guest run on: the request must be answered.
+//! `http-gdb`: the http example with `debug=gdb` and xl `channel`s (console 1, served by QEMU in
+//! dom0 with a pty). The guest stops at boot; dom0's gdb (Debian's gdb-minimal) loads the
+//! unstripped ELF scripts/build kept for this session's image (`nested-debug/`, same build id),
+//! attaches to the pty named in xenstore, sets a breakpoint on `xenia::net::tcp::on_accept` (run
+//! once per accepted connection) and continues. A request from dom0 hits it; gdb prints the
+//! listener's port (the first argument, `$rdi`) and the call stack, then detaches, which lets
+//! the guest run on: the request must be answered.
+//!
+//! `panic-gdb`: the panic example with `debug=gdb`: gdb continues from the boot stop, the panic
+//! stops the guest again, gdb shows the stack down to the panic site and detaches; the domain
+//! then crashes as it does without gdb.
 
 use xenia_tests::serial::Outcome;
 use xenia_tests::session::{target_dir, Scenario};
@@ -20,16 +25,32 @@ const GDB_CHANNELS: [&str; 2] = [
 ];
 
 pub fn scenarios() -> Vec<Scenario> {
-    vec![Scenario::new("http-gdb", "http")
-        .cmdline("ip=10.0.0.2/24 gw=10.0.0.1 debug=gdb")
-        .set(
-            "channel",
-            XlValue::List(GDB_CHANNELS.iter().map(|c| c.to_string()).collect()),
-        )
-        .file(target_dir().join("xen/http.debug"))
-        .timeout(420)
-        .dom0(HTTP_GDB_DOM0_STEPS)]
+    let channels = || XlValue::List(GDB_CHANNELS.iter().map(|c| c.to_string()).collect());
+    vec![
+        Scenario::new("http-gdb", "http")
+            .cmdline("ip=10.0.0.2/24 gw=10.0.0.1 debug=gdb")
+            .set("channel", channels())
+            .file(target_dir().join("xen/nested-debug/http.debug"))
+            .timeout(420)
+            .dom0(HTTP_GDB_DOM0_STEPS),
+        Scenario::new("panic-gdb", "panic")
+            .cmdline("debug=gdb")
+            .set("channel", channels())
+            .file(target_dir().join("xen/nested-debug/panic.debug"))
+            .timeout(300)
+            .dom0(PANIC_GDB_DOM0_STEPS),
+    ]
 }
+
+/// dom0's side of `panic-gdb`: gdb continues from the stop at boot, the panic stops the guest
+/// again, gdb shows the stack, detaches, and the domain crashes as it would without gdb.
+const PANIC_GDB_DOM0_STEPS: &str = r#"
+D=$(xl domid "$d")
+LOG="$XENIA_CONSOLE_DIR/guest-$d.log"
+for i in $(seq 1 960); do grep -q "debug=gdb: stopped" "$LOG" 2>/dev/null && break; sleep 0.25; done
+TTY=$(xenstore-read "/local/domain/$D/device/console/1/tty")
+xenia_run "$d" timeout 300 gdb -nx -batch -ex 'set pagination off' -ex 'set confirm off'     -ex 'file /job/panic.debug' -ex "target remote $TTY" -ex 'continue' -ex 'bt 12' -ex 'detach'
+"#;
 
 /// dom0's side: the README's commands. The request waits in the background until the app
 /// listens (which it does once gdb lets it run), then gdb attaches and waits for the hit.
@@ -110,4 +131,50 @@ fn gdb_breaks_on_a_request_over_the_second_console() {
         all()
     );
     super::assert_outcome(&r, console, Outcome::Poweroff);
+}
+
+#[test]
+#[ignore = "boots nested Xen in QEMU: run scripts/test (XENIA_NESTED=1 ... -- --ignored)"]
+fn gdb_stops_on_a_panic() {
+    let (r, console) = super::scenario("panic-gdb");
+    let dom0 = &r.report.dom0;
+    let all = || {
+        format!(
+            "console:\n{}\ndom0:\n{}",
+            console.join("\n"),
+            dom0.join("\n")
+        )
+    };
+    super::session().note(&format!("panic-gdb: dom0:\n{}", dom0.join("\n")));
+    assert!(
+        console
+            .iter()
+            .any(|l| l.contains("debug=gdb: stopped on the panic, waiting for gdb")),
+        "the panic did not stop for gdb\n{}",
+        all()
+    );
+    // After `continue`, gdb reports the panic's stop (SIGTRAP in the stub's int3) and its stack
+    // reaches the panic handler and the example's main.
+    let stop = dom0
+        .iter()
+        .position(|l| l.contains("SIGTRAP"))
+        .unwrap_or_else(|| panic!("gdb saw no stop after continue\n{}", all()));
+    let bt = &dom0[stop..];
+    assert!(bt.iter().any(|l| l.contains("xenia::gdb::")), "{}", all());
+    assert!(
+        bt.iter().any(|l| l.contains("rust_begin_unwind")),
+        "{}",
+        all()
+    );
+    assert!(
+        bt.iter().any(|l| l.contains("examples/panic/src/main.rs")),
+        "the stack reaches the panic site\n{}",
+        all()
+    );
+    assert!(
+        dom0.iter().any(|l| l.contains("[exit 0] timeout 300 gdb")),
+        "gdb failed\n{}",
+        all()
+    );
+    super::assert_outcome(&r, console, Outcome::Crash);
 }
