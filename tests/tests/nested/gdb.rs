@@ -73,7 +73,9 @@ xenia_run "$d" xenstore-ls -f "/local/domain/$D/device/console"
 REQ=$!
 xenia_run "$d" timeout 300 gdb -nx -batch -ex 'set pagination off' -ex 'set confirm off' \
     -ex 'file /job/http.debug' -ex "target remote $TTY" -ex 'break xenia::net::tcp::on_accept' \
-    -ex 'continue' -ex 'printf "gdb-port: %d\n", $rdi' -ex 'bt 6' -ex 'detach'
+    -ex 'continue' -ex 'printf "gdb-port: %d\n", $rdi' -ex 'bt 6' \
+    -ex 'printf "gdb-pc-before: %lx\n", $pc' -ex 'stepi' -ex 'printf "gdb-pc-after: %lx\n", $pc' \
+    -ex 'x/2xg $sp' -ex 'x/1xg 0' -ex 'detach'
 wait $REQ
 xenia_run "$d" cat /tmp/gdb-response
 xenia_run "$d" timeout 30 xl shutdown -w "$d"
@@ -124,6 +126,25 @@ fn gdb_breaks_on_a_request_over_the_second_console() {
         "no caller frame in gdb's backtrace\n{}",
         all()
     );
+    // stepi: one instruction (the trap flag), a few bytes on.
+    let pc = |prefix: &str| {
+        dom0.iter()
+            .find_map(|l| l.split(prefix).nth(1))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            .unwrap_or_else(|| panic!("no {prefix} line\n{}", all()))
+    };
+    let (before, after) = (pc("gdb-pc-before: "), pc("gdb-pc-after: "));
+    assert!(
+        after > before && after - before <= 15,
+        "stepi went from {before:#x} to {after:#x}\n{}",
+        all()
+    );
+    // Memory: the stack reads; address 0 (unmapped) is an error reply, and the guest lives on.
+    assert!(
+        has("Cannot access memory at address 0x0"),
+        "reading address 0 was not refused\n{}",
+        all()
+    );
     assert!(has("[exit 0] timeout 300 gdb"), "gdb failed\n{}", all());
     assert!(
         has(r#"{"status":"ok"}"#),
@@ -162,7 +183,8 @@ fn gdb_stops_on_a_panic() {
     let bt = &dom0[stop..];
     assert!(bt.iter().any(|l| l.contains("xenia::gdb::")), "{}", all());
     assert!(
-        bt.iter().any(|l| l.contains("rust_begin_unwind")),
+        bt.iter()
+            .any(|l| l.contains("xenia::panic::panic") || l.contains("rust_begin_unwind")),
         "{}",
         all()
     );
