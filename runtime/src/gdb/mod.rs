@@ -8,7 +8,7 @@
 //! crashes, so GDB can look at it.
 //!
 //! The stub runs in the trap handler: `int3` (#BP) and the single-step trap (#DB) enter
-//! [`on_debug_trap`] through the resumable stubs in `traps.rs`, with every general register
+//! `on_debug_trap` through the resumable stubs in `traps.rs`, with every general register
 //! saved ([`TrapRegs`]). While GDB has the guest the executor is stopped, so the stub polls the
 //! console ring itself; while the guest runs, a task watches the console for GDB's Ctrl-C (or a
 //! new GDB after a detach) and stops the guest for it. The stub keeps to state of its own (a lock it only tries, the console it
