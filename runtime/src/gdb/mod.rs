@@ -42,6 +42,10 @@ static ACTIVE: AtomicBool = AtomicBool::new(false);
 /// The index of the console the stub speaks on.
 pub const CONSOLE_INDEX: u32 = 1;
 
+/// How long boot waits for console 1's backend to connect.
+#[cfg(target_os = "none")]
+const ATTACH_TIMEOUT: core::time::Duration = core::time::Duration::from_secs(60);
+
 /// Size of the packet buffer (GDB is told it in `qSupported`).
 #[cfg(target_os = "none")]
 const PACKET_BUFFER: usize = 4096;
@@ -70,10 +74,19 @@ pub(crate) fn start_if_requested(pt_base: u64) {
         return;
     }
     crate::println!("xenia: debug=gdb: attaching console {CONSOLE_INDEX} for gdb");
-    let con = match crate::exec::block_on(console::attach(CONSOLE_INDEX)) {
-        Ok(c) => c,
-        Err(e) => {
+    let attach = crate::exec::timeout(ATTACH_TIMEOUT, console::attach(CONSOLE_INDEX));
+    let con = match crate::exec::block_on(attach) {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => {
             crate::println!("xenia: debug=gdb: no gdb stub: {e}");
+            return;
+        }
+        Err(_) => {
+            crate::println!(
+                "xenia: debug=gdb: no gdb stub: console {CONSOLE_INDEX}'s backend did not \
+                 connect within {} s (is QEMU serving the channel in dom0?)",
+                ATTACH_TIMEOUT.as_secs()
+            );
             return;
         }
     };
