@@ -10,6 +10,7 @@
 //! | `vifs` | xl vif specs, e.g. `["bridge=xenbr0"]` | none |
 //! | `disks` | xl disk specs, e.g. `["format=raw,vdev=xvda,access=rw,target=/srv/app.img"]` | none |
 //! | `on_crash` | `destroy`, `restart`, `rename-restart`, `preserve`, `coredump-destroy`, `coredump-restart`, `soft-reset` | `preserve` |
+//! | `gdb` | `true`: a second PV console for the GDB stub (xl `channel`s, served by QEMU in dom0 with a pty) and `debug=gdb` on the command line | `false` |
 //!
 //! Strings must not hold what an xl configuration cannot quote (`"`, `\`, control characters).
 
@@ -18,7 +19,9 @@ use crate::error::Result;
 use serde_json::Value;
 
 /// The keys `[package.metadata.xenia]` may have.
-pub const KNOWN: &[&str] = &["memory", "vcpus", "cmdline", "vifs", "disks", "on_crash"];
+pub const KNOWN: &[&str] = &[
+    "memory", "vcpus", "cmdline", "vifs", "disks", "on_crash", "gdb",
+];
 
 /// xl's `on_crash` actions.
 pub const ON_CRASH: &[&str] = &[
@@ -48,6 +51,8 @@ pub struct DomainConfig {
     pub disks: Vec<String>,
     /// xl's `on_crash` action.
     pub on_crash: String,
+    /// A console for the GDB stub (`debug=gdb` is then part of `cmdline`).
+    pub gdb: bool,
 }
 
 /// Checks that `value` can stand in an xl config string.
@@ -115,9 +120,17 @@ impl DomainConfig {
                 .ok_or_else(|| err!("[package.metadata.xenia] of {name} needs memory (MiB)"))?,
         )?;
         let vcpus = x.get("vcpus").map_or(Ok(1), |v| positive("vcpus", v))?;
-        let cmdline = x
+        let mut cmdline = x
             .get("cmdline")
             .map_or(Ok(String::new()), |v| string("cmdline", v))?;
+        let gdb = match x.get("gdb") {
+            None => false,
+            Some(Value::Bool(b)) => *b,
+            Some(v) => return Err(err!("gdb must be true or false, got {v}")),
+        };
+        if gdb {
+            cmdline = format!("{cmdline} debug=gdb").trim().to_string();
+        }
         let vifs = x
             .get("vifs")
             .map_or(Ok(Vec::new()), |v| strings("vifs", v))?;
@@ -140,6 +153,7 @@ impl DomainConfig {
             vifs,
             disks,
             on_crash,
+            gdb,
         })
     }
 }

@@ -131,6 +131,11 @@ pub fn render(cfg: &DomainConfig, kernel: &str) -> Result<String> {
     for d in &cfg.disks {
         devices += &disk(d)?;
     }
+    if cfg.gdb {
+        // The GDB stub's console (device/console/1): libvirt's libxl driver numbers channels
+        // itself, so the placeholder xl 4.17 needs (see crate::xl::GDB_CHANNELS) is left out.
+        devices += "    <channel type='pty'>\n      <target type='xen' name='org.xenia.gdb'/>\n    </channel>\n";
+    }
     // libvirt spells xl's other on_crash actions the same way.
     if cfg.on_crash == "soft-reset" {
         return Err(err!(
@@ -184,6 +189,7 @@ mod tests {
             vifs: vec!["bridge=xenbr0,mac=00:16:3e:00:00:01".into()],
             disks: vec!["format=raw,vdev=xvda,access=rw,target=/srv/d.img".into()],
             on_crash: "preserve".into(),
+            gdb: false,
         }
     }
 

@@ -2,6 +2,15 @@
 
 use crate::config::DomainConfig;
 
+/// The xl channels of `gdb = true`. The stub's console must be `device/console/1`. xl 4.17
+/// numbers channels from 0 (fixed upstream in 2024, "xl: fix channel devid"), so a first channel
+/// would collide with console 0 and libxl refuses it ("Primary console has invalid
+/// configuration"); a placeholder takes that slot and the stub's channel gets 1.
+pub const GDB_CHANNELS: [&str; 2] = [
+    "name=org.xenia.placeholder,connection=pty",
+    "name=org.xenia.gdb,connection=pty",
+];
+
 /// `[ "a", "b" ]` (entries are validated xl strings).
 fn list(items: &[String]) -> String {
     let quoted: Vec<String> = items.iter().map(|s| format!("\"{s}\"")).collect();
@@ -28,6 +37,10 @@ pub fn render(cfg: &DomainConfig, kernel: &str, source: &str) -> String {
     if !cfg.disks.is_empty() {
         out += &format!("disk = {}\n", list(&cfg.disks));
     }
+    if cfg.gdb {
+        // Console 1 (device/console/1) for the stub; its pty is in its `tty` key.
+        out += &format!("channel = {}\n", list(&GDB_CHANNELS.map(String::from)));
+    }
     out += &format!("on_crash = \"{}\"\n", cfg.on_crash);
     out
 }
@@ -46,6 +59,7 @@ mod tests {
             vifs: vec!["bridge=xenbr0".into()],
             disks: vec!["vdev=xvda,target=/d.img".into()],
             on_crash: "preserve".into(),
+            gdb: false,
         };
         let text = render(&cfg, "/job/app.xen", "Cargo.toml");
         let lines: Vec<&str> = text.lines().skip(1).collect();

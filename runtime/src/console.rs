@@ -159,7 +159,9 @@ struct Logger;
 
 impl log::Log for Logger {
     fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        metadata.level() <= log::max_level()
+        // The gdbstub crate logs from inside the GDB stub, which runs in the trap handler and
+        // may have interrupted a console writer: its records are dropped.
+        metadata.level() <= log::max_level() && !metadata.target().starts_with("gdbstub")
     }
 
     fn log(&self, record: &log::Record<'_>) {

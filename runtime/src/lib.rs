@@ -30,6 +30,7 @@ pub mod console;
 pub mod domain;
 pub mod dump;
 pub mod exec;
+pub mod gdb;
 #[cfg(target_os = "none")]
 mod mm;
 pub mod net;

@@ -22,6 +22,7 @@ fn panic(info: &PanicInfo<'_>) -> ! {
         // The first frame is the return into whoever called the panic handler (core's panic
         // machinery), the next ones lead to the panic site and on to `_start`.
         crate::backtrace::print_here();
+        crate::gdb::stop_on_panic();
     } else {
         crate::println!("panicked while reporting a crash: {}", info.message());
     }

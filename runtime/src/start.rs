@@ -236,6 +236,8 @@ extern "C" fn xenia_start(si: *const StartInfo, entry_tsc: u64) -> ! {
         );
     }
 
+    crate::gdb::start_if_requested(si.pt_base);
+
     MAIN_NS.store(crate::time::now_ns().unwrap_or(0), Ordering::Relaxed);
     unsafe extern "Rust" {
         fn __xenia_app_main() -> bool;

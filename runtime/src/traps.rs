@@ -43,8 +43,6 @@ macro_rules! stubs {
 
 stubs! {
     trap_de: 0, "pushq $0";
-    trap_db: 1, "pushq $0";
-    trap_bp: 3, "pushq $0";
     trap_of: 4, "pushq $0";
     trap_br: 5, "pushq $0";
     trap_ud: 6, "pushq $0";
@@ -59,6 +57,79 @@ stubs! {
     trap_ac: 17, "";
     trap_xm: 19, "pushq $0";
 }
+
+// The debug traps (#DB, #BP) can return: with a GDB session active (`crate::gdb`) the stopped
+// code resumes where gdb says. Their stubs save every general register below the frame (the
+// layout of `gdb::TrapRegs`), call `xenia_debug_trap`, restore them and return with `iretq`
+// (the guest kernel runs in ring 3, so a direct `iretq` to ring 3 is allowed; Xen shows the
+// kernel's `cs`/`ss` with RPL 0, which `iretq` must see as 3, as Mini-OS also does).
+global_asm!(
+    ".pushsection .text.traps, \"ax\"",
+    ".globl trap_db",
+    "trap_db:",
+    "    mov (%rsp), %rcx",
+    "    mov 8(%rsp), %r11",
+    "    add $16, %rsp",
+    "    pushq $0",
+    "    pushq $1",
+    "    jmp xenia_debug_common",
+    ".globl trap_bp",
+    "trap_bp:",
+    "    mov (%rsp), %rcx",
+    "    mov 8(%rsp), %r11",
+    "    add $16, %rsp",
+    "    pushq $0",
+    "    pushq $3",
+    "    jmp xenia_debug_common",
+    "xenia_debug_common:",
+    "    push %r15",
+    "    push %r14",
+    "    push %r13",
+    "    push %r12",
+    "    push %r11",
+    "    push %r10",
+    "    push %r9",
+    "    push %r8",
+    "    push %rbp",
+    "    push %rdi",
+    "    push %rsi",
+    "    push %rdx",
+    "    push %rcx",
+    "    push %rbx",
+    "    push %rax",
+    "    mov %rsp, %rdi",
+    "    mov %rsp, %rbx",
+    "    and $-16, %rsp",
+    "    call xenia_debug_trap",
+    "    mov %rbx, %rsp",
+    "    pop %rax",
+    "    pop %rbx",
+    "    pop %rcx",
+    "    pop %rdx",
+    "    pop %rsi",
+    "    pop %rdi",
+    "    pop %rbp",
+    "    pop %r8",
+    "    pop %r9",
+    "    pop %r10",
+    "    pop %r11",
+    "    pop %r12",
+    "    pop %r13",
+    "    pop %r14",
+    "    pop %r15",
+    "    add $16, %rsp",
+    "    orq $3, 8(%rsp)",
+    "    orq $3, 32(%rsp)",
+    "    iretq",
+    ".popsection",
+    options(att_syntax)
+);
+unsafe extern "C" {
+    fn trap_db();
+    fn trap_bp();
+}
+const DEBUG_STUBS: &[(u8, unsafe extern "C" fn())] = &[(1, trap_db), (3, trap_bp)];
+const _: () = assert!(STUBS.len() + DEBUG_STUBS.len() == 16);
 
 const NAMES: [&str; 20] = [
     "divide error",
@@ -99,10 +170,33 @@ struct Frame {
 
 #[unsafe(no_mangle)]
 extern "C" fn xenia_trap(frame: *const Frame, rbp: u64) -> ! {
+    // SAFETY: the stub passes the frame it built on the stack.
+    fatal(unsafe { &*frame }, rbp)
+}
+
+/// A debug trap (#DB or #BP): GDB's if a session is up, fatal otherwise.
+#[unsafe(no_mangle)]
+extern "C" fn xenia_debug_trap(regs: *mut crate::gdb::TrapRegs) {
+    // SAFETY: the stub passes the registers it saved on the stack, ours until we return.
+    let regs = unsafe { &mut *regs };
+    if crate::gdb::on_debug_trap(regs) {
+        return;
+    }
+    // SAFETY: TrapRegs ends with the fields of Frame, in Frame's order (checked below).
+    let frame = unsafe { &*((&raw const regs.vector).cast::<Frame>()) };
+    fatal(frame, regs.rbp)
+}
+
+const _: () = assert!(
+    core::mem::size_of::<crate::gdb::TrapRegs>()
+        - core::mem::offset_of!(crate::gdb::TrapRegs, vector)
+        == core::mem::size_of::<Frame>()
+);
+
+/// Reports an exception and crashes the domain.
+fn fatal(f: &Frame, rbp: u64) -> ! {
     // From here on this is a handler: the interrupted flow's single-vCPU state refuses us.
     let _handler = xenia_xen::single::enter_handler();
-    // SAFETY: the stub passes the frame it built on the stack.
-    let f = unsafe { &*frame };
     let first = crate::backtrace::begin_crash();
     let name = NAMES.get(f.vector as usize).copied().unwrap_or("exception");
     let cr2 = crate::shared_info::get()
@@ -136,7 +230,11 @@ pub fn init() {
         address: 0,
     }; 17];
     {
-        for (slot, &(vector, stub)) in table.iter_mut().zip(STUBS) {
+        let mut stubs: [(u8, unsafe extern "C" fn()); 16] = [(0, trap_db); 16];
+        for (slot, &s) in stubs.iter_mut().zip(STUBS.iter().chain(DEBUG_STUBS)) {
+            *slot = s;
+        }
+        for (slot, &(vector, stub)) in table.iter_mut().zip(&stubs) {
             *slot = TrapInfo {
                 // Breakpoints may be raised from ring 3 (our own privilege level).
                 flags: if vector == 3 { 3 } else { 0 },

@@ -154,6 +154,7 @@ impl TcpListener {
                     l.live += 1;
                     let owner = Some(l.id);
                     g.stats.tcp_accepted += 1;
+                    on_accept(self.port(), g.stats.tcp_accepted);
                     Poll::Ready(Ok(TcpStream {
                         stack: self.stack,
                         handle: Some(h),
@@ -169,6 +170,14 @@ impl TcpListener {
         })
         .await
     }
+}
+
+/// Runs once per accepted connection, with the listener's port and the number of connections
+/// accepted so far: a stable place for a debugger's breakpoint
+/// (`break xenia::net::tcp::on_accept`, then `p $rdi` is the port), never inlined.
+#[inline(never)]
+fn on_accept(port: u16, accepted: u64) {
+    core::hint::black_box((port, accepted));
 }
 
 impl Drop for TcpListener {
