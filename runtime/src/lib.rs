@@ -29,6 +29,7 @@ pub mod console;
 pub mod domain;
 pub mod dump;
 pub mod exec;
+pub mod lifecycle;
 #[cfg(target_os = "none")]
 mod mm;
 pub mod net;

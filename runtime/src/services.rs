@@ -1,5 +1,5 @@
 //! The Xen services every guest has: event channels, xenstore, the grant table, and the
-//! watch on `control/shutdown` that makes `xl shutdown` / `xl reboot` work.
+//! watch on `control/shutdown` that makes `xl shutdown` / `xl reboot` / `xl save` work.
 
 use core::ptr::NonNull;
 use xenia_xen::events::EventChannels;
@@ -80,6 +80,7 @@ pub(crate) async fn shutdown_watcher() {
     for (key, on) in [
         ("control/feature-poweroff", "1"),
         ("control/feature-reboot", "1"),
+        ("control/feature-suspend", "1"),
     ] {
         let _ = xs.write(key, on).await;
     }
@@ -95,12 +96,21 @@ pub(crate) async fn shutdown_watcher() {
         let reason = match req.as_str() {
             "poweroff" | "halt" => Some(crate::ShutdownReason::Poweroff),
             "reboot" => Some(crate::ShutdownReason::Reboot),
-            "" => None,
+            "" | "suspend" => None,
             other => {
                 log::warn!("ignoring unsupported shutdown request {other:?}");
                 None
             }
         };
+        if req == "suspend" {
+            // Acknowledge, then suspend: the toolstack waits for the domain to stop.
+            let _ = xs.write("control/shutdown", "").await;
+            log::info!("suspend requested by the toolstack");
+            match crate::lifecycle::suspend() {
+                Ok(r) => log::info!("resumed: {r:?}"),
+                Err(e) => log::error!("{e}"),
+            }
+        }
         if let Some(r) = reason {
             // Acknowledge, as the toolstack expects, then go.
             let _ = xs.write("control/shutdown", "").await;

@@ -1,7 +1,7 @@
 //! From `_start` to the app's `main`: check start_info, bring up the console, map
 //! shared_info and all memory, then run the app and shut down with its outcome.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use xenia_xen::abi::{SharedInfo, StartInfo};
 use xenia_xen::memory::{self, mfn_to_pfn, pfn_to_virt, PAGE_SHIFT, PAGE_SIZE, VIRT_BASE};
 use xenia_xen::sched::{self, ShutdownReason};
@@ -29,6 +29,117 @@ pub struct BootInfo {
     pub console_page: usize,
     /// Event channel of the console ring.
     pub console_port: u32,
+}
+
+/// The start_info page (in the direct map, writable): suspend rewrites its frames.
+static START_INFO: AtomicPtr<StartInfo> = AtomicPtr::new(core::ptr::null_mut());
+/// The P2M frame-list tree published in shared_info for the toolstack.
+static P2M_TREE: spin::Mutex<Option<xenia_xen::p2m::P2mTree>> = spin::Mutex::new(None);
+
+/// Maps Xen's shared_info frame `mfn` over our page [`SHARED_INFO_PAGE`].
+fn map_shared_info(mfn_addr: u64) -> Result<*mut SharedInfo, xenia_xen::XenError> {
+    let si_va = (&raw mut SHARED_INFO_PAGE) as u64;
+    let pte = (mfn_addr & memory::PTE_FRAME_MASK)
+        | memory::PTE_PRESENT
+        | memory::PTE_RW
+        | memory::PTE_USER
+        | memory::PTE_ACCESSED
+        | memory::PTE_DIRTY;
+    // SAFETY: SHARED_INFO_PAGE is ours, page-aligned, and never accessed as a Rust object.
+    unsafe { xenia_xen::hypercall::update_va_mapping(si_va, pte, memory::UVMF_INVLPG)? };
+    Ok(si_va as *mut SharedInfo)
+}
+
+/// Maps [`SHARED_INFO_PAGE`]'s own frame back at its address (the toolstack refuses to save
+/// page tables that map a frame that is not the domain's, such as shared_info).
+fn unmap_shared_info() -> Result<(), xenia_xen::XenError> {
+    let si_va = (&raw mut SHARED_INFO_PAGE) as u64;
+    let own = memory::virt_to_mfn(si_va as usize).ok_or(xenia_xen::XenError::EINVAL)?;
+    let pte = (own << PAGE_SHIFT)
+        | memory::PTE_PRESENT
+        | memory::PTE_RW
+        | memory::PTE_USER
+        | memory::PTE_ACCESSED
+        | memory::PTE_DIRTY;
+    // SAFETY: SHARED_INFO_PAGE is ours; mapping its own frame makes it a plain page again.
+    unsafe { xenia_xen::hypercall::update_va_mapping(si_va, pte, memory::UVMF_INVLPG)? };
+    Ok(())
+}
+
+/// Builds (once) and publishes the P2M frame-list tree in shared_info, so `xl save` and
+/// `xl migrate` can read our p2m list. Logs and carries on if it cannot: only saving is lost.
+fn publish_p2m(si: &StartInfo, shared: *mut SharedInfo) {
+    let mut tree = P2M_TREE.lock();
+    if tree.is_none() {
+        match xenia_xen::p2m::P2mTree::new(si.mfn_list, si.nr_pages) {
+            Ok(t) => *tree = Some(t),
+            Err(e) => {
+                log::warn!("{e}: the domain cannot be saved or migrated");
+                return;
+            }
+        }
+    }
+    if let Some(t) = tree.as_mut() {
+        // SAFETY: shared is the mapped shared_info page.
+        if let Err(e) = unsafe { t.publish(shared, memory::virt_to_mfn) } {
+            log::warn!("{e}: the domain cannot be saved or migrated");
+        }
+    }
+}
+
+/// Xen's side of a suspend: canonicalise start_info, unmap shared_info, suspend, and on return
+/// map shared_info again and republish the P2M. Runs without logging between the unmapping and
+/// the remapping (time and events read shared_info).
+pub(crate) fn suspend_domain() -> Result<crate::lifecycle::Resumed, crate::lifecycle::SuspendError>
+{
+    use crate::lifecycle::{Resumed, SuspendError};
+    let si = START_INFO.load(Ordering::Acquire);
+    if si.is_null() {
+        return Err(SuspendError::Unsupported("no start_info"));
+    }
+    let si_mfn = memory::virt_to_mfn(si as usize).ok_or(SuspendError::Unsupported(
+        "start_info is not in the direct map",
+    ))?;
+    crate::console::flush(100_000_000);
+    // SAFETY: start_info is mapped writable in the direct map for the guest's lifetime, and
+    // only this function (on the one vCPU, without yielding) writes it.
+    let si = unsafe { &mut *si };
+    let store_pfn = mfn_to_pfn(si.store_mfn);
+    // SAFETY: domU start_info carries the console union's domU variant.
+    let con_pfn = unsafe { mfn_to_pfn(si.console.domU.mfn) };
+    si.store_mfn = store_pfn;
+    si.console.domU.mfn = con_pfn;
+    if let Err(e) = unmap_shared_info() {
+        si.store_mfn = memory::pfn_to_mfn(store_pfn).unwrap_or(0);
+        si.console.domU.mfn = memory::pfn_to_mfn(con_pfn).unwrap_or(0);
+        return Err(e.into());
+    }
+    let result = sched::suspend(si_mfn);
+    // Back in a domain (the same one, or a new one whose start_info Xen rewrote): shared_info
+    // first, as everything else reads it.
+    let shared = match map_shared_info(si.shared_info) {
+        Ok(p) => p,
+        Err(e) => {
+            crate::println!("xenia: cannot map shared_info after suspend: {e}");
+            shutdown(ShutdownReason::Crash);
+        }
+    };
+    let outcome = match result {
+        Ok(true) => {
+            // Cancelled: start_info still holds the frames we canonicalised.
+            si.store_mfn = memory::pfn_to_mfn(store_pfn).unwrap_or(0);
+            si.console.domU.mfn = memory::pfn_to_mfn(con_pfn).unwrap_or(0);
+            Ok(Resumed::Cancelled)
+        }
+        Ok(false) => Ok(Resumed::NewDomain),
+        Err(e) => {
+            si.store_mfn = memory::pfn_to_mfn(store_pfn).unwrap_or(0);
+            si.console.domU.mfn = memory::pfn_to_mfn(con_pfn).unwrap_or(0);
+            Err(SuspendError::Xen(e))
+        }
+    };
+    publish_p2m(si, shared);
+    outcome
 }
 
 static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
@@ -76,9 +187,10 @@ fn crash_early() -> ! {
 const MIN_PAGES: u64 = 1024;
 
 #[unsafe(no_mangle)]
-extern "C" fn xenia_start(si: *const StartInfo, entry_tsc: u64) -> ! {
-    // SAFETY: Xen passes a mapped start_info in rsi; we only read it.
-    let si = unsafe { &*si };
+extern "C" fn xenia_start(si_ptr: *mut StartInfo, entry_tsc: u64) -> ! {
+    // SAFETY: Xen passes a mapped start_info in rsi; boot only reads it (suspend rewrites it
+    // later, through `si_ptr`, after boot's last use of this reference).
+    let si = unsafe { &*si_ptr };
     if xenia_xen::start_info::check_magic(si).is_err() {
         // Without the magic nothing in start_info (not even the console) can be trusted.
         crash_early();
@@ -109,20 +221,13 @@ extern "C" fn xenia_start(si: *const StartInfo, entry_tsc: u64) -> ! {
     unsafe { memory::init_p2m(si.mfn_list as *mut u64, si.nr_pages) };
 
     // Map shared_info over a page of our own image.
-    let si_va = (&raw mut SHARED_INFO_PAGE) as u64;
-    let pte = (si.shared_info & memory::PTE_FRAME_MASK)
-        | memory::PTE_PRESENT
-        | memory::PTE_RW
-        | memory::PTE_USER
-        | memory::PTE_ACCESSED
-        | memory::PTE_DIRTY;
-    // SAFETY: SHARED_INFO_PAGE is ours, page-aligned, and never accessed as a Rust object.
-    let mapped =
-        unsafe { xenia_xen::hypercall::update_va_mapping(si_va, pte, memory::UVMF_INVLPG) };
-    if let Err(e) = mapped {
-        crate::println!("xenia: cannot map shared_info: {e}");
-        shutdown(ShutdownReason::Crash);
-    }
+    let si_va = match map_shared_info(si.shared_info) {
+        Ok(p) => p as u64,
+        Err(e) => {
+            crate::println!("xenia: cannot map shared_info: {e}");
+            shutdown(ShutdownReason::Crash);
+        }
+    };
     crate::shared_info::set(si_va as *mut SharedInfo);
     // SAFETY: shared_info is mapped; vCPU 0's time info is valid.
     let snap = unsafe {
@@ -181,6 +286,10 @@ extern "C" fn xenia_start(si: *const StartInfo, entry_tsc: u64) -> ! {
             shutdown(ShutdownReason::Crash);
         }
     };
+
+    // The p2m tree needs the heap; publish it before anything can ask us to suspend.
+    START_INFO.store(si_ptr, Ordering::Release);
+    publish_p2m(si, si_va as *mut SharedInfo);
 
     BOOT_INFO.call_once(|| BootInfo {
         nr_pages: si.nr_pages,

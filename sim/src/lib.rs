@@ -90,6 +90,8 @@ pub struct Host {
     now_ns: u64,
     /// The guest's shutdown request, if it made one.
     pub shutdown: Option<ShutdownReason>,
+    /// The guest's suspend hypercalls so far, each with its "suspend record" argument.
+    pub suspends: Vec<u64>,
     idle_blocks: u32,
     /// Hypercalls made, by number (for tests that check the guest does not busy-poll).
     pub hypercall_counts: [u64; 64],
@@ -305,6 +307,7 @@ impl Sim {
             console_out: Vec::new(),
             now_ns: 0,
             shutdown: None,
+            suspends: Vec::new(),
             idle_blocks: 0,
             hypercall_counts: [0; 64],
         };
@@ -392,6 +395,11 @@ impl Sim {
         self.host.borrow().now_ns()
     }
 
+    /// The "suspend record" argument of each suspend hypercall the guest made so far.
+    pub fn suspends(&self) -> Vec<u64> {
+        self.host.borrow().suspends.clone()
+    }
+
     /// The guest's shutdown request, if any.
     pub fn shutdown_reason(&self) -> Option<ShutdownReason> {
         self.host.borrow().shutdown
@@ -406,7 +414,7 @@ impl Sim {
         }
         match op {
             hc::EVENT_CHANNEL_OP => self.event_channel_op(a[0] as u32, a[1] as usize),
-            hc::SCHED_OP => self.sched_op(a[0] as u32, a[1] as usize),
+            hc::SCHED_OP => self.sched_op(a[0] as u32, a[1] as usize, a[2]),
             hc::GRANT_TABLE_OP => self.grant_table_op(a[0] as u32, a[1] as usize, a[2] as u32),
             hc::XEN_VERSION => (4 << 16) | 17,
             hc::CONSOLE_IO => -1,
@@ -502,7 +510,7 @@ impl Sim {
         }
     }
 
-    fn sched_op(&self, cmd: u32, arg: usize) -> i64 {
+    fn sched_op(&self, cmd: u32, arg: usize, arg3: u64) -> i64 {
         use xenia_xen::abi::*;
         match cmd {
             SCHEDOP_yield => {
@@ -522,7 +530,14 @@ impl Sim {
                     SHUTDOWN_crash => ShutdownReason::Crash,
                     _ => return EINVAL,
                 };
-                self.host.borrow_mut().shutdown = Some(r);
+                let mut h = self.host.borrow_mut();
+                h.shutdown = Some(r);
+                if r == ShutdownReason::Suspend {
+                    // The simulated toolstack checkpoints: the suspend is cancelled and the
+                    // same domain carries on (`xl save -c`).
+                    h.suspends.push(arg3);
+                    return 1;
+                }
                 0
             }
             SCHEDOP_poll => {
