@@ -24,6 +24,8 @@ const HELLO_BIG_CMDLINE: &str = "xenia-test-token=zz9-plural-z-alpha second=1";
 mod block;
 #[path = "nested/debug.rs"]
 mod debug;
+#[path = "nested/lifecycle.rs"]
+mod lifecycle;
 #[path = "nested/net.rs"]
 mod net;
 
@@ -34,6 +36,7 @@ fn scenarios() -> Vec<Scenario> {
     all.extend(net::scenarios());
     all.extend(block::scenarios());
     all.extend(debug::scenarios());
+    all.extend(lifecycle::scenarios());
     if let Ok(only) = std::env::var("XENIA_SCENARIOS") {
         let only: Vec<&str> = only.split(',').map(str::trim).collect();
         all.retain(|s| only.contains(&s.name.as_str()));

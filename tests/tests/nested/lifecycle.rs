@@ -1,0 +1,109 @@
+//! Nested-Xen scenarios of the lifecycle area (issue 10; they run in the same boot as the
+//! others, see `scenarios()` in nested.rs).
+//!
+//! - `http-checkpoint`: the http example; dom0's `xenia-lifecycle-client` holds a keep-alive
+//!   connection and probes `/health` every 50 ms on new connections while `xl save -c` saves
+//!   the running guest (a checkpoint: the suspend is cancelled and the guest carries on); the
+//!   kept connection and new ones are answered after. Then `xl shutdown -w`.
+
+use xenia_tests::serial::Outcome;
+use xenia_tests::session::Scenario;
+
+/// The client's path on the host (built by cargo for this test target).
+const CLIENT: &str = env!("CARGO_BIN_EXE_xenia-lifecycle-client");
+
+/// dom0's side of the http-checkpoint scenario.
+const CHECKPOINT_DOM0_STEPS: &str = r#"
+cp /job/xenia-lifecycle-client /tmp/xenia-lifecycle-client && chmod +x /tmp/xenia-lifecycle-client
+xenia_run "$d" timeout 200 /tmp/xenia-lifecycle-client 10.0.0.2 80 checkpoint -- xl save -c "$d" /tmp/checkpoint.save
+xenia_run "$d" stat -c "image-bytes %s" /tmp/checkpoint.save
+rm -f /tmp/checkpoint.save
+xenia_run "$d" timeout 30 xl shutdown -w "$d"
+"#;
+
+/// This area's scenarios.
+pub fn scenarios() -> Vec<Scenario> {
+    vec![Scenario::new("http-checkpoint", "http")
+        .timeout(300)
+        .file(CLIENT)
+        .dom0(CHECKPOINT_DOM0_STEPS)]
+}
+
+/// dom0's report of `scenario`, everything it and the guest said (for failures), and its
+/// lines starting with `ok `, `FAIL `, `measure ` or `image-bytes `.
+fn lines(scenario: &str) -> (Vec<String>, String) {
+    let (r, console) = super::scenario(scenario);
+    let all = format!(
+        "dom0:\n{}\nconsole:\n{}\nxl dmesg:\n{}",
+        r.report.dom0.join("\n"),
+        console.join("\n"),
+        r.report.dmesg.join("\n")
+    );
+    let lines = r
+        .report
+        .dom0
+        .iter()
+        .map(|l| l.trim().to_string())
+        .filter(|l| {
+            ["ok ", "FAIL ", "measure ", "image-bytes "]
+                .iter()
+                .any(|p| l.starts_with(p))
+        })
+        .collect();
+    assert_powered_off(&r.report.outcome, &r.report.dom0, console, &all);
+    (lines, all)
+}
+
+/// The guest powered off when dom0 asked at the end. The harness reads the outcome from the
+/// log of `xl create`'s monitoring process, which exits when the domain suspends (its last
+/// word is then "suspend", even though the domain carried on): so a suspend outcome counts if
+/// `xl shutdown -w` saw reason code 0 and the guest said it powered off.
+fn assert_powered_off(outcome: &Option<Outcome>, dom0: &[String], console: &[String], all: &str) {
+    let by_monitor = outcome.as_ref() == Some(&Outcome::Poweroff);
+    let by_shutdown = dom0
+        .iter()
+        .any(|l| l.contains("has been shut down, reason code 0"))
+        && console
+            .iter()
+            .any(|l| l.contains("poweroff requested by the toolstack"));
+    assert!(
+        by_monitor || by_shutdown,
+        "the guest did not power off cleanly (outcome {outcome:?})\n{all}"
+    );
+}
+
+/// The detail of check `name` in `lines`, or a panic with everything said.
+fn check(lines: &(Vec<String>, String), name: &str) -> String {
+    let prefix = format!("ok {name} ");
+    lines
+        .0
+        .iter()
+        .find_map(|l| l.strip_prefix(&prefix).map(str::to_string))
+        .unwrap_or_else(|| panic!("check {name} did not pass\n{}", lines.1))
+}
+
+#[test]
+#[ignore = "boots nested Xen in QEMU: run scripts/test (XENIA_NESTED=1 ... -- --ignored)"]
+fn http_keeps_serving_across_a_checkpoint() {
+    let l = lines("http-checkpoint");
+    assert!(check(&l, "checkpoint-before").contains("ok"));
+    let cmd = check(&l, "checkpoint-cmd");
+    assert!(check(&l, "checkpoint-same-connection").contains("ok"));
+    check(&l, "checkpoint-served-after");
+    let measure =
+        l.0.iter()
+            .find(|x| x.starts_with("measure checkpoint "))
+            .unwrap_or_else(|| panic!("no measurement\n{}", l.1));
+    let size =
+        l.0.iter()
+            .find_map(|x| x.strip_prefix("image-bytes "))
+            .unwrap_or_else(|| panic!("no image size\n{}", l.1));
+    let bytes: u64 = size.trim().parse().expect("image size");
+    assert!(
+        bytes > 1 << 20,
+        "a saved image of {bytes} bytes is implausible"
+    );
+    super::session().note(&format!(
+        "http-checkpoint: xl save -c {cmd}, image {bytes} bytes, {measure}"
+    ));
+}
