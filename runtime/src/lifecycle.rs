@@ -11,8 +11,12 @@
 //! the same domain, with its event channels, grants and backends, carries on. *New domain*
 //! (restore, migration target): everything Xen and the backends held is gone.
 
+use alloc::vec::Vec;
 use core::fmt;
+use core::future::Future;
+use core::pin::Pin;
 use core::sync::atomic::{AtomicU64, Ordering};
+use core::task::{Context, Poll, Waker};
 use xenia_xen::grant::GrantError;
 use xenia_xen::XenError;
 
@@ -69,6 +73,63 @@ impl From<XenError> for SuspendError {
     }
 }
 
+/// What Xen's side of a resume in a new domain hands back: the new event channels from the
+/// rewritten start_info.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NewDomainPorts {
+    /// The xenstore ring's new event channel.
+    pub store: u32,
+    /// The console ring's new event channel, if the runtime's console uses the ring.
+    pub console: Option<u32>,
+}
+
+static WAITERS: spin::Mutex<Vec<Waker>> = spin::Mutex::new(Vec::new());
+
+/// How many times the domain resumed in a new domain so far (a generation number: devices
+/// compare it with the one they connected in).
+pub fn generation() -> u64 {
+    NEW_DOMAINS.load(Ordering::Acquire)
+}
+
+/// Waits until the domain has resumed in a new domain after generation `seen` (see
+/// [`generation`]); returns the new generation. For apps that want to act on a restore or a
+/// migration (the devices reconnect by themselves).
+pub fn resumed(seen: u64) -> WaitResumed {
+    WaitResumed { seen }
+}
+
+/// Future of [`resumed`].
+#[derive(Debug)]
+pub struct WaitResumed {
+    seen: u64,
+}
+
+impl Future for WaitResumed {
+    type Output = u64;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u64> {
+        if let Some(g) = poll_generation(self.seen, cx) {
+            return Poll::Ready(g);
+        }
+        Poll::Pending
+    }
+}
+
+/// `Some(generation)` if it moved past `seen`; otherwise registers `cx`'s waker to be woken
+/// when it does, and returns `None`.
+pub fn poll_generation(seen: u64, cx: &mut Context<'_>) -> Option<u64> {
+    let g = generation();
+    if g != seen {
+        return Some(g);
+    }
+    let mut w = WAITERS.lock();
+    if !w.iter().any(|x| x.will_wake(cx.waker())) {
+        w.push(cx.waker().clone());
+    }
+    // Checked again under the lock: a resume in between has already taken the list.
+    let g = generation();
+    (g != seen).then_some(g)
+}
+
 static SUSPENDS: AtomicU64 = AtomicU64::new(0);
 static CANCELLED: AtomicU64 = AtomicU64::new(0);
 static NEW_DOMAINS: AtomicU64 = AtomicU64::new(0);
@@ -89,37 +150,76 @@ pub fn counts() -> (u64, u64, u64) {
 /// table and shared_info are unmapped.
 pub fn suspend() -> Result<Resumed, SuspendError> {
     SUSPENDS.fetch_add(1, Ordering::Relaxed);
+    let before_ns = crate::time::now_ns().unwrap_or(0);
     let grants = crate::services::grant_table_if_set_up();
     if let Some(g) = grants {
         g.detach()?;
     }
     let outcome = platform_suspend();
     // Whatever happened, the grant table must be usable again.
-    let new_domain = matches!(outcome, Ok(Resumed::NewDomain));
-    if let Some(g) = grants {
-        g.reattach(new_domain)?;
+    let new_domain = matches!(outcome, Ok((Resumed::NewDomain, _)));
+    let reattached = grants.map_or(Ok(()), |g| g.reattach(new_domain));
+    let (outcome, ports) = outcome?;
+    match (outcome, ports) {
+        (Resumed::Cancelled, _) => {
+            reattached?;
+            CANCELLED.fetch_add(1, Ordering::Relaxed);
+        }
+        (Resumed::NewDomain, ports) => {
+            let offset = crate::time::keep_monotonic(before_ns);
+            if let Some(ports) = ports {
+                reconnect_services(ports);
+            }
+            if let Err(e) = reattached {
+                log::error!("resume: {e}: devices cannot reconnect");
+            }
+            log::info!("resumed in a new domain (clock offset {offset} ns); reconnecting devices");
+            NEW_DOMAINS.fetch_add(1, Ordering::Release);
+            let waiters = core::mem::take(&mut *WAITERS.lock());
+            for w in waiters {
+                w.wake();
+            }
+        }
     }
-    let outcome = outcome?;
-    match outcome {
-        Resumed::Cancelled => CANCELLED.fetch_add(1, Ordering::Relaxed),
-        Resumed::NewDomain => NEW_DOMAINS.fetch_add(1, Ordering::Relaxed),
-    };
     Ok(outcome)
 }
 
+/// In a new domain: only the new xenstore and console ports are open. Forget the old ports,
+/// take the new ones, and put xenstore on the new connection.
+fn reconnect_services(ports: NewDomainPorts) {
+    let Some(ev) = crate::services::events() else {
+        return;
+    };
+    ev.forget_all();
+    if let Some(c) = ports.console {
+        let _ = ev.adopt(c);
+    }
+    if let Some(xs) = crate::services::xenstore_if_up() {
+        match xs.with_transport(|t| t.resume(ports.store)) {
+            Ok(stale) if stale > 0 => log::info!("xenstore: dropped {stale} stale reply bytes"),
+            Ok(_) => {}
+            Err(e) => log::error!("xenstore: cannot resume: {e}"),
+        }
+        xs.resume();
+    }
+}
+
+type PlatformOutcome = Result<(Resumed, Option<NewDomainPorts>), SuspendError>;
+
 #[cfg(target_os = "none")]
-fn platform_suspend() -> Result<Resumed, SuspendError> {
+fn platform_suspend() -> PlatformOutcome {
     crate::start::suspend_domain()
 }
 
 /// Built for the host, the simulator answers the suspend hypercall (it has no start_info or
 /// P2M to rewrite).
 #[cfg(not(target_os = "none"))]
-fn platform_suspend() -> Result<Resumed, SuspendError> {
-    let cancelled = xenia_xen::sched::suspend(0)?;
-    Ok(if cancelled {
-        Resumed::Cancelled
+fn platform_suspend() -> PlatformOutcome {
+    if xenia_xen::sched::suspend(0)? {
+        Ok((Resumed::Cancelled, None))
     } else {
-        Resumed::NewDomain
-    })
+        Err(SuspendError::Unsupported(
+            "resuming in a new domain on the simulator",
+        ))
+    }
 }

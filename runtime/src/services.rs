@@ -106,6 +106,12 @@ pub(crate) async fn shutdown_watcher() {
             // Acknowledge, then suspend: the toolstack waits for the domain to stop.
             let _ = xs.write("control/shutdown", "").await;
             log::info!("suspend requested by the toolstack");
+            // Quiesce xenstore: let requests in flight get their replies (bounded), so none
+            // is lost if the domain resumes elsewhere.
+            let idle_by = crate::time::Instant::now() + core::time::Duration::from_secs(2);
+            while xs.outstanding() > 0 && crate::time::Instant::now() < idle_by {
+                crate::sleep(core::time::Duration::from_millis(1)).await;
+            }
             match crate::lifecycle::suspend() {
                 Ok(r) => log::info!("resumed: {r:?}"),
                 Err(e) => log::error!("{e}"),

@@ -90,9 +90,14 @@ fn publish_p2m(si: &StartInfo, shared: *mut SharedInfo) {
 /// Xen's side of a suspend: canonicalise start_info, unmap shared_info, suspend, and on return
 /// map shared_info again and republish the P2M. Runs without logging between the unmapping and
 /// the remapping (time and events read shared_info).
-pub(crate) fn suspend_domain() -> Result<crate::lifecycle::Resumed, crate::lifecycle::SuspendError>
-{
-    use crate::lifecycle::{Resumed, SuspendError};
+pub(crate) fn suspend_domain() -> Result<
+    (
+        crate::lifecycle::Resumed,
+        Option<crate::lifecycle::NewDomainPorts>,
+    ),
+    crate::lifecycle::SuspendError,
+> {
+    use crate::lifecycle::{NewDomainPorts, Resumed, SuspendError};
     let si = START_INFO.load(Ordering::Acquire);
     if si.is_null() {
         return Err(SuspendError::Unsupported("no start_info"));
@@ -107,11 +112,14 @@ pub(crate) fn suspend_domain() -> Result<crate::lifecycle::Resumed, crate::lifec
     let store_pfn = mfn_to_pfn(si.store_mfn);
     // SAFETY: domU start_info carries the console union's domU variant.
     let con_pfn = unsafe { mfn_to_pfn(si.console.domU.mfn) };
+    let restore_frames = |si: &mut StartInfo| {
+        si.store_mfn = memory::pfn_to_mfn(store_pfn).unwrap_or(0);
+        si.console.domU.mfn = memory::pfn_to_mfn(con_pfn).unwrap_or(0);
+    };
     si.store_mfn = store_pfn;
     si.console.domU.mfn = con_pfn;
     if let Err(e) = unmap_shared_info() {
-        si.store_mfn = memory::pfn_to_mfn(store_pfn).unwrap_or(0);
-        si.console.domU.mfn = memory::pfn_to_mfn(con_pfn).unwrap_or(0);
+        restore_frames(si);
         return Err(e.into());
     }
     let result = sched::suspend(si_mfn);
@@ -127,19 +135,41 @@ pub(crate) fn suspend_domain() -> Result<crate::lifecycle::Resumed, crate::lifec
     let outcome = match result {
         Ok(true) => {
             // Cancelled: start_info still holds the frames we canonicalised.
-            si.store_mfn = memory::pfn_to_mfn(store_pfn).unwrap_or(0);
-            si.console.domU.mfn = memory::pfn_to_mfn(con_pfn).unwrap_or(0);
-            Ok(Resumed::Cancelled)
+            restore_frames(si);
+            Ok((Resumed::Cancelled, None))
         }
-        Ok(false) => Ok(Resumed::NewDomain),
+        Ok(false) => Ok((Resumed::NewDomain, Some(new_domain(si)))),
         Err(e) => {
-            si.store_mfn = memory::pfn_to_mfn(store_pfn).unwrap_or(0);
-            si.console.domU.mfn = memory::pfn_to_mfn(con_pfn).unwrap_or(0);
+            restore_frames(si);
             Err(SuspendError::Xen(e))
         }
     };
     publish_p2m(si, shared);
-    outcome
+    return outcome;
+
+    /// In a new domain: the rewritten start_info's console and xenstore ports; the console
+    /// is attached to its new port (the frames are the same pseudo-physical pages).
+    fn new_domain(si: &StartInfo) -> NewDomainPorts {
+        // SAFETY: domU start_info carries the console union's domU variant.
+        let (con_mfn, con_port) = unsafe { (si.console.domU.mfn, si.console.domU.evtchn) };
+        let con_pfn = mfn_to_pfn(con_mfn);
+        let mut console = None;
+        if con_pfn < si.nr_pages && con_port != 0 && con_port < xenia_xen::events::NR_PORTS {
+            let va = pfn_to_virt(con_pfn) as *mut u8;
+            if let Some(p) = core::ptr::NonNull::new(va) {
+                // SAFETY: the console page of start_info, in the direct map; the old console
+                // is replaced (and dropped) under the lock, so only this one uses it.
+                if let Ok(c) = unsafe { xenia_xen::console::Console::new(p, con_port) } {
+                    *crate::console::CONSOLE.lock() = Some(c);
+                    console = Some(con_port);
+                }
+            }
+        }
+        NewDomainPorts {
+            store: si.store_evtchn,
+            console,
+        }
+    }
 }
 
 static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();

@@ -1,14 +1,51 @@
 //! Monotonic time and wallclock for the app.
+//!
+//! The guest's clock is Xen's system time plus an offset that stays 0 until the domain
+//! resumes on a host whose system time is behind the one it left (migration): then the
+//! offset keeps the guest's clock from going backwards.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// Nanoseconds added to Xen's system time (see the module docs).
+static OFFSET_NS: AtomicU64 = AtomicU64::new(0);
+
+/// After a resume in a new domain: if Xen's system time is now behind `before_ns` (the
+/// guest's clock when it suspended), grows the offset so the clock resumes from there.
+/// Returns the offset.
+pub(crate) fn keep_monotonic(before_ns: u64) -> u64 {
+    if let Some(now) = xen_now_ns() {
+        let guest = now.saturating_add(OFFSET_NS.load(Ordering::Relaxed));
+        if guest < before_ns {
+            OFFSET_NS.fetch_add(before_ns - guest, Ordering::Relaxed);
+        }
+    }
+    OFFSET_NS.load(Ordering::Relaxed)
+}
+
+/// A deadline on the guest's clock as Xen system time (for `SCHEDOP_poll`); 0 stays 0.
+pub(crate) fn to_xen_ns(guest_ns: u64) -> u64 {
+    if guest_ns == 0 {
+        return 0;
+    }
+    guest_ns
+        .saturating_sub(OFFSET_NS.load(Ordering::Relaxed))
+        .max(1)
+}
+
+/// The guest's clock (see the module docs).
+pub(crate) fn now_ns() -> Option<u64> {
+    xen_now_ns().map(|t| t.saturating_add(OFFSET_NS.load(Ordering::Relaxed)))
+}
 
 #[cfg(target_os = "none")]
-pub(crate) fn now_ns() -> Option<u64> {
+fn xen_now_ns() -> Option<u64> {
     let shared = crate::shared_info::get()?;
     // SAFETY: get() returns the mapped shared_info page.
     Some(unsafe { xenia_xen::time::system_time_ns(shared) })
 }
 
 #[cfg(not(target_os = "none"))]
-pub(crate) fn now_ns() -> Option<u64> {
+fn xen_now_ns() -> Option<u64> {
     if let Some(shared) = crate::shared_info::get() {
         // SAFETY: the simulator's shared_info page lives as long as the simulated host.
         return Some(unsafe { xenia_xen::time::system_time_ns(shared) });

@@ -138,9 +138,12 @@ impl EventChannels {
         }
     }
 
-    /// Adds a port we have bound (or were given, like the xenstore and console ports).
+    /// Adds a port we have bound (or were given, like the xenstore and console ports), and
+    /// clears its mask bit (a domain resumed by Xen starts with every port masked).
     pub fn adopt(&self, port: Port) -> Result<Port, EventError> {
         let port = check_port(port)?;
+        self.word(1, (port / 64) as usize)
+            .fetch_and(!(1u64 << (port % 64)), Ordering::SeqCst);
         let mut st = self.state.lock();
         if st.ports.insert(port, None).is_none() {
             st.poll_list.push(port);
@@ -182,6 +185,26 @@ impl EventChannels {
         // SAFETY: arg is a live evtchn_bind_virq.
         unsafe { hypercall::event_channel_op(EVTCHNOP_bind_virq, &mut arg) }?;
         self.adopt(arg.port)
+    }
+
+    /// After the domain resumed in a new domain, where Xen closed every port but the new
+    /// xenstore and console ones: forgets every port (their waiters are woken, to find their
+    /// device gone) and every fired flag. The caller adopts the new ports.
+    pub fn forget_all(&self) {
+        let wakers: Vec<Waker> = {
+            let mut st = self.state.lock();
+            st.poll_list.clear();
+            core::mem::take(&mut st.ports)
+                .into_values()
+                .flatten()
+                .collect()
+        };
+        for f in &self.fired {
+            f.store(0, Ordering::SeqCst);
+        }
+        for w in wakers {
+            w.wake();
+        }
     }
 
     /// Closes a port we bound.

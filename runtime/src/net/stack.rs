@@ -168,6 +168,8 @@ pub(super) struct Inner {
     kicked: bool,
     next_port: u16,
     pub stats: Stats,
+    /// The lifecycle generation the device was connected in ([`crate::lifecycle::generation`]).
+    generation: u64,
 }
 
 /// One network interface (vif) with its IP stack and sockets.
@@ -317,6 +319,7 @@ pub async fn open(
             kicked: false,
             next_port: EPHEMERAL_FIRST + (seed % 8192) as u16,
             stats: Stats::default(),
+            generation: crate::lifecycle::generation(),
         }),
     }));
     STACKS.lock().push(stack);
@@ -324,9 +327,63 @@ pub async fn open(
     Ok(stack)
 }
 
+/// After the domain resumed in a new domain: connects the vif again through xenbus (new
+/// rings, grants and event channel, the same MAC) and swaps it in under the stack, whose
+/// addresses and sockets stay; frames in flight on the old rings are lost (TCP retransmits).
+/// Tries again every second while the backend is not there yet.
+async fn reconnect(stack: &'static Stack, generation: u64) {
+    let (index, config) = {
+        let mut g = stack.inner.borrow_mut();
+        g.dev.forget_old_domain();
+        (stack.index, g.dev.config())
+    };
+    let xs = crate::services::xenstore();
+    let (Some(events), Some(grants)) = (crate::services::events(), crate::services::grant_table())
+    else {
+        return;
+    };
+    loop {
+        log::info!("net: vif {index}: reconnecting after resume");
+        let connect = Netfront::connect_with(xs, events, grants, index, config);
+        match crate::timeout(CONNECT_LIMIT, connect).await {
+            Ok(Ok(mut dev)) => {
+                dev.set_tx_batching(true);
+                if dev.mac() != stack.mac {
+                    log::warn!(
+                        "net: vif {index}: the MAC changed to {} across the resume",
+                        xenia_netfront::format_mac(&dev.mac())
+                    );
+                }
+                let old = {
+                    let mut g = stack.inner.borrow_mut();
+                    g.generation = generation;
+                    g.stats.ring_broken = false;
+                    core::mem::replace(&mut g.dev, dev)
+                };
+                // Its grants and port died with the old domain: dropping it frees its pages.
+                drop(old);
+                log::info!("net: vif {index} reconnected");
+                return;
+            }
+            Ok(Err(e)) => log::warn!("net: vif {index}: reconnect failed: {e}"),
+            Err(_) => log::warn!("net: vif {index}: reconnect timed out"),
+        }
+        if crate::lifecycle::generation() != generation {
+            // Resumed again meanwhile: start over in the newest domain.
+            return;
+        }
+        crate::sleep(Duration::from_secs(1)).await;
+    }
+}
+
 /// The driver task of a stack.
 async fn drive(stack: &'static Stack) {
     loop {
+        let generation = crate::lifecycle::generation();
+        if stack.inner.borrow().generation != generation {
+            reconnect(stack, generation).await;
+            continue;
+        }
         let deadline = stack.poll_once();
         if deadline == Some(0) {
             // More to send right away: let the socket tasks run first.
@@ -338,6 +395,9 @@ async fn drive(stack: &'static Stack) {
             {
                 let mut g = stack.inner.borrow_mut();
                 if core::mem::take(&mut g.kicked) {
+                    return Poll::Ready(());
+                }
+                if crate::lifecycle::poll_generation(g.generation, cx).is_some() {
                     return Poll::Ready(());
                 }
                 match &g.driver_waker {

@@ -10,6 +10,9 @@
 //! - `ok NAME-served-after ...` / `FAIL ...`: a new connection was answered after the command;
 //! - `measure NAME gap_ms=N answered=M`: the longest gap between two answered probes while the
 //!   command ran (the downtime a client saw) and how many probes were answered.
+//!
+//! `xenia-lifecycle-client --time NAME -- CMD...` runs `CMD` and prints `measure NAME ms=N`
+//! (for timing the steps inside a composite command); it exits with `CMD`'s status.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -93,6 +96,18 @@ fn report(name: &str, what: &str, r: Result<String, String>) -> bool {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.len() >= 5 && args[1] == "--time" && args[3] == "--" {
+        let t0 = Instant::now();
+        let status = Command::new(&args[4]).args(&args[5..]).status();
+        println!("measure {} ms={}", args[2], t0.elapsed().as_millis());
+        std::process::exit(match status {
+            Ok(s) => s.code().unwrap_or(1),
+            Err(e) => {
+                eprintln!("{}: {e}", args[4]);
+                127
+            }
+        });
+    }
     if args.len() < 6 || args[4] != "--" {
         eprintln!("usage: xenia-lifecycle-client HOST PORT NAME -- CMD...");
         std::process::exit(2);

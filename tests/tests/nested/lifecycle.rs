@@ -5,6 +5,12 @@
 //!   connection and probes `/health` every 50 ms on new connections while `xl save -c` saves
 //!   the running guest (a checkpoint: the suspend is cancelled and the guest carries on); the
 //!   kept connection and new ones are answered after. Then `xl shutdown -w`.
+//! - `http-restore`: the same client around `xl save` (the domain is gone) + `xl restore` (a
+//!   new domain resumes the guest): the kept connection gets its next answer from the restored
+//!   guest; save and restore are timed separately, the image size is reported.
+//! - `http-migrate`: the same client around two localhost live migrations in a row
+//!   (`xl migrate -s '' D 'xl migrate-receive'`; the second needs the P2M republished after
+//!   the first).
 
 use xenia_tests::serial::Outcome;
 use xenia_tests::session::Scenario;
@@ -21,12 +27,43 @@ rm -f /tmp/checkpoint.save
 xenia_run "$d" timeout 30 xl shutdown -w "$d"
 "#;
 
+/// dom0's side of the http-restore scenario.
+const RESTORE_DOM0_STEPS: &str = r#"
+cp /job/xenia-lifecycle-client /tmp/xenia-lifecycle-client && chmod +x /tmp/xenia-lifecycle-client
+echo "/tmp/xenia-lifecycle-client --time save -- xl save $d /tmp/restore.save || exit 1" > /tmp/save-restore.sh
+echo "stat -c 'image-bytes %s' /tmp/restore.save" >> /tmp/save-restore.sh
+echo "/tmp/xenia-lifecycle-client --time restore -- xl restore /tmp/restore.save" >> /tmp/save-restore.sh
+xenia_run "$d" timeout 300 /tmp/xenia-lifecycle-client 10.0.0.2 80 restore -- sh /tmp/save-restore.sh
+rm -f /tmp/restore.save
+xenia_run "$d" xl list
+xenia_run "$d" timeout 30 xl shutdown -w "$d"
+"#;
+
+/// dom0's side of the http-migrate scenario.
+const MIGRATE_DOM0_STEPS: &str = r#"
+cp /job/xenia-lifecycle-client /tmp/xenia-lifecycle-client && chmod +x /tmp/xenia-lifecycle-client
+xenia_run "$d" timeout 300 /tmp/xenia-lifecycle-client 10.0.0.2 80 migrate1 -- xl migrate -s '' "$d" 'xl migrate-receive'
+xenia_run "$d" timeout 300 /tmp/xenia-lifecycle-client 10.0.0.2 80 migrate2 -- xl migrate -s '' "$d" 'xl migrate-receive'
+xenia_run "$d" xl list
+xenia_run "$d" timeout 30 xl shutdown -w "$d"
+"#;
+
 /// This area's scenarios.
 pub fn scenarios() -> Vec<Scenario> {
-    vec![Scenario::new("http-checkpoint", "http")
-        .timeout(300)
-        .file(CLIENT)
-        .dom0(CHECKPOINT_DOM0_STEPS)]
+    vec![
+        Scenario::new("http-checkpoint", "http")
+            .timeout(300)
+            .file(CLIENT)
+            .dom0(CHECKPOINT_DOM0_STEPS),
+        Scenario::new("http-restore", "http")
+            .timeout(420)
+            .file(CLIENT)
+            .dom0(RESTORE_DOM0_STEPS),
+        Scenario::new("http-migrate", "http")
+            .timeout(700)
+            .file(CLIENT)
+            .dom0(MIGRATE_DOM0_STEPS),
+    ]
 }
 
 /// dom0's report of `scenario`, everything it and the guest said (for failures), and its
@@ -106,4 +143,42 @@ fn http_keeps_serving_across_a_checkpoint() {
     super::session().note(&format!(
         "http-checkpoint: xl save -c {cmd}, image {bytes} bytes, {measure}"
     ));
+}
+
+/// The line of `lines` starting with `prefix`, or a panic with everything said.
+fn line_with<'a>(l: &'a (Vec<String>, String), prefix: &str) -> &'a str {
+    l.0.iter()
+        .find_map(|x| x.strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no line {prefix:?}\n{}", l.1))
+}
+
+#[test]
+#[ignore = "boots nested Xen in QEMU: run scripts/test (XENIA_NESTED=1 ... -- --ignored)"]
+fn http_connection_survives_save_and_restore() {
+    let l = lines("http-restore");
+    assert!(check(&l, "restore-before").contains("ok"));
+    check(&l, "restore-cmd");
+    assert!(check(&l, "restore-same-connection").contains("ok"));
+    check(&l, "restore-served-after");
+    let save = line_with(&l, "measure save ");
+    let restore = line_with(&l, "measure restore ms=");
+    let bytes = line_with(&l, "image-bytes ");
+    let gap = line_with(&l, "measure restore gap_ms=");
+    super::session().note(&format!(
+        "http-restore: xl save {save}, xl restore ms={restore}, image {bytes} bytes, longest gap {gap}"
+    ));
+}
+
+#[test]
+#[ignore = "boots nested Xen in QEMU: run scripts/test (XENIA_NESTED=1 ... -- --ignored)"]
+fn http_serves_across_two_live_migrations() {
+    let l = lines("http-migrate");
+    for m in ["migrate1", "migrate2"] {
+        assert!(check(&l, &format!("{m}-before")).contains("ok"));
+        let cmd = check(&l, &format!("{m}-cmd"));
+        assert!(check(&l, &format!("{m}-same-connection")).contains("ok"));
+        check(&l, &format!("{m}-served-after"));
+        let gap = line_with(&l, &format!("measure {m} gap_ms="));
+        super::session().note(&format!("http-{m}: xl migrate {cmd}, longest gap {gap}"));
+    }
 }

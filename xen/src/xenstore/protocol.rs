@@ -63,6 +63,8 @@ enum WatchState {
 
 #[derive(Debug)]
 struct WatchQueue {
+    /// The watched path (re-registered after a resume).
+    path: String,
     state: WatchState,
     events: VecDeque<WatchEvent>,
     waker: Option<Waker>,
@@ -199,6 +201,7 @@ impl ClientCore {
         self.watches.insert(
             String::from(token),
             WatchQueue {
+                path: String::from(path),
                 state: WatchState::Registering,
                 events: VecDeque::new(),
                 waker: None,
@@ -427,6 +430,53 @@ impl ClientCore {
         }
         self.out.clear();
         self.out_head = 0;
+    }
+
+    /// After the domain resumed in a new domain, on a fresh connection to xenstored: every
+    /// outstanding request fails with [`XenstoreError::Interrupted`] (its reply will never
+    /// come), a half-read reply and half-sent requests are dropped, and every watch is
+    /// registered again (xenstored then fires each once, as on any registration). Transactions
+    /// are gone with the old connection; their next request fails.
+    pub fn resume(&mut self) {
+        self.reader = FrameReader::new();
+        self.out.clear();
+        self.out_head = 0;
+        let ids: Vec<u32> = self.pending.keys().copied().collect();
+        for id in ids {
+            let done = matches!(
+                self.pending.get(&id).map(|p| &p.state),
+                Some(State::Done(_))
+            );
+            if !done {
+                self.complete(id, Err(XenstoreError::Interrupted));
+            }
+        }
+        let watches: Vec<(String, String)> = self
+            .watches
+            .iter()
+            .filter(|(_, q)| !matches!(q.state, WatchState::Orphan))
+            .map(|(t, q)| (q.path.clone(), t.clone()))
+            .collect();
+        for (path, token) in watches {
+            match self.queue(
+                0,
+                &Request::Watch(&path, &token),
+                Some((path.clone(), token.clone())),
+            ) {
+                Ok(id) => {
+                    // Nobody waits for this reply: the stream already exists.
+                    if let Some(p) = self.pending.get_mut(&id) {
+                        p.state = State::Abandoned;
+                        p.watch = None;
+                    }
+                    if let Some(q) = self.watches.get_mut(&token) {
+                        q.state = WatchState::Active;
+                    }
+                }
+                Err(e) => log::warn!("xenstore: cannot re-register watch {path}: {e}"),
+            }
+        }
+        self.wake_waiters();
     }
 
     /// Moves the wakers of everyone waiting (for replies or events) to the wake list, so they

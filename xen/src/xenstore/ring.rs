@@ -38,6 +38,28 @@ impl RingTransport {
         })
     }
 
+    /// After the domain resumed in a new domain: drops the responses left on the ring from
+    /// the old connection (xenstored's replies to requests whose waiters are gone) and takes
+    /// the new event channel from start_info. Returns how many stale bytes were dropped.
+    pub fn resume(&mut self, port: Port) -> Result<usize, XenstoreTransportError> {
+        self.events
+            .adopt(port)
+            .map_err(|_| XenstoreTransportError::Other("bad xenstore event channel"))?;
+        self.port = port;
+        let mut dropped = 0;
+        let mut buf = [0u8; 256];
+        loop {
+            let n = self
+                .front
+                .read_response(&mut buf)
+                .map_err(|_| XenstoreTransportError::InvalidPeerState)?;
+            if n == 0 {
+                return Ok(dropped);
+            }
+            dropped += n;
+        }
+    }
+
     fn wait(&mut self, ready: bool, cx: &mut Context<'_>) -> Poll<()> {
         if ready {
             return Poll::Ready(());
