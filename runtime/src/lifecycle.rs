@@ -196,8 +196,9 @@ fn reconnect_services(ports: NewDomainPorts) {
     }
     if let Some(xs) = crate::services::xenstore_if_up() {
         match xs.with_transport(|t| t.resume(ports.store)) {
-            Ok(stale) if stale > 0 => log::info!("xenstore: dropped {stale} stale reply bytes"),
-            Ok(_) => {}
+            Ok([req_cons, req_prod, rsp_cons, rsp_prod]) => log::info!(
+                "xenstore: new connection (ring was req {req_cons}/{req_prod}, rsp {rsp_cons}/{rsp_prod})"
+            ),
             Err(e) => log::error!("xenstore: cannot resume: {e}"),
         }
         xs.resume();
@@ -211,15 +212,25 @@ fn platform_suspend() -> PlatformOutcome {
     crate::start::suspend_domain()
 }
 
-/// Built for the host, the simulator answers the suspend hypercall (it has no start_info or
-/// P2M to rewrite).
+/// Built for the host, the simulator answers the suspend hypercall; it has no P2M or page
+/// tables, but rewrites the start_info page it gave (new ports after a restore).
 #[cfg(not(target_os = "none"))]
 fn platform_suspend() -> PlatformOutcome {
-    if xenia_xen::sched::suspend(0)? {
-        Ok((Resumed::Cancelled, None))
-    } else {
-        Err(SuspendError::Unsupported(
-            "resuming in a new domain on the simulator",
-        ))
+    let si = crate::domain::start_info().ok_or(SuspendError::Unsupported("no start_info"))?;
+    let mfn = xenia_xen::memory::virt_to_mfn(si.as_ptr() as usize)
+        .ok_or(SuspendError::Unsupported("start_info has no frame"))?;
+    if xenia_xen::sched::suspend(mfn)? {
+        return Ok((Resumed::Cancelled, None));
     }
+    // SAFETY: the simulator's start_info page lives as long as the simulated host; it
+    // rewrote it before the hypercall returned and does not touch it while the guest runs.
+    let store = unsafe { (*si.as_ptr()).store_evtchn };
+    Ok((
+        Resumed::NewDomain,
+        Some(NewDomainPorts {
+            store,
+            // The runtime's console is stdout on the host.
+            console: None,
+        }),
+    ))
 }

@@ -336,6 +336,7 @@ extern "C" fn xenia_start(si_ptr: *mut StartInfo, entry_tsc: u64) -> ! {
         store_page: core::ptr::NonNull::new(info.store_page as *mut u8).expect("store page"),
         store_port: info.store_port,
         console_port: Some(info.console_port),
+        start_info: core::ptr::NonNull::new(si_ptr),
     };
     // SAFETY: shared_info and the xenstore page are mapped for the guest's lifetime; once.
     unsafe { crate::domain::start_services(&domain) };

@@ -639,6 +639,27 @@ fn touches(errors: &[u64], start: u64, n: u64) -> bool {
 }
 
 impl Backend for BlkbackDevice {
+    fn domain_restored(&mut self, host: &mut Host) {
+        if let Some(r) = self.ring.take() {
+            for g in r.grefs {
+                host.grants.unmap(g);
+            }
+            let _ = host.evtchn.close(DOM0, r.dom0_port);
+        }
+        self.port = None;
+        self.last_id = None;
+        {
+            let mut st = self.state.borrow_mut();
+            st.connected = false;
+            st.closed = false;
+        }
+        self.write_be("state", "2");
+        let _ = self
+            .xsd
+            .borrow_mut()
+            .write(&format!("{}/state", self.fe), "1");
+    }
+
     fn step(&mut self, host: &mut Host) -> bool {
         let fe_state = self.fe_value("state");
         let connected = self.ring.is_some();

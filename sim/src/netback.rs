@@ -751,6 +751,21 @@ impl Inner {
 }
 
 impl Backend for Driver {
+    fn domain_restored(&mut self, host: &mut Host) {
+        let mut inner = self.inner.borrow_mut();
+        if let Some(r) = inner.rings.take() {
+            host.grants.unmap(r.refs[0]);
+            host.grants.unmap(r.refs[1]);
+            let _ = host.evtchn.close(DOM0, r.port);
+        }
+        inner.closed = false;
+        inner.kick = false;
+        inner.tx_held.clear();
+        let mut x = self.xsd.borrow_mut();
+        let _ = x.write(&format!("{}/state", inner.be), "2");
+        let _ = x.write(&format!("{}/state", inner.fe), "1");
+    }
+
     fn step(&mut self, host: &mut Host) -> bool {
         let mut inner = self.inner.borrow_mut();
         if inner.stopped || inner.closed {

@@ -88,6 +88,9 @@ fn check_port(p: u32) -> Result<Port, EventError> {
 /// The guest's event channels: bound ports, pending-bit scan, and wakers.
 pub struct EventChannels {
     shared: *mut SharedInfo,
+    /// Incremented by [`EventChannels::forget_all`]: ports bound before belong to a domain
+    /// that no longer exists.
+    epoch: AtomicU64,
     fired: [AtomicU64; WORDS],
     state: Mutex<State>,
 }
@@ -116,6 +119,7 @@ impl EventChannels {
     pub unsafe fn new(shared: *mut SharedInfo) -> EventChannels {
         let ev = EventChannels {
             shared,
+            epoch: AtomicU64::new(0),
             fired: [const { AtomicU64::new(0) }; WORDS],
             state: Mutex::new(State::default()),
         };
@@ -191,6 +195,7 @@ impl EventChannels {
     /// xenstore and console ones: forgets every port (their waiters are woken, to find their
     /// device gone) and every fired flag. The caller adopts the new ports.
     pub fn forget_all(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
         let wakers: Vec<Waker> = {
             let mut st = self.state.lock();
             st.poll_list.clear();
@@ -205,6 +210,12 @@ impl EventChannels {
         for w in wakers {
             w.wake();
         }
+    }
+
+    /// How many times [`Self::forget_all`] ran: a driver that bound its port in an earlier
+    /// epoch has lost it (and the port number may name something else now).
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
     }
 
     /// Closes a port we bound.

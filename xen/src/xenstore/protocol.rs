@@ -432,12 +432,15 @@ impl ClientCore {
         self.out_head = 0;
     }
 
-    /// After the domain resumed in a new domain, on a fresh connection to xenstored: every
+    /// After the domain resumed in a new domain, on a fresh connection to xenstored (a fatal
+    /// error of the old connection is cleared): every
     /// outstanding request fails with [`XenstoreError::Interrupted`] (its reply will never
     /// come), a half-read reply and half-sent requests are dropped, and every watch is
     /// registered again (xenstored then fires each once, as on any registration). Transactions
     /// are gone with the old connection; their next request fails.
     pub fn resume(&mut self) {
+        // A new connection: whatever killed the old one is history.
+        self.fatal = None;
         self.reader = FrameReader::new();
         self.out.clear();
         self.out_head = 0;
