@@ -160,20 +160,27 @@ pub fn suspend() -> Result<Resumed, SuspendError> {
     let new_domain = matches!(outcome, Ok((Resumed::NewDomain, _)));
     let reattached = grants.map_or(Ok(()), |g| g.reattach(new_domain));
     let (outcome, ports) = outcome?;
+    let skipped = crate::time::resume_clock(before_ns);
     match (outcome, ports) {
         (Resumed::Cancelled, _) => {
             reattached?;
+            log::info!(
+                "suspend cancelled (checkpoint); {} ms suspended (not counted in the clock)",
+                skipped / 1_000_000
+            );
             CANCELLED.fetch_add(1, Ordering::Relaxed);
         }
         (Resumed::NewDomain, ports) => {
-            let offset = crate::time::keep_monotonic(before_ns);
             if let Some(ports) = ports {
                 reconnect_services(ports);
             }
             if let Err(e) = reattached {
                 log::error!("resume: {e}: devices cannot reconnect");
             }
-            log::info!("resumed in a new domain (clock offset {offset} ns); reconnecting devices");
+            log::info!(
+                "resumed in a new domain; {} ms suspended (not counted in the clock); reconnecting devices",
+                skipped / 1_000_000
+            );
             NEW_DOMAINS.fetch_add(1, Ordering::Release);
             let waiters = core::mem::take(&mut *WAITERS.lock());
             for w in waiters {

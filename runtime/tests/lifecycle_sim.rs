@@ -2,7 +2,8 @@
 //! returns "cancelled", as for `xl save -c`): the toolstack's `control/shutdown = suspend` is
 //! acknowledged and carried out while a disk write is on the ring unanswered, the suspend
 //! record is the start_info frame argument, and afterwards the grant table, xenstore and the
-//! disk work as before and the write that was in flight completes. One test: the runtime boots
+//! disk work as before and the write that was in flight completes. The time the domain spent
+//! suspended does not count in the guest's clock. One test: the runtime boots
 //! once a process.
 
 use std::time::Duration;
@@ -53,6 +54,7 @@ fn a_checkpoint_with_a_write_in_flight_carries_on() {
         );
 
         // The toolstack asks for a suspend.
+        let (guest_before, host_before) = (xenia::time::Instant::now(), sim.now_ns());
         let shutdown = format!("/local/domain/{}/control/shutdown", xenia_sim::GUEST_DOMID);
         sim.xenstored()
             .borrow_mut()
@@ -66,6 +68,13 @@ fn a_checkpoint_with_a_write_in_flight_carries_on() {
         }
         assert_eq!(sim.suspends().len(), 1, "the guest did not suspend");
         assert_eq!(lifecycle::counts(), (1, 1, 0));
+        // Xen's clock moved on while the domain was suspended; the guest's did not count it.
+        assert!(sim.now_ns() - host_before >= xenia_sim::SUSPENDED_NS);
+        let guest = guest_before.elapsed();
+        assert!(
+            guest < Duration::from_secs(5),
+            "the suspended time counted in the guest's clock: {guest:?}"
+        );
         assert!(
             xenia::timeout(Duration::from_millis(5), &mut writer)
                 .await

@@ -79,6 +79,10 @@ pub trait Backend {
     }
 }
 
+/// How long a suspended guest stays suspended on the simulated host (Xen's clock moves on by
+/// this much during the suspend hypercall).
+pub const SUSPENDED_NS: u64 = 30_000_000_000;
+
 /// What the simulated toolstack makes of the guest's next suspend.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum SuspendOutcome {
@@ -636,6 +640,9 @@ impl Sim {
                 h.shutdown = Some(r);
                 if r == ShutdownReason::Suspend {
                     h.suspends.push(arg3);
+                    // Saving takes a while: Xen's clock moves on while the domain is suspended.
+                    let t = h.now_ns + SUSPENDED_NS;
+                    h.set_time(t);
                     let outcome = h.suspend_outcome;
                     drop(h);
                     return match outcome {
