@@ -157,6 +157,13 @@ impl<'a> Netfront<'a> {
         self.port = 0;
     }
 
+    /// The backend is closing (the device is being detached): marks the device disconnected.
+    /// Close it through xenbus ([`Frontend::close`](xenia_xen::xenbus::Frontend::close)) and
+    /// drop it; its grants end and its port closes when it drops.
+    pub fn backend_closed(&mut self) {
+        self.connected = false;
+    }
+
     /// Whether the device is connected (not yet [`disconnect`](Self::disconnect)ed).
     pub fn is_connected(&self) -> bool {
         self.connected
