@@ -1,7 +1,7 @@
 //! From `_start` to the app's `main`: check start_info, bring up the console, map
 //! shared_info and all memory, then run the app and shut down with its outcome.
 
-use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 use xenia_xen::abi::{SharedInfo, StartInfo};
 use xenia_xen::memory::{self, mfn_to_pfn, pfn_to_virt, PAGE_SHIFT, PAGE_SIZE, VIRT_BASE};
 use xenia_xen::sched::{self, ShutdownReason};
@@ -31,8 +31,6 @@ pub struct BootInfo {
     pub console_port: u32,
 }
 
-/// The start_info page (in the direct map, writable): suspend rewrites its frames.
-static START_INFO: AtomicPtr<StartInfo> = AtomicPtr::new(core::ptr::null_mut());
 /// The P2M frame-list tree published in shared_info for the toolstack.
 static P2M_TREE: spin::Mutex<Option<xenia_xen::p2m::P2mTree>> = spin::Mutex::new(None);
 
@@ -98,10 +96,10 @@ pub(crate) fn suspend_domain() -> Result<
     crate::lifecycle::SuspendError,
 > {
     use crate::lifecycle::{NewDomainPorts, Resumed, SuspendError};
-    let si = START_INFO.load(Ordering::Acquire);
-    if si.is_null() {
-        return Err(SuspendError::Unsupported("no start_info"));
-    }
+    // The start_info page (in the direct map, writable): boot handed it to start_services.
+    let si = crate::domain::start_info()
+        .ok_or(SuspendError::Unsupported("no start_info"))?
+        .as_ptr();
     let si_mfn = memory::virt_to_mfn(si as usize).ok_or(SuspendError::Unsupported(
         "start_info is not in the direct map",
     ))?;
@@ -318,7 +316,6 @@ extern "C" fn xenia_start(si_ptr: *mut StartInfo, entry_tsc: u64) -> ! {
     };
 
     // The p2m tree needs the heap; publish it before anything can ask us to suspend.
-    START_INFO.store(si_ptr, Ordering::Release);
     publish_p2m(si, si_va as *mut SharedInfo);
 
     BOOT_INFO.call_once(|| BootInfo {
