@@ -836,6 +836,48 @@ mod tests {
     }
 
     #[test]
+    fn resume_fails_requests_in_flight_and_registers_watches_again() {
+        let mut c = ClientCore::new();
+        let w = c.start_watch("/a", "t").unwrap();
+        c.receive(&reply(MsgType::Watch, w, 0, b"OK\0")).unwrap();
+        assert!(c.poll_reply(w, None).unwrap().is_ok());
+        let r = c.start_request(0, &Request::Read("/x")).unwrap();
+        c.consume_output(usize::MAX);
+        // Half a reply of the old connection is in the reader.
+        let half = reply(MsgType::Read, r, 0, b"value");
+        c.receive(&half[..10]).unwrap();
+
+        c.resume();
+        assert_eq!(c.poll_reply(r, None), Some(Err(XenstoreError::Interrupted)));
+        // The watch is registered again: its WATCH is the only output.
+        let out = c.pending_output().to_vec();
+        let p = wire::Packet::new_checked(&out[..]).unwrap();
+        assert_eq!(p.msg_type(), Ok(MsgType::Watch));
+        assert_eq!(p.payload(), b"/a\0t\0");
+        assert_eq!(out.len(), p.total_len());
+        // Its reply is taken by nobody; events reach the same stream as before.
+        let id = p.req_id();
+        c.consume_output(usize::MAX);
+        c.receive(&reply(MsgType::Watch, id, 0, b"OK\0")).unwrap();
+        c.receive(&reply(MsgType::WatchEvent, 0, 0, b"/a\0t\0"))
+            .unwrap();
+        match c.poll_watch_event("t", None) {
+            Poll::Ready(Some(Ok(ev))) => assert_eq!(ev.path, "/a"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(c.outstanding(), 0);
+
+        // A connection that died before the resume is a new one after it.
+        c.fail(XenstoreError::Transport(
+            crate::xenstore::XenstoreTransportError::InvalidPeerState,
+        ));
+        assert!(c.start_request(0, &Request::Read("/y")).is_err());
+        c.resume();
+        assert!(c.fatal_error().is_none());
+        assert!(c.start_request(0, &Request::Read("/y")).is_ok());
+    }
+
+    #[test]
     fn abandoned_watch_is_undone() {
         let mut c = ClientCore::new();
         let w = c.start_watch("/a", "t").unwrap();
