@@ -77,13 +77,17 @@ pub(crate) async fn shutdown_watcher() {
     let Some(xs) = XENSTORE.get() else {
         return;
     };
-    for (key, on) in [
-        ("control/feature-poweroff", "1"),
-        ("control/feature-reboot", "1"),
-        ("control/feature-suspend", "1"),
-    ] {
-        let _ = xs.write(key, on).await;
-    }
+    // What we honour, like Linux (written again in a new domain after a restore).
+    let advertise = || async {
+        for (key, on) in [
+            ("control/feature-poweroff", "1"),
+            ("control/feature-reboot", "1"),
+            ("control/feature-suspend", "1"),
+        ] {
+            let _ = xs.write(key, on).await;
+        }
+    };
+    advertise().await;
     let mut watch = match xs.watch("control/shutdown", "xenia-shutdown").await {
         Ok(w) => w,
         Err(e) => {
@@ -113,7 +117,12 @@ pub(crate) async fn shutdown_watcher() {
                 crate::sleep(core::time::Duration::from_millis(1)).await;
             }
             match crate::lifecycle::suspend() {
-                Ok(r) => log::info!("resumed: {r:?}"),
+                Ok(r) => {
+                    log::info!("resumed: {r:?}");
+                    if r == crate::lifecycle::Resumed::NewDomain {
+                        advertise().await;
+                    }
+                }
                 Err(e) => log::error!("{e}"),
             }
         }
