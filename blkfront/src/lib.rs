@@ -176,6 +176,23 @@ impl<'a, T: Transport> Blkfront<'a, T> {
         true
     }
 
+    /// The backend is closing (`xl block-detach`, its domain going away): every request in
+    /// flight and every later one fails with [`BlkfrontError::Xenbus`]
+    /// ([`BackendClosed`](xenia_xen::xenbus::XenbusError::BackendClosed)) instead of waiting
+    /// for an answer that will not come. Close the device through xenbus afterwards.
+    pub fn backend_closed(&self, state: xenia_xen::abi::XenbusState) {
+        let mut wake = alloc::vec::Vec::new();
+        if let Ok(mut inner) = self.inner.try_borrow_mut() {
+            inner.fail_all(
+                BlkfrontError::Xenbus(xenia_xen::xenbus::XenbusError::BackendClosed(state)),
+                &mut wake,
+            );
+        }
+        for w in wake {
+            w.wake();
+        }
+    }
+
     /// Counters.
     pub fn stats(&self) -> Stats {
         self.inner.borrow().stats

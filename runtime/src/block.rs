@@ -23,13 +23,15 @@
 //! acknowledged may be written twice, with the same data; an acknowledged one is on the disk).
 
 use alloc::format;
-use alloc::rc::Rc;
+use alloc::rc::{Rc, Weak};
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::cell::{Cell, RefCell};
+use core::sync::atomic::{AtomicU64, Ordering};
 use core::time::Duration;
 use xenia_blkfront::{Blkfront, DiskInfo, Features, Stats};
-use xenia_xen::xenbus;
+use xenia_xen::abi::XenbusState;
+use xenia_xen::xenbus::{self, XenbusError};
 use xenia_xen::xenstore::RingTransport;
 
 pub use xenia_blkfront::{BlkfrontConfig, BlkfrontError};
@@ -179,14 +181,105 @@ pub async fn open_with(name: &str, config: BlkfrontConfig) -> Result<Disk, Block
             name: name.into(),
             error,
         })?;
+    let front = Rc::new(front);
+    crate::spawn(follow_backend(Rc::downgrade(&front), String::from(name)));
     Ok(Disk {
         name: name.into(),
         index,
         config,
-        front: RefCell::new(Rc::new(front)),
+        front: RefCell::new(front),
         generation: Cell::new(crate::lifecycle::generation()),
         reconnecting: Cell::new(false),
     })
+}
+
+/// Distinguishes the watch tokens of successive connections.
+static FOLLOWERS: AtomicU64 = AtomicU64::new(0);
+
+/// Follows a connection's backend: when it closes (or vanishes), fails the connection's
+/// requests and closes the frontend. Ends then, when the domain resumes elsewhere, or (at the
+/// next change of the backend's state) once the connection was dropped.
+async fn follow_backend(front: Weak<Front>, name: String) {
+    let xs = crate::services::xenstore();
+    let Some(path) = front
+        .upgrade()
+        .map(|f| format!("{}/state", f.device().backend()))
+    else {
+        return;
+    };
+    let generation = crate::lifecycle::generation();
+    let token = format!(
+        "xenia-vbd-{name}-{}",
+        FOLLOWERS.fetch_add(1, Ordering::Relaxed)
+    );
+    let Ok(mut watch) = xs.watch(&path, &token).await else {
+        log::warn!("block: {name}: cannot watch the backend's state");
+        return;
+    };
+    loop {
+        if front.strong_count() == 0 || crate::lifecycle::generation() != generation {
+            break;
+        }
+        let state = match xs.read_optional(&path).await {
+            Ok(None) => Some(XenbusState::Closed),
+            Ok(Some(v)) if v == b"5" => Some(XenbusState::Closing),
+            Ok(Some(v)) if v == b"6" => Some(XenbusState::Closed),
+            _ => None,
+        };
+        if let Some(state) = state {
+            if let Some(f) = front.upgrade() {
+                log::info!("block: {name}: the backend is closing: closing the frontend");
+                f.backend_closed(state);
+                if crate::timeout(Duration::from_secs(5), f.device().close())
+                    .await
+                    .is_err()
+                {
+                    let _ = f.device().switch_state(XenbusState::Closed).await;
+                }
+                log::info!("block: {name} closed");
+            }
+            break;
+        }
+        let mut next = core::pin::pin!(watch.next_event());
+        let ended = core::future::poll_fn(|cx| {
+            if crate::lifecycle::poll_generation(generation, cx).is_some() {
+                return core::task::Poll::Ready(false);
+            }
+            core::future::Future::poll(next.as_mut(), cx).map(|e| e.is_none())
+        })
+        .await;
+        if ended {
+            break;
+        }
+    }
+    let _ = xs.unwatch(watch).await;
+}
+
+/// Whether vbd `index` is there (again) and new: its frontend node `Initialising`, its backend
+/// not closing.
+async fn device_back(index: u32) -> bool {
+    let xs = crate::services::xenstore();
+    let fe = format!("device/vbd/{index}");
+    if xs
+        .read_optional(&format!("{fe}/state"))
+        .await
+        .ok()
+        .flatten()
+        .as_deref()
+        != Some(b"1")
+    {
+        return false;
+    }
+    let Ok(Some(be)) = xs.read_optional(&format!("{fe}/backend")).await else {
+        return false;
+    };
+    let be = String::from_utf8_lossy(&be).into_owned();
+    let state = xs
+        .read_optional(&format!("{be}/state"))
+        .await
+        .ok()
+        .flatten();
+    matches!(state.as_deref(), Some(b"1") | Some(b"2"))
 }
 
 impl Disk {
@@ -240,11 +333,23 @@ impl Disk {
     async fn current(&self) -> Result<Rc<Front>, BlockError> {
         loop {
             let g = crate::lifecycle::generation();
+            let closed = match self.front.borrow().broken() {
+                Some(e @ BlkfrontError::Xenbus(XenbusError::BackendClosed(_))) => Some(e),
+                _ => None,
+            };
             if self.generation.get() == g {
-                return Ok(self.front.borrow().clone());
+                match closed {
+                    None => return Ok(self.front.borrow().clone()),
+                    // Detached: connect again if the vbd is back, else say it is gone.
+                    Some(e) if !self.reconnecting.get() && !device_back(self.index).await => {
+                        return Err(BlockError::Io(e));
+                    }
+                    Some(_) => {}
+                }
+            } else {
+                // Fail what the old connection still holds, so its callers resubmit.
+                self.front.borrow().check_resumed();
             }
-            // Fail what the old connection still holds, so its callers resubmit.
-            self.front.borrow().check_resumed();
             if self.reconnecting.get() {
                 // Another task is connecting; it takes at most RECONNECT_LIMIT.
                 crate::sleep(Duration::from_millis(5)).await;
@@ -261,7 +366,7 @@ impl Disk {
         let xs = crate::services::xenstore();
         let events = crate::services::events().ok_or(BlockError::NoServices("event channels"))?;
         let grants = crate::services::grant_table().ok_or(BlockError::NoServices("grant table"))?;
-        log::info!("block: {}: reconnecting after resume", self.name);
+        log::info!("block: {}: connecting again", self.name);
         let connect = Blkfront::connect_with(xs, events, grants, self.index, self.config);
         let error = |error| BlockError::Connect {
             name: self.name.clone(),
@@ -272,7 +377,9 @@ impl Disk {
             Err(_) => return Err(error(BlkfrontError::Resumed)),
         };
         // The old connection goes once the I/O still holding it has failed over.
-        *self.front.borrow_mut() = Rc::new(front);
+        let front = Rc::new(front);
+        crate::spawn(follow_backend(Rc::downgrade(&front), self.name.clone()));
+        *self.front.borrow_mut() = front;
         self.generation.set(generation);
         log::info!("block: {} reconnected", self.name);
         Ok(())
