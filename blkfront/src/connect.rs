@@ -121,6 +121,7 @@ impl<'a, T: Transport> Blkfront<'a, T> {
             dev,
             events,
             port,
+            epoch: events.epoch(),
             ring_area: area,
             handle: index as u16,
             segs_per_request: BLKIF_MAX_SEGMENTS_PER_REQUEST,

@@ -43,6 +43,10 @@ pub enum BlkfrontError {
     /// The backend broke the blkif protocol (the violation): the device is broken and every
     /// request in flight or made later fails with this error.
     Broken(Violation),
+    /// The domain resumed in a new domain (restore, migration): this connection's ring,
+    /// grants and event channel are gone. A request that was in flight may or may not have
+    /// been carried out; connect the device again and resubmit it.
+    Resumed,
 }
 
 /// A response no honest backend sends. The first one marks the device broken.
@@ -137,6 +141,9 @@ impl core::fmt::Display for BlkfrontError {
             BlkfrontError::Unsupported => write!(f, "blkfront: operation not supported"),
             BlkfrontError::Io(s) => write!(f, "blkfront: I/O error (status {s})"),
             BlkfrontError::Ring(e) => write!(f, "blkfront: ring broken: {e}"),
+            BlkfrontError::Resumed => f.write_str(
+                "blkfront: the domain resumed in a new domain; the device must be reconnected",
+            ),
             BlkfrontError::Broken(v) => write!(
                 f,
                 "blkfront: device broken: the backend broke the protocol ({v})"

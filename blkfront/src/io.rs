@@ -248,6 +248,13 @@ impl<'s, 'a, 'b, T: Transport> Io<'s, 'a, 'b, T> {
     ) -> Poll<Result<(), BlkfrontError>> {
         let front = self.front;
         loop {
+            if front.events.epoch() != front.epoch {
+                // Resumed in a new domain: nothing on the old ring will ever be answered.
+                front
+                    .inner
+                    .borrow_mut()
+                    .fail_all(BlkfrontError::Resumed, wake);
+            }
             let mut inner = front.inner.borrow_mut();
             inner.drain(wake);
             // Collect what completed, in any order.

@@ -88,6 +88,9 @@ pub struct Blkfront<'a, T: Transport> {
     dev: Frontend<'a, T>,
     events: &'a EventChannels,
     port: Port,
+    /// The event-channel epoch the device connected in ([`EventChannels::epoch`]): once it
+    /// moves on, the domain resumed elsewhere and this connection is dead.
+    epoch: u64,
     /// The ring's pages: after `inner`, whose ring points into them. Their grants end when
     /// they drop (or they are leaked if the backend still maps them).
     ring_area: GrantedRing<'a>,
@@ -157,6 +160,39 @@ impl<'a, T: Transport> Blkfront<'a, T> {
         self.inner.borrow().broken.clone()
     }
 
+    /// Whether the connection died with a resume in a new domain (see
+    /// [`BlkfrontError::Resumed`]); if so, fails every request in flight with that error.
+    pub fn check_resumed(&self) -> bool {
+        if self.events.epoch() == self.epoch {
+            return false;
+        }
+        let mut wake = alloc::vec::Vec::new();
+        if let Ok(mut inner) = self.inner.try_borrow_mut() {
+            inner.fail_all(BlkfrontError::Resumed, &mut wake);
+        }
+        for w in wake {
+            w.wake();
+        }
+        true
+    }
+
+    /// The backend is closing (`xl block-detach`, its domain going away): every request in
+    /// flight and every later one fails with [`BlkfrontError::Xenbus`]
+    /// ([`BackendClosed`](xenia_xen::xenbus::XenbusError::BackendClosed)) instead of waiting
+    /// for an answer that will not come. Close the device through xenbus afterwards.
+    pub fn backend_closed(&self, state: xenia_xen::abi::XenbusState) {
+        let mut wake = alloc::vec::Vec::new();
+        if let Ok(mut inner) = self.inner.try_borrow_mut() {
+            inner.fail_all(
+                BlkfrontError::Xenbus(xenia_xen::xenbus::XenbusError::BackendClosed(state)),
+                &mut wake,
+            );
+        }
+        for w in wake {
+            w.wake();
+        }
+    }
+
     /// Counters.
     pub fn stats(&self) -> Stats {
         self.inner.borrow().stats
@@ -222,6 +258,9 @@ impl<T: Transport> Drop for Blkfront<'_, T> {
                 inner.pool.give_back(p);
             }
         }
-        let _ = self.events.close(self.port);
+        // After a resume the port number may belong to another channel now: leave it.
+        if self.events.epoch() == self.epoch {
+            let _ = self.events.close(self.port);
+        }
     }
 }

@@ -73,7 +73,12 @@ impl Inner<'_> {
         if self.broken.is_some() {
             return;
         }
-        log::error!("{e}: every request fails from now on");
+        if e == BlkfrontError::Resumed {
+            // Expected after a restore or migration: the caller reconnects and resubmits.
+            log::info!("{e}");
+        } else {
+            log::error!("{e}: every request fails from now on");
+        }
         self.stats.broken += 1;
         self.broken = Some(e.clone());
         for index in 0..self.slots.len() {

@@ -147,6 +147,23 @@ pub struct Netfront<'a> {
 }
 
 impl<'a> Netfront<'a> {
+    /// After the domain resumed in a new domain (restore, migration): the rings, grants and
+    /// event channel belong to a domain that no longer exists. Marks the device disconnected
+    /// and forgets its port number, which the new domain may already use for something else,
+    /// so that dropping the device does not close it. Connect a new one with
+    /// [`Netfront::connect_with`].
+    pub fn forget_old_domain(&mut self) {
+        self.connected = false;
+        self.port = 0;
+    }
+
+    /// The backend is closing (the device is being detached): marks the device disconnected.
+    /// Close it through xenbus ([`Frontend::close`](xenia_xen::xenbus::Frontend::close)) and
+    /// drop it; its grants end and its port closes when it drops.
+    pub fn backend_closed(&mut self) {
+        self.connected = false;
+    }
+
     /// Whether the device is connected (not yet [`disconnect`](Self::disconnect)ed).
     pub fn is_connected(&self) -> bool {
         self.connected

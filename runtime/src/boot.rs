@@ -7,7 +7,8 @@
 
 use core::arch::global_asm;
 
-// XEN_ELFNOTE_* numbers from Xen's public/elfnote.h.
+// XEN_ELFNOTE_* numbers from Xen's public/elfnote.h. 14 (SUSPEND_CANCEL) says we handle a
+// suspend hypercall that returns 1 (cancelled: the same domain carries on).
 global_asm!(
     r#"
     .macro XEN_NOTE type, desc:vararg
@@ -32,6 +33,7 @@ global_asm!(
     XEN_NOTE 2,  .quad HYPERCALL_PAGE
     XEN_NOTE 10, .asciz "!writable_page_tables"
     XEN_NOTE 9,  .asciz "yes"
+    XEN_NOTE 14, .long 1
     .popsection
 
     .pushsection .text.hypercall_page, "ax"

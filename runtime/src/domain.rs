@@ -7,8 +7,8 @@
 //! the one path on both.
 
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicBool, Ordering};
-use xenia_xen::abi::SharedInfo;
+use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use xenia_xen::abi::{SharedInfo, StartInfo};
 
 /// Where a domain's Xen services are, with their pages mapped (what start_info says, once boot
 /// has mapped it).
@@ -23,6 +23,17 @@ pub struct Domain {
     /// The PV console's event channel, if the runtime's console uses the console ring (the
     /// event channels take charge of it); `None` if the console goes elsewhere.
     pub console_port: Option<u32>,
+    /// The start_info page, if the domain can be suspended: its frame goes to Xen with the
+    /// suspend hypercall, and after a restore it holds the new xenstore and console ports
+    /// ([`crate::lifecycle`]).
+    pub start_info: Option<NonNull<StartInfo>>,
+}
+
+static START_INFO: AtomicPtr<StartInfo> = AtomicPtr::new(core::ptr::null_mut());
+
+/// The start_info page given to [`start_services`], if any.
+pub(crate) fn start_info() -> Option<NonNull<StartInfo>> {
+    NonNull::new(START_INFO.load(Ordering::Acquire))
 }
 
 static STARTED: AtomicBool = AtomicBool::new(false);
@@ -34,7 +45,7 @@ static STARTED: AtomicBool = AtomicBool::new(false);
 ///
 /// # Safety
 /// The pages must be the domain's own, mapped and valid for the rest of the program, and used
-/// by nothing else but the runtime (and, for shared_info, the hypervisor).
+/// by nothing else but the runtime (and, for shared_info and start_info, the hypervisor).
 ///
 /// # Panics
 /// If called twice in one process: the runtime's services exist once, as the domain does.
@@ -44,6 +55,9 @@ pub unsafe fn start_services(domain: &Domain) {
         "xenia::domain::start_services: the runtime's services start once per process"
     );
     crate::shared_info::set(domain.shared_info.as_ptr().cast());
+    if let Some(si) = domain.start_info {
+        START_INFO.store(si.as_ptr(), Ordering::Release);
+    }
     // SAFETY: shared_info was just set; the caller guarantees the pages; this is the only call.
     unsafe {
         crate::services::init(

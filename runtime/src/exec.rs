@@ -208,7 +208,7 @@ fn idle() {
     match crate::services::events() {
         // On Xen, or on the host against the simulator: block in the (simulated) hypervisor.
         Some(ev) => {
-            let _ = ev.block(deadline.unwrap_or(0));
+            let _ = ev.block(crate::time::to_xen_ns(deadline.unwrap_or(0)));
         }
         #[cfg(target_os = "none")]
         None => xenia_xen::sched::yield_now(),

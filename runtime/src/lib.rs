@@ -31,6 +31,7 @@ pub mod domain;
 pub mod dump;
 pub mod exec;
 pub mod gdb;
+pub mod lifecycle;
 #[cfg(target_os = "none")]
 mod mm;
 pub mod net;

@@ -1,5 +1,5 @@
 //! The Xen services every guest has: event channels, xenstore, the grant table, and the
-//! watch on `control/shutdown` that makes `xl shutdown` / `xl reboot` work.
+//! watch on `control/shutdown` that makes `xl shutdown` / `xl reboot` / `xl save` work.
 
 use core::ptr::NonNull;
 use xenia_xen::events::EventChannels;
@@ -77,12 +77,17 @@ pub(crate) async fn shutdown_watcher() {
     let Some(xs) = XENSTORE.get() else {
         return;
     };
-    for (key, on) in [
-        ("control/feature-poweroff", "1"),
-        ("control/feature-reboot", "1"),
-    ] {
-        let _ = xs.write(key, on).await;
-    }
+    // What we honour, like Linux (written again in a new domain after a restore).
+    let advertise = || async {
+        for (key, on) in [
+            ("control/feature-poweroff", "1"),
+            ("control/feature-reboot", "1"),
+            ("control/feature-suspend", "1"),
+        ] {
+            let _ = xs.write(key, on).await;
+        }
+    };
+    advertise().await;
     let mut watch = match xs.watch("control/shutdown", "xenia-shutdown").await {
         Ok(w) => w,
         Err(e) => {
@@ -95,12 +100,32 @@ pub(crate) async fn shutdown_watcher() {
         let reason = match req.as_str() {
             "poweroff" | "halt" => Some(crate::ShutdownReason::Poweroff),
             "reboot" => Some(crate::ShutdownReason::Reboot),
-            "" => None,
+            "" | "suspend" => None,
             other => {
                 log::warn!("ignoring unsupported shutdown request {other:?}");
                 None
             }
         };
+        if req == "suspend" {
+            // Acknowledge, then suspend: the toolstack waits for the domain to stop.
+            let _ = xs.write("control/shutdown", "").await;
+            log::info!("suspend requested by the toolstack");
+            // Quiesce xenstore: let requests in flight get their replies (bounded), so none
+            // is lost if the domain resumes elsewhere.
+            let idle_by = crate::time::Instant::now() + core::time::Duration::from_secs(2);
+            while xs.outstanding() > 0 && crate::time::Instant::now() < idle_by {
+                crate::sleep(core::time::Duration::from_millis(1)).await;
+            }
+            match crate::lifecycle::suspend() {
+                Ok(r) => {
+                    log::info!("resumed: {r:?}");
+                    if r == crate::lifecycle::Resumed::NewDomain {
+                        advertise().await;
+                    }
+                }
+                Err(e) => log::error!("{e}"),
+            }
+        }
         if let Some(r) = reason {
             // Acknowledge, as the toolstack expects, then go.
             let _ = xs.write("control/shutdown", "").await;

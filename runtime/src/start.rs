@@ -31,6 +31,145 @@ pub struct BootInfo {
     pub console_port: u32,
 }
 
+/// The P2M frame-list tree published in shared_info for the toolstack.
+static P2M_TREE: spin::Mutex<Option<xenia_xen::p2m::P2mTree>> = spin::Mutex::new(None);
+
+/// Maps Xen's shared_info frame `mfn` over our page [`SHARED_INFO_PAGE`].
+fn map_shared_info(mfn_addr: u64) -> Result<*mut SharedInfo, xenia_xen::XenError> {
+    let si_va = (&raw mut SHARED_INFO_PAGE) as u64;
+    let pte = (mfn_addr & memory::PTE_FRAME_MASK)
+        | memory::PTE_PRESENT
+        | memory::PTE_RW
+        | memory::PTE_USER
+        | memory::PTE_ACCESSED
+        | memory::PTE_DIRTY;
+    // SAFETY: SHARED_INFO_PAGE is ours, page-aligned, and never accessed as a Rust object.
+    unsafe { xenia_xen::hypercall::update_va_mapping(si_va, pte, memory::UVMF_INVLPG)? };
+    Ok(si_va as *mut SharedInfo)
+}
+
+/// Maps [`SHARED_INFO_PAGE`]'s own frame back at its address (the toolstack refuses to save
+/// page tables that map a frame that is not the domain's, such as shared_info).
+fn unmap_shared_info() -> Result<(), xenia_xen::XenError> {
+    let si_va = (&raw mut SHARED_INFO_PAGE) as u64;
+    let own = memory::virt_to_mfn(si_va as usize).ok_or(xenia_xen::XenError::EINVAL)?;
+    let pte = (own << PAGE_SHIFT)
+        | memory::PTE_PRESENT
+        | memory::PTE_RW
+        | memory::PTE_USER
+        | memory::PTE_ACCESSED
+        | memory::PTE_DIRTY;
+    // SAFETY: SHARED_INFO_PAGE is ours; mapping its own frame makes it a plain page again.
+    unsafe { xenia_xen::hypercall::update_va_mapping(si_va, pte, memory::UVMF_INVLPG)? };
+    Ok(())
+}
+
+/// Builds (once) and publishes the P2M frame-list tree in shared_info, so `xl save` and
+/// `xl migrate` can read our p2m list. Logs and carries on if it cannot: only saving is lost.
+fn publish_p2m(si: &StartInfo, shared: *mut SharedInfo) {
+    let mut tree = P2M_TREE.lock();
+    if tree.is_none() {
+        match xenia_xen::p2m::P2mTree::new(si.mfn_list, si.nr_pages) {
+            Ok(t) => *tree = Some(t),
+            Err(e) => {
+                log::warn!("{e}: the domain cannot be saved or migrated");
+                return;
+            }
+        }
+    }
+    if let Some(t) = tree.as_mut() {
+        // SAFETY: shared is the mapped shared_info page.
+        if let Err(e) = unsafe { t.publish(shared, memory::virt_to_mfn) } {
+            log::warn!("{e}: the domain cannot be saved or migrated");
+        }
+    }
+}
+
+/// Xen's side of a suspend: canonicalise start_info, unmap shared_info, suspend, and on return
+/// map shared_info again and republish the P2M. Runs without logging between the unmapping and
+/// the remapping (time and events read shared_info).
+pub(crate) fn suspend_domain() -> Result<
+    (
+        crate::lifecycle::Resumed,
+        Option<crate::lifecycle::NewDomainPorts>,
+    ),
+    crate::lifecycle::SuspendError,
+> {
+    use crate::lifecycle::{NewDomainPorts, Resumed, SuspendError};
+    // The start_info page (in the direct map, writable): boot handed it to start_services.
+    let si = crate::domain::start_info()
+        .ok_or(SuspendError::Unsupported("no start_info"))?
+        .as_ptr();
+    let si_mfn = memory::virt_to_mfn(si as usize).ok_or(SuspendError::Unsupported(
+        "start_info is not in the direct map",
+    ))?;
+    crate::console::flush(100_000_000);
+    // SAFETY: start_info is mapped writable in the direct map for the guest's lifetime, and
+    // only this function (on the one vCPU, without yielding) writes it.
+    let si = unsafe { &mut *si };
+    let store_pfn = mfn_to_pfn(si.store_mfn);
+    // SAFETY: domU start_info carries the console union's domU variant.
+    let con_pfn = unsafe { mfn_to_pfn(si.console.domU.mfn) };
+    let restore_frames = |si: &mut StartInfo| {
+        si.store_mfn = memory::pfn_to_mfn(store_pfn).unwrap_or(0);
+        si.console.domU.mfn = memory::pfn_to_mfn(con_pfn).unwrap_or(0);
+    };
+    si.store_mfn = store_pfn;
+    si.console.domU.mfn = con_pfn;
+    if let Err(e) = unmap_shared_info() {
+        restore_frames(si);
+        return Err(e.into());
+    }
+    let result = sched::suspend(si_mfn);
+    // Back in a domain (the same one, or a new one whose start_info Xen rewrote): shared_info
+    // first, as everything else reads it.
+    let shared = match map_shared_info(si.shared_info) {
+        Ok(p) => p,
+        Err(e) => {
+            crate::println!("xenia: cannot map shared_info after suspend: {e}");
+            shutdown(ShutdownReason::Crash);
+        }
+    };
+    let outcome = match result {
+        Ok(true) => {
+            // Cancelled: start_info still holds the frames we canonicalised.
+            restore_frames(si);
+            Ok((Resumed::Cancelled, None))
+        }
+        Ok(false) => Ok((Resumed::NewDomain, Some(new_domain(si)))),
+        Err(e) => {
+            restore_frames(si);
+            Err(SuspendError::Xen(e))
+        }
+    };
+    publish_p2m(si, shared);
+    return outcome;
+
+    /// In a new domain: the rewritten start_info's console and xenstore ports; the console
+    /// is attached to its new port (the frames are the same pseudo-physical pages).
+    fn new_domain(si: &StartInfo) -> NewDomainPorts {
+        // SAFETY: domU start_info carries the console union's domU variant.
+        let (con_mfn, con_port) = unsafe { (si.console.domU.mfn, si.console.domU.evtchn) };
+        let con_pfn = mfn_to_pfn(con_mfn);
+        let mut console = None;
+        if con_pfn < si.nr_pages && con_port != 0 && con_port < xenia_xen::events::NR_PORTS {
+            let va = pfn_to_virt(con_pfn) as *mut u8;
+            if let Some(p) = core::ptr::NonNull::new(va) {
+                // SAFETY: the console page of start_info, in the direct map; the old console
+                // is replaced (and dropped) under the lock, so only this one uses it.
+                if let Ok(c) = unsafe { xenia_xen::console::Console::new(p, con_port) } {
+                    *crate::console::CONSOLE.lock() = Some(c);
+                    console = Some(con_port);
+                }
+            }
+        }
+        NewDomainPorts {
+            store: si.store_evtchn,
+            console,
+        }
+    }
+}
+
 static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
 static CMDLINE: spin::Once<([u8; 1024], usize)> = spin::Once::new();
 
@@ -66,32 +205,6 @@ pub fn shutdown(reason: ShutdownReason) -> ! {
 }
 
 /// Last-resort exit before the console works.
-/// Tell the toolstack where the p2m list is, as `arch_shared_info` says: `max_pfn` (which
-/// `XENMEM_maximum_gpfn` reports for a PV guest) and the linear p2m list, the one Xen gave us at
-/// `mfn_list`, mapped with 4 KiB pages in the page tables at `pt_base` that stay the guest's.
-/// libxenctrl walks them to read the guest's memory: without this `xl dump-core` fails with
-/// "p2m_size < nr_pages". (libxenctrl sizes the list from the level-2 entries as if it started
-/// in the first 2 MiB of its 1 GiB region, which Xen's builder does: it follows the image.)
-///
-/// # Safety
-/// `shared` is the mapped shared_info page; the p2m list is registered.
-unsafe fn publish_p2m(shared: *mut SharedInfo, si: &StartInfo) {
-    let Some(l4_mfn) = memory::virt_to_mfn(si.pt_base as usize) else {
-        crate::println!("xenia: page tables not in the p2m: no core dumps");
-        return;
-    };
-    // SAFETY: the caller's contract: shared_info is mapped; these fields are the guest's to
-    // write (Xen only reads them).
-    unsafe {
-        let arch = &raw mut (*shared).arch;
-        (&raw mut (*arch).max_pfn).write_volatile(si.nr_pages);
-        (&raw mut (*arch).p2m_vaddr).write_volatile(si.mfn_list);
-        (&raw mut (*arch).p2m_generation).write_volatile(0);
-        // 64-bit guests: xen_pfn_to_cr3 is the frame shifted by the page size.
-        (&raw mut (*arch).p2m_cr3).write_volatile(l4_mfn << PAGE_SHIFT);
-    }
-}
-
 fn crash_early() -> ! {
     loop {
         let _ = sched::shutdown(ShutdownReason::Crash);
@@ -102,9 +215,10 @@ fn crash_early() -> ! {
 const MIN_PAGES: u64 = 1024;
 
 #[unsafe(no_mangle)]
-extern "C" fn xenia_start(si: *const StartInfo, entry_tsc: u64) -> ! {
-    // SAFETY: Xen passes a mapped start_info in rsi; we only read it.
-    let si = unsafe { &*si };
+extern "C" fn xenia_start(si_ptr: *mut StartInfo, entry_tsc: u64) -> ! {
+    // SAFETY: Xen passes a mapped start_info in rsi; boot only reads it (suspend rewrites it
+    // later, through `si_ptr`, after boot's last use of this reference).
+    let si = unsafe { &*si_ptr };
     if xenia_xen::start_info::check_magic(si).is_err() {
         // Without the magic nothing in start_info (not even the console) can be trusted.
         crash_early();
@@ -135,23 +249,14 @@ extern "C" fn xenia_start(si: *const StartInfo, entry_tsc: u64) -> ! {
     unsafe { memory::init_p2m(si.mfn_list as *mut u64, si.nr_pages) };
 
     // Map shared_info over a page of our own image.
-    let si_va = (&raw mut SHARED_INFO_PAGE) as u64;
-    let pte = (si.shared_info & memory::PTE_FRAME_MASK)
-        | memory::PTE_PRESENT
-        | memory::PTE_RW
-        | memory::PTE_USER
-        | memory::PTE_ACCESSED
-        | memory::PTE_DIRTY;
-    // SAFETY: SHARED_INFO_PAGE is ours, page-aligned, and never accessed as a Rust object.
-    let mapped =
-        unsafe { xenia_xen::hypercall::update_va_mapping(si_va, pte, memory::UVMF_INVLPG) };
-    if let Err(e) = mapped {
-        crate::println!("xenia: cannot map shared_info: {e}");
-        shutdown(ShutdownReason::Crash);
-    }
+    let si_va = match map_shared_info(si.shared_info) {
+        Ok(p) => p as u64,
+        Err(e) => {
+            crate::println!("xenia: cannot map shared_info: {e}");
+            shutdown(ShutdownReason::Crash);
+        }
+    };
     crate::shared_info::set(si_va as *mut SharedInfo);
-    // SAFETY: shared_info is mapped at si_va; the p2m list is registered.
-    unsafe { publish_p2m(si_va as *mut SharedInfo, si) };
     // SAFETY: shared_info is mapped; vCPU 0's time info is valid.
     let snap = unsafe {
         xenia_xen::time::TimeSnapshot::read(
@@ -210,6 +315,10 @@ extern "C" fn xenia_start(si: *const StartInfo, entry_tsc: u64) -> ! {
         }
     };
 
+    // The p2m tree needs the heap; publish it before anything can ask us to suspend. `xl save`
+    // and `xl dump-core` both read it: without it dump-core fails with "p2m_size < nr_pages".
+    publish_p2m(si, si_va as *mut SharedInfo);
+
     BOOT_INFO.call_once(|| BootInfo {
         nr_pages: si.nr_pages,
         heap_bytes: mem.heap_bytes,
@@ -225,6 +334,7 @@ extern "C" fn xenia_start(si: *const StartInfo, entry_tsc: u64) -> ! {
         store_page: core::ptr::NonNull::new(info.store_page as *mut u8).expect("store page"),
         store_port: info.store_port,
         console_port: Some(info.console_port),
+        start_info: core::ptr::NonNull::new(si_ptr),
     };
     // SAFETY: shared_info and the xenstore page are mapped for the guest's lifetime; once.
     unsafe { crate::domain::start_services(&domain) };

@@ -1,14 +1,51 @@
 //! Monotonic time and wallclock for the app.
+//!
+//! The guest's clock is Xen's system time plus an offset. The offset stays 0 until the domain
+//! is suspended (`xl save`, a checkpoint, a migration): the time the domain spent suspended is
+//! not counted (as Linux keeps it out of `CLOCK_MONOTONIC`), so a save that takes a minute does
+//! not expire every idle timeout of the app, and a host whose system time is behind the one
+//! the domain left cannot make the clock go backwards. The wallclock stays Xen's.
+
+use core::sync::atomic::{AtomicI64, Ordering};
+
+/// Nanoseconds added to Xen's system time (see the module docs).
+static OFFSET_NS: AtomicI64 = AtomicI64::new(0);
+
+/// After the domain ran again following a suspend: makes the guest's clock go on from
+/// `before_ns` (its reading when it suspended). Returns the time left out, in ns (negative if
+/// Xen's clock went backwards).
+pub(crate) fn resume_clock(before_ns: u64) -> i64 {
+    let Some(now) = xen_now_ns() else {
+        return 0;
+    };
+    let guest = now as i64 + OFFSET_NS.load(Ordering::Relaxed);
+    let skipped = guest - before_ns as i64;
+    OFFSET_NS.fetch_sub(skipped, Ordering::Relaxed);
+    skipped
+}
+
+/// A deadline on the guest's clock as Xen system time (for `SCHEDOP_poll`); 0 stays 0.
+pub(crate) fn to_xen_ns(guest_ns: u64) -> u64 {
+    if guest_ns == 0 {
+        return 0;
+    }
+    (guest_ns as i64 - OFFSET_NS.load(Ordering::Relaxed)).max(1) as u64
+}
+
+/// The guest's clock (see the module docs).
+pub(crate) fn now_ns() -> Option<u64> {
+    xen_now_ns().map(|t| (t as i64 + OFFSET_NS.load(Ordering::Relaxed)).max(0) as u64)
+}
 
 #[cfg(target_os = "none")]
-pub(crate) fn now_ns() -> Option<u64> {
+fn xen_now_ns() -> Option<u64> {
     let shared = crate::shared_info::get()?;
     // SAFETY: get() returns the mapped shared_info page.
     Some(unsafe { xenia_xen::time::system_time_ns(shared) })
 }
 
 #[cfg(not(target_os = "none"))]
-pub(crate) fn now_ns() -> Option<u64> {
+fn xen_now_ns() -> Option<u64> {
     if let Some(shared) = crate::shared_info::get() {
         // SAFETY: the simulator's shared_info page lives as long as the simulated host.
         return Some(unsafe { xenia_xen::time::system_time_ns(shared) });

@@ -143,6 +143,9 @@ pub struct BlkbackState {
     pub connected: bool,
     /// Whether the backend closed after the frontend asked it to.
     pub closed: bool,
+    /// `xl block-detach`: 0 no, 1 asked (backend to Closing), 2 both ends closed and the
+    /// device's nodes removed.
+    pub detach: u8,
 }
 
 /// The test's handle on a simulated blkback.
@@ -180,6 +183,15 @@ impl Blkback {
     /// (the backend borrows it when it works).
     pub fn state(&self) -> std::cell::RefMut<'_, BlkbackState> {
         self.state.borrow_mut()
+    }
+
+    /// What `xl block-detach` does: the backend goes to Closing; once both ends closed, the
+    /// toolstack removes the device's nodes (`state().detach` becomes 2).
+    pub fn toolstack_detach(&self) {
+        let mut st = self.state.borrow_mut();
+        if st.detach == 0 {
+            st.detach = 1;
+        }
     }
 
     /// The frontend's node (absolute).
@@ -639,10 +651,57 @@ fn touches(errors: &[u64], start: u64, n: u64) -> bool {
 }
 
 impl Backend for BlkbackDevice {
+    fn domain_restored(&mut self, host: &mut Host) {
+        if let Some(r) = self.ring.take() {
+            for g in r.grefs {
+                host.grants.unmap(g);
+            }
+            let _ = host.evtchn.close(DOM0, r.dom0_port);
+        }
+        self.port = None;
+        self.last_id = None;
+        {
+            let mut st = self.state.borrow_mut();
+            st.connected = false;
+            st.closed = false;
+        }
+        self.write_be("state", "2");
+        let _ = self
+            .xsd
+            .borrow_mut()
+            .write(&format!("{}/state", self.fe), "1");
+    }
+
     fn step(&mut self, host: &mut Host) -> bool {
         let fe_state = self.fe_value("state");
         let connected = self.ring.is_some();
-        let closed = self.state.borrow().closed;
+        let (closed, detach) = {
+            let st = self.state.borrow();
+            (st.closed, st.detach)
+        };
+        if detach == 1 {
+            if closed && matches!(fe_state.as_deref(), Some("6") | None) {
+                // The toolstack removes the device once both ends have closed.
+                let mut x = self.xsd.borrow_mut();
+                let _ = x.rm(&self.fe);
+                let _ = x.rm(&self.be);
+                self.state.borrow_mut().detach = 2;
+                return true;
+            }
+            let be_state = self
+                .xsd
+                .borrow_mut()
+                .read_string(&format!("{}/state", self.be))
+                .unwrap_or_default();
+            if be_state != "5" && be_state != "6" {
+                self.write_be("state", "5");
+                return true;
+            }
+            if !connected && !closed {
+                self.close(host);
+                return true;
+            }
+        }
         match fe_state.as_deref() {
             Some("3") if !connected && !closed => {
                 self.connect(host);

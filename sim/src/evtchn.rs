@@ -99,6 +99,19 @@ impl EvtchnTable {
         }
     }
 
+    /// Closes every port of `dom` (what a domain's destruction does to its event channels).
+    pub fn close_all(&mut self, dom: DomId) {
+        let ports: std::vec::Vec<Port> = self
+            .ports
+            .keys()
+            .filter(|(d, _)| *d == dom)
+            .map(|(_, p)| *p)
+            .collect();
+        for p in ports {
+            let _ = self.close(dom, p);
+        }
+    }
+
     /// The state of a port.
     pub fn get(&self, dom: DomId, port: Port) -> Option<PortState> {
         self.ports.get(&(dom, port)).copied()

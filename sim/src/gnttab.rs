@@ -130,6 +130,17 @@ impl GrantTableSim {
         }
     }
 
+    /// The table of a new domain (after a simulated restore): every entry zero and nothing
+    /// mapped. The frames stay where they are (the guest maps them at the same addresses
+    /// again, as it would map a new domain's frames).
+    pub fn reset(&mut self) {
+        self.maps.clear();
+        for f in &self.frames {
+            // SAFETY: the frame is a page we own.
+            unsafe { core::ptr::write_bytes(f.as_ptr(), 0, xenia_xen::memory::PAGE_SIZE) };
+        }
+    }
+
     /// Grants currently mapped by backends.
     pub fn mapped(&self) -> usize {
         self.maps.len()

@@ -47,6 +47,7 @@ use std::vec::Vec;
 use xenia_ring::console::ConsoleBack;
 use xenia_xen::abi::{
     GNTTABOP_query_size, GNTTABOP_setup_table, GnttabQuerySize, GnttabSetupTable, SharedInfo,
+    StartInfo,
 };
 use xenia_xen::events::{DomId, Port, NR_PORTS};
 use xenia_xen::grant::Page;
@@ -68,6 +69,33 @@ pub trait Backend {
     /// Does whatever work is pending (requests on rings, xenstore changes). Returns true if it
     /// made progress, so the simulator runs the backends again.
     fn step(&mut self, host: &mut Host) -> bool;
+
+    /// The guest was saved and restored into a new domain ([`SuspendOutcome::NewDomain`]):
+    /// drop the old connection (unmap its rings, close its port; requests not answered are
+    /// lost) and wait for the frontend again, as a backend created for the new domain would
+    /// (backend `InitWait`, frontend `Initialising`). By default nothing.
+    fn domain_restored(&mut self, host: &mut Host) {
+        let _ = host;
+    }
+}
+
+/// How long a suspended guest stays suspended on the simulated host (Xen's clock moves on by
+/// this much during the suspend hypercall).
+pub const SUSPENDED_NS: u64 = 30_000_000_000;
+
+/// What the simulated toolstack makes of the guest's next suspend.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SuspendOutcome {
+    /// A checkpoint (`xl save -c`): the suspend hypercall returns 1 and the same domain runs
+    /// on.
+    #[default]
+    Checkpoint,
+    /// A save and restore (or migration): the hypercall returns 0 in a "new domain": every
+    /// event channel closed but new xenstore and console ones (start_info rewritten with
+    /// them, every port masked), an empty grant table, a new xenstored connection (the old
+    /// watches gone, stale replies left on the ring), and every backend back in `InitWait`.
+    /// The domain id stays the same here.
+    NewDomain,
 }
 
 /// The state of the simulated host. Backends get `&mut Host` in [`Backend::step`].
@@ -90,12 +118,67 @@ pub struct Host {
     now_ns: u64,
     /// The guest's shutdown request, if it made one.
     pub shutdown: Option<ShutdownReason>,
+    /// The guest's suspend hypercalls so far, each with its "suspend record" argument.
+    pub suspends: Vec<u64>,
+    /// What the next suspend does.
+    pub suspend_outcome: SuspendOutcome,
+    /// The guest's start_info (the fields the simulator fills: the xenstore and console
+    /// ports and frames).
+    start_info: Page,
     idle_blocks: u32,
     /// Hypercalls made, by number (for tests that check the guest does not busy-poll).
     pub hypercall_counts: [u64; 64],
 }
 
 impl Host {
+    /// Writes the xenstore and console ports and frames into start_info.
+    fn write_start_info(&mut self) {
+        let mfn = |p: &Page| xenia_xen::memory::virt_to_mfn(p.as_ptr() as usize).unwrap_or(0);
+        let (store_mfn, con_mfn) = (mfn(&self.store_page), mfn(&self.console_page));
+        let si = self.start_info.as_ptr() as *mut StartInfo;
+        // SAFETY: the page is ours and large enough for a start_info; the guest only reads
+        // it while it runs (the simulator is single-threaded).
+        unsafe {
+            (*si).store_mfn = store_mfn;
+            (*si).store_evtchn = self.store_ports.0;
+            (*si).console.domU.mfn = con_mfn;
+            (*si).console.domU.evtchn = self.console_ports.0;
+        }
+    }
+
+    /// Xen's and the toolstack's side of a restore into a new domain (see
+    /// [`SuspendOutcome::NewDomain`]); the backends have dropped their connections already.
+    fn new_domain(&mut self) {
+        self.evtchn.close_all(GUEST_DOMID);
+        let _ = self.evtchn.close(DOM0, self.store_ports.1);
+        let _ = self.evtchn.close(DOM0, self.console_ports.1);
+        self.store_ports = self.evtchn.connect(GUEST_DOMID, DOM0);
+        self.console_ports = self.evtchn.connect(GUEST_DOMID, DOM0);
+        self.dom0_pending.clear();
+        {
+            let mut x = self.xenstored.borrow_mut();
+            x.disconnect(self.store_conn);
+            self.store_conn = x.connect(GUEST_DOMID);
+        }
+        self.store_out.clear();
+        self.grants.reset();
+        // SAFETY: the shared page is ours; the guest reads it with atomics.
+        unsafe {
+            let si = self.shared_info();
+            for w in 0..64 {
+                std::sync::atomic::AtomicU64::from_ptr(
+                    ((&raw mut (*si).evtchn_mask) as *mut u64).add(w),
+                )
+                .store(u64::MAX, std::sync::atomic::Ordering::SeqCst);
+                std::sync::atomic::AtomicU64::from_ptr(
+                    ((&raw mut (*si).evtchn_pending) as *mut u64).add(w),
+                )
+                .store(0, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        self.write_start_info();
+    }
+
     /// The guest's shared_info page.
     pub fn shared_info(&self) -> *mut SharedInfo {
         self.shared.as_ptr() as *mut SharedInfo
@@ -269,6 +352,9 @@ pub struct GuestBoot {
     pub console_port: Port,
     /// The guest's domain id.
     pub domid: DomId,
+    /// The guest's start_info page: the xenstore and console ports and frames (rewritten by a
+    /// simulated restore); its frame is the "suspend record" of the suspend hypercall.
+    pub start_info: *mut StartInfo,
 }
 
 std::thread_local! {
@@ -305,6 +391,9 @@ impl Sim {
             console_out: Vec::new(),
             now_ns: 0,
             shutdown: None,
+            suspends: Vec::new(),
+            suspend_outcome: SuspendOutcome::Checkpoint,
+            start_info: Page::new().expect("page"),
             idle_blocks: 0,
             hypercall_counts: [0; 64],
         };
@@ -312,8 +401,27 @@ impl Sim {
             host: Rc::new(RefCell::new(host)),
             backends: Rc::new(RefCell::new(Vec::new())),
         };
-        sim.host.borrow_mut().set_time(1_000_000_000);
+        {
+            let mut h = sim.host.borrow_mut();
+            h.set_time(1_000_000_000);
+            h.write_start_info();
+        }
         sim
+    }
+
+    /// Chooses what the guest's next suspend does (see [`SuspendOutcome`]).
+    pub fn set_suspend_outcome(&self, outcome: SuspendOutcome) {
+        self.host.borrow_mut().suspend_outcome = outcome;
+    }
+
+    /// The simulated restore: see [`SuspendOutcome::NewDomain`].
+    fn restore_new_domain(&self) {
+        let mut backends = self.backends.borrow_mut();
+        let mut h = self.host.borrow_mut();
+        for b in backends.iter_mut() {
+            b.domain_restored(&mut h);
+        }
+        h.new_domain();
     }
 
     /// Makes this the simulator that hypercalls on this thread go to.
@@ -336,6 +444,7 @@ impl Sim {
             console_page: h.console_page.as_ptr(),
             console_port: h.console_ports.0,
             domid: GUEST_DOMID,
+            start_info: h.start_info.as_ptr() as *mut StartInfo,
         }
     }
 
@@ -392,6 +501,11 @@ impl Sim {
         self.host.borrow().now_ns()
     }
 
+    /// The "suspend record" argument of each suspend hypercall the guest made so far.
+    pub fn suspends(&self) -> Vec<u64> {
+        self.host.borrow().suspends.clone()
+    }
+
     /// The guest's shutdown request, if any.
     pub fn shutdown_reason(&self) -> Option<ShutdownReason> {
         self.host.borrow().shutdown
@@ -406,7 +520,7 @@ impl Sim {
         }
         match op {
             hc::EVENT_CHANNEL_OP => self.event_channel_op(a[0] as u32, a[1] as usize),
-            hc::SCHED_OP => self.sched_op(a[0] as u32, a[1] as usize),
+            hc::SCHED_OP => self.sched_op(a[0] as u32, a[1] as usize, a[2]),
             hc::GRANT_TABLE_OP => self.grant_table_op(a[0] as u32, a[1] as usize, a[2] as u32),
             hc::XEN_VERSION => (4 << 16) | 17,
             hc::CONSOLE_IO => -1,
@@ -502,7 +616,7 @@ impl Sim {
         }
     }
 
-    fn sched_op(&self, cmd: u32, arg: usize) -> i64 {
+    fn sched_op(&self, cmd: u32, arg: usize, arg3: u64) -> i64 {
         use xenia_xen::abi::*;
         match cmd {
             SCHEDOP_yield => {
@@ -522,7 +636,24 @@ impl Sim {
                     SHUTDOWN_crash => ShutdownReason::Crash,
                     _ => return EINVAL,
                 };
-                self.host.borrow_mut().shutdown = Some(r);
+                let mut h = self.host.borrow_mut();
+                h.shutdown = Some(r);
+                if r == ShutdownReason::Suspend {
+                    h.suspends.push(arg3);
+                    // Saving takes a while: Xen's clock moves on while the domain is suspended.
+                    let t = h.now_ns + SUSPENDED_NS;
+                    h.set_time(t);
+                    let outcome = h.suspend_outcome;
+                    drop(h);
+                    return match outcome {
+                        // The suspend is cancelled and the same domain carries on.
+                        SuspendOutcome::Checkpoint => 1,
+                        SuspendOutcome::NewDomain => {
+                            self.restore_new_domain();
+                            0
+                        }
+                    };
+                }
                 0
             }
             SCHEDOP_poll => {

@@ -175,6 +175,9 @@ struct Inner {
     tx_held: Vec<(GrantRef, u32)>,
     stats: NetbackStats,
     frontend_keys: Vec<(String, String)>,
+    /// `xl network-detach`: 0 no, 1 asked (backend to Closing), 2 backend closed, nodes
+    /// removed.
+    detach: u8,
 }
 
 /// The test's handle on a simulated netback (cheap to clone).
@@ -251,6 +254,7 @@ impl Netback {
             tx_held: Vec::new(),
             stats: NetbackStats::default(),
             frontend_keys: Vec::new(),
+            detach: 0,
         }));
         sim.add_backend(Box::new(Driver {
             inner: inner.clone(),
@@ -284,6 +288,22 @@ impl Netback {
     /// Whether the backend is connected (rings mapped, state Connected).
     pub fn is_connected(&self) -> bool {
         self.inner.borrow().rings.is_some()
+    }
+
+    /// What `xl network-detach` does: the backend goes to Closing; once the frontend has
+    /// closed too, the backend closes, unmaps everything and the toolstack removes the
+    /// frontend's and the backend's nodes. See [`Netback::is_removed`].
+    pub fn toolstack_detach(&self) {
+        let mut inner = self.inner.borrow_mut();
+        if inner.detach == 0 {
+            inner.detach = 1;
+            inner.kick = true;
+        }
+    }
+
+    /// Whether a detach finished: the backend closed and the device's nodes are gone.
+    pub fn is_removed(&self) -> bool {
+        self.inner.borrow().detach == 2
     }
 
     /// Whether the backend closed after the frontend did.
@@ -751,12 +771,52 @@ impl Inner {
 }
 
 impl Backend for Driver {
+    fn domain_restored(&mut self, host: &mut Host) {
+        let mut inner = self.inner.borrow_mut();
+        if let Some(r) = inner.rings.take() {
+            host.grants.unmap(r.refs[0]);
+            host.grants.unmap(r.refs[1]);
+            let _ = host.evtchn.close(DOM0, r.port);
+        }
+        inner.closed = false;
+        inner.kick = false;
+        inner.tx_held.clear();
+        let mut x = self.xsd.borrow_mut();
+        let _ = x.write(&format!("{}/state", inner.be), "2");
+        let _ = x.write(&format!("{}/state", inner.fe), "1");
+    }
+
     fn step(&mut self, host: &mut Host) -> bool {
         let mut inner = self.inner.borrow_mut();
+        let mut x = self.xsd.borrow_mut();
+        if inner.detach == 1 {
+            let fe_state = x
+                .read_string(&format!("{}/state", inner.fe))
+                .unwrap_or_default();
+            if inner.closed && (fe_state == "6" || fe_state.is_empty()) {
+                // The toolstack removes the device once both ends have closed.
+                let _ = x.rm(&inner.fe.clone());
+                let _ = x.rm(&inner.be.clone());
+                inner.detach = 2;
+                return true;
+            }
+            let be_state = x
+                .read_string(&format!("{}/state", inner.be))
+                .unwrap_or_default();
+            if be_state != "5" && be_state != "6" {
+                x.write(&format!("{}/state", inner.be), "5")
+                    .expect("backend state");
+                return true;
+            }
+            if inner.rings.is_none() {
+                // Never connected: nothing to wait for.
+                inner.closed = true;
+                return true;
+            }
+        }
         if inner.stopped || inner.closed {
             return false;
         }
-        let mut x = self.xsd.borrow_mut();
         if inner.rings.is_none() {
             return inner.connect(host, &mut x);
         }

@@ -31,6 +31,7 @@ pub fn boot() -> Sim {
         // The runtime's console writes to stdout on the host, so it leaves the console ring
         // (and its port) alone.
         console_port: None,
+        start_info: NonNull::new(g.start_info),
     };
     // SAFETY: the simulator's pages live as long as the simulated host, and `Sim` is a shared
     // handle the simulator installed on this thread keeps alive for the rest of the process

@@ -88,6 +88,9 @@ fn check_port(p: u32) -> Result<Port, EventError> {
 /// The guest's event channels: bound ports, pending-bit scan, and wakers.
 pub struct EventChannels {
     shared: *mut SharedInfo,
+    /// Incremented by [`EventChannels::forget_all`]: ports bound before belong to a domain
+    /// that no longer exists.
+    epoch: AtomicU64,
     fired: [AtomicU64; WORDS],
     state: Mutex<State>,
 }
@@ -116,6 +119,7 @@ impl EventChannels {
     pub unsafe fn new(shared: *mut SharedInfo) -> EventChannels {
         let ev = EventChannels {
             shared,
+            epoch: AtomicU64::new(0),
             fired: [const { AtomicU64::new(0) }; WORDS],
             state: Mutex::new(State::default()),
         };
@@ -138,9 +142,12 @@ impl EventChannels {
         }
     }
 
-    /// Adds a port we have bound (or were given, like the xenstore and console ports).
+    /// Adds a port we have bound (or were given, like the xenstore and console ports), and
+    /// clears its mask bit (a domain resumed by Xen starts with every port masked).
     pub fn adopt(&self, port: Port) -> Result<Port, EventError> {
         let port = check_port(port)?;
+        self.word(1, (port / 64) as usize)
+            .fetch_and(!(1u64 << (port % 64)), Ordering::SeqCst);
         let mut st = self.state.lock();
         if st.ports.insert(port, None).is_none() {
             st.poll_list.push(port);
@@ -182,6 +189,33 @@ impl EventChannels {
         // SAFETY: arg is a live evtchn_bind_virq.
         unsafe { hypercall::event_channel_op(EVTCHNOP_bind_virq, &mut arg) }?;
         self.adopt(arg.port)
+    }
+
+    /// After the domain resumed in a new domain, where Xen closed every port but the new
+    /// xenstore and console ones: forgets every port (their waiters are woken, to find their
+    /// device gone) and every fired flag. The caller adopts the new ports.
+    pub fn forget_all(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        let wakers: Vec<Waker> = {
+            let mut st = self.state.lock();
+            st.poll_list.clear();
+            core::mem::take(&mut st.ports)
+                .into_values()
+                .flatten()
+                .collect()
+        };
+        for f in &self.fired {
+            f.store(0, Ordering::SeqCst);
+        }
+        for w in wakers {
+            w.wake();
+        }
+    }
+
+    /// How many times [`Self::forget_all`] ran: a driver that bound its port in an earlier
+    /// epoch has lost it (and the port number may name something else now).
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
     }
 
     /// Closes a port we bound.

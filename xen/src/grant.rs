@@ -166,6 +166,53 @@ impl GrantTable {
         Ok(())
     }
 
+    /// Before the domain suspends: unmaps the table frames (a save refuses page tables that
+    /// map frames that are not the domain's). No grant may be touched until [`Self::reattach`].
+    pub fn detach(&self) -> Result<(), GrantError> {
+        let inner = self.inner.lock();
+        for &va in &inner.frames {
+            memory::unmap_frame(va)?;
+        }
+        Ok(())
+    }
+
+    /// After the domain runs again: asks Xen for the table frames again
+    /// (`GNTTABOP_setup_table` with as many frames as before) and maps them where they were.
+    ///
+    /// After a cancelled suspend the frames and their entries are the same and nothing else
+    /// changes. In a new domain (restore, migration) the table Xen gives is empty: every grant
+    /// made before is gone (`new_domain`), and the refs handed out stay reserved until their
+    /// owners end access (which then succeeds, as no backend maps them any more).
+    pub fn reattach(&self, new_domain: bool) -> Result<(), GrantError> {
+        let inner = self.inner.lock();
+        let nr_frames = inner.frames.len() as u32;
+        if nr_frames == 0 {
+            return Ok(());
+        }
+        let mut mfns: Vec<u64> = alloc::vec![0; nr_frames as usize];
+        let mut arg = GnttabSetupTable {
+            dom: DOMID_SELF,
+            nr_frames,
+            status: 0,
+            frame_list: GuestHandle::new(mfns.as_mut_ptr()),
+        };
+        // SAFETY: arg points at `mfns`, which has room for nr_frames entries.
+        unsafe { hypercall::grant_table_op(GNTTABOP_setup_table, &mut arg, 1) }?;
+        if arg.status != 0 {
+            return Err(GrantError::Status(arg.status));
+        }
+        for (&va, &mfn) in inner.frames.iter().zip(&mfns) {
+            memory::remap_frame(va, mfn, true)?;
+        }
+        if new_domain {
+            log::info!(
+                "grant table: new domain, {} grant(s) from before are void",
+                inner.in_use.iter().filter(|&&u| u).count()
+            );
+        }
+        Ok(())
+    }
+
     fn entry(inner: &Inner, r: GrantRef) -> *mut GrantEntryV1 {
         let frame = inner.frames[(r / ENTRIES_PER_FRAME) as usize];
         (frame as *mut GrantEntryV1).wrapping_add((r % ENTRIES_PER_FRAME) as usize)

@@ -21,6 +21,7 @@ pub mod events;
 pub mod grant;
 pub mod hypercall;
 pub mod memory;
+pub mod p2m;
 pub mod sched;
 pub mod seam;
 pub mod single;

@@ -114,6 +114,35 @@ mod imp {
         }
         Ok(base as usize)
     }
+    /// Removes the mapping of one page of the window (made by [`map_frames`]).
+    pub(super) fn unmap_frame(va: usize) -> Result<(), crate::XenError> {
+        check_window(va)?;
+        // SAFETY: the address is a window slot; nothing but its owner uses it, and the owner
+        // asked for the unmapping.
+        unsafe { crate::hypercall::update_va_mapping(va as u64, 0, UVMF_INVLPG)? };
+        Ok(())
+    }
+
+    /// Maps `mfn` again at a window slot made by [`map_frames`] (after [`unmap_frame`]).
+    pub(super) fn remap_frame(va: usize, mfn: Mfn, writable: bool) -> Result<(), crate::XenError> {
+        check_window(va)?;
+        let mut pte = (mfn << PAGE_SHIFT) | PTE_PRESENT | PTE_USER | PTE_ACCESSED;
+        if writable {
+            pte |= PTE_RW | PTE_DIRTY;
+        }
+        // SAFETY: the address is a window slot reserved for its owner, who asked for this.
+        unsafe { crate::hypercall::update_va_mapping(va as u64, pte, UVMF_INVLPG)? };
+        Ok(())
+    }
+
+    fn check_window(va: usize) -> Result<(), crate::XenError> {
+        let start = WINDOW_START.load(Ordering::Acquire) as usize;
+        let used = WINDOW_NEXT.load(Ordering::Acquire);
+        if va < start || va >= start + used * PAGE_SIZE || !va.is_multiple_of(PAGE_SIZE) {
+            return Err(crate::XenError::EINVAL);
+        }
+        Ok(())
+    }
 }
 
 #[cfg(not(target_os = "none"))]
@@ -151,6 +180,21 @@ mod imp {
         }
         Ok(first)
     }
+
+    /// Simulated frames are host pages that stay where they are: nothing to unmap.
+    pub(super) fn unmap_frame(_va: usize) -> Result<(), crate::XenError> {
+        Ok(())
+    }
+
+    /// Simulated frames cannot move: `mfn` must still be the page at `va`.
+    pub(super) fn remap_frame(va: usize, mfn: Mfn, _writable: bool) -> Result<(), crate::XenError> {
+        // SAFETY: the simulator defines the symbol with this signature; it has no
+        // preconditions.
+        match unsafe { _xenia_mfn_to_virt(mfn) } {
+            Some(v) if v == va => Ok(()),
+            _ => Err(crate::XenError::EINVAL),
+        }
+    }
 }
 
 // The guest's own view of its memory (p2m, m2p, direct map), set up by the runtime's boot.
@@ -173,6 +217,21 @@ pub fn virt_to_mfn(va: usize) -> Option<Mfn> {
 #[inline]
 pub fn map_frames(mfns: &[Mfn], writable: bool) -> Result<usize, crate::XenError> {
     imp::map_frames(mfns, writable)
+}
+
+/// Removes the mapping of a page that [`map_frames`] mapped (before a suspend: the toolstack
+/// refuses to save page tables that map frames not the domain's own). Built for the host, a
+/// no-op.
+#[inline]
+pub fn unmap_frame(va: usize) -> Result<(), crate::XenError> {
+    imp::unmap_frame(va)
+}
+
+/// Maps `mfn` again at `va`, a page [`map_frames`] mapped and [`unmap_frame`] unmapped. Built
+/// for the host, checks that the simulated frame is still the page at `va`.
+#[inline]
+pub fn remap_frame(va: usize, mfn: Mfn, writable: bool) -> Result<(), crate::XenError> {
+    imp::remap_frame(va, mfn, writable)
 }
 
 /// Page-table entry bit: present.

@@ -33,6 +33,31 @@ pub fn shutdown(reason: ShutdownReason) -> Result<(), XenError> {
     unsafe { hypercall::sched_op(SCHEDOP_shutdown, &mut arg) }.map(|_| ())
 }
 
+/// Suspends the domain (`SCHEDOP_shutdown` with `SHUTDOWN_suspend`), handing Xen the machine
+/// frame of the start_info page in the third argument register, where the toolstack looks for
+/// the "suspend record". Returns when the domain runs again: `Ok(true)` if the suspend was
+/// cancelled (`xl save -c`, a checkpoint, a failed migration: the same domain carries on),
+/// `Ok(false)` if it resumed in a new domain (restore, migration target).
+pub fn suspend(start_info_mfn: u64) -> Result<bool, XenError> {
+    let mut arg = SchedShutdown {
+        reason: SHUTDOWN_suspend,
+    };
+    // SAFETY: arg is a live sched_shutdown; the third argument is a plain frame number.
+    let ret = unsafe {
+        hypercall::hypercall(
+            crate::abi::__HYPERVISOR_sched_op,
+            [
+                SCHEDOP_shutdown as u64,
+                (&raw mut arg) as u64,
+                start_info_mfn,
+                0,
+                0,
+            ],
+        )
+    };
+    XenError::check(ret).map(|r| r != 0)
+}
+
 /// Blocks the vCPU until one of `ports` is pending or the system time reaches `deadline_ns`
 /// (absolute, in Xen system time; 0 means no deadline). Works with event delivery masked:
 /// a pending bit that is already set makes it return at once, so no wakeup is lost.

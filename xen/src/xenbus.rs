@@ -28,7 +28,8 @@ pub enum XenbusError {
     Missing(String),
     /// A node holds a value of the wrong form (named, with the value).
     BadValue(String, String),
-    /// The backend went away or closed while we were connecting.
+    /// The backend went away or closed (while we were connecting, or later: the device is
+    /// being detached).
     BackendClosed(XenbusState),
 }
 
@@ -45,10 +46,7 @@ impl core::fmt::Display for XenbusError {
             XenbusError::Missing(p) => write!(f, "xenbus: {p} is missing"),
             XenbusError::BadValue(p, v) => write!(f, "xenbus: {p} holds a bad value {v:?}"),
             XenbusError::BackendClosed(s) => {
-                write!(
-                    f,
-                    "xenbus: the backend went to state {s:?} while we were connecting"
-                )
+                write!(f, "xenbus: the backend went to state {s:?}")
             }
         }
     }

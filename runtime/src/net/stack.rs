@@ -168,6 +168,8 @@ pub(super) struct Inner {
     kicked: bool,
     next_port: u16,
     pub stats: Stats,
+    /// The lifecycle generation the device was connected in ([`crate::lifecycle::generation`]).
+    generation: u64,
 }
 
 /// One network interface (vif) with its IP stack and sockets.
@@ -317,16 +319,215 @@ pub async fn open(
             kicked: false,
             next_port: EPHEMERAL_FIRST + (seed % 8192) as u16,
             stats: Stats::default(),
+            generation: crate::lifecycle::generation(),
         }),
     }));
     STACKS.lock().push(stack);
     crate::spawn(drive(stack));
+    crate::spawn(supervise(stack));
     Ok(stack)
+}
+
+/// After the domain resumed in a new domain (`resumed`), or after the vif was attached again:
+/// connects the vif through xenbus (new rings, grants and event channel) and swaps it in under
+/// the stack, whose addresses and sockets stay; frames in flight on the old rings are lost
+/// (TCP retransmits). Tries again every second while the backend is not there yet.
+async fn reconnect(stack: &'static Stack, generation: u64, resumed: bool) {
+    let (index, config) = {
+        let mut g = stack.inner.borrow_mut();
+        if resumed {
+            g.dev.forget_old_domain();
+        }
+        (stack.index, g.dev.config())
+    };
+    let xs = crate::services::xenstore();
+    let (Some(events), Some(grants)) = (crate::services::events(), crate::services::grant_table())
+    else {
+        return;
+    };
+    loop {
+        log::info!("net: vif {index}: connecting again");
+        let connect = Netfront::connect_with(xs, events, grants, index, config);
+        match crate::timeout(CONNECT_LIMIT, connect).await {
+            Ok(Ok(mut dev)) => {
+                dev.set_tx_batching(true);
+                let mac = dev.mac();
+                let old = {
+                    let mut g = stack.inner.borrow_mut();
+                    if mac != current_mac(&g.iface) {
+                        log::warn!(
+                            "net: vif {index}: the MAC is now {}",
+                            xenia_netfront::format_mac(&mac)
+                        );
+                        g.iface
+                            .set_hardware_addr(HardwareAddress::Ethernet(EthernetAddress(mac)));
+                    }
+                    g.generation = generation;
+                    g.stats.ring_broken = false;
+                    let old = core::mem::replace(&mut g.dev, dev);
+                    // The driver may be waiting on the old device's port: wake it.
+                    g.kicked = true;
+                    if let Some(w) = g.driver_waker.take() {
+                        w.wake();
+                    }
+                    old
+                };
+                // Its grants and port died with the old domain: dropping it frees its pages.
+                drop(old);
+                log::info!("net: vif {index} reconnected");
+                return;
+            }
+            Ok(Err(e)) => log::warn!("net: vif {index}: reconnect failed: {e}"),
+            Err(_) => log::warn!("net: vif {index}: reconnect timed out"),
+        }
+        if crate::lifecycle::generation() != generation {
+            // Resumed again meanwhile: start over in the newest domain.
+            return;
+        }
+        crate::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+fn current_mac(iface: &Interface) -> [u8; 6] {
+    match iface.hardware_addr() {
+        HardwareAddress::Ethernet(EthernetAddress(m)) => m,
+        #[allow(unreachable_patterns)]
+        _ => [0; 6],
+    }
+}
+
+/// Why [`backend_gone`] returned.
+enum Gone {
+    /// The backend is closing or was removed (`xl network-detach`, its domain went away).
+    Closing,
+    /// The domain resumed in a new domain: the backend path is another one now.
+    Resumed,
+}
+
+/// Waits until vif `index`'s backend closes or disappears, through a watch on its state.
+async fn backend_gone(index: u32, generation: u64) -> Result<Gone, NetError> {
+    let xs = crate::services::xenstore();
+    let dev = xenia_xen::xenbus::Frontend::find(xs, "vif", index)
+        .await
+        .map_err(|e| NetError::Device(xenia_netfront::NetfrontError::Xenbus(e)))?;
+    let path = format!("{}/state", dev.backend());
+    let token = format!("xenia-vif{index}-backend");
+    let mut watch = xs
+        .watch(&path, &token)
+        .await
+        .map_err(|e| NetError::Device(xenia_netfront::NetfrontError::Xenbus(e.into())))?;
+    let gone = loop {
+        if crate::lifecycle::generation() != generation {
+            break Gone::Resumed;
+        }
+        match xs.read_optional(&path).await {
+            Ok(None) => break Gone::Closing,
+            Ok(Some(v)) if v == b"5" || v == b"6" => break Gone::Closing,
+            _ => {}
+        }
+        let mut next = core::pin::pin!(watch.next_event());
+        let ended = poll_fn(|cx| {
+            if crate::lifecycle::poll_generation(generation, cx).is_some() {
+                return Poll::Ready(false);
+            }
+            next.as_mut().poll(cx).map(|e| e.is_none())
+        })
+        .await;
+        if ended {
+            break Gone::Closing;
+        }
+    };
+    let _ = xs.unwatch(watch).await;
+    Ok(gone)
+}
+
+/// Waits until vif `index` is there again, new (`xl network-attach`): its frontend node in
+/// `Initialising` and a backend that is not closing.
+async fn device_back(index: u32) {
+    let xs = crate::services::xenstore();
+    let token = format!("xenia-vif{index}-attach");
+    let Ok(mut watch) = xs.watch("device/vif", &token).await else {
+        return;
+    };
+    loop {
+        let fe = format!("device/vif/{index}");
+        let state = xs
+            .read_optional(&format!("{fe}/state"))
+            .await
+            .ok()
+            .flatten();
+        if state.as_deref() == Some(b"1".as_slice()) {
+            if let Ok(Some(be)) = xs.read_optional(&format!("{fe}/backend")).await {
+                let be = alloc::string::String::from_utf8_lossy(&be).into_owned();
+                let be_state = xs
+                    .read_optional(&format!("{be}/state"))
+                    .await
+                    .ok()
+                    .flatten();
+                if matches!(be_state.as_deref(), Some(b"1") | Some(b"2")) {
+                    break;
+                }
+            }
+        }
+        if watch.next_event().await.is_none() {
+            break;
+        }
+    }
+    let _ = xs.unwatch(watch).await;
+}
+
+/// Follows vif `index`'s backend: when it closes (`xl network-detach`, a backend domain going
+/// away) the frontend closes at once (Closing, then Closed when the backend is), so the
+/// toolstack is not kept waiting; when the device is there again (`xl network-attach`) it is
+/// connected and put under the stack, whose addresses and sockets stay.
+async fn supervise(stack: &'static Stack) {
+    let index = stack.index;
+    loop {
+        let generation = crate::lifecycle::generation();
+        match backend_gone(index, generation).await {
+            Ok(Gone::Closing) => {}
+            Ok(Gone::Resumed) => {
+                // The driver reconnects in the new domain; follow the new backend then.
+                while stack.inner.borrow().generation != crate::lifecycle::generation() {
+                    crate::sleep(Duration::from_millis(100)).await;
+                }
+                continue;
+            }
+            Err(e) => {
+                log::warn!("net: vif {index}: cannot follow the backend: {e}");
+                return;
+            }
+        }
+        log::info!("net: vif {index}: the backend is closing: closing the frontend");
+        stack.inner.borrow_mut().dev.backend_closed();
+        let xs = crate::services::xenstore();
+        if let Ok(dev) = xenia_xen::xenbus::Frontend::find(xs, "vif", index).await {
+            if crate::timeout(Duration::from_secs(5), dev.close())
+                .await
+                .is_err()
+            {
+                log::warn!("net: vif {index}: the backend did not close within 5 s");
+                let _ = dev.switch_state(xenia_xen::abi::XenbusState::Closed).await;
+            }
+        }
+        log::info!("net: vif {index} closed; waiting for it to be attached again");
+        device_back(index).await;
+        if crate::lifecycle::generation() != generation {
+            continue;
+        }
+        log::info!("net: vif {index} is back");
+        reconnect(stack, generation, false).await;
+    }
 }
 
 /// The driver task of a stack.
 async fn drive(stack: &'static Stack) {
     loop {
+        let generation = crate::lifecycle::generation();
+        if stack.inner.borrow().generation != generation {
+            reconnect(stack, generation, true).await;
+            continue;
+        }
         let deadline = stack.poll_once();
         if deadline == Some(0) {
             // More to send right away: let the socket tasks run first.
@@ -338,6 +539,9 @@ async fn drive(stack: &'static Stack) {
             {
                 let mut g = stack.inner.borrow_mut();
                 if core::mem::take(&mut g.kicked) {
+                    return Poll::Ready(());
+                }
+                if crate::lifecycle::poll_generation(g.generation, cx).is_some() {
                     return Poll::Ready(());
                 }
                 match &g.driver_waker {

@@ -155,6 +155,25 @@ impl<T: Transport> Xenstore<T> {
         self.inner.into_inner().transport
     }
 
+    /// Requests whose reply has not come yet (a suspend waits for none to be in flight).
+    pub fn outstanding(&self) -> usize {
+        self.inner.lock().core.outstanding()
+    }
+
+    /// After the domain resumed in a new domain (call once the transport talks to the new
+    /// connection): outstanding requests fail with [`XenstoreError::Interrupted`] and every
+    /// watch is registered again (see [`ClientCore::resume`]).
+    pub fn resume(&self) {
+        let wakers = {
+            let mut inner = self.inner.lock();
+            inner.core.resume();
+            inner.core.take_wakers()
+        };
+        for w in wakers {
+            w.wake();
+        }
+    }
+
     /// Counters of unexpected things the daemon sent.
     pub fn stats(&self) -> Stats {
         self.inner.lock().core.stats().clone()

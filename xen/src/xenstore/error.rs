@@ -142,6 +142,9 @@ pub enum XenstoreError {
     TooManyRequests,
     /// A watch with this token is already registered on this connection.
     WatchTokenInUse,
+    /// The domain was suspended and resumed in a new domain (restore, migration) while the
+    /// request was outstanding: it may or may not have been carried out. Try again.
+    Interrupted,
 }
 
 impl XenstoreError {
@@ -184,6 +187,9 @@ impl fmt::Display for XenstoreError {
             XenstoreError::BadValue => f.write_str("xenstore value is not of the expected form"),
             XenstoreError::TooManyRequests => f.write_str("too many outstanding xenstore requests"),
             XenstoreError::WatchTokenInUse => f.write_str("xenstore watch token already in use"),
+            XenstoreError::Interrupted => f.write_str(
+                "xenstore request interrupted: the domain resumed in a new domain; try again",
+            ),
         }
     }
 }

@@ -63,6 +63,8 @@ enum WatchState {
 
 #[derive(Debug)]
 struct WatchQueue {
+    /// The watched path (re-registered after a resume).
+    path: String,
     state: WatchState,
     events: VecDeque<WatchEvent>,
     waker: Option<Waker>,
@@ -199,6 +201,7 @@ impl ClientCore {
         self.watches.insert(
             String::from(token),
             WatchQueue {
+                path: String::from(path),
                 state: WatchState::Registering,
                 events: VecDeque::new(),
                 waker: None,
@@ -427,6 +430,56 @@ impl ClientCore {
         }
         self.out.clear();
         self.out_head = 0;
+    }
+
+    /// After the domain resumed in a new domain, on a fresh connection to xenstored (a fatal
+    /// error of the old connection is cleared): every
+    /// outstanding request fails with [`XenstoreError::Interrupted`] (its reply will never
+    /// come), a half-read reply and half-sent requests are dropped, and every watch is
+    /// registered again (xenstored then fires each once, as on any registration). Transactions
+    /// are gone with the old connection; their next request fails.
+    pub fn resume(&mut self) {
+        // A new connection: whatever killed the old one is history.
+        self.fatal = None;
+        self.reader = FrameReader::new();
+        self.out.clear();
+        self.out_head = 0;
+        let ids: Vec<u32> = self.pending.keys().copied().collect();
+        for id in ids {
+            let done = matches!(
+                self.pending.get(&id).map(|p| &p.state),
+                Some(State::Done(_))
+            );
+            if !done {
+                self.complete(id, Err(XenstoreError::Interrupted));
+            }
+        }
+        let watches: Vec<(String, String)> = self
+            .watches
+            .iter()
+            .filter(|(_, q)| !matches!(q.state, WatchState::Orphan))
+            .map(|(t, q)| (q.path.clone(), t.clone()))
+            .collect();
+        for (path, token) in watches {
+            match self.queue(
+                0,
+                &Request::Watch(&path, &token),
+                Some((path.clone(), token.clone())),
+            ) {
+                Ok(id) => {
+                    // Nobody waits for this reply: the stream already exists.
+                    if let Some(p) = self.pending.get_mut(&id) {
+                        p.state = State::Abandoned;
+                        p.watch = None;
+                    }
+                    if let Some(q) = self.watches.get_mut(&token) {
+                        q.state = WatchState::Active;
+                    }
+                }
+                Err(e) => log::warn!("xenstore: cannot re-register watch {path}: {e}"),
+            }
+        }
+        self.wake_waiters();
     }
 
     /// Moves the wakers of everyone waiting (for replies or events) to the wake list, so they
@@ -780,6 +833,48 @@ mod tests {
         );
         assert_eq!(c.poll_watch_event("t", None), Poll::Ready(None));
         assert!(c.start_watch("/a", "t").is_ok(), "token free again");
+    }
+
+    #[test]
+    fn resume_fails_requests_in_flight_and_registers_watches_again() {
+        let mut c = ClientCore::new();
+        let w = c.start_watch("/a", "t").unwrap();
+        c.receive(&reply(MsgType::Watch, w, 0, b"OK\0")).unwrap();
+        assert!(c.poll_reply(w, None).unwrap().is_ok());
+        let r = c.start_request(0, &Request::Read("/x")).unwrap();
+        c.consume_output(usize::MAX);
+        // Half a reply of the old connection is in the reader.
+        let half = reply(MsgType::Read, r, 0, b"value");
+        c.receive(&half[..10]).unwrap();
+
+        c.resume();
+        assert_eq!(c.poll_reply(r, None), Some(Err(XenstoreError::Interrupted)));
+        // The watch is registered again: its WATCH is the only output.
+        let out = c.pending_output().to_vec();
+        let p = wire::Packet::new_checked(&out[..]).unwrap();
+        assert_eq!(p.msg_type(), Ok(MsgType::Watch));
+        assert_eq!(p.payload(), b"/a\0t\0");
+        assert_eq!(out.len(), p.total_len());
+        // Its reply is taken by nobody; events reach the same stream as before.
+        let id = p.req_id();
+        c.consume_output(usize::MAX);
+        c.receive(&reply(MsgType::Watch, id, 0, b"OK\0")).unwrap();
+        c.receive(&reply(MsgType::WatchEvent, 0, 0, b"/a\0t\0"))
+            .unwrap();
+        match c.poll_watch_event("t", None) {
+            Poll::Ready(Some(Ok(ev))) => assert_eq!(ev.path, "/a"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(c.outstanding(), 0);
+
+        // A connection that died before the resume is a new one after it.
+        c.fail(XenstoreError::Transport(
+            crate::xenstore::XenstoreTransportError::InvalidPeerState,
+        ));
+        assert!(c.start_request(0, &Request::Read("/y")).is_err());
+        c.resume();
+        assert!(c.fatal_error().is_none());
+        assert!(c.start_request(0, &Request::Read("/y")).is_ok());
     }
 
     #[test]
