@@ -376,7 +376,10 @@ impl Stack {
             out(NetItem::Vif {
                 index: s.index,
                 mac: s.mac,
-                ipv4: g.iface.ip_addrs().first().map(|IpCidr::Ipv4(c)| *c),
+                ipv4: g.iface.ip_addrs().iter().find_map(|c| match c {
+                    IpCidr::Ipv4(c) => Some(*c),
+                    _ => None,
+                }),
                 sockets: g.sockets.iter().count(),
                 polls: g.stats.polls,
                 ring_broken: g.dev.error().is_some(),
@@ -423,13 +426,10 @@ impl Stack {
     /// The interface's IPv4 address and prefix, once configured.
     pub fn ipv4(&self) -> Option<(Ipv4Addr, u8)> {
         let g = self.inner.borrow();
-        g.iface
-            .ip_addrs()
-            .iter()
-            .map(|c| match c {
-                IpCidr::Ipv4(c) => (c.address(), c.prefix_len()),
-            })
-            .next()
+        g.iface.ip_addrs().iter().find_map(|c| match c {
+            IpCidr::Ipv4(c) => Some((c.address(), c.prefix_len())),
+            _ => None,
+        })
     }
 
     /// The counters.
