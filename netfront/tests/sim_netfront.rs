@@ -41,7 +41,11 @@ fn handshake_reaches_connected_with_the_right_keys() {
     assert_eq!(get("request-rx-copy"), "1");
     assert_eq!(get("feature-rx-notify"), "1");
     assert_eq!(get("feature-sg"), "1");
-    assert_eq!(get("feature-no-csum-offload"), "1");
+    // Large receive: GSO frames and partial checksums taken (no feature-no-csum-offload,
+    // which would turn GSO off in netback).
+    assert_eq!(get("feature-gso-tcpv4"), "1");
+    assert!(keys.iter().all(|(k, _)| k != "feature-no-csum-offload"));
+    assert!(nf.tso());
     let tx_ref: u32 = get("tx-ring-ref").parse().unwrap();
     let rx_ref: u32 = get("rx-ring-ref").parse().unwrap();
     assert_ne!(tx_ref, rx_ref);
