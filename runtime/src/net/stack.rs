@@ -93,6 +93,10 @@ pub struct Stats {
     /// Whether the backend broke the ring protocol (the netfront then stops using the ring
     /// that went wrong: the link is dead).
     pub ring_broken: bool,
+    /// Whether TCP segmentation offload is on (the backend offered `feature-gso-tcpv4`): TCP
+    /// goes out as super-frames of up to 64 KiB (`device.tx_gso_frames`) with checksums left
+    /// to the backend.
+    pub tso: bool,
 }
 
 impl Stats {
@@ -261,9 +265,10 @@ pub async fn open(
     dev.set_tx_batching(true);
     let mac = dev.mac();
     log::info!(
-        "net: vif {index} connected: mac {}, mtu {}, {ip:?}",
+        "net: vif {index} connected: mac {}, mtu {}, tso {}, {ip:?}",
         xenia_netfront::format_mac(&mac),
-        dev.mtu()
+        dev.mtu(),
+        if dev.tso() { "on" } else { "off" }
     );
     let now = smol_now();
     let mut cfg = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
@@ -439,6 +444,7 @@ impl Stack {
         s.device = g.dev.stats();
         s.sockets = g.sockets.iter().count();
         s.ring_broken = g.dev.error().is_some();
+        s.tso = g.dev.tso();
         s.tcp_half_open = g
             .listeners
             .iter()
