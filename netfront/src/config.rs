@@ -15,7 +15,8 @@ pub struct NetfrontConfig {
     pub sg: bool,
     /// Use TCP segmentation offload (send up to 64 KiB TCP/IPv4 super-frames that the
     /// backend segments, and complete TCP checksums in the backend) when the backend offers
-    /// `feature-gso-tcpv4` and scatter-gather is on; and with scatter-gather and more than
+    /// `feature-gso-tcpv4`, scatter-gather is on and `tx_buffers` hold a 64 KiB frame (16);
+    /// and with scatter-gather and more than
     /// [`MAX_RX_SLOTS`](crate::MAX_RX_SLOTS) rx buffers, take GSO frames and partial
     /// checksums on receive (`feature-gso-tcpv4` = 1 from the frontend).
     pub gso: bool,

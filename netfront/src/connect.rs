@@ -3,7 +3,7 @@
 use crate::assemble::Assembler;
 use crate::{
     parse_mac, NetStats, Netfront, NetfrontConfig, NetfrontError, DEFAULT_MTU, ETH_HLEN,
-    MAX_FRAME_LEN, MAX_RX_SLOTS, MIN_MTU, RX_RING_SIZE, TX_RING_SIZE,
+    MAX_FRAME_LEN, MAX_GSO_FRAME, MAX_RX_SLOTS, MIN_MTU, RX_RING_SIZE, TX_RING_SIZE,
 };
 use alloc::collections::VecDeque;
 use alloc::format;
@@ -61,8 +61,12 @@ impl<'a> Netfront<'a> {
             return Err(NetfrontError::NoRxCopy);
         }
         let sg = config.sg && sg_offered.enabled();
-        // A GSO super-frame spans pages: TSO needs scatter-gather too.
-        let gso_tx = sg && config.gso && gso_offered.enabled();
+        // A GSO super-frame spans pages: TSO needs scatter-gather too, and tx pages for one
+        // whole super-frame (smoltcp asks for a token only when that much is free).
+        let gso_tx = sg
+            && config.gso
+            && gso_offered.enabled()
+            && config.tx_buffers >= MAX_GSO_FRAME.div_ceil(PAGE_SIZE);
         // Large receive: netback needs ⌈len/4096⌉ + 1 posted buffers for a GSO frame.
         let gso_rx = sg && config.gso && config.rx_buffers > MAX_RX_SLOTS;
         let mut mtu = match dev.backend_value("mtu").await? {

@@ -911,8 +911,8 @@ impl Inner {
 
 /// Checks a tx frame's slots as Linux's netback does (`xenvif_count_requests`,
 /// `xenvif_get_extras`, `xenvif_set_skb_gso`): at most `XEN_NETIF_NR_SLOTS_MIN` data slots, no
-/// slot crossing its page, a first slot holding at least the Ethernet header, fragments no
-/// larger than the frame, known extra-info types, and a GSO extra info only when offered, of
+/// slot crossing its page, a first slot holding at least the Ethernet header, each fragment
+/// no larger than what remains of the frame, known extra-info types, and a GSO extra info only when offered, of
 /// type TCPv4 and a non-zero size.
 fn check_tx_layout(
     slots: &[xenia_xen::abi::NetifTxRequest],
@@ -923,19 +923,19 @@ fn check_tx_layout(
     if slots.len() > max {
         return Err(format!("{} data slots (at most {max})", slots.len()));
     }
+    // Like xenvif_count_requests: each fragment comes off what remains of the first slot's
+    // size; what is left is the first slot's own data.
     let total = usize::from(slots[0].size);
-    let rest: usize = slots[1..].iter().map(|s| usize::from(s.size)).sum();
+    let mut first = total;
     for s in &slots[1..] {
-        if s.size > slots[0].size {
+        let size = usize::from(s.size);
+        if size > first {
             return Err(format!(
-                "a {}-byte fragment of a {total}-byte frame",
-                s.size
+                "a {size}-byte fragment with {first} bytes of the {total}-byte frame left"
             ));
         }
+        first -= size;
     }
-    let Some(first) = total.checked_sub(rest) else {
-        return Err(format!("fragments of {rest} bytes in a {total}-byte frame"));
-    };
     if first < 14 {
         return Err(format!(
             "a first slot of {first} bytes (no Ethernet header)"
@@ -1054,6 +1054,9 @@ mod tests {
         long[0].size = 1900;
         assert!(why(&long, &[], true).contains("data slots"));
         assert!(why(&[slot(100, 0, 0), slot(200, 0, 0)], &[], true).contains("fragment"));
+        // Each fragment fits the frame, but not what is left of it.
+        let f2 = [slot(300, 0, 0), slot(200, 0, 0), slot(200, 0, 0)];
+        assert!(why(&f2, &[], true).contains("fragment"));
         assert!(why(&[slot(10, 0, 0)], &[], true).contains("Ethernet"));
     }
 }
