@@ -18,7 +18,7 @@ import re
 import sys
 
 MARK = "@@XENIA|"
-XENIA_DOMS = {"http", "netbench", "blkbench"}
+XENIA_DOMS = {"http", "netbench", "netbench-rx", "blkbench"}
 LINUX_DOMS = {"linux-net", "linux-block"}
 
 
@@ -152,6 +152,8 @@ def report_net(bench, guest, ends, info):
         ("HTTP response size (bytes, headers + body)", b(x, "http.response_bytes"), b(l, "http.response_bytes"), "", False),
         (f"TCP bulk guest->dom0 MiB/s ({mib} MiB, timed by dom0)", b(x, "bulk.dom0_mibps"), b(l, "bulk.dom0_mibps"), "", True),
         (f"TCP bulk guest->dom0 MiB/s ({mib} MiB, timed by the guest)", g(x, "send.mibps"), g(l, "send.mibps"), "", True),
+        (f"TCP bulk dom0->guest MiB/s ({mib} MiB, timed by dom0)", b(x, "bulk_rx.dom0_mibps"), b(l, "bulk_rx.dom0_mibps"), "", True),
+        (f"TCP bulk dom0->guest MiB/s ({mib} MiB, timed by the guest)", g(x, "recv.mibps"), g(l, "sink.mibps"), "", True),
         ("image size (KiB; Linux: kernel + initramfs)", xen_img / 1024 if xen_img else None,
          lin_img / 1024 if lin_img else None, "", True),
         ("`xl create` returned -> first HTTP 200 (s)", boot(x), boot(l), "", True),
@@ -179,8 +181,8 @@ def report_net(bench, guest, ends, info):
         for tool in ("synflood", "slowloris"):
             if f"{side}.attack.{tool}" in bench:
                 notes.append(f"{side} attacker {tool}: {bench[f'{side}.attack.{tool}']}")
-    for side, doms in ((x, ("http", "netbench")), (l, ("linux-net",))):
-        notes += why(bench, guest, ends, side, [f"{side}.http.error", f"{side}.bulk.error"], doms)
+    for side, doms in ((x, ("http", "netbench", "netbench-rx")), (l, ("linux-net",))):
+        notes += why(bench, guest, ends, side, [f"{side}.http.error", f"{side}.bulk.error", f"{side}.bulk_rx.error"], doms)
     for m in info.get("missing", "").split(","):
         if m:
             notes.append(f"Xenia: {m}")

@@ -8,7 +8,8 @@
 # which scripts/bench (bench/report.py) reads together with the guests' "BENCH ..." console
 # lines. Settings come from the environment that job.sh sets:
 #   BENCH_SECS BENCH_CONNS   wrk duration (s) and connections
-#   BENCH_MIB                bulk TCP: MiB the guests send; block: MiB of the sequential passes
+#   BENCH_MIB                bulk TCP: MiB the guests send and receive; block: MiB of the
+#                            sequential passes
 #   BENCH_RAND_SECS          block: seconds of 4 KiB random reads
 #   BENCH_DISK_MIB           block: size of each guest's backing file
 #   BENCH_MEMS               memory sizes (MiB) tried for the http example, descending
@@ -133,6 +134,13 @@ bench_sink_result() {
         /tmp/bench-sink.out | while read -r k v; do bench_result "$k" "$v"; done
 }
 
+# bench_send_result SIDE: the dom0-measured numbers of the last dom0 -> guest send.
+bench_send_result() {
+    xenia_prefix out bench - </tmp/bench-send.out
+    awk -v s="$1" '/^send / { for (i = 2; i <= NF; i++) { split($i, kv, "="); print s ".bulk_rx.dom0_" kv[1] " " kv[2] } }' \
+        /tmp/bench-send.out | while read -r k v; do bench_result "$k" "$v"; done
+}
+
 # Stop a service guest: PV shutdown (bounded), else destroy; then record its end.
 bench_stop() {
     xenia_run "$1" timeout 30 xl shutdown -w "$1" || xenia_run "$1" xl destroy "$1"
@@ -202,6 +210,19 @@ bench_net() {
             kill "$sink" 2>/dev/null
             bench_result xenia.bulk.error "xl create failed"
         fi
+        # dom0 -> guest: the same image receiving (bench_mode=recv, port 5003), dom0 sending.
+        sed -e 's/^name *=.*/name = "netbench-rx"/' -e 's/^\(extra *= *"[^"]*\)"/\1 bench_mode=recv"/' \
+            /job/netbench.xl >/tmp/netbench-rx.xl
+        ip neigh flush dev xenbr0 2>/dev/null
+        if xenia_create /tmp/netbench-rx.xl; then
+            "$B/benchtool" send 10.0.0.2 5003 "$BENCH_MIB" >/tmp/bench-send.out 2>&1 ||
+                bench_result xenia.bulk_rx.error "benchtool send failed"
+            bench_send_result xenia
+            xenia_wait_end netbench-rx 240
+            xenia_console netbench-rx
+        else
+            bench_result xenia.bulk_rx.error "xl create failed"
+        fi
     fi
     # (2) the Linux PV domU: nginx under the same load, then benchtool sending to dom0.
     ip neigh flush dev xenbr0 2>/dev/null
@@ -216,6 +237,10 @@ bench_net() {
             kill "$sink" 2>/dev/null
             bench_result linux.bulk.error "could not trigger the sender"
         fi
+        # dom0 -> guest: the domU's sink listens on 5003 once its send is done.
+        "$B/benchtool" send 10.0.0.3 5003 "$BENCH_MIB" >/tmp/bench-send.out 2>&1 ||
+            bench_result linux.bulk_rx.error "benchtool send failed"
+        bench_send_result linux
         xenia_wait_end linux-net 300 || xl destroy linux-net >/dev/null 2>&1
         xenia_console linux-net
     else

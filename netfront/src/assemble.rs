@@ -66,6 +66,13 @@ pub(crate) struct Assembler {
     extras: bool,
     /// The longest frame accepted.
     max_len: usize,
+    /// The longest frame accepted when its first slot announces extra info (a GSO frame):
+    /// `max_len` unless large receive was negotiated.
+    gso_max_len: usize,
+    /// The `NETRXF_*` flags of the frame's first slot.
+    first_flags: u16,
+    /// Those of the last frame completed.
+    done_flags: u16,
 }
 
 impl Default for Assembler {
@@ -78,18 +85,43 @@ impl Assembler {
     /// An assembler that accepts frames of at most `max_len` bytes (capped at
     /// [`MAX_FRAME_LEN`]).
     pub(crate) fn new(max_len: usize) -> Self {
+        Self::with_gso(max_len, max_len)
+    }
+
+    /// An assembler that accepts frames of at most `max_len` bytes, or `gso_max_len` for a
+    /// frame whose first slot is flagged `NETRXF_extra_info` (a GSO frame; the caller
+    /// negotiated large receive), both capped at [`MAX_FRAME_LEN`].
+    pub(crate) fn with_gso(max_len: usize, gso_max_len: usize) -> Self {
         Assembler {
             data: Vec::new(),
             slots: 0,
             dropped: None,
             extras: false,
             max_len: max_len.min(MAX_FRAME_LEN),
+            gso_max_len: gso_max_len.clamp(max_len, MAX_FRAME_LEN),
+            first_flags: 0,
+            done_flags: 0,
         }
     }
 
-    /// The longest frame accepted.
+    /// The `NETRXF_*` flags of the first slot of the last frame completed
+    /// ([`Step::Frame`]): `NETRXF_csum_blank` says its TCP or UDP checksum is partial.
+    pub(crate) fn frame_flags(&self) -> u16 {
+        self.done_flags
+    }
+
+    /// The longest frame accepted (without GSO).
     pub(crate) fn max_len(&self) -> usize {
         self.max_len
+    }
+
+    /// The bound of the frame being assembled.
+    fn bound(&self) -> usize {
+        if self.first_flags & NETRXF_extra_info != 0 {
+            self.gso_max_len
+        } else {
+            self.max_len
+        }
     }
 
     /// Takes the next response off the ring, which answered the request with id `expected_id`
@@ -109,6 +141,9 @@ impl Assembler {
         }
         let rsp = slot.response();
         self.slots = self.slots.saturating_add(1);
+        if self.slots == 1 {
+            self.first_flags = rsp.flags;
+        }
         let size = rsp.status as usize;
         let bad = if rsp.id != expected_id {
             Some(RxError::BadId)
@@ -120,7 +155,7 @@ impl Assembler {
             Some(RxError::BadSize)
         } else if self.slots > MAX_RX_SLOTS {
             Some(RxError::TooLong)
-        } else if self.data.len() + size > self.max_len {
+        } else if self.data.len() + size > self.bound() {
             Some(RxError::Oversized)
         } else {
             None
@@ -143,9 +178,10 @@ impl Assembler {
             self.extras = true;
         }
         if rsp.flags & NETRXF_more_data == 0 {
-            let (extras, max_len) = (self.extras, self.max_len);
-            let done = core::mem::replace(self, Assembler::new(max_len));
+            let (extras, max_len, gso) = (self.extras, self.max_len, self.gso_max_len);
+            let done = core::mem::replace(self, Assembler::with_gso(max_len, gso));
             self.extras = extras;
+            self.done_flags = done.first_flags;
             if done.dropped.is_none() {
                 step = if done.data.is_empty() {
                     Step::Dropped(RxError::Empty)
@@ -318,6 +354,29 @@ mod tests {
     }
 
     #[test]
+    fn the_first_slot_flags_describe_the_frame() {
+        use xenia_xen::abi::{NETRXF_csum_blank, NETRXF_data_validated};
+        let mut a = Assembler::default();
+        let blank = NETRXF_csum_blank | NETRXF_data_validated;
+        let steps = run(
+            &mut a,
+            &[
+                (
+                    0,
+                    rsp(0, 0, blank | NETRXF_extra_info | NETRXF_more_data, 4096),
+                ),
+                (9, extra(false)),
+                (1, rsp(1, 0, NETRXF_more_data, 4096)),
+                (2, rsp(2, 0, 0, 10)),
+            ],
+        );
+        assert!(matches!(&steps[3], Step::Frame(d) if d.len() == 8202));
+        assert_eq!(a.frame_flags() & blank, blank);
+        run(&mut a, &[(3, rsp(3, 0, 0, 10))]);
+        assert_eq!(a.frame_flags(), 0);
+    }
+
+    #[test]
     fn long_chains_are_dropped() {
         let mut a = Assembler::default();
         let mut slots: Vec<_> = (0..MAX_RX_SLOTS as u16)
@@ -370,6 +429,37 @@ mod tests {
                 vec![Step::Dropped(RxError::Oversized)]
             );
         }
+    }
+
+    #[test]
+    fn gso_frames_get_the_gso_bound_others_the_mtu() {
+        let mut a = Assembler::with_gso(1514, MAX_FRAME_LEN);
+        let big = |flags| {
+            let mut v: Vec<_> = (0..15u16)
+                .map(|i| {
+                    (
+                        i,
+                        rsp(
+                            i,
+                            0,
+                            NETRXF_more_data | if i == 0 { flags } else { 0 },
+                            4096,
+                        ),
+                    )
+                })
+                .collect();
+            v.insert(1, (99, extra(false)));
+            v.push((15, rsp(15, 0, 0, 4095)));
+            v
+        };
+        let steps = run(&mut a, &big(NETRXF_extra_info));
+        assert!(matches!(steps.last(), Some(Step::Frame(d)) if d.len() == MAX_FRAME_LEN));
+        // The same bytes without extra info are over the MTU. (The "extra" slot is then a
+        // data slot of the chain: it has the id of its ring slot.)
+        let mut plain = big(0);
+        plain[1] = (99, rsp(99, 0, NETRXF_more_data, 0));
+        let steps = run(&mut a, &plain);
+        assert!(steps.contains(&Step::Dropped(RxError::Oversized)));
     }
 
     #[test]

@@ -13,6 +13,13 @@ pub struct NetfrontConfig {
     pub rx_queue: usize,
     /// Use scatter-gather (frames larger than a page) when the backend offers it.
     pub sg: bool,
+    /// Use TCP segmentation offload (send up to 64 KiB TCP/IPv4 super-frames that the
+    /// backend segments, and complete TCP checksums in the backend) when the backend offers
+    /// `feature-gso-tcpv4`, scatter-gather is on and `tx_buffers` hold a 64 KiB frame (16);
+    /// and with scatter-gather and more than
+    /// [`MAX_RX_SLOTS`](crate::MAX_RX_SLOTS) rx buffers, take GSO frames and partial
+    /// checksums on receive (`feature-gso-tcpv4` = 1 from the frontend).
+    pub gso: bool,
 }
 
 impl Default for NetfrontConfig {
@@ -22,6 +29,7 @@ impl Default for NetfrontConfig {
             tx_buffers: 64,
             rx_queue: 64,
             sg: true,
+            gso: true,
         }
     }
 }
@@ -52,6 +60,18 @@ pub struct NetStats {
     pub tx_packets: u64,
     /// Bytes of those frames.
     pub tx_bytes: u64,
+    /// Of the frames sent, GSO super-frames (the backend segments them).
+    pub tx_gso_frames: u64,
+    /// Of the frames sent, ones whose TCP checksum the backend completes (`csum_blank`, not
+    /// GSO).
+    pub tx_csum_offload: u64,
+    /// Tx ring slots used by the frames sent (data and extra-info slots).
+    pub tx_slots: u64,
+    /// Events sent to the backend for tx requests (it asked to be told).
+    pub tx_notifications: u64,
+    /// TCP frames sent without offload because their headers could not be offloaded
+    /// (their TCP checksum is then not filled in).
+    pub tx_offload_errors: u64,
     /// Rx responses whose id was not the one of their slot (each breaks the device).
     pub rx_bad_id: u64,
     /// Received frames dropped: a response's status was an error (`NETIF_RSP_ERROR` or
@@ -67,6 +87,14 @@ pub struct NetStats {
     pub rx_too_long: u64,
     /// Extra-info slots skipped.
     pub rx_extra_info: u64,
+    /// Rx ring slots taken (data and extra-info slots).
+    pub rx_slots: u64,
+    /// Received GSO frames (a GSO extra-info slot came with them).
+    pub rx_gso_frames: u64,
+    /// Received frames flagged `NETRXF_csum_blank` whose TCP or UDP checksum we completed.
+    pub rx_csum_completed: u64,
+    /// Events sent to the backend after posting rx buffers (it asked to be told).
+    pub rx_notifications: u64,
     /// Frames not sent: larger than the device can send.
     pub tx_too_big: u64,
     /// Frames not sent: no tx slot or page was free.

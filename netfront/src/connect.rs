@@ -3,7 +3,7 @@
 use crate::assemble::Assembler;
 use crate::{
     parse_mac, NetStats, Netfront, NetfrontConfig, NetfrontError, DEFAULT_MTU, ETH_HLEN,
-    MAX_FRAME_LEN, MIN_MTU, RX_RING_SIZE, TX_RING_SIZE,
+    MAX_FRAME_LEN, MAX_GSO_FRAME, MAX_RX_SLOTS, MIN_MTU, RX_RING_SIZE, TX_RING_SIZE,
 };
 use alloc::collections::VecDeque;
 use alloc::format;
@@ -53,13 +53,22 @@ impl<'a> Netfront<'a> {
         let mut bad_features = 0;
         let rx_copy = dev.backend_feature_value("feature-rx-copy").await?;
         let sg_offered = dev.backend_feature_value("feature-sg").await?;
-        for f in [rx_copy, sg_offered] {
+        let gso_offered = dev.backend_feature_value("feature-gso-tcpv4").await?;
+        for f in [rx_copy, sg_offered, gso_offered] {
             bad_features += u64::from(f == Feature::Invalid);
         }
         if !rx_copy.enabled() {
             return Err(NetfrontError::NoRxCopy);
         }
         let sg = config.sg && sg_offered.enabled();
+        // A GSO super-frame spans pages: TSO needs scatter-gather too, and tx pages for one
+        // whole super-frame (smoltcp asks for a token only when that much is free).
+        let gso_tx = sg
+            && config.gso
+            && gso_offered.enabled()
+            && config.tx_buffers >= MAX_GSO_FRAME.div_ceil(PAGE_SIZE);
+        // Large receive: netback needs ⌈len/4096⌉ + 1 posted buffers for a GSO frame.
+        let gso_rx = sg && config.gso && config.rx_buffers > MAX_RX_SLOTS;
         let mut mtu = match dev.backend_value("mtu").await? {
             None => DEFAULT_MTU,
             Some(v) => v
@@ -105,6 +114,7 @@ impl<'a> Netfront<'a> {
             mac,
             mtu,
             sg,
+            gso_tx,
             port,
             config,
             grants,
@@ -120,8 +130,15 @@ impl<'a> Netfront<'a> {
             tx_batching: false,
             tx_unpublished: false,
             rx_slots,
-            // Without GSO (we never ask for it) no frame exceeds the MTU.
-            rx_assembler: Assembler::new(mtu + ETH_HLEN),
+            // No frame exceeds the MTU, but with large receive a GSO frame may be 64 KiB.
+            rx_assembler: Assembler::with_gso(
+                mtu + ETH_HLEN,
+                if gso_rx {
+                    MAX_FRAME_LEN
+                } else {
+                    mtu + ETH_HLEN
+                },
+            ),
             rx_frames: VecDeque::new(),
             scratch: Vec::new(),
             stats: NetStats {
@@ -147,10 +164,14 @@ impl<'a> Netfront<'a> {
             tx.write(&format!("{node}/feature-rx-notify"), "1").await?;
             tx.write(&format!("{node}/feature-sg"), if sg { "1" } else { "0" })
                 .await?;
-            // smoltcp checks every checksum: ask for complete ones.
-            tx.write(&format!("{node}/feature-no-csum-offload"), "1")
-                .await?;
-            tx.write(&format!("{node}/feature-gso-tcpv4"), "0").await
+            // With large receive we complete partial checksums (NETRXF_csum_blank) ourselves;
+            // without, ask for complete ones (this would also turn GSO off).
+            if !gso_rx {
+                tx.write(&format!("{node}/feature-no-csum-offload"), "1")
+                    .await?;
+            }
+            let gso = if gso_rx { "1" } else { "0" };
+            tx.write(&format!("{node}/feature-gso-tcpv4"), gso).await
         })
         .await?;
         nf.connected = true;

@@ -28,7 +28,8 @@
 //!
 //! The crate is laid out along the driver's seams: `connect` (xenbus negotiation and ring
 //! setup, on [`GrantedRing`]s and the `xenia_xen::abi::netif_wire` codec), `tx` (sending and
-//! reclaiming), `rx` (posting pages, taking responses), `assemble` (the pure rx state machine
+//! reclaiming), `tso` (checksum fields and slot layout of offloaded tx frames), `rx` (posting
+//! pages, taking responses), `assemble` (the pure rx state machine
 //! turning a chain of responses into a frame or a drop reason), `config`, `error`, and the
 //! smoltcp `device`.
 //!
@@ -68,18 +69,21 @@
 extern crate alloc;
 
 mod assemble;
+mod checksum;
 mod config;
 mod connect;
 mod device;
 mod error;
 mod mac;
 mod rx;
+mod tso;
 mod tx;
 
 pub use config::{NetStats, NetfrontConfig};
 pub use device::{NetRxToken, NetTxToken};
 pub use error::{NetfrontError, Violation};
 pub use mac::{format_mac, parse_mac};
+pub use tso::{MAX_GSO_FRAME, MAX_TX_DATA_SLOTS};
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
@@ -114,6 +118,9 @@ pub struct Netfront<'a> {
     mac: [u8; 6],
     mtu: usize,
     sg: bool,
+    /// Whether we send GSO super-frames and `csum_blank` TCP frames (the backend offers
+    /// `feature-gso-tcpv4`, scatter-gather is on, the config allows it).
+    gso_tx: bool,
     port: Port,
     config: NetfrontConfig,
     grants: &'a GrantTable,
@@ -187,6 +194,13 @@ impl<'a> Netfront<'a> {
     /// Whether scatter-gather was negotiated (frames may span pages).
     pub fn scatter_gather(&self) -> bool {
         self.sg
+    }
+
+    /// Whether TCP segmentation offload is on for sending: TCP/IPv4 frames up to
+    /// [`MAX_GSO_FRAME`] bytes go to the backend as GSO super-frames, and every TCP/IPv4
+    /// frame with its checksum left to the backend.
+    pub fn tso(&self) -> bool {
+        self.gso_tx
     }
 
     /// The device index (`device/vif/<index>`).
@@ -361,6 +375,7 @@ impl core::fmt::Debug for Netfront<'_> {
             .field("mac", &format_mac(&self.mac))
             .field("mtu", &self.mtu)
             .field("sg", &self.sg)
+            .field("gso_tx", &self.gso_tx)
             .field("port", &self.port)
             .field("connected", &self.connected)
             .field("rx_error", &self.rx.error())

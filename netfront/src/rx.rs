@@ -4,7 +4,9 @@
 use crate::assemble::{RxError, Step};
 use crate::{Netfront, Violation, RX_RING_SIZE};
 use xenia_xen::abi::netif_wire::{RxRequestSlot, RxResponseSlot};
-use xenia_xen::abi::{NetifRxRequest, NETIF_RSP_DROPPED, NETIF_RSP_ERROR};
+use xenia_xen::abi::{
+    NETRXF_csum_blank, NetifRxRequest, NETIF_RSP_DROPPED, NETIF_RSP_ERROR, XEN_NETIF_EXTRA_TYPE_GSO,
+};
 
 impl Netfront<'_> {
     /// Takes rx responses off the ring (while the frame queue has room), assembles frames and
@@ -56,7 +58,9 @@ impl Netfront<'_> {
             };
         });
         self.rx_pool.give_back(page);
+        let frame_flags = self.rx_assembler.frame_flags();
         let s = &mut self.stats;
+        s.rx_slots += 1;
         let violation = match step {
             Step::Dropped(RxError::BadId) => Some(Violation::RxBadId {
                 expected: slot as u16,
@@ -80,7 +84,12 @@ impl Netfront<'_> {
         };
         match step {
             Step::More => {}
-            Step::ExtraInfo => s.rx_extra_info += 1,
+            Step::ExtraInfo => {
+                s.rx_extra_info += 1;
+                if rsp.extra_info().r#type == XEN_NETIF_EXTRA_TYPE_GSO {
+                    s.rx_gso_frames += 1;
+                }
+            }
             Step::Dropped(reason) => match reason {
                 RxError::BadId => s.rx_bad_id += 1,
                 RxError::BadStatus => s.rx_bad_status += 1,
@@ -88,7 +97,13 @@ impl Netfront<'_> {
                 RxError::BadFlags => s.rx_bad_flags += 1,
                 RxError::TooLong | RxError::Oversized => s.rx_too_long += 1,
             },
-            Step::Frame(data) => {
+            Step::Frame(mut data) => {
+                if frame_flags & NETRXF_csum_blank != 0 {
+                    // The sender left the checksum to "hardware": we are it.
+                    if crate::checksum::complete_rx(&mut data) {
+                        s.rx_csum_completed += 1;
+                    }
+                }
                 s.rx_packets += 1;
                 s.rx_bytes += data.len() as u64;
                 self.rx_frames.push_back(data);
@@ -129,6 +144,7 @@ impl Netfront<'_> {
         }
         // Publish (always), notify (if the backend asked and we are connected).
         if pushed && self.rx.push_requests_and_check_notify() && notify {
+            self.stats.rx_notifications += 1;
             let _ = self.events.send(self.port);
         }
     }

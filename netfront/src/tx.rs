@@ -1,23 +1,22 @@
 //! Sending: frames copied into granted pages and queued on the tx ring; responses reclaim
 //! the pages.
 
+use crate::tso::{self, Offload};
 use crate::{Netfront, NetfrontError, Violation, MAX_FRAME_LEN};
 use alloc::vec::Vec;
-use xenia_xen::abi::netif_wire::TxRequestSlot;
-use xenia_xen::abi::{
-    NETTXF_more_data, NetifTxRequest, NETIF_RSP_DROPPED, NETIF_RSP_ERROR, NETIF_RSP_OKAY,
-};
+use xenia_xen::abi::{NETIF_RSP_DROPPED, NETIF_RSP_ERROR, NETIF_RSP_NULL, NETIF_RSP_OKAY};
 use xenia_xen::memory::PAGE_SIZE;
 
 impl Netfront<'_> {
     /// Whether a frame of `len` bytes can be queued now (after reclaiming tx responses).
+    /// (A frame may need one ring slot more than pages, for the GSO extra info.)
     pub fn can_send(&mut self, len: usize) -> bool {
         self.reclaim_tx();
-        let pages = len.div_ceil(PAGE_SIZE).max(1);
+        let pages = tso::data_slots(len);
         self.connected
             && self.broken.is_none()
             && self.tx.error().is_none()
-            && self.tx.free_requests() as usize >= pages
+            && self.tx.free_requests() as usize > pages
             && self.tx_free_ids.len() >= pages
             && self.tx_pool.available() >= pages
     }
@@ -43,49 +42,86 @@ impl Netfront<'_> {
         if !self.can_send(frame.len()) {
             return Err(NetfrontError::Busy);
         }
-        self.queue_frame(frame.len(), |page, off| {
-            let chunk = &frame[off..frame.len().min(off + PAGE_SIZE)];
-            // SAFETY: `page` is a whole page of ours, free in the pool (no request refers to
-            // it), and `chunk` is at most a page long.
-            unsafe { core::ptr::copy_nonoverlapping(chunk.as_ptr(), page, chunk.len()) };
+        self.queue_frame(frame.len(), |pages| {
+            copy_to_pages(frame, pages);
+            Offload::None
+        });
+        Ok(())
+    }
+
+    /// Sends `frame` with `offload` (a GSO or `csum_blank` frame whose checksum fields
+    /// [`tso::prepare_csum_blank`] wrote).
+    pub(crate) fn send_offloaded(
+        &mut self,
+        frame: &[u8],
+        offload: Offload,
+    ) -> Result<(), NetfrontError> {
+        if !self.len_ok(frame.len(), offload) {
+            self.stats.tx_too_big += 1;
+            return Err(NetfrontError::FrameTooLarge(frame.len()));
+        }
+        if !self.can_send(frame.len()) {
+            return Err(self.error().unwrap_or(if self.connected {
+                NetfrontError::Busy
+            } else {
+                NetfrontError::NotConnected
+            }));
+        }
+        self.queue_frame(frame.len(), |pages| {
+            copy_to_pages(frame, pages);
+            offload
         });
         Ok(())
     }
 
     pub(crate) fn check_len(&mut self, len: usize) -> Result<(), NetfrontError> {
-        let max = self.max_frame_len().min(MAX_FRAME_LEN);
-        if len == 0 || len > max || (!self.sg && len > PAGE_SIZE) {
+        if !self.len_ok(len, Offload::None) {
             self.stats.tx_too_big += 1;
             return Err(NetfrontError::FrameTooLarge(len));
         }
         Ok(())
     }
 
+    /// Whether a `len`-byte frame with `offload` may be sent (nothing counted).
+    pub(crate) fn len_ok(&self, len: usize, offload: Offload) -> bool {
+        let max = match offload {
+            Offload::Gso { .. } if self.gso_tx => tso::MAX_GSO_FRAME,
+            _ => self.max_frame_len().min(MAX_FRAME_LEN),
+        };
+        len != 0 && len <= max && (self.sg || len <= PAGE_SIZE)
+    }
+
     /// Puts a `len`-byte frame on the tx ring, one page per [`PAGE_SIZE`] bytes; `fill`
-    /// writes the bytes at frame offset `off` into each page. The caller checked
-    /// [`can_send`](Self::can_send) and the length.
-    pub(crate) fn queue_frame(&mut self, len: usize, mut fill: impl FnMut(*mut u8, usize)) {
-        let pages = len.div_ceil(PAGE_SIZE);
-        for i in 0..pages {
+    /// writes the frame into the pages (page `i` holds bytes `i * PAGE_SIZE ..`, from its
+    /// start) and says which offload the frame asks for. The caller checked
+    /// [`can_send`](Self::can_send) and the length (at most [`tso::MAX_GSO_FRAME`]).
+    pub(crate) fn queue_frame(&mut self, len: usize, fill: impl FnOnce(&[*mut u8]) -> Offload) {
+        let n = tso::data_slots(len);
+        let mut ptrs = [core::ptr::null_mut(); tso::MAX_TX_DATA_SLOTS];
+        let mut refs = [(0, 0); tso::MAX_TX_DATA_SLOTS];
+        for i in 0..n {
             let (Some(page), Some(id)) = (self.tx_pool.take(), self.tx_free_ids.pop()) else {
                 // can_send said there was room; nothing was lent out since.
                 unreachable!("netfront: tx resources vanished");
             };
-            let off = i * PAGE_SIZE;
-            let chunk = (len - off).min(PAGE_SIZE);
-            fill(page.as_ptr(), off);
-            let req = NetifTxRequest {
-                gref: page.gref(),
-                offset: 0,
-                flags: if i + 1 < pages { NETTXF_more_data } else { 0 },
-                id,
-                // The first slot carries the whole frame's size, the others their own.
-                size: if i == 0 { len as u16 } else { chunk as u16 },
-            };
+            ptrs[i] = page.as_ptr();
+            refs[i] = (page.gref(), id);
             self.tx_slots[id as usize] = Some(page);
-            if self.tx.push_request(TxRequestSlot(req)).is_err() {
+        }
+        let offload = fill(&ptrs[..n]);
+        let Ok(slots) = tso::requests(len, &refs[..n], offload) else {
+            unreachable!("netfront: a checked length fits the tx slot limits");
+        };
+        self.stats.tx_slots += slots.len() as u64;
+        for slot in slots {
+            if self.tx.push_request(slot).is_err() {
                 unreachable!("netfront: tx ring full after can_send");
             }
+        }
+        match offload {
+            Offload::None => {}
+            Offload::Csum => self.stats.tx_csum_offload += 1,
+            Offload::Gso { .. } => self.stats.tx_gso_frames += 1,
         }
         self.stats.tx_packets += 1;
         self.stats.tx_bytes += len as u64;
@@ -115,6 +151,7 @@ impl Netfront<'_> {
         }
         self.tx_unpublished = false;
         if self.tx.push_requests_and_check_notify() {
+            self.stats.tx_notifications += 1;
             let _ = self.events.send(self.port);
         }
     }
@@ -142,6 +179,10 @@ impl Netfront<'_> {
                     progress = true;
                     // Copied once out of the shared page; only the copy is looked at.
                     let rsp = slot.response();
+                    if rsp.status == NETIF_RSP_NULL {
+                        // The answer to a GSO extra-info slot: its id means nothing.
+                        continue;
+                    }
                     if let Err(v) = self.complete_tx(rsp.id, rsp.status) {
                         self.break_device(v);
                     }
@@ -184,5 +225,14 @@ impl Netfront<'_> {
                 Err(Violation::TxBadStatus(status))
             }
         }
+    }
+}
+
+/// Copies `frame` into `pages`, [`PAGE_SIZE`] bytes each from its start.
+fn copy_to_pages(frame: &[u8], pages: &[*mut u8]) {
+    for (chunk, &page) in frame.chunks(PAGE_SIZE).zip(pages) {
+        // SAFETY: each page is a whole page of ours, taken from the pool for this frame (no
+        // request refers to it yet), and a chunk is at most a page long.
+        unsafe { core::ptr::copy_nonoverlapping(chunk.as_ptr(), page, chunk.len()) };
     }
 }

@@ -41,7 +41,11 @@ fn handshake_reaches_connected_with_the_right_keys() {
     assert_eq!(get("request-rx-copy"), "1");
     assert_eq!(get("feature-rx-notify"), "1");
     assert_eq!(get("feature-sg"), "1");
-    assert_eq!(get("feature-no-csum-offload"), "1");
+    // Large receive: GSO frames and partial checksums taken (no feature-no-csum-offload,
+    // which would turn GSO off in netback).
+    assert_eq!(get("feature-gso-tcpv4"), "1");
+    assert!(keys.iter().all(|(k, _)| k != "feature-no-csum-offload"));
+    assert!(nf.tso());
     let tx_ref: u32 = get("tx-ring-ref").parse().unwrap();
     let rx_ref: u32 = get("rx-ring-ref").parse().unwrap();
     assert_ne!(tx_ref, rx_ref);
@@ -552,6 +556,39 @@ fn transmit_is_not_lost_page_by_page_to_bad_ids() {
         1,
         "nothing is read after the violation"
     );
+}
+
+#[test]
+fn tso_only_with_the_backend_key_scatter_gather_and_room_for_a_super_frame() {
+    let cases = [
+        // (backend's feature-gso-tcpv4, feature-sg, tx_buffers, gso config, TSO on?)
+        ("1", true, 64, true, true),
+        ("0", true, 64, true, false),
+        ("true", true, 64, true, false),
+        ("1", false, 64, true, false),
+        ("1", true, 15, true, false),
+        ("1", true, 16, true, true),
+        ("1", true, 64, false, false),
+    ];
+    for (key, sg, tx_buffers, gso, on) in cases {
+        let g = guest();
+        let mut cfg = VifConfig::new(0);
+        cfg.feature_sg = sg;
+        cfg.extra_nodes = vec![("feature-gso-tcpv4".into(), key.into())];
+        let _nb = g.add_vif(cfg);
+        let config = NetfrontConfig {
+            tx_buffers,
+            gso,
+            ..NetfrontConfig::default()
+        };
+        let nf = g.connect_with(0, config).unwrap();
+        assert_eq!(
+            nf.tso(),
+            on,
+            "{key} sg={sg} tx_buffers={tx_buffers} gso={gso}"
+        );
+        assert_eq!(nf.stats().bad_features, u64::from(key == "true"));
+    }
 }
 
 #[test]

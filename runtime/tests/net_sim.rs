@@ -252,8 +252,9 @@ fn net_api_against_simulated_peers() {
         let st = s0.stats();
         assert_eq!(st.sockets, base_sockets, "{st:?}");
         assert_eq!(st.tcp_connects, 2);
+        // (With TSO the guest sends fewer, larger frames: count bytes.)
         assert!(
-            st.device.rx_packets > 70 && st.device.tx_packets > 70,
+            st.device.rx_packets > 70 && st.device.tx_bytes > 100_000,
             "{st:?}"
         );
         assert_eq!(st.drops(), 0);

@@ -17,6 +17,8 @@
 //! chains, a producer index overrun), and [`Netback::set_stopped`] makes the backend stop
 //! answering.
 
+mod offload;
+
 use crate::xenstored::Xenstored;
 use crate::{Backend, Host, Sim, DOM0, GUEST_DOMID};
 use std::boxed::Box;
@@ -31,9 +33,11 @@ use xenia_xen::abi::io::netif_wire::{
     RxRequestSlot, RxResponseSlot, TxRequestSlot, TxResponseSlot,
 };
 use xenia_xen::abi::{
-    NETRXF_extra_info, NETRXF_more_data, NETTXF_more_data, NetifExtraInfo, NetifExtraInfoGso,
-    NetifExtraInfoU, NetifRxResponse, NetifTxResponse, NETIF_RSP_ERROR, NETIF_RSP_OKAY,
-    XEN_NETIF_EXTRA_FLAG_MORE, XEN_NETIF_EXTRA_TYPE_GSO, XEN_NETIF_GSO_TYPE_TCPV4,
+    NETRXF_csum_blank, NETRXF_data_validated, NETRXF_extra_info, NETRXF_more_data,
+    NETTXF_csum_blank, NETTXF_extra_info, NETTXF_more_data, NetifExtraInfo, NetifExtraInfoGso,
+    NetifExtraInfoU, NetifRxResponse, NetifTxResponse, NETIF_RSP_ERROR, NETIF_RSP_NULL,
+    NETIF_RSP_OKAY, XEN_NETIF_EXTRA_FLAG_MORE, XEN_NETIF_EXTRA_TYPE_GSO, XEN_NETIF_GSO_TYPE_TCPV4,
+    XEN_NETIF_NR_SLOTS_MIN,
 };
 use xenia_xen::events::Port;
 use xenia_xen::grant::GrantRef;
@@ -50,6 +54,9 @@ pub struct VifConfig {
     pub feature_rx_copy: bool,
     /// Whether the backend offers `feature-sg`.
     pub feature_sg: bool,
+    /// Whether the backend offers `feature-gso-tcpv4` (takes TCP/IPv4 GSO super-frames from
+    /// the guest, checks them as Linux's netback does and segments them for the host side).
+    pub feature_gso_tcpv4: bool,
     /// The backend's `mtu` node, if any.
     pub mtu: Option<String>,
     /// Where in each rx page the backend puts the data (0 ..= 2048): each slot then holds
@@ -61,14 +68,15 @@ pub struct VifConfig {
 }
 
 impl VifConfig {
-    /// Device `index` with MAC `00:16:3e:00:00:<index+1>`, rx-copy and scatter-gather, no
-    /// `mtu` node.
+    /// Device `index` with MAC `00:16:3e:00:00:<index+1>`, rx-copy, scatter-gather and
+    /// TCPv4 GSO (as Linux's netback), no `mtu` node.
     pub fn new(index: u32) -> VifConfig {
         VifConfig {
             index,
             mac: format!("00:16:3e:00:00:{:02x}", (index + 1) & 0xff),
             feature_rx_copy: true,
             feature_sg: true,
+            feature_gso_tcpv4: true,
             mtu: None,
             rx_offset: 0,
             extra_nodes: Vec::new(),
@@ -125,12 +133,22 @@ pub enum Fault {
 pub struct NetbackStats {
     /// Frames taken from the guest's tx ring.
     pub tx_frames: u64,
+    /// Of those, GSO super-frames (each segmented into `tx_segments`).
+    pub tx_gso_frames: u64,
+    /// TCP segments cut from GSO super-frames.
+    pub tx_segments: u64,
+    /// Of the frames taken, ones whose TCP checksum the backend completed (`csum_blank`).
+    pub tx_csum_blank: u64,
+    /// Tx ring slots taken (data and extra-info slots).
+    pub tx_slots: u64,
     /// Malformed tx requests (answered with an error).
     pub tx_errors: u64,
     /// Frames copied to the guest.
     pub rx_frames: u64,
     /// Injected frames dropped (too large for the guest).
     pub rx_dropped: u64,
+    /// Of the frames copied to the guest, GSO super-frames (with their extra-info slot).
+    pub rx_gso_frames: u64,
     /// Distinct grant references seen in tx requests.
     pub tx_grefs: BTreeSet<GrantRef>,
     /// Distinct grant references seen in rx requests.
@@ -148,6 +166,19 @@ struct Rings {
     refs: [GrantRef; 2],
     port: Port,
     sg: bool,
+    /// The frontend takes GSO frames (`feature-gso-tcpv4` = 1, with scatter-gather).
+    rx_gso: bool,
+    /// The frontend takes partial checksums (it did not write `feature-no-csum-offload` = 1).
+    rx_csum_blank: bool,
+}
+
+/// How a frame for the guest was handed to the backend by the host's stack.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RxOffload {
+    /// Its TCP checksum is not filled in (the host's stack left it to "hardware").
+    pub csum_partial: bool,
+    /// It is a TCP super-frame to be cut into segments of this many payload bytes.
+    pub gso_size: Option<u16>,
 }
 
 /// Where the backend puts rx data in a page, and how much fits.
@@ -159,13 +190,17 @@ struct RxLayout {
 
 struct Inner {
     rx_layout: RxLayout,
+    gso: bool,
     fe: String,
     be: String,
     rings: Option<Rings>,
     closed: bool,
     stopped: bool,
     kick: bool,
-    to_guest: VecDeque<Vec<u8>>,
+    to_guest: VecDeque<(Vec<u8>, RxOffload)>,
+    /// Frames as they go on the rx ring: the bytes, the first slot's `NETRXF_*` checksum
+    /// flags, the GSO segment size.
+    to_guest_ready: VecDeque<(Vec<u8>, u16, Option<u16>)>,
     from_guest: VecDeque<Vec<u8>>,
     faults: VecDeque<Fault>,
     endless: bool,
@@ -212,7 +247,10 @@ pub fn toolstack_adds_vif(sim: &Sim, cfg: &VifConfig) -> (String, String) {
         ("feature-rx-copy", u8::from(cfg.feature_rx_copy).to_string()),
         ("feature-rx-flip", "0".to_string()),
         ("feature-sg", u8::from(cfg.feature_sg).to_string()),
-        ("feature-gso-tcpv4", "0".to_string()),
+        (
+            "feature-gso-tcpv4",
+            u8::from(cfg.feature_gso_tcpv4).to_string()
+        ),
     ];
     if let Some(m) = &cfg.mtu {
         be_nodes.push(("mtu", m.clone()));
@@ -236,6 +274,7 @@ impl Netback {
         let (fe, be) = toolstack_adds_vif(sim, &cfg);
         let offset = usize::from(cfg.rx_offset.min(2048));
         let inner = Rc::new(RefCell::new(Inner {
+            gso: cfg.feature_gso_tcpv4,
             rx_layout: RxLayout {
                 offset,
                 room: PAGE_SIZE - offset,
@@ -247,6 +286,7 @@ impl Netback {
             stopped: false,
             kick: false,
             to_guest: VecDeque::new(),
+            to_guest_ready: VecDeque::new(),
             from_guest: VecDeque::new(),
             faults: VecDeque::new(),
             endless: false,
@@ -265,14 +305,25 @@ impl Netback {
 
     /// Queues a frame for the guest.
     pub fn inject(&self, frame: &[u8]) {
+        self.inject_offloaded(frame, RxOffload::default());
+    }
+
+    /// Queues a frame for the guest as the host's stack hands it over with offloads: a
+    /// TCP/IPv4 frame with its checksum left blank, or a GSO super-frame. Like Linux's
+    /// netback, a frontend that takes GSO (`feature-gso-tcpv4`) gets the super-frame whole
+    /// (first slot flagged `csum_blank | data_validated | extra_info`, then the GSO extra
+    /// info), one that takes partial checksums gets them flagged `csum_blank`; anything the
+    /// frontend does not take is done here (segments cut, checksums completed).
+    pub fn inject_offloaded(&self, frame: &[u8], offload: RxOffload) {
         let mut i = self.inner.borrow_mut();
-        i.to_guest.push_back(frame.to_vec());
+        i.to_guest.push_back((frame.to_vec(), offload));
         i.kick = true;
     }
 
     /// Injected frames not delivered yet (the guest has not posted enough buffers).
     pub fn pending_to_guest(&self) -> usize {
-        self.inner.borrow().to_guest.len()
+        let i = self.inner.borrow();
+        i.to_guest.len() + i.to_guest_ready.len()
     }
 
     /// Takes the oldest frame the guest sent.
@@ -391,6 +442,7 @@ impl Inner {
             "feature-rx-notify",
             "feature-sg",
             "feature-no-csum-offload",
+            "feature-gso-tcpv4",
         ];
         self.frontend_keys = keys
             .iter()
@@ -404,6 +456,8 @@ impl Inner {
         let (tx_ref, rx_ref, port) = (num("tx-ring-ref"), num("rx-ring-ref"), num("event-channel"));
         let rx_copy = num("request-rx-copy") == Some(1);
         let sg = num("feature-sg") == Some(1);
+        let rx_gso = sg && num("feature-gso-tcpv4") == Some(1);
+        let rx_csum_blank = num("feature-no-csum-offload") != Some(1);
         let (Some(tx_ref), Some(rx_ref), Some(port), true) = (tx_ref, rx_ref, port, rx_copy) else {
             return self.fail(x);
         };
@@ -437,6 +491,8 @@ impl Inner {
                     refs: [tx_ref, rx_ref],
                     port: dom0_port,
                     sg,
+                    rx_gso,
+                    rx_csum_blank,
                 },
                 _ => return self.fail(x),
             }
@@ -517,19 +573,40 @@ impl Inner {
             };
             loop {
                 while let Ok(Some(TxRequestSlot(first))) = r.tx.poll_request() {
-                    // Gather the slots of one packet.
+                    // Gather the slots of one packet: the first, its extra-info slots (as
+                    // netback reads them: while XEN_NETIF_EXTRA_FLAG_MORE), then the data
+                    // slots chained by the first one's more_data.
                     let mut slots = std::vec![first];
+                    let mut extras = Vec::new();
+                    let mut truncated = false;
+                    if first.flags & NETTXF_extra_info != 0 {
+                        loop {
+                            match r.tx.poll_request() {
+                                Ok(Some(e)) => {
+                                    let e = e.extra_info();
+                                    extras.push(e);
+                                    if e.flags & XEN_NETIF_EXTRA_FLAG_MORE == 0 {
+                                        break;
+                                    }
+                                }
+                                _ => {
+                                    truncated = true;
+                                    break;
+                                }
+                            }
+                        }
+                    }
                     let mut more = first.flags & NETTXF_more_data != 0;
-                    while more {
+                    while more && !truncated {
                         match r.tx.poll_request() {
                             Ok(Some(TxRequestSlot(s))) => {
                                 more = s.flags & NETTXF_more_data != 0;
                                 slots.push(s);
                             }
-                            _ => break,
+                            _ => truncated = true,
                         }
                     }
-                    frames.push((slots, more));
+                    frames.push((slots, extras, truncated));
                 }
                 match r.tx.final_check_for_requests() {
                     Ok(true) => continue,
@@ -537,7 +614,11 @@ impl Inner {
                 }
             }
         }
-        for (slots, truncated) in frames {
+        for (slots, extras, truncated) in frames {
+            self.stats.tx_slots += (slots.len() + extras.len()) as u64;
+            if let Err(why) = check_tx_layout(&slots, &extras, self.gso) {
+                panic!("netback: the guest sent a tx frame Linux's netback refuses: {why}");
+            }
             // Pages kept mapped after their response: one frame less to go; and a request
             // for one of them is the frontend reusing a page the backend still maps.
             for s in &slots {
@@ -598,11 +679,30 @@ impl Inner {
             let status = if ok { NETIF_RSP_OKAY } else { NETIF_RSP_ERROR };
             if ok {
                 self.stats.tx_frames += 1;
-                self.from_guest.push_back(data);
+                let gso = extras
+                    .iter()
+                    .find(|e| e.r#type == XEN_NETIF_EXTRA_TYPE_GSO)
+                    .map(|e| e.u.gso().size);
+                let csum_blank = slots[0].flags & NETTXF_csum_blank != 0;
+                match offload::take(data, csum_blank, gso) {
+                    Ok(segments) => {
+                        if gso.is_some() {
+                            self.stats.tx_gso_frames += 1;
+                            self.stats.tx_segments += segments.len() as u64;
+                        } else if csum_blank {
+                            self.stats.tx_csum_blank += 1;
+                        }
+                        self.from_guest.extend(segments);
+                    }
+                    Err(why) => panic!(
+                        "netback: the guest sent an offloaded frame Linux's netback refuses \
+                         or corrupts: {why}"
+                    ),
+                }
             } else {
                 self.stats.tx_errors += 1;
             }
-            for s in &slots {
+            for (i, s) in slots.iter().enumerate() {
                 let mut rsp = NetifTxResponse { id: s.id, status };
                 let previous = batch_prev;
                 match self.take_fault(|f| {
@@ -617,12 +717,61 @@ impl Inner {
                 batch_prev = Some(rsp.id);
                 let r = self.rings.as_mut().expect("connected");
                 let _ = r.tx.push_response(rsp.into());
+                if i == 0 {
+                    // Each extra-info slot is answered with NETIF_RSP_NULL right after the
+                    // first slot's response; Linux sets only the status, so the id is what
+                    // the slot held: the extra info's type and flags (an id that may well
+                    // be in flight).
+                    for e in &extras {
+                        let id = u16::from(e.r#type) | u16::from(e.flags) << 8;
+                        let _ = r.tx.push_response(
+                            NetifTxResponse {
+                                id,
+                                status: NETIF_RSP_NULL,
+                            }
+                            .into(),
+                        );
+                    }
+                }
             }
         }
         if let Some(r) = self.rings.as_mut() {
             notify |= r.tx.push_responses_and_check_notify();
         }
         notify
+    }
+
+    /// Turns the frames the host handed over into what the frontend takes (see
+    /// [`Netback::inject_offloaded`]).
+    fn offload_to_guest(&mut self) {
+        let Some(r) = self.rings.as_ref() else {
+            return;
+        };
+        let (gso_ok, csum_ok) = (r.rx_gso, r.rx_csum_blank);
+        while let Some((frame, off)) = self.to_guest.pop_front() {
+            if !off.csum_partial && off.gso_size.is_none() {
+                self.to_guest_ready.push_back((frame, 0, None));
+                continue;
+            }
+            let blank = NETRXF_csum_blank | NETRXF_data_validated;
+            match offload::blank(frame) {
+                Err(why) => panic!("netback: the host handed over a bad offloaded frame: {why}"),
+                Ok(frame) => match off.gso_size {
+                    Some(mss) if gso_ok => self.to_guest_ready.push_back((frame, blank, Some(mss))),
+                    gso => {
+                        let segments = offload::take(frame, true, gso).expect("blanked here");
+                        for s in segments {
+                            if csum_ok {
+                                let s = offload::blank(s).expect("a segment of ours");
+                                self.to_guest_ready.push_back((s, blank, None));
+                            } else {
+                                self.to_guest_ready.push_back((s, 0, None));
+                            }
+                        }
+                    }
+                },
+            }
+        }
     }
 
     fn service_rx(&mut self, host: &mut Host) -> bool {
@@ -646,12 +795,14 @@ impl Inner {
             return true;
         }
         let mut notify = false;
-        while let Some(frame) = self.to_guest.front() {
+        self.offload_to_guest();
+        while let Some((frame, rx_flags, gso)) = self.to_guest_ready.front() {
+            let (rx_flags, gso) = (*rx_flags, *gso);
             let sg = self.rings.as_ref().is_some_and(|r| r.sg);
             let layout = self.rx_layout;
             let chunks = frame.len().div_ceil(layout.room).max(1);
             if chunks > 1 && !sg {
-                self.to_guest.pop_front();
+                self.to_guest_ready.pop_front();
                 self.stats.rx_dropped += 1;
                 continue;
             }
@@ -659,7 +810,7 @@ impl Inner {
             let (slots, extras) = match fault {
                 Some(Fault::RxLongChain(n)) => (n.max(1) as usize, 0),
                 Some(Fault::RxExtraInfo) => (chunks, 2),
-                _ => (chunks, 0),
+                _ => (chunks, usize::from(gso.is_some())),
             };
             let r = self.rings.as_mut().expect("connected");
             let available = match r.rx.unconsumed_requests() {
@@ -676,7 +827,7 @@ impl Inner {
                     _ => break,
                 }
             }
-            let frame = self.to_guest.pop_front().expect("front");
+            let (frame, _, _) = self.to_guest_ready.pop_front().expect("front");
             // The pieces: page-sized chunks, or for a long chain the frame then single bytes.
             let mut pieces: Vec<&[u8]> = if let Some(Fault::RxLongChain(_)) = fault {
                 let mut v = std::vec![&frame[..frame.len().min(layout.room)]];
@@ -703,6 +854,12 @@ impl Inner {
                 };
                 if i + 1 < n || self.endless {
                     rsp.flags |= NETRXF_more_data;
+                }
+                if i == 0 {
+                    rsp.flags |= rx_flags;
+                    if gso.is_some() {
+                        rsp.flags |= NETRXF_extra_info;
+                    }
                 }
                 if let Ok(p) = host.grants.map(DOM0, req.gref, true) {
                     // SAFETY: the mapping is a live page; offset + a piece is at most a page.
@@ -740,7 +897,8 @@ impl Inner {
                         let Ok(Some(_)) = r.rx.poll_request() else {
                             return notify;
                         };
-                        // A GSO extra info (TCPv4, 1448-byte segments) in a response slot.
+                        // A GSO extra info (TCPv4, the frame's segment size or 1448 bytes) in
+                        // a response slot.
                         let more = if e + 1 < extras {
                             XEN_NETIF_EXTRA_FLAG_MORE
                         } else {
@@ -751,7 +909,7 @@ impl Inner {
                             flags: more,
                             u: NetifExtraInfoU {
                                 gso: NetifExtraInfoGso {
-                                    size: 1448,
+                                    size: gso.unwrap_or(1448),
                                     r#type: XEN_NETIF_GSO_TYPE_TCPV4,
                                     pad: 0,
                                     features: 0,
@@ -759,6 +917,7 @@ impl Inner {
                             },
                         };
                         let _ = r.rx.push_response(RxResponseSlot::from_extra_info(&extra));
+                        self.stats.rx_gso_frames += u64::from(gso.is_some());
                     }
                 }
             }
@@ -768,6 +927,77 @@ impl Inner {
         }
         notify
     }
+}
+
+/// Checks a tx frame's slots as Linux's netback does (`xenvif_count_requests`,
+/// `xenvif_get_extras`, `xenvif_set_skb_gso`): at most `XEN_NETIF_NR_SLOTS_MIN` data slots, no
+/// slot crossing its page, a first slot holding at least the Ethernet header, each fragment
+/// no larger than what remains of the frame, known extra-info types, and a GSO extra info only when offered, of
+/// type TCPv4 and a non-zero size.
+fn check_tx_layout(
+    slots: &[xenia_xen::abi::NetifTxRequest],
+    extras: &[NetifExtraInfo],
+    gso_offered: bool,
+) -> Result<(), String> {
+    let max = XEN_NETIF_NR_SLOTS_MIN as usize;
+    if slots.len() > max {
+        return Err(format!("{} data slots (at most {max})", slots.len()));
+    }
+    // Like xenvif_count_requests: each fragment comes off what remains of the first slot's
+    // size; what is left is the first slot's own data.
+    let total = usize::from(slots[0].size);
+    let mut first = total;
+    for s in &slots[1..] {
+        let size = usize::from(s.size);
+        if size > first {
+            return Err(format!(
+                "a {size}-byte fragment with {first} bytes of the {total}-byte frame left"
+            ));
+        }
+        first -= size;
+    }
+    if first < 14 {
+        return Err(format!(
+            "a first slot of {first} bytes (no Ethernet header)"
+        ));
+    }
+    let own = |i: usize| {
+        if i == 0 {
+            first
+        } else {
+            usize::from(slots[i].size)
+        }
+    };
+    for (i, s) in slots.iter().enumerate() {
+        if usize::from(s.offset) + own(i) > PAGE_SIZE {
+            return Err(format!(
+                "slot {i} crosses its page (offset {} + {} bytes)",
+                s.offset,
+                own(i)
+            ));
+        }
+    }
+    for e in extras {
+        match e.r#type {
+            XEN_NETIF_EXTRA_TYPE_GSO => {
+                let g = e.u.gso();
+                if !gso_offered {
+                    return Err("a GSO frame, but feature-gso-tcpv4 is off".to_string());
+                }
+                if g.size == 0 {
+                    return Err("GSO size must not be zero".to_string());
+                }
+                if g.r#type != XEN_NETIF_GSO_TYPE_TCPV4 {
+                    return Err(format!("bad GSO type {}", g.r#type));
+                }
+                if slots[0].flags & NETTXF_csum_blank == 0 {
+                    return Err("a GSO frame without NETTXF_csum_blank".to_string());
+                }
+            }
+            t => return Err(format!("extra info of type {t}")),
+        }
+    }
+    Ok(())
 }
 
 impl Backend for Driver {
@@ -825,5 +1055,68 @@ impl Backend for Driver {
         }
         drop(x);
         inner.service(host)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use xenia_xen::abi::{NETTXF_csum_blank, NetifTxRequest};
+
+    fn slot(size: u16, offset: u16, flags: u16) -> NetifTxRequest {
+        NetifTxRequest {
+            gref: 1,
+            offset,
+            flags,
+            id: 0,
+            size,
+        }
+    }
+
+    fn gso(size: u16, ty: u8) -> NetifExtraInfo {
+        NetifExtraInfo {
+            r#type: XEN_NETIF_EXTRA_TYPE_GSO,
+            flags: 0,
+            u: NetifExtraInfoU {
+                gso: NetifExtraInfoGso {
+                    size,
+                    r#type: ty,
+                    pad: 0,
+                    features: 0,
+                },
+            },
+        }
+    }
+
+    #[test]
+    fn tx_layouts_linux_refuses_are_caught() {
+        let f = NETTXF_csum_blank | NETTXF_extra_info | NETTXF_more_data;
+        let ok = [slot(8192, 0, f), slot(4096, 0, 0)];
+        let g = [gso(1448, XEN_NETIF_GSO_TYPE_TCPV4)];
+        assert_eq!(check_tx_layout(&ok, &g, true), Ok(()));
+        let why = |slots: &[NetifTxRequest], e: &[NetifExtraInfo], on| {
+            check_tx_layout(slots, e, on).unwrap_err()
+        };
+        assert!(why(&ok, &g, false).contains("feature-gso-tcpv4 is off"));
+        assert!(why(&ok, &[gso(0, XEN_NETIF_GSO_TYPE_TCPV4)], true).contains("zero"));
+        assert!(why(&ok, &[gso(1448, 2)], true).contains("GSO type"));
+        assert!(why(
+            &[slot(8192, 0, NETTXF_extra_info), slot(4096, 0, 0)],
+            &g,
+            true
+        )
+        .contains("csum_blank"));
+        // The first slot's own 4096 bytes at offset 8 cross its page.
+        assert!(why(&[slot(8192, 8, f), slot(4096, 0, 0)], &g, true).contains("crosses"));
+        assert!(why(&[slot(4196, 0, f), slot(100, 4000, 0)], &g, true).contains("crosses"));
+        let long: Vec<_> = (0..19).map(|_| slot(100, 0, 0)).collect();
+        let mut long = long;
+        long[0].size = 1900;
+        assert!(why(&long, &[], true).contains("data slots"));
+        assert!(why(&[slot(100, 0, 0), slot(200, 0, 0)], &[], true).contains("fragment"));
+        // Each fragment fits the frame, but not what is left of it.
+        let f2 = [slot(300, 0, 0), slot(200, 0, 0), slot(200, 0, 0)];
+        assert!(why(&f2, &[], true).contains("fragment"));
+        assert!(why(&[slot(10, 0, 0)], &[], true).contains("Ethernet"));
     }
 }

@@ -93,6 +93,10 @@ pub struct Stats {
     /// Whether the backend broke the ring protocol (the netfront then stops using the ring
     /// that went wrong: the link is dead).
     pub ring_broken: bool,
+    /// Whether TCP segmentation offload is on (the backend offered `feature-gso-tcpv4`): TCP
+    /// goes out as super-frames of up to 64 KiB (`device.tx_gso_frames`) with checksums left
+    /// to the backend.
+    pub tso: bool,
 }
 
 impl Stats {
@@ -263,9 +267,10 @@ pub async fn open(
     dev.set_tx_batching(true);
     let mac = dev.mac();
     log::info!(
-        "net: vif {index} connected: mac {}, mtu {}, {ip:?}",
+        "net: vif {index} connected: mac {}, mtu {}, tso {}, {ip:?}",
         xenia_netfront::format_mac(&mac),
-        dev.mtu()
+        dev.mtu(),
+        if dev.tso() { "on" } else { "off" }
     );
     let now = smol_now();
     let mut cfg = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
@@ -580,7 +585,10 @@ impl Stack {
             out(NetItem::Vif {
                 index: s.index,
                 mac: s.mac,
-                ipv4: g.iface.ip_addrs().first().map(|IpCidr::Ipv4(c)| *c),
+                ipv4: g.iface.ip_addrs().iter().find_map(|c| match c {
+                    IpCidr::Ipv4(c) => Some(*c),
+                    _ => None,
+                }),
                 sockets: g.sockets.iter().count(),
                 polls: g.stats.polls,
                 ring_broken: g.dev.error().is_some(),
@@ -627,13 +635,10 @@ impl Stack {
     /// The interface's IPv4 address and prefix, once configured.
     pub fn ipv4(&self) -> Option<(Ipv4Addr, u8)> {
         let g = self.inner.borrow();
-        g.iface
-            .ip_addrs()
-            .iter()
-            .map(|c| match c {
-                IpCidr::Ipv4(c) => (c.address(), c.prefix_len()),
-            })
-            .next()
+        g.iface.ip_addrs().iter().find_map(|c| match c {
+            IpCidr::Ipv4(c) => Some((c.address(), c.prefix_len())),
+            _ => None,
+        })
     }
 
     /// The counters.
@@ -643,6 +648,7 @@ impl Stack {
         s.device = g.dev.stats();
         s.sockets = g.sockets.iter().count();
         s.ring_broken = g.dev.error().is_some();
+        s.tso = g.dev.tso();
         s.tcp_half_open = g
             .listeners
             .iter()

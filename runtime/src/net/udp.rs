@@ -100,16 +100,22 @@ impl UdpSocket {
         poll_fn(|cx| {
             let mut g = self.stack.borrow();
             let s = g.sockets.get_mut::<udp::Socket>(self.handle);
-            match s.recv() {
-                Ok((data, meta)) => {
-                    let n = data.len().min(buf.len());
-                    buf[..n].copy_from_slice(&data[..n]);
-                    let IpAddress::Ipv4(a) = meta.endpoint.addr;
-                    Poll::Ready(Ok((n, a, meta.endpoint.port)))
-                }
-                Err(_) => {
-                    s.register_recv_waker(cx.waker());
-                    Poll::Pending
+            loop {
+                match s.recv() {
+                    Ok((data, meta)) => {
+                        // The stack has no IPv6 address (smoltcp's IPv6 is only compiled
+                        // in for its segmentation offload): an IPv6 datagram is dropped.
+                        let IpAddress::Ipv4(a) = meta.endpoint.addr else {
+                            continue;
+                        };
+                        let n = data.len().min(buf.len());
+                        buf[..n].copy_from_slice(&data[..n]);
+                        return Poll::Ready(Ok((n, a, meta.endpoint.port)));
+                    }
+                    Err(_) => {
+                        s.register_recv_waker(cx.waker());
+                        return Poll::Pending;
+                    }
                 }
             }
         })
