@@ -1,0 +1,352 @@
+//! The connection loop: read a head within its deadline, a body at a minimum rate into memory
+//! that grows with what arrives, answer through the router, keep the connection for the next
+//! request (pipelined or not) until the client closes, an error, or the idle timeout.
+
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use embedded_io_async::{Read, Write};
+
+use crate::clock::{until, Clock};
+use crate::head::{parse_head, HeadScanner};
+use crate::input::{Fill, Input};
+use crate::{Limits, Request, Response, Router, Status};
+
+/// How a connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// The client closed the connection (between requests).
+    ClientClosed,
+    /// We closed it: `Connection: close`, HTTP/1.0, or after an error response.
+    Closed,
+    /// A deadline passed: idle between requests (closed without an answer), or a head or body
+    /// too slow (closed after a 408).
+    TimedOut,
+    /// Reading or writing failed, or the client left in the middle of a request.
+    Io,
+}
+
+/// A server's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServerStats {
+    /// Connections served so far.
+    pub connections: u64,
+    /// Connections being served now.
+    pub open_connections: u64,
+    /// Requests answered (or being answered) so far, error responses included.
+    pub requests: u64,
+    /// Connections closed because a deadline passed.
+    pub timeouts: u64,
+    /// Body bytes held now, all connections together.
+    pub body_bytes: usize,
+}
+
+#[derive(Default)]
+struct Counters {
+    connections: AtomicU64,
+    open: AtomicU64,
+    requests: AtomicU64,
+    timeouts: AtomicU64,
+    body_bytes: AtomicUsize,
+}
+
+/// An app: a router and its limits. [`serve`](Server::serve) runs one connection over any
+/// `embedded_io_async` stream; with the `xenia` feature, [`run`](Server::run) accepts
+/// connections from a `xenia::net::TcpListener`.
+pub struct Server {
+    router: Router,
+    limits: Limits,
+    counters: Counters,
+}
+
+impl core::fmt::Debug for Server {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Server")
+            .field("router", &self.router)
+            .field("limits", &self.limits)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+/// Why a body was not read whole.
+enum BodyError {
+    /// Slower than the minimum rate.
+    Slow,
+    /// All bodies together would hold more than `max_body_total`.
+    Budget,
+    /// The stream ended or failed.
+    Gone,
+}
+
+/// A body being received: its bytes, and the share of `max_body_total` its capacity holds
+/// (given back on drop).
+struct Body<'a> {
+    bytes: Vec<u8>,
+    reserved: usize,
+    pool: &'a AtomicUsize,
+    max: usize,
+}
+
+impl Body<'_> {
+    /// Appends `data`, growing the buffer (towards `total`, the announced length) only as far
+    /// as received bytes need, within the shared budget.
+    fn extend(&mut self, data: &[u8], total: usize) -> Result<(), BodyError> {
+        let need = self.bytes.len() + data.len();
+        if need > self.reserved {
+            let want = need.max(self.reserved * 2).max(4096).min(total.max(need));
+            let extra = want - self.reserved;
+            self.pool
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |cur| {
+                    (cur + extra <= self.max).then_some(cur + extra)
+                })
+                .map_err(|_| BodyError::Budget)?;
+            self.reserved = want;
+            self.bytes.reserve_exact(want - self.bytes.len());
+        }
+        self.bytes.extend_from_slice(data);
+        Ok(())
+    }
+}
+
+impl Drop for Body<'_> {
+    fn drop(&mut self) {
+        self.pool.fetch_sub(self.reserved, Ordering::Relaxed);
+    }
+}
+
+impl Server {
+    /// A server answering with `router` within `limits`.
+    pub fn new(router: Router, limits: Limits) -> Self {
+        Server {
+            router,
+            limits,
+            counters: Counters::default(),
+        }
+    }
+
+    /// The limits.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The counters now.
+    pub fn stats(&self) -> ServerStats {
+        let c = &self.counters;
+        ServerStats {
+            connections: c.connections.load(Ordering::Relaxed),
+            open_connections: c.open.load(Ordering::Relaxed),
+            requests: c.requests.load(Ordering::Relaxed),
+            timeouts: c.timeouts.load(Ordering::Relaxed),
+            body_bytes: c.body_bytes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Serves the requests of one connection until it ends (the caller closes the stream).
+    pub async fn serve<S: Read + Write, C: Clock>(&self, s: &mut S, clock: &C) -> End {
+        self.counters.connections.fetch_add(1, Ordering::Relaxed);
+        self.counters.open.fetch_add(1, Ordering::Relaxed);
+        let end = self.serve_requests(s, clock).await;
+        self.counters.open.fetch_sub(1, Ordering::Relaxed);
+        if end == End::TimedOut {
+            self.counters.timeouts.fetch_add(1, Ordering::Relaxed);
+        }
+        end
+    }
+
+    async fn serve_requests<S: Read + Write, C: Clock>(&self, s: &mut S, clock: &C) -> End {
+        let l = &self.limits;
+        let mut input = Input::new(l.max_head);
+        loop {
+            // Wait for the next request's first byte (empty lines before it are skipped).
+            let idle_deadline = clock.now() + l.idle_timeout;
+            loop {
+                let blank = input
+                    .pending()
+                    .iter()
+                    .take_while(|&&b| b == b'\r' || b == b'\n')
+                    .count();
+                input.consume(blank);
+                if !input.is_empty() {
+                    break;
+                }
+                match until(clock, idle_deadline, input.fill(s)).await {
+                    None => return End::TimedOut,
+                    Some(Ok(Fill::Read(_) | Fill::Full)) => {}
+                    Some(Ok(Fill::End)) => return End::ClientClosed,
+                    Some(Err(_)) => return End::Io,
+                }
+            }
+            // The whole head, within its deadline from its first byte.
+            let head_deadline = clock.now() + l.head_timeout;
+            let mut scanner = HeadScanner::new();
+            let head_len = loop {
+                if let Some(n) = scanner.scan(input.pending()) {
+                    break n;
+                }
+                match until(clock, head_deadline, input.fill(s)).await {
+                    None => return self.error(s, clock, Status::REQUEST_TIMEOUT).await,
+                    Some(Ok(Fill::Read(_))) => {}
+                    Some(Ok(Fill::End)) => return self.error(s, clock, Status::BAD_REQUEST).await,
+                    Some(Ok(Fill::Full)) => {
+                        return self.error(s, clock, Status::HEADER_FIELDS_TOO_LARGE).await
+                    }
+                    Some(Err(_)) => return End::Io,
+                }
+            };
+            let head = parse_head(&input.pending()[..head_len]);
+            input.consume(head_len);
+            let head = match head {
+                Ok(h) => h,
+                Err(status) => return self.error(s, clock, status).await,
+            };
+            if head.content_length > l.max_body {
+                return self.error(s, clock, Status::PAYLOAD_TOO_LARGE).await;
+            }
+            let mut body = match self
+                .read_body(s, clock, &mut input, head.content_length)
+                .await
+            {
+                Ok(b) => b,
+                Err(BodyError::Slow) => return self.error(s, clock, Status::REQUEST_TIMEOUT).await,
+                Err(BodyError::Budget) => {
+                    return self.error(s, clock, Status::SERVICE_UNAVAILABLE).await
+                }
+                Err(BodyError::Gone) => return End::Io,
+            };
+            self.counters.requests.fetch_add(1, Ordering::Relaxed);
+            let keep_alive = head.keep_alive;
+            let req = Request::from_head(head, core::mem::take(&mut body.bytes), self.stats());
+            let resp = self.router.handle(req).await;
+            let wrote = self.write(s, clock, &resp, keep_alive).await;
+            drop(resp);
+            drop(body);
+            if let Some(end) = wrote {
+                return end;
+            }
+            if !keep_alive {
+                return End::Closed;
+            }
+        }
+    }
+
+    /// Receives a `len`-byte body at the minimum rate, within the shared budget.
+    async fn read_body<S: Read, C: Clock>(
+        &self,
+        s: &mut S,
+        clock: &C,
+        input: &mut Input,
+        len: usize,
+    ) -> Result<Body<'_>, BodyError> {
+        let rate = self.limits.body_rate;
+        let mut body = Body {
+            bytes: Vec::new(),
+            reserved: 0,
+            pool: &self.counters.body_bytes,
+            max: self.limits.max_body_total,
+        };
+        let mut window_deadline = clock.now() + rate.per;
+        let mut window = 0;
+        while body.bytes.len() < len {
+            if input.is_empty() {
+                match until(clock, window_deadline, input.fill(s)).await {
+                    None => return Err(BodyError::Slow),
+                    Some(Ok(Fill::Read(_) | Fill::Full)) => {}
+                    Some(Ok(Fill::End) | Err(_)) => return Err(BodyError::Gone),
+                }
+            }
+            let n = (len - body.bytes.len()).min(input.pending().len());
+            body.extend(&input.pending()[..n], len)?;
+            input.consume(n);
+            window += n;
+            if window >= rate.bytes {
+                window = 0;
+                window_deadline = clock.now() + rate.per;
+            }
+        }
+        Ok(body)
+    }
+
+    /// Writes `resp` within the write timeout; `Some(end)` if the connection is done for.
+    async fn write<S: Write, C: Clock>(
+        &self,
+        s: &mut S,
+        clock: &C,
+        resp: &Response,
+        keep_alive: bool,
+    ) -> Option<End> {
+        let deadline = clock.now() + self.limits.write_timeout;
+        match until(clock, deadline, write_response(s, resp, keep_alive)).await {
+            None => Some(End::TimedOut),
+            Some(Err(())) => Some(End::Io),
+            Some(Ok(())) => None,
+        }
+    }
+
+    /// Sends an error response (counted as a request) and ends the connection.
+    async fn error<S: Write, C: Clock>(&self, s: &mut S, clock: &C, status: Status) -> End {
+        self.counters.requests.fetch_add(1, Ordering::Relaxed);
+        let ended = self.write(s, clock, &Response::error(status), false).await;
+        match ended {
+            Some(end) => end,
+            None if status == Status::REQUEST_TIMEOUT => End::TimedOut,
+            None => End::Closed,
+        }
+    }
+}
+
+async fn write_response<S: Write>(s: &mut S, r: &Response, keep_alive: bool) -> Result<(), ()> {
+    let head = r.head(keep_alive);
+    // A small response goes out in one write (one segment).
+    if r.body.len() <= 1024 {
+        let mut out = Vec::with_capacity(head.len() + r.body.len());
+        out.extend_from_slice(head.as_bytes());
+        out.extend_from_slice(&r.body);
+        s.write_all(&out).await.map_err(drop)?;
+    } else {
+        s.write_all(head.as_bytes()).await.map_err(drop)?;
+        s.write_all(&r.body).await.map_err(drop)?;
+    }
+    s.flush().await.map_err(drop)
+}
+
+#[cfg(feature = "xenia")]
+mod guest {
+    use super::Server;
+    use crate::clock::XeniaClock;
+    use xenia::net::{ListenConfig, NetError, TcpListener};
+
+    impl crate::Limits {
+        /// `config` with this server's connection cap (`max_connections`): past it, new
+        /// connections wait in the listener's backlog.
+        pub fn listen_config(&self, config: ListenConfig) -> ListenConfig {
+            ListenConfig {
+                max_connections: self.max_connections,
+                ..config
+            }
+        }
+    }
+
+    impl Server {
+        /// Listens on `port` of the default stack with `config` and this server's connection
+        /// cap.
+        pub fn listen(&self, port: u16, config: ListenConfig) -> Result<TcpListener, NetError> {
+            TcpListener::bind_with(port, self.limits.listen_config(config))
+        }
+
+        /// Accepts connections for ever, serving each in its own task. The listener's
+        /// `max_connections` is the cap: bind it with [`listen`](Server::listen) or
+        /// [`Limits::listen_config`](crate::Limits::listen_config).
+        pub async fn run(&'static self, listener: TcpListener) -> Result<(), NetError> {
+            loop {
+                let mut c = listener.accept().await?;
+                xenia::spawn(async move {
+                    // A backstop under the deadlines: no single read or write waits longer.
+                    let l = &self.limits;
+                    c.set_idle_timeout(Some(l.idle_timeout.max(l.write_timeout)));
+                    self.serve(&mut c, &XeniaClock).await;
+                    let _ = xenia::timeout(l.write_timeout, c.close()).await;
+                });
+            }
+        }
+    }
+}
