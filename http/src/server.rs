@@ -3,10 +3,15 @@
 //! request (pipelined or not) until the client closes, an error, or the idle timeout.
 
 use alloc::vec::Vec;
+use core::cell::RefCell;
+use core::future::{poll_fn, Future};
+use core::pin::pin;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::task::{Poll, Waker};
+use core::time::Duration;
 use embedded_io_async::{Read, Write};
 
-use crate::clock::{until, Clock};
+use crate::clock::Clock;
 use crate::head::{parse_head, HeadScanner};
 use crate::input::{Fill, Input};
 use crate::{Limits, Request, Response, Router, Status};
@@ -23,6 +28,9 @@ pub enum End {
     TimedOut,
     /// Reading or writing failed, or the client left in the middle of a request.
     Io,
+    /// The server was full and a new connection needed this one's slot: it was waiting for a
+    /// request (closed without an answer) or receiving one (closed after a 408).
+    Evicted,
 }
 
 /// A server's counters.
@@ -36,6 +44,8 @@ pub struct ServerStats {
     pub requests: u64,
     /// Connections closed because a deadline passed.
     pub timeouts: u64,
+    /// Connections closed to make room for a new one while the server was full.
+    pub evictions: u64,
     /// Body bytes held now, all connections together.
     pub body_bytes: usize,
 }
@@ -46,7 +56,37 @@ struct Counters {
     open: AtomicU64,
     requests: AtomicU64,
     timeouts: AtomicU64,
+    evictions: AtomicU64,
     body_bytes: AtomicUsize,
+}
+
+/// Where a connection is in its request, for choosing whom to evict when the server is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Phase {
+    /// Waiting for a request's first byte (evicted first).
+    Idle,
+    /// Receiving a head.
+    Head,
+    /// Receiving a body.
+    Body,
+    /// In the handler or writing the response (never evicted).
+    Busy,
+}
+
+/// A connection being served.
+struct Slot {
+    phase: Phase,
+    /// When the phase began.
+    since: Duration,
+    evict: bool,
+    waker: Option<Waker>,
+}
+
+/// What a wait for I/O came to.
+enum Waited<T> {
+    Done(T),
+    Deadline,
+    Evicted,
 }
 
 /// An app: a router and its limits. [`serve`](Server::serve) runs one connection over any
@@ -56,6 +96,7 @@ pub struct Server {
     router: Router,
     limits: Limits,
     counters: Counters,
+    slots: RefCell<Vec<Option<Slot>>>,
 }
 
 impl core::fmt::Debug for Server {
@@ -72,6 +113,8 @@ impl core::fmt::Debug for Server {
 enum BodyError {
     /// Slower than the minimum rate.
     Slow,
+    /// Evicted to make room.
+    Evicted,
     /// All bodies together would hold more than `max_body_total`.
     Budget,
     /// The stream ended or failed.
@@ -121,6 +164,7 @@ impl Server {
             router,
             limits,
             counters: Counters::default(),
+            slots: RefCell::new(Vec::new()),
         }
     }
 
@@ -137,28 +181,123 @@ impl Server {
             open_connections: c.open.load(Ordering::Relaxed),
             requests: c.requests.load(Ordering::Relaxed),
             timeouts: c.timeouts.load(Ordering::Relaxed),
+            evictions: c.evictions.load(Ordering::Relaxed),
             body_bytes: c.body_bytes.load(Ordering::Relaxed),
         }
     }
 
     /// Serves the requests of one connection until it ends (the caller closes the stream).
+    ///
+    /// When this connection fills the server (`max_connections` served at once, this one
+    /// included), the one that has waited longest for a request, else the one slowest to
+    /// send its head, else its body, is evicted to make room for the next: slow clients
+    /// cannot keep a full server from new ones.
     pub async fn serve<S: Read + Write, C: Clock>(&self, s: &mut S, clock: &C) -> End {
         self.counters.connections.fetch_add(1, Ordering::Relaxed);
-        self.counters.open.fetch_add(1, Ordering::Relaxed);
-        let end = self.serve_requests(s, clock).await;
-        self.counters.open.fetch_sub(1, Ordering::Relaxed);
-        if end == End::TimedOut {
-            self.counters.timeouts.fetch_add(1, Ordering::Relaxed);
+        let open = self.counters.open.fetch_add(1, Ordering::Relaxed) + 1;
+        let id = self.add_slot(clock.now());
+        if open >= self.limits.max_connections as u64 {
+            self.evict_one(id);
         }
+        let end = self.serve_requests(s, clock, id).await;
+        self.slots.borrow_mut()[id] = None;
+        self.counters.open.fetch_sub(1, Ordering::Relaxed);
+        match end {
+            End::TimedOut => self.counters.timeouts.fetch_add(1, Ordering::Relaxed),
+            End::Evicted => self.counters.evictions.fetch_add(1, Ordering::Relaxed),
+            _ => 0,
+        };
         end
     }
 
-    async fn serve_requests<S: Read + Write, C: Clock>(&self, s: &mut S, clock: &C) -> End {
+    fn add_slot(&self, now: Duration) -> usize {
+        let slot = Slot {
+            phase: Phase::Idle,
+            since: now,
+            evict: false,
+            waker: None,
+        };
+        let mut slots = self.slots.borrow_mut();
+        match slots.iter().position(Option::is_none) {
+            Some(i) => {
+                slots[i] = Some(slot);
+                i
+            }
+            None => {
+                slots.push(Some(slot));
+                slots.len() - 1
+            }
+        }
+    }
+
+    fn set_phase(&self, id: usize, phase: Phase, now: Duration) {
+        if let Some(s) = self.slots.borrow_mut()[id].as_mut() {
+            s.phase = phase;
+            s.since = now;
+        }
+    }
+
+    /// Marks the stalest evictable connection other than `me` for eviction and wakes it.
+    fn evict_one(&self, me: usize) {
+        let mut slots = self.slots.borrow_mut();
+        let victim = slots
+            .iter_mut()
+            .enumerate()
+            .filter(|(i, _)| *i != me)
+            .filter_map(|(_, s)| s.as_mut())
+            .filter(|s| s.phase != Phase::Busy && !s.evict)
+            .min_by_key(|s| (s.phase, s.since));
+        if let Some(v) = victim {
+            v.evict = true;
+            if let Some(w) = v.waker.take() {
+                w.wake();
+            }
+        }
+    }
+
+    /// Runs `f` until `deadline`, or until this connection is evicted.
+    async fn wait<C: Clock, F: Future>(
+        &self,
+        id: usize,
+        clock: &C,
+        deadline: Duration,
+        f: F,
+    ) -> Waited<F::Output> {
+        let mut f = pin!(f);
+        let mut timer = pin!(clock.sleep_until(deadline));
+        poll_fn(|cx| {
+            {
+                let mut slots = self.slots.borrow_mut();
+                if let Some(s) = slots[id].as_mut() {
+                    if s.evict {
+                        return Poll::Ready(Waited::Evicted);
+                    }
+                    s.waker = Some(cx.waker().clone());
+                }
+            }
+            if let Poll::Ready(v) = f.as_mut().poll(cx) {
+                return Poll::Ready(Waited::Done(v));
+            }
+            if timer.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Waited::Deadline);
+            }
+            Poll::Pending
+        })
+        .await
+    }
+
+    async fn serve_requests<S: Read + Write, C: Clock>(
+        &self,
+        s: &mut S,
+        clock: &C,
+        id: usize,
+    ) -> End {
         let l = &self.limits;
         let mut input = Input::new(l.max_head);
         loop {
             // Wait for the next request's first byte (empty lines before it are skipped).
             let idle_deadline = clock.now() + l.idle_timeout;
+            self.set_phase(id, Phase::Idle, clock.now());
             loop {
                 let blank = input
                     .pending()
@@ -169,28 +308,33 @@ impl Server {
                 if !input.is_empty() {
                     break;
                 }
-                match until(clock, idle_deadline, input.fill(s)).await {
-                    None => return End::TimedOut,
-                    Some(Ok(Fill::Read(_) | Fill::Full)) => {}
-                    Some(Ok(Fill::End)) => return End::ClientClosed,
-                    Some(Err(_)) => return End::Io,
+                match self.wait(id, clock, idle_deadline, input.fill(s)).await {
+                    Waited::Deadline => return End::TimedOut,
+                    Waited::Evicted => return End::Evicted,
+                    Waited::Done(Ok(Fill::Read(_) | Fill::Full)) => {}
+                    Waited::Done(Ok(Fill::End)) => return End::ClientClosed,
+                    Waited::Done(Err(_)) => return End::Io,
                 }
             }
             // The whole head, within its deadline from its first byte.
             let head_deadline = clock.now() + l.head_timeout;
+            self.set_phase(id, Phase::Head, clock.now());
             let mut scanner = HeadScanner::new();
             let head_len = loop {
                 if let Some(n) = scanner.scan(input.pending()) {
                     break n;
                 }
-                match until(clock, head_deadline, input.fill(s)).await {
-                    None => return self.error(s, clock, Status::REQUEST_TIMEOUT).await,
-                    Some(Ok(Fill::Read(_))) => {}
-                    Some(Ok(Fill::End)) => return self.error(s, clock, Status::BAD_REQUEST).await,
-                    Some(Ok(Fill::Full)) => {
+                match self.wait(id, clock, head_deadline, input.fill(s)).await {
+                    Waited::Deadline => return self.error(s, clock, Status::REQUEST_TIMEOUT).await,
+                    Waited::Evicted => return self.evicted(s, clock).await,
+                    Waited::Done(Ok(Fill::Read(_))) => {}
+                    Waited::Done(Ok(Fill::End)) => {
+                        return self.error(s, clock, Status::BAD_REQUEST).await
+                    }
+                    Waited::Done(Ok(Fill::Full)) => {
                         return self.error(s, clock, Status::HEADER_FIELDS_TOO_LARGE).await
                     }
-                    Some(Err(_)) => return End::Io,
+                    Waited::Done(Err(_)) => return End::Io,
                 }
             };
             let head = parse_head(&input.pending()[..head_len]);
@@ -202,18 +346,21 @@ impl Server {
             if head.content_length > l.max_body {
                 return self.error(s, clock, Status::PAYLOAD_TOO_LARGE).await;
             }
+            self.set_phase(id, Phase::Body, clock.now());
             let mut body = match self
-                .read_body(s, clock, &mut input, head.content_length)
+                .read_body(s, clock, id, &mut input, head.content_length)
                 .await
             {
                 Ok(b) => b,
                 Err(BodyError::Slow) => return self.error(s, clock, Status::REQUEST_TIMEOUT).await,
+                Err(BodyError::Evicted) => return self.evicted(s, clock).await,
                 Err(BodyError::Budget) => {
                     return self.error(s, clock, Status::SERVICE_UNAVAILABLE).await
                 }
                 Err(BodyError::Gone) => return End::Io,
             };
             self.counters.requests.fetch_add(1, Ordering::Relaxed);
+            self.set_phase(id, Phase::Busy, clock.now());
             let keep_alive = head.keep_alive;
             let req = Request::from_head(head, core::mem::take(&mut body.bytes), self.stats());
             let resp = self.router.handle(req).await;
@@ -234,6 +381,7 @@ impl Server {
         &self,
         s: &mut S,
         clock: &C,
+        id: usize,
         input: &mut Input,
         len: usize,
     ) -> Result<Body<'_>, BodyError> {
@@ -248,10 +396,11 @@ impl Server {
         let mut window = 0;
         while body.bytes.len() < len {
             if input.is_empty() {
-                match until(clock, window_deadline, input.fill(s)).await {
-                    None => return Err(BodyError::Slow),
-                    Some(Ok(Fill::Read(_) | Fill::Full)) => {}
-                    Some(Ok(Fill::End) | Err(_)) => return Err(BodyError::Gone),
+                match self.wait(id, clock, window_deadline, input.fill(s)).await {
+                    Waited::Deadline => return Err(BodyError::Slow),
+                    Waited::Evicted => return Err(BodyError::Evicted),
+                    Waited::Done(Ok(Fill::Read(_) | Fill::Full)) => {}
+                    Waited::Done(Ok(Fill::End) | Err(_)) => return Err(BodyError::Gone),
                 }
             }
             let n = (len - body.bytes.len()).min(input.pending().len());
@@ -275,10 +424,18 @@ impl Server {
         keep_alive: bool,
     ) -> Option<End> {
         let deadline = clock.now() + self.limits.write_timeout;
-        match until(clock, deadline, write_response(s, resp, keep_alive)).await {
+        match crate::clock::until(clock, deadline, write_response(s, resp, keep_alive)).await {
             None => Some(End::TimedOut),
             Some(Err(())) => Some(End::Io),
             Some(Ok(())) => None,
+        }
+    }
+
+    /// Tells an evicted client its request was too slow (408) and ends the connection.
+    async fn evicted<S: Write, C: Clock>(&self, s: &mut S, clock: &C) -> End {
+        match self.error(s, clock, Status::REQUEST_TIMEOUT).await {
+            End::TimedOut => End::Evicted,
+            other => other,
         }
     }
 
@@ -313,7 +470,11 @@ async fn write_response<S: Write>(s: &mut S, r: &Response, keep_alive: bool) -> 
 mod guest {
     use super::Server;
     use crate::clock::XeniaClock;
+    use core::time::Duration;
     use xenia::net::{ListenConfig, NetError, TcpListener};
+
+    /// How long closing a connection may take before its socket is left to the stack.
+    const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
     impl crate::Limits {
         /// `config` with this server's connection cap (`max_connections`): past it, new
@@ -344,7 +505,9 @@ mod guest {
                     let l = &self.limits;
                     c.set_idle_timeout(Some(l.idle_timeout.max(l.write_timeout)));
                     self.serve(&mut c, &XeniaClock).await;
-                    let _ = xenia::timeout(l.write_timeout, c.close()).await;
+                    // The response was flushed (acknowledged) already: what is left is the
+                    // FIN's; a client that does not acknowledge it leaves an orphan socket.
+                    let _ = xenia::timeout(CLOSE_TIMEOUT, c.close()).await;
                 });
             }
         }

@@ -560,3 +560,59 @@ fn the_stats_count_connections_and_requests() {
         (3, 0, 6)
     );
 }
+
+#[test]
+fn a_full_server_evicts_the_stalest_slow_client_for_a_new_one() {
+    let l = Limits {
+        max_connections: 3,
+        ..limits()
+    };
+    let s = Server::new(app(), l);
+    let clock = Rc::new(VClock::default());
+    clock.frozen.set(true);
+    let flag = Arc::new(Flag(AtomicBool::new(false)));
+    let waker = Waker::from(flag.clone());
+    let mut cx = Context::from_waker(&waker);
+    // Two slow clients: one mid-head since t=0, one idle since t=1.
+    let mut a = Conn::new(&clock, vec![Ev::Send(b"GET / HT".to_vec()), Ev::Stall], 100);
+    let mut b = Conn::new(&clock, vec![Ev::Stall], 100);
+    let mut fa = Box::pin(s.serve(&mut a, &*clock));
+    assert!(fa.as_mut().poll(&mut cx).is_pending());
+    clock.now.set(Duration::from_secs(1));
+    let mut fb = Box::pin(s.serve(&mut b, &*clock));
+    assert!(fb.as_mut().poll(&mut cx).is_pending());
+    assert_eq!(s.stats().open_connections, 2);
+    // The third (another slow head) fills the server: the idle one goes first (it has no
+    // request to lose).
+    clock.now.set(Duration::from_secs(2));
+    let mut c = Conn::new(&clock, vec![Ev::Send(b"GET /x".to_vec()), Ev::Stall], 100);
+    let mut fc = Box::pin(s.serve(&mut c, &*clock));
+    flag.0.store(false, Ordering::Relaxed);
+    assert!(fc.as_mut().poll(&mut cx).is_pending());
+    assert!(flag.0.load(Ordering::Relaxed), "the victim was woken");
+    assert_eq!(fb.as_mut().poll(&mut cx), Poll::Ready(End::Evicted));
+    drop(fb);
+    assert!(
+        b.out.is_empty(),
+        "an idle connection closes without an answer"
+    );
+    assert!(
+        fa.as_mut().poll(&mut cx).is_pending(),
+        "the head in progress stays"
+    );
+    // A fourth: now the oldest slow head goes (the third's is newer).
+    let mut d = Conn::new(
+        &clock,
+        vec![Ev::Send(b"GET / HTTP/1.1\r\n\r\n".to_vec())],
+        100,
+    );
+    let mut fd = Box::pin(s.serve(&mut d, &*clock));
+    assert_eq!(fd.as_mut().poll(&mut cx), Poll::Ready(End::ClientClosed));
+    drop(fd);
+    assert_eq!(codes(&parse(&d.out)), [200]);
+    assert_eq!(fa.as_mut().poll(&mut cx), Poll::Ready(End::Evicted));
+    drop(fa);
+    assert_eq!(codes(&parse(&a.out)), [408]);
+    assert!(fc.as_mut().poll(&mut cx).is_pending());
+    assert_eq!(s.stats().evictions, 2);
+}

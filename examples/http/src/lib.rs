@@ -88,6 +88,7 @@ pub fn stats_json(s: ServerStats, i: SystemInfo) -> String {
         .num("tcp_orphans", i.tcp_orphans as u64)
         .num("tcp_reaped", i.tcp_reaped)
         .num("timeouts", s.timeouts)
+        .num("evictions", s.evictions)
         .num("body_bytes", s.body_bytes as u64)
         .finish()
 }
