@@ -11,6 +11,7 @@ extern crate alloc;
 
 use alloc::string::String;
 use core::time::Duration;
+use xenia::net::ListenConfig;
 use xenia_http::{
     get, post, Json, Limits, MinRate, Request, Response, Router, ServerStats, Status,
 };
@@ -25,6 +26,22 @@ pub const MAX_BODY: usize = 1 << 20;
 /// Body bytes held by all connections at once (two largest echoes; the domain has 16 MiB,
 /// most of it for socket buffers).
 pub const MAX_BODY_TOTAL: usize = 2 << 20;
+
+/// The listener's budgets: at most 1 + 64 + 64 + 128 + 64 sockets of 32 KiB (~10 MiB of the
+/// 16 MiB domain) whatever clients do: spoofed SYNs stay half-open for 3 s at most and never
+/// reach the app; past [`MAX_CONNECTIONS`] (the server's cap) new connections wait in the
+/// backlog.
+pub fn listen_config() -> ListenConfig {
+    ListenConfig {
+        backlog: 64,
+        rx_buffer: 16 * 1024,
+        tx_buffer: 16 * 1024,
+        max_half_open: 64,
+        half_open_timeout: Duration::from_secs(3),
+        max_connections: MAX_CONNECTIONS,
+        max_orphans: 64,
+    }
+}
 
 /// The service's limits.
 pub fn limits() -> Limits {

@@ -5,9 +5,8 @@ extern crate alloc;
 
 use alloc::boxed::Box;
 use core::sync::atomic::{AtomicU64, Ordering};
-use core::time::Duration;
 use http::SystemInfo;
-use xenia::net::{ListenConfig, NetError};
+use xenia::net::NetError;
 use xenia_http::Server;
 
 /// When main started (ns of Xen system time).
@@ -35,21 +34,7 @@ xenia::main! {
         xenia::println!("http: starting");
         let stack = xenia::net::init().await?;
         let server: &'static Server = Box::leak(Box::new(Server::new(http::app(info), http::limits())));
-        let listener = server.listen(
-            80,
-            // At most 1 + 64 + 64 + 128 + 64 sockets of 32 KiB (~10 MiB) whatever clients
-            // do: spoofed SYNs stay half-open for 3 s at most and never reach the app; past
-            // 128 connections (the server's cap) new ones wait in the backlog.
-            ListenConfig {
-                backlog: 64,
-                rx_buffer: 16 * 1024,
-                tx_buffer: 16 * 1024,
-                max_half_open: 64,
-                half_open_timeout: Duration::from_secs(3),
-                max_connections: http::MAX_CONNECTIONS,
-                max_orphans: 64,
-            },
-        )?;
+        let listener = server.listen(80, http::listen_config())?;
         match stack.ipv4() {
             Some((addr, prefix)) => xenia::println!("http: listening on {addr}/{prefix} port 80"),
             None => xenia::println!("http: listening on port 80"),
