@@ -470,11 +470,7 @@ async fn write_response<S: Write>(s: &mut S, r: &Response, keep_alive: bool) -> 
 mod guest {
     use super::Server;
     use crate::clock::XeniaClock;
-    use core::time::Duration;
     use xenia::net::{ListenConfig, NetError, TcpListener};
-
-    /// How long closing a connection may take before its socket is left to the stack.
-    const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
     impl crate::Limits {
         /// `config` with this server's connection cap (`max_connections`): past it, new
@@ -505,9 +501,12 @@ mod guest {
                     let l = &self.limits;
                     c.set_idle_timeout(Some(l.idle_timeout.max(l.write_timeout)));
                     self.serve(&mut c, &XeniaClock).await;
-                    // The response was flushed (acknowledged) already: what is left is the
-                    // FIN's; a client that does not acknowledge it leaves an orphan socket.
-                    let _ = xenia::timeout(CLOSE_TIMEOUT, c.close()).await;
+                    // Every response was flushed (acknowledged) already. Dropping the stream
+                    // frees the connection's slot now and hands the socket to the stack,
+                    // which sends the FIN and frees it once closed (or resets it: unread
+                    // bytes, its orphan budget, its grace period), so a client that never
+                    // acknowledges the FIN holds no slot.
+                    drop(c);
                 });
             }
         }

@@ -81,6 +81,8 @@ pub struct SystemInfo {
     pub tcp_orphans: usize,
     /// Orphans freed so far.
     pub tcp_reaped: u64,
+    /// TCP sockets in the stack now (listening, half-open, connected, closing).
+    pub tcp_sockets: usize,
 }
 
 const INDEX: &str = "<!DOCTYPE html>\n<html><head><title>xenia</title></head><body>\n\
@@ -104,6 +106,7 @@ pub fn stats_json(s: ServerStats, i: SystemInfo) -> String {
         .num("tcp_syn_dropped", i.tcp_syn_dropped)
         .num("tcp_orphans", i.tcp_orphans as u64)
         .num("tcp_reaped", i.tcp_reaped)
+        .num("tcp_sockets", i.tcp_sockets as u64)
         .num("timeouts", s.timeouts)
         .num("evictions", s.evictions)
         .num("body_bytes", s.body_bytes as u64)

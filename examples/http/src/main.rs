@@ -25,6 +25,7 @@ fn info() -> SystemInfo {
         tcp_syn_dropped: st.tcp_syn_dropped,
         tcp_orphans: st.tcp_orphans,
         tcp_reaped: st.tcp_reaped,
+        tcp_sockets: st.sockets,
     }
 }
 
