@@ -530,7 +530,8 @@ fn main() {
     }
     let flood = args.len() == 7 && args[3] == "--synflood";
     let slowloris = args.len() == 8 && args[3] == "--slowloris";
-    if args.len() != 3 && !(args.len() == 6 && args[3] == "--echo") && !flood && !slowloris {
+    let echo_mode = args.len() == 6 && args[3] == "--echo";
+    if !(args.len() == 3 || echo_mode || flood || slowloris) {
         eprintln!(
             "usage: xenia-http-client HOST PORT [--echo TIMES BYTES | --synflood ATTACKER RATE SECS \
              | --slowloris ATTACKER SLOW HUGE SECS] | xenia-http-client --serve PORT"
