@@ -28,10 +28,12 @@ pub struct Limits {
     /// Body bytes all connections may hold at once (default 4 MiB). A body that would go
     /// past it gets 503 and its connection closes.
     pub max_body_total: usize,
-    /// How long a keep-alive connection may wait for the first byte of its next request, and
-    /// a new connection for its first (default 60 s); then it closes without an answer.
+    /// How long a keep-alive connection may wait for the first byte of its next request
+    /// (default 60 s); then it closes without an answer.
     pub idle_timeout: Duration,
-    /// How long a whole request head may take from its first byte (default 10 s). Later: 408.
+    /// How long a whole request head may take from its first byte, and a new connection's
+    /// first head from the connection's start (default 10 s). Later: 408 (or, before any
+    /// byte, closed without an answer).
     pub head_timeout: Duration,
     /// The slowest a body may arrive (default 1 KiB every 5 s). Slower: 408.
     pub body_rate: MinRate,

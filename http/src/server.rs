@@ -48,6 +48,14 @@ pub struct ServerStats {
     pub evictions: u64,
     /// Body bytes held now, all connections together.
     pub body_bytes: usize,
+    /// Connections now waiting for a request's first byte.
+    pub waiting: u64,
+    /// Connections now receiving a request head.
+    pub reading_head: u64,
+    /// Connections now receiving a body.
+    pub reading_body: u64,
+    /// Connections now in a handler or writing a response.
+    pub busy: u64,
 }
 
 #[derive(Default)]
@@ -176,7 +184,15 @@ impl Server {
     /// The counters now.
     pub fn stats(&self) -> ServerStats {
         let c = &self.counters;
+        let mut by_phase = [0u64; 4];
+        for s in self.slots.borrow().iter().flatten() {
+            by_phase[s.phase as usize] += 1;
+        }
         ServerStats {
+            waiting: by_phase[Phase::Idle as usize],
+            reading_head: by_phase[Phase::Head as usize],
+            reading_body: by_phase[Phase::Body as usize],
+            busy: by_phase[Phase::Busy as usize],
             connections: c.connections.load(Ordering::Relaxed),
             open_connections: c.open.load(Ordering::Relaxed),
             requests: c.requests.load(Ordering::Relaxed),
@@ -294,9 +310,17 @@ impl Server {
     ) -> End {
         let l = &self.limits;
         let mut input = Input::new(l.max_head);
+        // A new connection's first request must arrive whole within the head timeout of the
+        // connection's start; later ones within it of their first byte.
+        let first_deadline = clock.now() + l.head_timeout;
+        let mut first = true;
         loop {
             // Wait for the next request's first byte (empty lines before it are skipped).
-            let idle_deadline = clock.now() + l.idle_timeout;
+            let idle_deadline = if first {
+                first_deadline
+            } else {
+                clock.now() + l.idle_timeout
+            };
             self.set_phase(id, Phase::Idle, clock.now());
             loop {
                 let blank = input
@@ -317,7 +341,11 @@ impl Server {
                 }
             }
             // The whole head, within its deadline from its first byte.
-            let head_deadline = clock.now() + l.head_timeout;
+            let head_deadline = if core::mem::take(&mut first) {
+                first_deadline
+            } else {
+                clock.now() + l.head_timeout
+            };
             self.set_phase(id, Phase::Head, clock.now());
             let mut scanner = HeadScanner::new();
             let head_len = loop {

@@ -431,10 +431,21 @@ fn a_slow_head_gets_408_at_its_deadline() {
 #[test]
 fn idle_connections_close_without_an_answer() {
     let s = Server::new(app(), limits());
+    // A new connection gets the head timeout for its first request, from its start.
     let (end, r, t) = serve_with(&s, vec![Ev::Stall], 1000);
     assert_eq!(
         (end, r.len(), t),
-        (End::TimedOut, 0, Duration::from_secs(60))
+        (End::TimedOut, 0, Duration::from_secs(10))
+    );
+    let late = vec![
+        Ev::Wait(Duration::from_secs(8)),
+        Ev::Send(b"GET / HTTP/1.1\r\n".to_vec()),
+        Ev::Stall,
+    ];
+    let (end, r, t) = serve_with(&s, late, 1000);
+    assert_eq!(
+        (end, codes(&r), t),
+        (End::TimedOut, vec![408], Duration::from_secs(10))
     );
     // Between keep-alive requests too.
     let (end, r, t) = serve_with(

@@ -110,6 +110,10 @@ pub fn stats_json(s: ServerStats, i: SystemInfo) -> String {
         .num("timeouts", s.timeouts)
         .num("evictions", s.evictions)
         .num("body_bytes", s.body_bytes as u64)
+        .num("waiting", s.waiting)
+        .num("reading_head", s.reading_head)
+        .num("reading_body", s.reading_body)
+        .num("busy", s.busy)
         .finish()
 }
 

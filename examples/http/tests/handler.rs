@@ -155,7 +155,7 @@ fn routes() {
     let stats = String::from_utf8(r[2].body.clone()).unwrap();
     assert_eq!(
         stats,
-        "{\"uptime_ms\":1234,\"requests\":3,\"connections\":1,\"open_connections\":1,\"heap_in_use\":5678,\"rx_packets\":9,\"tx_packets\":10,\"packets_dropped\":3,\"tcp_half_open\":4,\"tcp_syn_dropped\":5,\"tcp_orphans\":6,\"tcp_reaped\":7,\"tcp_sockets\":8,\"timeouts\":0,\"evictions\":0,\"body_bytes\":0}\n"
+        "{\"uptime_ms\":1234,\"requests\":3,\"connections\":1,\"open_connections\":1,\"heap_in_use\":5678,\"rx_packets\":9,\"tx_packets\":10,\"packets_dropped\":3,\"tcp_half_open\":4,\"tcp_syn_dropped\":5,\"tcp_orphans\":6,\"tcp_reaped\":7,\"tcp_sockets\":8,\"timeouts\":0,\"evictions\":0,\"body_bytes\":0,\"waiting\":0,\"reading_head\":0,\"reading_body\":0,\"busy\":1}\n"
     );
     assert!(r
         .iter()

@@ -505,13 +505,18 @@ fn http_answers_within_a_second_under_slowloris_and_huge_bodies_and_recovers() {
     s.note(&format!(
         "http-slowloris: 10 s after: heap_in_use {} (baseline {base_heap}, tolerance \
          +{SLOW_AFTER_TOLERANCE}), open_connections {} (baseline {}), tcp_sockets {} \
-         (baseline {}), tcp_orphans {}",
+         (baseline {}), tcp_orphans {}; open by phase: waiting {}, reading_head {}, \
+         reading_body {}, busy {}",
         num(&after, "heap_in_use"),
         num(&after, "open_connections"),
         num(&base, "open_connections"),
         num(&after, "tcp_sockets"),
         num(&base, "tcp_sockets"),
         num(&after, "tcp_orphans"),
+        num(&after, "waiting"),
+        num(&after, "reading_head"),
+        num(&after, "reading_body"),
+        num(&after, "busy"),
     ));
 
     // The attack was on: more connections than the cap, closed and reopened.
