@@ -39,6 +39,9 @@ pub struct Limits {
     pub body_rate: MinRate,
     /// How long writing one response may take (default 30 s); then the connection closes.
     pub write_timeout: Duration,
+    /// How long writing an error response the server sends before closing (400, 408, 413,
+    /// 431, 501, 503) may take (default 2 s): the client misbehaved, it gets no more time.
+    pub error_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -55,6 +58,7 @@ impl Default for Limits {
                 per: Duration::from_secs(5),
             },
             write_timeout: Duration::from_secs(30),
+            error_timeout: Duration::from_secs(2),
         }
     }
 }

@@ -392,7 +392,9 @@ impl Server {
             let keep_alive = head.keep_alive;
             let req = Request::from_head(head, core::mem::take(&mut body.bytes), self.stats());
             let resp = self.router.handle(req).await;
-            let wrote = self.write(s, clock, &resp, keep_alive).await;
+            let wrote = self
+                .write(s, clock, &resp, keep_alive, l.write_timeout)
+                .await;
             drop(resp);
             drop(body);
             if let Some(end) = wrote {
@@ -443,15 +445,16 @@ impl Server {
         Ok(body)
     }
 
-    /// Writes `resp` within the write timeout; `Some(end)` if the connection is done for.
+    /// Writes `resp` within `limit`; `Some(end)` if the connection is done for.
     async fn write<S: Write, C: Clock>(
         &self,
         s: &mut S,
         clock: &C,
         resp: &Response,
         keep_alive: bool,
+        limit: Duration,
     ) -> Option<End> {
-        let deadline = clock.now() + self.limits.write_timeout;
+        let deadline = clock.now() + limit;
         match crate::clock::until(clock, deadline, write_response(s, resp, keep_alive)).await {
             None => Some(End::TimedOut),
             Some(Err(())) => Some(End::Io),
@@ -470,7 +473,10 @@ impl Server {
     /// Sends an error response (counted as a request) and ends the connection.
     async fn error<S: Write, C: Clock>(&self, s: &mut S, clock: &C, status: Status) -> End {
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
-        let ended = self.write(s, clock, &Response::error(status), false).await;
+        let limit = self.limits.error_timeout.min(self.limits.write_timeout);
+        let ended = self
+            .write(s, clock, &Response::error(status), false, limit)
+            .await;
         match ended {
             Some(end) => end,
             None if status == Status::REQUEST_TIMEOUT => End::TimedOut,

@@ -57,6 +57,7 @@ pub fn limits() -> Limits {
             per: Duration::from_secs(5),
         },
         write_timeout: Duration::from_secs(30),
+        error_timeout: Duration::from_secs(2),
     }
 }
 

@@ -15,7 +15,7 @@
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// A slow connection's byte interval.
@@ -52,14 +52,19 @@ fn closed_within(s: &mut TcpStream, d: Duration, got: &mut Vec<u8>) -> bool {
     }
 }
 
-/// One attacking connection, again and again until `until`.
-fn attack(a: SocketAddr, huge: bool, until: Instant, c: &Counts) {
+/// Whether the attack is still on: `until` is set once every thread started.
+fn on(until: &OnceLock<Instant>) -> bool {
+    until.get().is_none_or(|u| Instant::now() < *u)
+}
+
+/// One attacking connection, again and again until the attack ends.
+fn attack(a: SocketAddr, huge: bool, until: &OnceLock<Instant>, c: &Counts) {
     let head: &[u8] = if huge {
         b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n"
     } else {
         b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: "
     };
-    while Instant::now() < until {
+    while on(until) {
         let mut s = match TcpStream::connect_timeout(&a, CONNECT_TIMEOUT) {
             Ok(s) => s,
             Err(_) => {
@@ -73,7 +78,7 @@ fn attack(a: SocketAddr, huge: bool, until: Instant, c: &Counts) {
         let mut got = Vec::new();
         let mut sent = 0;
         let closed = loop {
-            if Instant::now() >= until {
+            if !on(until) {
                 break false;
             }
             let ok = if huge {
@@ -118,19 +123,25 @@ fn main() {
         eprintln!("usage: xenia-slowloris HOST PORT SLOW HUGE SECS");
         std::process::exit(2);
     };
-    // Lowest priority: dom0's one vCPU also runs netback and the normal client, whose
-    // latency is what the scenario measures (of the guest, not of a starved dom0).
-    // SAFETY: nice() only changes this process's scheduling priority.
-    unsafe { libc::nice(19) };
     let counts = Arc::new(Counts::default());
     let start = Instant::now();
-    let until = start + Duration::from_secs(secs);
+    // The attack lasts SECS from when every connection has started (starting hundreds of
+    // threads takes a while on a slow dom0).
+    let until = Arc::new(OnceLock::new());
     let mut threads = Vec::new();
     for i in 0..slow + huge {
         let c = counts.clone();
+        let until = until.clone();
         let t = std::thread::Builder::new()
             .stack_size(64 * 1024)
-            .spawn(move || attack(a, i >= slow, until, &c));
+            .spawn(move || {
+                // Lowest priority (a Linux thread's own): dom0's one vCPU also runs netback
+                // and the normal client, whose latency is what the scenario measures (of the
+                // guest, not of a starved dom0).
+                // SAFETY: nice() only changes this thread's scheduling priority.
+                unsafe { libc::nice(19) };
+                attack(a, i >= slow, &until, &c)
+            });
         match t {
             Ok(t) => threads.push(t),
             Err(e) => eprintln!("slowloris: thread {i}: {e}"),
@@ -138,6 +149,7 @@ fn main() {
         // Spread the first connections over the first second.
         std::thread::sleep(Duration::from_millis(1000 / (slow + huge).max(1) as u64));
     }
+    let _ = until.set(Instant::now() + Duration::from_secs(secs));
     for t in threads {
         let _ = t.join();
     }
