@@ -393,7 +393,7 @@ impl Server {
             let req = Request::from_head(head, core::mem::take(&mut body.bytes), self.stats());
             let resp = self.router.handle(req).await;
             let wrote = self
-                .write(s, clock, &resp, keep_alive, l.write_timeout)
+                .write(s, clock, &resp, keep_alive, l.write_timeout, true)
                 .await;
             drop(resp);
             drop(body);
@@ -445,7 +445,8 @@ impl Server {
         Ok(body)
     }
 
-    /// Writes `resp` within `limit`; `Some(end)` if the connection is done for.
+    /// Writes `resp` within `limit` (waiting until the client acknowledged it if `flush`);
+    /// `Some(end)` if the connection is done for.
     async fn write<S: Write, C: Clock>(
         &self,
         s: &mut S,
@@ -453,9 +454,11 @@ impl Server {
         resp: &Response,
         keep_alive: bool,
         limit: Duration,
+        flush: bool,
     ) -> Option<End> {
         let deadline = clock.now() + limit;
-        match crate::clock::until(clock, deadline, write_response(s, resp, keep_alive)).await {
+        let w = write_response(s, resp, keep_alive, flush);
+        match crate::clock::until(clock, deadline, w).await {
             None => Some(End::TimedOut),
             Some(Err(())) => Some(End::Io),
             Some(Ok(())) => None,
@@ -470,12 +473,17 @@ impl Server {
         }
     }
 
-    /// Sends an error response (counted as a request) and ends the connection.
+    /// Sends an error response (counted as a request) and ends the connection. A 408 (a slow
+    /// or evicted client) is not waited for: it goes into the send buffer, and the stack sends
+    /// it before the FIN once the stream is dropped, so the slot is free at once. Other errors
+    /// wait until acknowledged (the client may still be sending; a stream dropped with unread
+    /// bytes is reset, which could lose the answer).
     async fn error<S: Write, C: Clock>(&self, s: &mut S, clock: &C, status: Status) -> End {
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
         let limit = self.limits.error_timeout.min(self.limits.write_timeout);
+        let flush = status != Status::REQUEST_TIMEOUT;
         let ended = self
-            .write(s, clock, &Response::error(status), false, limit)
+            .write(s, clock, &Response::error(status), false, limit, flush)
             .await;
         match ended {
             Some(end) => end,
@@ -485,7 +493,12 @@ impl Server {
     }
 }
 
-async fn write_response<S: Write>(s: &mut S, r: &Response, keep_alive: bool) -> Result<(), ()> {
+async fn write_response<S: Write>(
+    s: &mut S,
+    r: &Response,
+    keep_alive: bool,
+    flush: bool,
+) -> Result<(), ()> {
     let head = r.head(keep_alive);
     // A small response goes out in one write (one segment).
     if r.body.len() <= 1024 {
@@ -497,7 +510,10 @@ async fn write_response<S: Write>(s: &mut S, r: &Response, keep_alive: bool) -> 
         s.write_all(head.as_bytes()).await.map_err(drop)?;
         s.write_all(&r.body).await.map_err(drop)?;
     }
-    s.flush().await.map_err(drop)
+    if flush {
+        s.flush().await.map_err(drop)?;
+    }
+    Ok(())
 }
 
 #[cfg(feature = "xenia")]
@@ -535,11 +551,11 @@ mod guest {
                     let l = &self.limits;
                     c.set_idle_timeout(Some(l.idle_timeout.max(l.write_timeout)));
                     self.serve(&mut c, &XeniaClock).await;
-                    // Every response was flushed (acknowledged) already. Dropping the stream
-                    // frees the connection's slot now and hands the socket to the stack,
-                    // which sends the FIN and frees it once closed (or resets it: unread
-                    // bytes, its orphan budget, its grace period), so a client that never
-                    // acknowledges the FIN holds no slot.
+                    // Every response was flushed (acknowledged) already, but a last 408.
+                    // Dropping the stream frees the connection's slot now and hands the
+                    // socket to the stack, which sends what is left and the FIN and frees it
+                    // once closed (or resets it: unread bytes, its orphan budget, its grace
+                    // period), so a client that never acknowledges holds no slot.
                     drop(c);
                 });
             }
