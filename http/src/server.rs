@@ -48,9 +48,10 @@ pub struct ServerStats {
     pub evictions: u64,
     /// Body bytes held now, all connections together.
     pub body_bytes: usize,
-    /// Connections now waiting for a request's first byte.
+    /// Keep-alive connections now waiting for their next request.
     pub waiting: u64,
-    /// Connections now receiving a request head.
+    /// Connections now receiving a request head (new ones waiting for their first byte
+    /// included).
     pub reading_head: u64,
     /// Connections now receiving a body.
     pub reading_body: u64,
@@ -71,9 +72,10 @@ struct Counters {
 /// Where a connection is in its request, for choosing whom to evict when the server is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Phase {
-    /// Waiting for a request's first byte (evicted first).
+    /// Between requests of a keep-alive connection, waiting for the next one's first byte
+    /// (evicted first).
     Idle,
-    /// Receiving a head.
+    /// Receiving a head (or, on a new connection, waiting for its first byte).
     Head,
     /// Receiving a body.
     Body,
@@ -205,9 +207,10 @@ impl Server {
     /// Serves the requests of one connection until it ends (the caller closes the stream).
     ///
     /// When this connection fills the server (`max_connections` served at once, this one
-    /// included), the one that has waited longest for a request, else the one slowest to
-    /// send its head, else its body, is evicted to make room for the next: slow clients
-    /// cannot keep a full server from new ones.
+    /// included), another is evicted to make room for the next: a keep-alive connection idle
+    /// between requests (the longest idle), else the one longest at its head (a new
+    /// connection counts from its start, so the newest goes last), else the one longest at
+    /// its body. Slow clients cannot keep a full server from new ones.
     pub async fn serve<S: Read + Write, C: Clock>(&self, s: &mut S, clock: &C) -> End {
         self.counters.connections.fetch_add(1, Ordering::Relaxed);
         let open = self.counters.open.fetch_add(1, Ordering::Relaxed) + 1;
@@ -312,7 +315,8 @@ impl Server {
         let mut input = Input::new(l.max_head);
         // A new connection's first request must arrive whole within the head timeout of the
         // connection's start; later ones within it of their first byte.
-        let first_deadline = clock.now() + l.head_timeout;
+        let start = clock.now();
+        let first_deadline = start + l.head_timeout;
         let mut first = true;
         loop {
             // Wait for the next request's first byte (empty lines before it are skipped).
@@ -321,7 +325,14 @@ impl Server {
             } else {
                 clock.now() + l.idle_timeout
             };
-            self.set_phase(id, Phase::Idle, clock.now());
+            // A new connection counts as a head begun at its start (for eviction, the
+            // newest is the last to go; it may not even have been read yet); a keep-alive
+            // one between requests as idle (the first to go).
+            if first {
+                self.set_phase(id, Phase::Head, start);
+            } else {
+                self.set_phase(id, Phase::Idle, clock.now());
+            }
             loop {
                 let blank = input
                     .pending()
@@ -344,9 +355,9 @@ impl Server {
             let head_deadline = if core::mem::take(&mut first) {
                 first_deadline
             } else {
+                self.set_phase(id, Phase::Head, clock.now());
                 clock.now() + l.head_timeout
             };
-            self.set_phase(id, Phase::Head, clock.now());
             let mut scanner = HeadScanner::new();
             let head_len = loop {
                 if let Some(n) = scanner.scan(input.pending()) {
