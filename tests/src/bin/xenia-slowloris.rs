@@ -4,10 +4,10 @@
 //! `xenia-slowloris HOST PORT SLOW HUGE SECS` holds, for `SECS` seconds, `SLOW` connections
 //! that each send a request head one byte every 3 s (never finishing it) and `HUGE`
 //! connections that each announce a 1 MiB body (`Content-Length: 1048576`) and send none of
-//! it. A connection the server closes (or refuses) is opened again at once, so the pressure
-//! stays on. One thread per connection (small stacks); every socket has timeouts. It runs at
-//! the lowest priority (`nice 19`), so that the normal client beside it in dom0 is not
-//! starved of dom0's CPU.
+//! it. A connection the server closes (or refuses) is opened again on the next 3 s tick, so
+//! the pressure stays on. One thread per connection (small stacks); every socket has
+//! timeouts. Its threads run at the lowest priority (`nice 19`), so that the normal client
+//! beside it in dom0 is not starved of dom0's CPU.
 //!
 //! It prints one line at the end, `slowloris slow=S huge=H connects=C refused=F closed=K
 //! answers_408=R secs=T`, and exits with 0, or 2 on bad arguments.
@@ -104,6 +104,9 @@ fn attack(a: SocketAddr, huge: bool, until: &OnceLock<Instant>, c: &Counts) {
             if got.starts_with(b"HTTP/1.1 408") {
                 c.answers_408.fetch_add(1, Ordering::Relaxed);
             }
+            // Open it again on the next tick, as slowloris tools do (not in a tight loop,
+            // which would measure dom0's CPU rather than the guest).
+            std::thread::sleep(BYTE_EVERY);
         }
     }
 }
