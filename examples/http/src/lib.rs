@@ -1,29 +1,67 @@
-//! The web service of the `http` example, generic over any `embedded_io_async` stream so it
-//! runs over a `xenia::net::TcpStream` in the guest and over in-memory streams in host tests.
+//! The web service of the `http` example: its routes on `xenia-http`, so the same app runs
+//! over a `xenia::net::TcpStream` in the guest and over in-memory streams in host tests.
 //!
 //! Routes: `GET /` (an HTML page), `GET /health` (`{"status":"ok"}`), `GET /stats` (JSON
 //! counters), `POST /echo` (the body back, byte for byte). HTTP/1.1 keep-alive (and
-//! pipelining), `Content-Length` bodies up to [`MAX_BODY`]; 400 on a malformed request, 404 on
-//! an unknown path, 405 on a wrong method, 413 on a body too large, 501 on chunked bodies.
+//! pipelining), `Content-Length` bodies up to [`MAX_BODY`]; the status codes of a bad request
+//! are `xenia-http`'s (400, 404, 405, 408, 413, 431, 501, 503).
 #![no_std]
 
 extern crate alloc;
 
-use alloc::format;
 use alloc::string::String;
-use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, Ordering};
-use embedded_io_async::{Read, Write};
+use core::time::Duration;
+use xenia::net::ListenConfig;
+use xenia_http::{
+    get, post, Json, Limits, MinRate, Request, Response, Router, ServerStats, Status,
+};
 
-pub mod head;
-pub mod input;
-
+/// Connections served at once; more wait in the listener's backlog (and beyond it are
+/// refused), so memory stays bounded.
+pub const MAX_CONNECTIONS: usize = 128;
 /// The largest request head (request line and headers).
 pub const MAX_HEAD: usize = 8 * 1024;
 /// The largest request body.
 pub const MAX_BODY: usize = 1 << 20;
+/// Body bytes held by all connections at once (two largest echoes; the domain has 16 MiB,
+/// most of it for socket buffers).
+pub const MAX_BODY_TOTAL: usize = 2 << 20;
 
-/// What `/stats` reports besides the service's own counters.
+/// The listener's budgets: at most 1 + 64 + 64 + 128 + 64 sockets of 32 KiB (~10 MiB of the
+/// 16 MiB domain) whatever clients do: spoofed SYNs stay half-open for 3 s at most and never
+/// reach the app; past [`MAX_CONNECTIONS`] (the server's cap) new connections wait in the
+/// backlog.
+pub fn listen_config() -> ListenConfig {
+    ListenConfig {
+        backlog: 64,
+        rx_buffer: 16 * 1024,
+        tx_buffer: 16 * 1024,
+        max_half_open: 64,
+        half_open_timeout: Duration::from_secs(3),
+        max_connections: MAX_CONNECTIONS,
+        max_orphans: 64,
+    }
+}
+
+/// The service's limits.
+pub fn limits() -> Limits {
+    Limits {
+        max_connections: MAX_CONNECTIONS,
+        max_head: MAX_HEAD,
+        max_body: MAX_BODY,
+        max_body_total: MAX_BODY_TOTAL,
+        idle_timeout: Duration::from_secs(60),
+        head_timeout: Duration::from_secs(10),
+        body_rate: MinRate {
+            bytes: 1024,
+            per: Duration::from_secs(5),
+        },
+        write_timeout: Duration::from_secs(30),
+        error_timeout: Duration::from_secs(2),
+    }
+}
+
+/// What `/stats` reports besides the server's own counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SystemInfo {
     /// Milliseconds since boot.
@@ -44,19 +82,9 @@ pub struct SystemInfo {
     pub tcp_orphans: usize,
     /// Orphans freed so far.
     pub tcp_reaped: u64,
+    /// TCP sockets in the stack now (listening, half-open, connected, closing).
+    pub tcp_sockets: usize,
 }
-
-/// The service's state, shared by all connections.
-pub struct Service<F: Fn() -> SystemInfo> {
-    info: F,
-    requests: AtomicU64,
-    connections: AtomicU64,
-    open: AtomicU64,
-}
-
-pub use head::End;
-use head::{parse_head, Parsed};
-use input::Input;
 
 const INDEX: &str = "<!DOCTYPE html>\n<html><head><title>xenia</title></head><body>\n\
 <h1>Hello from a Xenia unikernel</h1>\n\
@@ -64,190 +92,48 @@ const INDEX: &str = "<!DOCTYPE html>\n<html><head><title>xenia</title></head><bo
 <ul><li><a href=\"/health\">/health</a></li><li><a href=\"/stats\">/stats</a></li>\
 <li>POST /echo</li></ul>\n</body></html>\n";
 
-impl<F: Fn() -> SystemInfo> Service<F> {
-    /// A service whose `/stats` asks `info` for the system's numbers.
-    pub const fn new(info: F) -> Self {
-        Service {
-            info,
-            requests: AtomicU64::new(0),
-            connections: AtomicU64::new(0),
-            open: AtomicU64::new(0),
-        }
-    }
+/// The `/stats` document.
+pub fn stats_json(s: ServerStats, i: SystemInfo) -> String {
+    Json::new()
+        .num("uptime_ms", i.uptime_ms)
+        .num("requests", s.requests)
+        .num("connections", s.connections)
+        .num("open_connections", s.open_connections)
+        .num("heap_in_use", i.heap_in_use as u64)
+        .num("rx_packets", i.rx_packets)
+        .num("tx_packets", i.tx_packets)
+        .num("packets_dropped", i.packets_dropped)
+        .num("tcp_half_open", i.tcp_half_open as u64)
+        .num("tcp_syn_dropped", i.tcp_syn_dropped)
+        .num("tcp_orphans", i.tcp_orphans as u64)
+        .num("tcp_reaped", i.tcp_reaped)
+        .num("tcp_sockets", i.tcp_sockets as u64)
+        .num("timeouts", s.timeouts)
+        .num("evictions", s.evictions)
+        .num("body_bytes", s.body_bytes as u64)
+        .num("waiting", s.waiting)
+        .num("reading_head", s.reading_head)
+        .num("reading_body", s.reading_body)
+        .num("busy", s.busy)
+        .finish()
+}
 
-    /// Requests answered so far.
-    pub fn requests(&self) -> u64 {
-        self.requests.load(Ordering::Relaxed)
-    }
-
-    /// The `/stats` document.
-    pub fn stats_json(&self) -> String {
-        let i = (self.info)();
-        format!(
-            "{{\"uptime_ms\":{},\"requests\":{},\"connections\":{},\"open_connections\":{},\
-             \"heap_in_use\":{},\"rx_packets\":{},\"tx_packets\":{},\"packets_dropped\":{},\
-             \"tcp_half_open\":{},\"tcp_syn_dropped\":{},\"tcp_orphans\":{},\"tcp_reaped\":{}}}\n",
-            i.uptime_ms,
-            self.requests(),
-            self.connections.load(Ordering::Relaxed),
-            self.open.load(Ordering::Relaxed),
-            i.heap_in_use,
-            i.rx_packets,
-            i.tx_packets,
-            i.packets_dropped,
-            i.tcp_half_open,
-            i.tcp_syn_dropped,
-            i.tcp_orphans,
-            i.tcp_reaped
+/// The routes; `/stats` asks `info` for the system's numbers.
+pub fn app(info: fn() -> SystemInfo) -> Router {
+    Router::new()
+        .route("/", get(|_| async { Response::html(Status::OK, INDEX) }))
+        .route(
+            "/health",
+            get(|_| async { Response::json(Status::OK, "{\"status\":\"ok\"}\n") }),
         )
-    }
-
-    /// Serves the requests of one connection until it ends.
-    pub async fn serve<S: Read + Write>(&self, s: &mut S) -> End {
-        self.connections.fetch_add(1, Ordering::Relaxed);
-        self.open.fetch_add(1, Ordering::Relaxed);
-        let end = self.serve_inner(s).await;
-        self.open.fetch_sub(1, Ordering::Relaxed);
-        end
-    }
-
-    async fn serve_inner<S: Read + Write>(&self, s: &mut S) -> End {
-        let mut input = Input::new(MAX_HEAD);
-        loop {
-            // Read a complete head.
-            let head = loop {
-                if !input.is_empty() {
-                    match parse_head(input.pending(), MAX_BODY) {
-                        Parsed::Complete(h) => break h,
-                        Parsed::Bad(code, reason) => {
-                            return self.error(s, code, reason).await;
-                        }
-                        Parsed::Partial => {}
-                    }
-                }
-                match input.fill(s).await {
-                    Ok(Some(0)) if input.is_empty() => return End::ClientClosed,
-                    Ok(Some(0)) => return self.error(s, 400, "Bad Request").await,
-                    Ok(Some(_)) => {}
-                    Ok(None) => return self.error(s, 431, "Request Header Fields Too Large").await,
-                    Err(_) => return End::Io,
-                }
-            };
-            input.consume(head.head_len);
-            self.requests.fetch_add(1, Ordering::Relaxed);
-            let ka = head.keep_alive;
-            let r = match (head.method.as_str(), head.path.as_str()) {
-                ("POST", "/echo") => self.echo(s, &mut input, head.content_length, ka).await,
-                (m, p) => {
-                    // Consume any body so the next request starts where it should.
-                    if !input.skip(s, head.content_length).await {
-                        return End::Io;
-                    }
-                    match (m, p) {
-                        ("GET", "/") => {
-                            respond(s, 200, "OK", "text/html", INDEX.as_bytes(), ka).await
-                        }
-                        ("GET", "/health") => {
-                            respond(
-                                s,
-                                200,
-                                "OK",
-                                "application/json",
-                                b"{\"status\":\"ok\"}\n",
-                                ka,
-                            )
-                            .await
-                        }
-                        ("GET", "/stats") => {
-                            let doc = self.stats_json();
-                            respond(s, 200, "OK", "application/json", doc.as_bytes(), ka).await
-                        }
-                        (_, "/" | "/health" | "/stats" | "/echo") => {
-                            respond(
-                                s,
-                                405,
-                                "Method Not Allowed",
-                                "text/plain",
-                                b"method not allowed\n",
-                                ka,
-                            )
-                            .await
-                        }
-                        _ => respond(s, 404, "Not Found", "text/plain", b"not found\n", ka).await,
-                    }
-                }
-            };
-            if r.is_err() {
-                return End::Io;
-            }
-            if !ka {
-                return End::Closed;
-            }
-        }
-    }
-
-    /// Sends an error response and ends the connection.
-    async fn error<S: Write>(&self, s: &mut S, code: u16, reason: &str) -> End {
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        let body = format!("{code} {reason}\n");
-        match respond(s, code, reason, "text/plain", body.as_bytes(), false).await {
-            Ok(()) => End::Closed,
-            Err(()) => End::Io,
-        }
-    }
-
-    /// Streams `len` body bytes back as the response body.
-    async fn echo<S: Read + Write>(
-        &self,
-        s: &mut S,
-        input: &mut Input,
-        len: usize,
-        ka: bool,
-    ) -> Result<(), ()> {
-        let head = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {len}\r\n{}\r\n",
-            conn_header(ka)
-        );
-        s.write_all(head.as_bytes()).await.map_err(drop)?;
-        let mut left = len;
-        while left > 0 {
-            if !input.refill(s).await {
-                return Err(());
-            }
-            let chunk = &input.pending()[..left.min(input.pending().len())];
-            s.write_all(chunk).await.map_err(drop)?;
-            let n = chunk.len();
-            input.consume(n);
-            left -= n;
-        }
-        s.flush().await.map_err(drop)
-    }
-}
-
-fn conn_header(ka: bool) -> &'static str {
-    if ka {
-        "Connection: keep-alive\r\n"
-    } else {
-        "Connection: close\r\n"
-    }
-}
-
-async fn respond<S: Write>(
-    s: &mut S,
-    code: u16,
-    reason: &str,
-    ctype: &str,
-    body: &[u8],
-    ka: bool,
-) -> Result<(), ()> {
-    let head = format!(
-        "HTTP/1.1 {code} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n{}\r\n",
-        body.len(),
-        conn_header(ka)
-    );
-    let mut out = Vec::with_capacity(head.len() + body.len());
-    out.extend_from_slice(head.as_bytes());
-    out.extend_from_slice(body);
-    s.write_all(&out).await.map_err(drop)?;
-    s.flush().await.map_err(drop)
+        .route(
+            "/stats",
+            get(move |r: Request| async move {
+                Response::json(Status::OK, stats_json(r.server(), info()))
+            }),
+        )
+        .route(
+            "/echo",
+            post(|r: Request| async move { Response::bytes(Status::OK, r.into_body()) }),
+        )
 }

@@ -5,7 +5,10 @@ use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
-use http::{End, Service, SystemInfo, MAX_BODY};
+use std::time::Duration;
+
+use http::{SystemInfo, MAX_BODY};
+use xenia_http::{Clock, End, Server};
 
 /// A client's bytes, delivered in chunks of at most `chunk` bytes; what the server wrote.
 struct Mem {
@@ -36,6 +39,19 @@ impl embedded_io_async::Write for Mem {
     }
 }
 
+/// A clock that stands still (in-memory streams never wait, so no deadline can pass).
+struct Still;
+
+impl Clock for Still {
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+
+    fn sleep_until(&self, _: Duration) -> impl Future<Output = ()> {
+        std::future::pending()
+    }
+}
+
 fn run<F: Future>(f: F) -> F::Output {
     let mut f = pin!(f);
     match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
@@ -55,17 +71,18 @@ fn info() -> SystemInfo {
         tcp_syn_dropped: 5,
         tcp_orphans: 6,
         tcp_reaped: 7,
+        tcp_sockets: 8,
     }
 }
 
 /// Serves `input` (read in chunks of `chunk` bytes); returns how it ended and the responses.
-fn serve(svc: &Service<fn() -> SystemInfo>, input: &[u8], chunk: usize) -> (End, Vec<Response>) {
+fn serve(svc: &Server, input: &[u8], chunk: usize) -> (End, Vec<Response>) {
     let mut m = Mem {
         input: input.iter().copied().collect(),
         chunk,
         output: Vec::new(),
     };
-    let end = run(svc.serve(&mut m));
+    let end = run(svc.serve(&mut m, &Still));
     (end, parse_responses(&m.output))
 }
 
@@ -116,8 +133,8 @@ fn parse_responses(mut out: &[u8]) -> Vec<Response> {
     v
 }
 
-fn svc() -> Service<fn() -> SystemInfo> {
-    Service::new(info)
+fn svc() -> Server {
+    Server::new(http::app(info), http::limits())
 }
 
 #[test]
@@ -138,12 +155,12 @@ fn routes() {
     let stats = String::from_utf8(r[2].body.clone()).unwrap();
     assert_eq!(
         stats,
-        "{\"uptime_ms\":1234,\"requests\":3,\"connections\":1,\"open_connections\":1,\"heap_in_use\":5678,\"rx_packets\":9,\"tx_packets\":10,\"packets_dropped\":3,\"tcp_half_open\":4,\"tcp_syn_dropped\":5,\"tcp_orphans\":6,\"tcp_reaped\":7}\n"
+        "{\"uptime_ms\":1234,\"requests\":3,\"connections\":1,\"open_connections\":1,\"heap_in_use\":5678,\"rx_packets\":9,\"tx_packets\":10,\"packets_dropped\":3,\"tcp_half_open\":4,\"tcp_syn_dropped\":5,\"tcp_orphans\":6,\"tcp_reaped\":7,\"tcp_sockets\":8,\"timeouts\":0,\"evictions\":0,\"body_bytes\":0,\"waiting\":0,\"reading_head\":0,\"reading_body\":0,\"busy\":1}\n"
     );
     assert!(r
         .iter()
         .all(|r| r.header("connection") == Some("keep-alive")));
-    assert_eq!(s.requests(), 5);
+    assert_eq!(s.stats().requests, 5);
 }
 
 #[test]

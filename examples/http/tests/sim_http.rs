@@ -7,12 +7,13 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use http::{Service, SystemInfo, MAX_BODY};
+use http::{SystemInfo, MAX_BODY};
 use smoltcp::iface::{Interface, SocketSet};
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::IpAddress;
 use xenia::net::{IpConfig, Ipv4Addr, ListenConfig, TcpListener};
+use xenia_http::Server;
 use xenia_sim::netback::{Fault, Netback, VifConfig};
 use xenia_sim::peer::PeerDevice;
 use xenia_sim::{Backend, Host};
@@ -159,10 +160,9 @@ fn info() -> SystemInfo {
         tcp_syn_dropped: st.tcp_syn_dropped,
         tcp_orphans: st.tcp_orphans,
         tcp_reaped: st.tcp_reaped,
+        tcp_sockets: st.sockets,
     }
 }
-
-static SERVICE: Service<fn() -> SystemInfo> = Service::new(info);
 
 #[test]
 fn http_service_end_to_end_over_the_simulated_link() {
@@ -177,6 +177,7 @@ fn http_service_end_to_end_over_the_simulated_link() {
         next_port: 40000,
     }));
     sim.add_backend(Box::new(PeerBackend(peer.clone())));
+    let server: &'static Server = Box::leak(Box::new(Server::new(http::app(info), http::limits())));
     let polls0 = sim.with_host(|h| h.hypercall_counts[xenia_xen::hypercall::SCHED_OP as usize]);
 
     let nb2 = nb.clone();
@@ -193,25 +194,17 @@ fn http_service_end_to_end_over_the_simulated_link() {
         let listener = TcpListener::bind_on(
             stack,
             80,
-            ListenConfig {
+            http::limits().listen_config(ListenConfig {
                 backlog: 64,
                 ..ListenConfig::default()
-            },
+            }),
         )
         .unwrap();
         assert!(matches!(
             TcpListener::bind_on(stack, 80, ListenConfig::default()),
             Err(xenia::NetError::AddrInUse(80))
         ));
-        xenia::spawn(async move {
-            loop {
-                let mut c = listener.accept().await.unwrap();
-                xenia::spawn(async move {
-                    SERVICE.serve(&mut c).await;
-                    let _ = c.close().await;
-                });
-            }
-        });
+        xenia::spawn(server.run(listener));
 
         // Every route, keep-alive: several requests on one connection.
         let (r, closed) = exchange(
@@ -316,7 +309,7 @@ fn http_service_end_to_end_over_the_simulated_link() {
         "{} sockets left in the stack",
         stats.sockets
     );
-    assert_eq!(SERVICE.requests(), 4 + 1 + 1 + 1 + 64 + 3 + 1);
+    assert_eq!(server.stats().requests, 4 + 1 + 1 + 1 + 64 + 3 + 1);
     let polls = sim.with_host(|h| h.hypercall_counts[xenia_xen::hypercall::SCHED_OP as usize]);
     eprintln!("{} sched_op calls", polls - polls0);
 }

@@ -12,7 +12,8 @@
 //! | `DELETE /kv/<key>` | 204 once the tombstone is written and flushed, 404 if absent |
 //!
 //! `<key>` is percent-decoded (1 ..= 512 bytes). HTTP/1.1 keep-alive; `Content-Length` bodies
-//! only (chunked: 501); 400 on a malformed request, 405 on another method.
+//! only (chunked: 501); 400 on a malformed request, 405 on another method; the server loop and
+//! its limits (deadlines, 408, the connection cap) are `xenia-http`'s.
 #![no_std]
 
 extern crate alloc;
@@ -20,16 +21,32 @@ extern crate alloc;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use embedded_io_async::{Read, Write};
+use core::time::Duration;
+use xenia_http::{any, Limits, MinRate, Request, Response, Router, Status};
 use xenia_kv::format::{MAX_KEY, MAX_VALUE};
 use xenia_kv::{Device, KvError, Store};
 
-/// The largest request head.
-pub const MAX_HEAD: usize = 8 * 1024;
+/// Connections served at once (more wait in the listener's backlog).
+pub const MAX_CONNECTIONS: usize = 64;
 
-pub use http::head::End;
-use http::head::{parse_head, Parsed};
-use http::input::Input;
+/// The service's limits: heads up to 8 KiB, bodies up to a value's largest size, at most
+/// 8 MiB of bodies held at once.
+pub fn limits() -> Limits {
+    Limits {
+        max_connections: MAX_CONNECTIONS,
+        max_head: 8 * 1024,
+        max_body: MAX_VALUE,
+        max_body_total: 8 << 20,
+        idle_timeout: Duration::from_secs(60),
+        head_timeout: Duration::from_secs(10),
+        body_rate: MinRate {
+            bytes: 1024,
+            per: Duration::from_secs(5),
+        },
+        write_timeout: Duration::from_secs(30),
+        error_timeout: Duration::from_secs(2),
+    }
+}
 
 /// Percent-decodes a path segment; `None` if malformed.
 pub fn percent_decode(s: &str) -> Option<Vec<u8>> {
@@ -63,56 +80,30 @@ pub fn percent_encode(key: &[u8]) -> String {
     s
 }
 
-/// A response: status, reason, content type, body.
-struct Response {
-    code: u16,
-    reason: &'static str,
-    ctype: &'static str,
-    body: Vec<u8>,
+fn text(status: Status, body: &str) -> Response {
+    Response::text(status, body)
 }
 
-fn text(code: u16, reason: &'static str, body: &str) -> Response {
-    Response {
-        code,
-        reason,
-        ctype: "text/plain",
-        body: body.as_bytes().to_vec(),
-    }
-}
-
-fn store_error<E: core::fmt::Display>(e: &KvError<E>) -> Response {
+/// The response to a store error: every store error reaches a client through here.
+pub fn store_error<E: core::fmt::Display>(e: &KvError<E>) -> Response {
     match e {
-        KvError::BadKey => text(400, "Bad Request", "bad key\n"),
-        KvError::TooLarge => text(413, "Payload Too Large", "value too large\n"),
-        KvError::Full => text(507, "Insufficient Storage", "the log is full\n"),
+        KvError::BadKey => text(Status::BAD_REQUEST, "bad key\n"),
+        KvError::TooLarge => text(Status::PAYLOAD_TOO_LARGE, "value too large\n"),
+        KvError::Full => text(Status::INSUFFICIENT_STORAGE, "the log is full\n"),
         other => text(
-            500,
-            "Internal Server Error",
+            Status::INTERNAL_SERVER_ERROR,
             &format!("store error: {other}\n"),
         ),
     }
 }
 
-async fn write_response<S: Write>(s: &mut S, r: &Response, ka: bool) -> Result<(), ()> {
-    let head = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: {}\r\n\r\n",
-        r.code,
-        r.reason,
-        r.ctype,
-        r.body.len(),
-        if ka { "keep-alive" } else { "close" }
-    );
-    s.write_all(head.as_bytes()).await.map_err(drop)?;
-    s.write_all(&r.body).await.map_err(drop)?;
-    s.flush().await.map_err(drop)
-}
-
 /// Answers one request whose body (if any) has been read.
-async fn handle<D: Device>(store: &Store<D>, method: &str, path: &str, body: Vec<u8>) -> Response {
-    let path = path.split('?').next().unwrap_or("");
+async fn handle<D: Device>(store: &Store<D>, req: Request) -> Response {
+    let method = req.method();
+    let path = req.path();
     if path == "/kv" || path == "/kv/" {
         if method != "GET" {
-            return text(405, "Method Not Allowed", "method not allowed\n");
+            return text(Status::METHOD_NOT_ALLOWED, "method not allowed\n");
         }
         let mut keys: Vec<String> = store.keys().iter().map(|k| percent_encode(k)).collect();
         keys.sort();
@@ -121,85 +112,39 @@ async fn handle<D: Device>(store: &Store<D>, method: &str, path: &str, body: Vec
             out.push_str(&k);
             out.push('\n');
         }
-        return text(200, "OK", &out);
+        return text(Status::OK, &out);
     }
     let Some(raw) = path.strip_prefix("/kv/") else {
-        return text(404, "Not Found", "not found\n");
+        return text(Status::NOT_FOUND, "not found\n");
     };
     let Some(key) = percent_decode(raw) else {
-        return text(400, "Bad Request", "bad percent-encoding in the key\n");
+        return text(Status::BAD_REQUEST, "bad percent-encoding in the key\n");
     };
     if key.is_empty() || key.len() > MAX_KEY {
-        return text(400, "Bad Request", "bad key\n");
+        return text(Status::BAD_REQUEST, "bad key\n");
     }
     match method {
         "GET" => match store.get(&key).await {
-            Ok(Some(v)) => Response {
-                code: 200,
-                reason: "OK",
-                ctype: "application/octet-stream",
-                body: v,
-            },
-            Ok(None) => text(404, "Not Found", "no such key\n"),
+            Ok(Some(v)) => Response::bytes(Status::OK, v),
+            Ok(None) => text(Status::NOT_FOUND, "no such key\n"),
             Err(e) => store_error(&e),
         },
-        "PUT" => match store.put(&key, &body).await {
-            Ok(()) => text(201, "Created", "stored\n"),
+        "PUT" => match store.put(&key, req.body()).await {
+            Ok(()) => text(Status::CREATED, "stored\n"),
             Err(e) => store_error(&e),
         },
         "DELETE" => match store.delete(&key).await {
-            Ok(true) => Response {
-                code: 204,
-                reason: "No Content",
-                ctype: "text/plain",
-                body: Vec::new(),
-            },
-            Ok(false) => text(404, "Not Found", "no such key\n"),
+            Ok(true) => Response::text(Status::NO_CONTENT, Vec::new()),
+            Ok(false) => text(Status::NOT_FOUND, "no such key\n"),
             Err(e) => store_error(&e),
         },
-        _ => text(405, "Method Not Allowed", "method not allowed\n"),
+        _ => text(Status::METHOD_NOT_ALLOWED, "method not allowed\n"),
     }
 }
 
-/// Serves one connection's requests until it ends.
-pub async fn serve<S: Read + Write, D: Device>(store: &Store<D>, s: &mut S) -> End {
-    let mut input = Input::new(MAX_HEAD);
-    loop {
-        let head = loop {
-            if !input.is_empty() {
-                match parse_head(input.pending(), MAX_VALUE) {
-                    Parsed::Complete(h) => break h,
-                    Parsed::Bad(code, reason) => {
-                        let r = text(code, reason, &format!("{code} {reason}\n"));
-                        return match write_response(s, &r, false).await {
-                            Ok(()) => End::Closed,
-                            Err(()) => End::Io,
-                        };
-                    }
-                    Parsed::Partial => {}
-                }
-            }
-            match input.fill(s).await {
-                Ok(Some(0)) if input.is_empty() => return End::ClientClosed,
-                Ok(Some(0)) | Err(_) => return End::Io,
-                Ok(Some(_)) => {}
-                Ok(None) => {
-                    let r = text(431, "Request Header Fields Too Large", "head too large\n");
-                    let _ = write_response(s, &r, false).await;
-                    return End::Closed;
-                }
-            }
-        };
-        input.consume(head.head_len);
-        let Some(body) = input.body(s, head.content_length).await else {
-            return End::Io;
-        };
-        let r = handle(store, &head.method, &head.path, body).await;
-        if write_response(s, &r, head.keep_alive).await.is_err() {
-            return End::Io;
-        }
-        if !head.keep_alive {
-            return End::Closed;
-        }
-    }
+/// The routes over `store`: `/kv` (and `/kv/`) for the listing, `/kv/<key>` for a key.
+pub fn app<D: Device + 'static>(store: &'static Store<D>) -> Router {
+    Router::new()
+        .route("/kv", any(move |r: Request| handle(store, r)))
+        .route("/kv/*", any(move |r: Request| handle(store, r)))
 }

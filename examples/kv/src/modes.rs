@@ -7,7 +7,8 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::time::Duration;
 use xenia::block::{BlockError, Disk};
-use xenia::net::{ListenConfig, NetError, TcpListener};
+use xenia::net::{ListenConfig, NetError};
+use xenia_http::Server;
 use xenia_kv::{Options, Store};
 
 /// Why the app stopped.
@@ -232,24 +233,23 @@ async fn pattern(disk: Disk) -> Result<(), AppError> {
     Ok(())
 }
 
-/// A connection with no traffic for this long is closed.
-const IDLE: Duration = Duration::from_secs(60);
-
-/// The HTTP front end on port 80 (see the library for the routes).
+/// The HTTP front end on port 80 (see the library for the routes and limits).
 async fn serve(disk: Disk) -> Result<(), AppError> {
     let store: &'static Store<Disk> = Box::leak(Box::new(open_store(disk).await?));
     let stack = xenia::net::init().await?;
-    let listener = TcpListener::bind_with(
+    let server: &'static Server = Box::leak(Box::new(Server::new(kv::app(store), kv::limits())));
+    let listener = server.listen(
         80,
         // At most 1 + 16 + 16 + 64 + 32 = 129 sockets of 128 KiB (~16 MiB of the 64 MiB
-        // domain), whatever clients do: SYN floods, slow or leaking clients.
+        // domain), whatever clients do: SYN floods, slow or leaking clients; past 64
+        // connections (the server's cap) new ones wait in the backlog.
         ListenConfig {
             backlog: 16,
             rx_buffer: 64 * 1024,
             tx_buffer: 64 * 1024,
             max_half_open: 16,
             half_open_timeout: Duration::from_secs(3),
-            max_connections: 64,
+            max_connections: kv::MAX_CONNECTIONS,
             max_orphans: 32,
         },
     )?;
@@ -257,13 +257,5 @@ async fn serve(disk: Disk) -> Result<(), AppError> {
         Some((addr, prefix)) => xenia::println!("kv: listening on {addr}/{prefix} port 80"),
         None => xenia::println!("kv: listening on port 80"),
     }
-    loop {
-        let conn = listener.accept().await?;
-        xenia::spawn(async move {
-            let mut c = conn;
-            c.set_idle_timeout(Some(IDLE));
-            kv::serve(store, &mut c).await;
-            let _ = xenia::timeout(IDLE, c.close()).await;
-        });
-    }
+    Ok(server.run(listener).await?)
 }

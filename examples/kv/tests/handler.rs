@@ -4,8 +4,23 @@
 use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+use xenia_http::{Clock, End, Server};
 use xenia_kv::mem::{Faults, MemDisk};
 use xenia_kv::{Options, Store};
+
+/// A clock that stands still (in-memory streams never wait, so no deadline can pass).
+struct Still;
+
+impl Clock for Still {
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+
+    fn sleep_until(&self, _: Duration) -> impl Future<Output = ()> {
+        std::future::pending()
+    }
+}
 
 fn run<F: Future>(f: F) -> F::Output {
     let mut f = pin!(f);
@@ -45,17 +60,18 @@ impl embedded_io_async::Write for Conn {
 
 /// Sends `requests` on one connection; returns (status, body) of each response and the end.
 fn exchange(
-    store: &Store<MemDisk>,
+    store: &'static Store<MemDisk>,
     requests: &[u8],
     piece: usize,
-) -> (Vec<(u16, Vec<u8>)>, kv::End) {
+) -> (Vec<(u16, Vec<u8>)>, End) {
     let mut c = Conn {
         input: requests.to_vec(),
         at: 0,
         piece,
         output: Vec::new(),
     };
-    let end = run(kv::serve(store, &mut c));
+    let server = Server::new(kv::app(store), kv::limits());
+    let end = run(server.serve(&mut c, &Still));
     let mut out = Vec::new();
     let mut rest = &c.output[..];
     while !rest.is_empty() {
@@ -90,6 +106,7 @@ fn req(method: &str, path: &str, body: &[u8]) -> Vec<u8> {
 #[test]
 fn routes_keep_alive_and_reboot() {
     let (store, _) = run(Store::open(MemDisk::new(16384, 512), Options::default())).unwrap();
+    let store: &'static Store<MemDisk> = Box::leak(Box::new(store));
     let big: Vec<u8> = (0..1 << 20).map(|i| (i * 7 % 253) as u8).collect();
     let mut reqs = Vec::new();
     reqs.extend(req("PUT", "/kv/alpha", b"first"));
@@ -107,8 +124,8 @@ fn routes_keep_alive_and_reboot() {
     reqs.extend(req("GET", "/other", b""));
     reqs.extend(req("GET", "/kv/big", b""));
     for piece in [1 << 20, 7] {
-        let (rs, end) = exchange(&store, &reqs, piece);
-        assert_eq!(end, kv::End::ClientClosed);
+        let (rs, end) = exchange(store, &reqs, piece);
+        assert_eq!(end, End::ClientClosed);
         let codes: Vec<u16> = rs.iter().map(|r| r.0).collect();
         assert_eq!(
             codes,
@@ -126,24 +143,24 @@ fn routes_keep_alive_and_reboot() {
         "PUT /kv/x HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
         (1 << 20) + 1
     );
-    let (rs, end) = exchange(&store, too_big.as_bytes(), 4096);
-    assert_eq!((rs[0].0, end), (413, kv::End::Closed));
-    let (rs, _) = exchange(&store, &req("GET", "/kv/%zz", b""), 4096);
+    let (rs, end) = exchange(store, too_big.as_bytes(), 4096);
+    assert_eq!((rs[0].0, end), (413, End::Closed));
+    let (rs, _) = exchange(store, &req("GET", "/kv/%zz", b""), 4096);
     assert_eq!(rs[0].0, 400);
     let chunked = b"PUT /kv/x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
-    assert_eq!(exchange(&store, chunked, 4096).0[0].0, 501);
+    assert_eq!(exchange(store, chunked, 4096).0[0].0, 501);
     let close = b"GET /kv/alpha HTTP/1.1\r\nConnection: close\r\n\r\nGET /kv HTTP/1.1\r\n\r\n";
-    let (rs, end) = exchange(&store, close, 4096);
-    assert_eq!((rs.len(), end), (1, kv::End::Closed));
+    let (rs, end) = exchange(store, close, 4096);
+    assert_eq!((rs.len(), end), (1, End::Closed));
 
     // A device failure on PUT is a 500 and the key is not served.
     store.device().set_faults(Faults {
         fail_flush: true,
         ..Faults::default()
     });
-    let (rs, _) = exchange(&store, &req("PUT", "/kv/unlucky", b"v"), 4096);
+    let (rs, _) = exchange(store, &req("PUT", "/kv/unlucky", b"v"), 4096);
     assert_eq!(rs[0].0, 500);
-    let (rs, _) = exchange(&store, &req("GET", "/kv/unlucky", b""), 4096);
+    let (rs, _) = exchange(store, &req("GET", "/kv/unlucky", b""), 4096);
     assert_eq!(rs[0].0, 404);
 
     // A corrupted record is a 500, never its bytes.
@@ -153,7 +170,7 @@ fn routes_keep_alive_and_reboot() {
         .rposition(|w| w == b"second")
         .expect("the value is on disk");
     store.device().poke(at, b"SECOND");
-    let (rs, _) = exchange(&store, &req("GET", "/kv/alpha", b""), 4096);
+    let (rs, _) = exchange(store, &req("GET", "/kv/alpha", b""), 4096);
     assert_eq!(rs[0].0, 500);
     store.device().poke(at, b"second");
 
@@ -163,10 +180,11 @@ fn routes_keep_alive_and_reboot() {
         Options::default(),
     ))
     .unwrap();
+    let s2: &'static Store<MemDisk> = Box::leak(Box::new(s2));
     assert!(!rec.formatted);
     let mut reqs = req("GET", "/kv", b"");
     reqs.extend(req("GET", "/kv/alpha", b""));
-    let (rs, _) = exchange(&s2, &reqs, 4096);
+    let (rs, _) = exchange(s2, &reqs, 4096);
     // "unlucky" is back: its record was written whole before the flush failed, so after a
     // reboot it is intact on disk. A 500 on PUT means "outcome unknown", as a timeout would.
     assert_eq!(rs[0].1, b"a%20b%2Fc\nalpha\nbig\nunlucky\n");

@@ -17,6 +17,9 @@
 //!   `xenia-synflood` binary) as a child process and, while it floods and for 10 s after, asks
 //!   `GET /health` and `GET /stats` once a second, each on a new connection, printing every
 //!   measurement as a `flood ...` line for the test to judge (see `synflood`).
+//! - `xenia-http-client HOST PORT --slowloris ATTACKER SLOW HUGE SECS` (the `http-slowloris`
+//!   scenario): the same, with `ATTACKER HOST PORT SLOW HUGE SECS` (the `xenia-slowloris`
+//!   binary: slow heads and huge announced bodies) as the attacker.
 //!
 //! A differing echo is described by its differing byte ranges and the sent bytes nearest to
 //! what came back, so a reordering, a stale buffer and random damage look different.
@@ -384,13 +387,19 @@ fn flood_get(a: SocketAddr, path: &str, kind: &str, phase: &str, t0: Instant) ->
     }
 }
 
-/// `--synflood ATTACKER RATE SECS`: the normal client while `ATTACKER` floods the service.
+/// `--synflood ATTACKER RATE SECS`: the normal client while `ATTACKER` floods the service
+/// (see [`under_attack`]).
+fn synflood(a: SocketAddr, attacker: &str, rate: &str, secs: &str) -> ! {
+    under_attack(a, attacker, &[rate, secs], secs)
+}
+
+/// The normal client while `ATTACKER HOST PORT ARGS...` attacks the service for `secs`.
 /// Prints `flood baseline JSON`, then per second a `flood health ...` and a `flood stats ...`
 /// line (phase `during` while the attacker runs, `after` for [`AFTER_FLOOD`] once it ended),
 /// `flood attacker exit=N secs=T`, and last `flood after JSON`, the `/stats` taken
 /// [`AFTER_FLOOD`] after the flood. Exits 0 when the baseline, the attacker and the last
 /// sample worked; judging the numbers is the test's job.
-fn synflood(a: SocketAddr, attacker: &str, rate: &str, secs: &str) -> ! {
+fn under_attack(a: SocketAddr, attacker: &str, attacker_args: &[&str], secs: &str) -> ! {
     let t0 = Instant::now();
     let fail = |why: String| -> ! {
         println!("FAIL synflood {why}");
@@ -408,7 +417,8 @@ fn synflood(a: SocketAddr, attacker: &str, rate: &str, secs: &str) -> ! {
     let host = a.ip().to_string();
     let port = a.port().to_string();
     let mut child = match std::process::Command::new(attacker)
-        .args([host.as_str(), port.as_str(), rate, secs])
+        .args([host.as_str(), port.as_str()])
+        .args(attacker_args)
         .stdin(std::process::Stdio::null())
         .spawn()
     {
@@ -417,7 +427,7 @@ fn synflood(a: SocketAddr, attacker: &str, rate: &str, secs: &str) -> ! {
     };
     let started = Instant::now();
     // The attacker's own bound: its schedule plus a margin, then it is killed.
-    let deadline = Duration::from_secs(secs_n + 20);
+    let deadline = Duration::from_secs(secs_n + 60);
     let mut tick = Instant::now();
     let status = loop {
         match child.try_wait() {
@@ -519,10 +529,12 @@ fn main() {
         serve(args[2].parse().expect("port"));
     }
     let flood = args.len() == 7 && args[3] == "--synflood";
-    if args.len() != 3 && !(args.len() == 6 && args[3] == "--echo") && !flood {
+    let slowloris = args.len() == 8 && args[3] == "--slowloris";
+    let echo_mode = args.len() == 6 && args[3] == "--echo";
+    if !(args.len() == 3 || echo_mode || flood || slowloris) {
         eprintln!(
-            "usage: xenia-http-client HOST PORT [--echo TIMES BYTES | --synflood ATTACKER RATE SECS] \
-             | xenia-http-client --serve PORT"
+            "usage: xenia-http-client HOST PORT [--echo TIMES BYTES | --synflood ATTACKER RATE SECS \
+             | --slowloris ATTACKER SLOW HUGE SECS] | xenia-http-client --serve PORT"
         );
         std::process::exit(2);
     }
@@ -550,6 +562,9 @@ fn main() {
     println!("ok ready after {:?}", t.elapsed());
     if flood {
         synflood(addr, &args[4], &args[5], &args[6]);
+    }
+    if slowloris {
+        under_attack(addr, &args[4], &[&args[5], &args[6], &args[7]], &args[7]);
     }
     if args.len() == 6 {
         // Soak mode: one echo of BYTES, TIMES times, each on a new connection.
