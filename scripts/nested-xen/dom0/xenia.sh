@@ -153,7 +153,8 @@ xenia_stop_follow() {
     rm -f "$XENIA_RUN/$d.tail.pid" "$XENIA_RUN/$d.awk.pid" "$XENIA_RUN/$d.fifo"
 }
 
-# xenia_create CFG: `xl create CFG`, streaming the domain's console while it runs.
+# xenia_create CFG: `xl create CFG` (or `virsh create`, see libvirt above), streaming the
+# domain's console while it runs.
 # Emits `create` (and xl's output as `out` lines). Returns xl's exit status.
 xenia_create() {
     local cfg="$1" d t0 rc secs xml
