@@ -26,6 +26,8 @@ mod block;
 mod debug;
 #[path = "nested/gdb.rs"]
 mod gdb;
+#[path = "nested/libvirt.rs"]
+mod libvirt;
 #[path = "nested/lifecycle.rs"]
 mod lifecycle;
 #[path = "nested/net.rs"]
@@ -40,6 +42,7 @@ fn scenarios() -> Vec<Scenario> {
     all.extend(debug::scenarios());
     all.extend(gdb::scenarios());
     all.extend(lifecycle::scenarios());
+    all.extend(libvirt::scenarios());
     if let Ok(only) = std::env::var("XENIA_SCENARIOS") {
         let only: Vec<&str> = only.split(',').map(str::trim).collect();
         all.retain(|s| only.contains(&s.name.as_str()));

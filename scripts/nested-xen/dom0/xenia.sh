@@ -25,6 +25,11 @@
 # are called by their full path where the difference matters.
 #
 # Domain names must match [A-Za-z0-9_.-]+ (they are used in file names and markers).
+#
+# libvirt: a scenario whose xl config has `xenia_libvirt = "/job/<app>.xml"` (a key only this
+# harness reads; xl never sees that config) is created with `virsh create` of that domain XML
+# instead of `xl create`, its name set to the scenario's. xenia_libvirtd starts libvirtd on
+# the first such scenario (not at every boot: only those scenarios pay its start-up time).
 
 XENIA_RUN=/run/xenia
 XENIA_CONSOLE_DIR=/var/log/xen/console
@@ -54,6 +59,67 @@ xenia_check_name() {
     case $1 in
         "" | *[!A-Za-z0-9_.-]*) xenia_log "bad domain name '$1'"; return 1 ;;
     esac
+}
+
+# The value of `KEY = "..."` in an xl config ($1 = config, $2 = KEY).
+xenia_cfg_key() { sed -n "s/^[[:space:]]*$2[[:space:]]*=[[:space:]]*[\"']\([^\"']*\)[\"'].*/\1/p" "$1" | head -n 1; }
+
+XENIA_VIRSH="virsh -c xen:///"
+
+# Start libvirtd (the libxl driver only) unless it runs already, and wait (at most 180 s) until
+# `virsh -c xen:/// list` answers. Emits a dom0 line with the start time; on failure the tail of
+# libvirtd's log, and returns 1.
+xenia_libvirtd() {
+    local t0 i=0 pid
+    $XENIA_VIRSH list >/dev/null 2>&1 && return 0
+    mkdir -p /etc/libvirt /var/log/libvirt/libxl /var/lib/libvirt/libxl /var/cache/libvirt /run/libvirt
+    # Root over the local socket only: no TCP, no polkit (dom0 has neither polkit nor dbus).
+    cat >/etc/libvirt/libvirtd.conf <<'CONF'
+auth_unix_ro = "none"
+auth_unix_rw = "none"
+log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
+CONF
+    t0=$(xenia_now)
+    setsid /usr/sbin/libvirtd -f /etc/libvirt/libvirtd.conf -p /run/libvirtd.pid \
+        </dev/null >/var/log/libvirt/libvirtd.out 2>&1 &
+    pid=$!
+    while ! $XENIA_VIRSH list >/dev/null 2>&1; do
+        i=$((i + 1))
+        if [ "$i" -ge 360 ] || ! kill -0 "$pid" 2>/dev/null; then
+            xenia_log "libvirtd did not answer on xen:/// (after $i tries); xl info: $(xl info | grep -E 'hw_caps|virt_caps' | tr -s ' ' | tr '\n' ' ')"
+            cat /var/log/libvirt/libvirtd.out /var/log/libvirt/libvirtd.log 2>/dev/null | tail -n 30 |
+                while read -r l; do xenia_log "libvirtd: $l"; done
+            return 1
+        fi
+        sleep 0.5
+    done
+    xenia_log "libvirtd ready after $(awk -v a="$t0" -v b="$(xenia_now)" 'BEGIN { printf "%.2f", b - a }') s"
+    xenia_log "libvirt host CPU model: $($XENIA_VIRSH capabilities | sed -n 's#.*<model>\(.*\)</model>.*#\1#p' | head -n 1)"
+}
+
+# xenia_virsh_create CFG XML DOMAIN: `virsh create` of XML renamed to DOMAIN (the scenario's
+# name), with a lifecycle event monitor whose "Stopped Shutdown" / "Crashed" lines tell
+# xenia_shutdown_reason why the domain ended. Prints virsh's output; returns its status.
+xenia_virsh_create() {
+    local xml="$2" d="$3"
+    [ "$xml" != /nonexistent/libvirtd-failed ] || { echo "libvirtd did not start"; return 1; }
+    [ -f "$xml" ] || { echo "no libvirt domain XML $xml"; return 1; }
+    grep -q '<name>[^<]*</name>' "$xml" || { echo "$xml has no <name>"; return 1; }
+    sed "s#<name>[^<]*</name>#<name>$d</name>#" "$xml" >"$XENIA_RUN/$d.xml"
+    echo "virsh create $xml (domain name set to $d)"
+    : >"$XENIA_RUN/$d.events"
+    $XENIA_VIRSH event --loop --event lifecycle >"$XENIA_RUN/$d.events" 2>&1 &
+    echo $! >"$XENIA_RUN/$d.events.pid"
+    # virsh registers for events once connected: give it a moment (it prints nothing before).
+    sleep 1
+    $XENIA_VIRSH create "$XENIA_RUN/$d.xml"
+}
+
+# Stop the event monitor of domain $1, if any.
+xenia_stop_events() {
+    [ -f "$XENIA_RUN/$1.events.pid" ] || return 0
+    kill "$(cat "$XENIA_RUN/$1.events.pid")" 2>/dev/null
+    rm -f "$XENIA_RUN/$1.events.pid"
 }
 
 # Start streaming domain $1's console log as `con` lines (stopped by xenia_stop_follow).
@@ -87,19 +153,28 @@ xenia_stop_follow() {
     rm -f "$XENIA_RUN/$d.tail.pid" "$XENIA_RUN/$d.awk.pid" "$XENIA_RUN/$d.fifo"
 }
 
-# xenia_create CFG: `xl create CFG`, streaming the domain's console while it runs.
+# xenia_create CFG: `xl create CFG` (or `virsh create`, see libvirt above), streaming the
+# domain's console while it runs.
 # Emits `create` (and xl's output as `out` lines). Returns xl's exit status.
 xenia_create() {
-    local cfg="$1" d t0 rc secs
+    local cfg="$1" d t0 rc secs xml
     d=$(xenia_cfg_name "$cfg")
+    xml=$(xenia_cfg_key "$cfg" xenia_libvirt)
     xenia_check_name "$d" || return 1
     # Fresh state for this domain: no old console log, an empty hypervisor log ring.
-    rm -f "$XENIA_CONSOLE_DIR/guest-$d.log" "/var/log/xen/xl-$d.log"
+    rm -f "$XENIA_CONSOLE_DIR/guest-$d.log" "/var/log/xen/xl-$d.log" "$XENIA_RUN/$d.events"
     xl dmesg -c >/dev/null 2>&1
+    # libvirtd's start (the first time) is not part of the create's time; when it fails,
+    # xenia_virsh_create says so as the create's output.
+    [ -z "$xml" ] || xenia_libvirtd || xml=/nonexistent/libvirtd-failed
     t0=$(xenia_now)
     echo "$t0" >"$XENIA_RUN/$d.t0"
     xenia_follow "$d"
-    xl create "$cfg" >"$XENIA_RUN/$d.create.out" 2>&1
+    if [ -n "$xml" ]; then
+        xenia_virsh_create "$cfg" "$xml" "$d" >"$XENIA_RUN/$d.create.out" 2>&1
+    else
+        xl create "$cfg" >"$XENIA_RUN/$d.create.out" 2>&1
+    fi
     rc=$?
     secs=$(xenia_since "$d")
     # When xl create returned (seconds after its start), for boot-time measurements.
@@ -108,6 +183,7 @@ xenia_create() {
     xenia_mark create "$d" "$t0" "rc=$rc secs=$secs"
     if [ "$rc" != 0 ]; then
         xenia_stop_follow "$d"
+        xenia_stop_events "$d"
         tail -n 20 /var/log/xen/xen-hotplug.log 2>/dev/null | xenia_prefix out "$d" "$secs"
     fi
     return "$rc"
@@ -116,7 +192,16 @@ xenia_create() {
 # The shutdown reason xl recorded for domain $1 (from the log of xl's monitoring process) as a
 # word, or `unknown` while there is none.
 xenia_shutdown_reason() {
-    local code
+    local code ev
+    if [ -f "$XENIA_RUN/$1.events" ]; then
+        # virsh: "event 'lifecycle' for domain 'D': Stopped Shutdown" (libvirt's libxl driver
+        # reports a guest's poweroff so), "... Crashed ..." or "Stopped Crashed" for a crash.
+        ev=$(grep "for domain '$1': " "$XENIA_RUN/$1.events" | sed 's/.*: //' | tail -n 1)
+        case $ev in
+            "Stopped Shutdown") echo poweroff; return ;;
+            Crashed* | "Stopped Crashed") echo crash; return ;;
+        esac
+    fi
     code=$(sed -n 's/.*shut down, reason code \([0-9]*\).*/\1/p' "/var/log/xen/xl-$1.log" 2>/dev/null | tail -n 1)
     case $code in
         0) echo poweroff ;;
@@ -158,8 +243,10 @@ xenia_wait_end() {
     # xenconsoled may still be copying the last output: give it a moment, then stop streaming.
     sleep 0.5
     xenia_stop_follow "$d"
+    xenia_stop_events "$d"
     if [ "$outcome" != poweroff ]; then
         xenia_dmesg "$d"
+        [ -f "$XENIA_RUN/$d.events" ] && $XENIA_VIRSH destroy "$d" >/dev/null 2>&1
         xl destroy "$d" >/dev/null 2>&1
     fi
     xenia_mark end "$d" "$secs" "$outcome"
