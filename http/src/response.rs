@@ -95,6 +95,8 @@ pub struct Response {
     pub content_type: &'static str,
     /// The body.
     pub body: Vec<u8>,
+    /// More header fields (name, value), sent after `Content-Type`.
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl Response {
@@ -104,7 +106,16 @@ impl Response {
             status,
             content_type,
             body: body.into(),
+            headers: Vec::new(),
         }
+    }
+
+    /// Adds a header field. A value holding CR or LF (which would end the field early and let
+    /// the rest pass for more header fields) has those bytes replaced by spaces.
+    pub fn with_header(mut self, name: &'static str, value: &str) -> Self {
+        let value = value.replace(['\r', '\n'], " ");
+        self.headers.push((name, value));
+        self
     }
 
     /// A `text/plain` response.
@@ -134,13 +145,19 @@ impl Response {
 
     /// The status line and headers.
     pub(crate) fn head(&self, keep_alive: bool) -> String {
-        format!(
-            "HTTP/1.1 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: {}\r\n\r\n",
-            self.status,
-            self.content_type,
+        let mut head = format!(
+            "HTTP/1.1 {}\r\nContent-Type: {}\r\n",
+            self.status, self.content_type
+        );
+        for (name, value) in &self.headers {
+            head += &format!("{name}: {value}\r\n");
+        }
+        head += &format!(
+            "Content-Length: {}\r\nConnection: {}\r\n\r\n",
             self.body.len(),
             if keep_alive { "keep-alive" } else { "close" }
-        )
+        );
+        head
     }
 }
 
@@ -215,6 +232,14 @@ fn escape(out: &mut String, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extra_headers_go_in_the_head_and_cannot_split_it() {
+        let r = Response::text(Status::OK, "x").with_header("Link", "</a>\r\nX-Evil: 1");
+        let head = r.head(true);
+        assert!(head.contains("\r\nLink: </a>  X-Evil: 1\r\n"), "{head}");
+        assert!(head.ends_with("Content-Length: 1\r\nConnection: keep-alive\r\n\r\n"));
+    }
 
     #[test]
     fn json_escapes_and_separates() {

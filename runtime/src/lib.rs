@@ -67,6 +67,19 @@ pub fn heap_in_use() -> usize {
     }
 }
 
+/// Bytes of heap the domain has (what is left of its memory after the image, page tables and
+/// boot data); 0 on the host.
+pub fn heap_bytes() -> usize {
+    #[cfg(target_os = "none")]
+    {
+        start::boot_info().heap_bytes
+    }
+    #[cfg(not(target_os = "none"))]
+    {
+        0
+    }
+}
+
 /// The guest command line (`extra=` in the xl config); empty on the host.
 pub fn cmdline() -> &'static str {
     #[cfg(target_os = "none")]

@@ -6,9 +6,9 @@
 //!
 //! | request | answer |
 //! |---|---|
-//! | `GET /kv` | 200, the keys (percent-encoded), one per line, sorted |
+//! | `GET /kv[?after=<key>&limit=<n>]` | 200, a page of keys (percent-encoded), one per line, in byte order of the keys: up to `limit` (1 ..= 1000, default 1000) after `after` (percent-encoded); when more follow, a `Link: </kv?after=<last>&limit=<n>>; rel="next"` header |
 //! | `GET /kv/<key>` | 200 with the value, 404 if absent, 500 if the record no longer checks out |
-//! | `PUT /kv/<key>` | 201 once the value is written **and flushed**; 413 above 1 MiB, 507 when the log is full |
+//! | `PUT /kv/<key>` | 201 once the value is written **and flushed**; 413 above 1 MiB, 507 when the log is full or a new key would take the index past its memory budget (nothing written) |
 //! | `DELETE /kv/<key>` | 204 once the tombstone is written and flushed, 404 if absent |
 //!
 //! `<key>` is percent-decoded (1 ..= 512 bytes). HTTP/1.1 keep-alive; `Content-Length` bodies
@@ -90,10 +90,54 @@ pub fn store_error<E: core::fmt::Display>(e: &KvError<E>) -> Response {
         KvError::BadKey => text(Status::BAD_REQUEST, "bad key\n"),
         KvError::TooLarge => text(Status::PAYLOAD_TOO_LARGE, "value too large\n"),
         KvError::Full => text(Status::INSUFFICIENT_STORAGE, "the log is full\n"),
+        KvError::IndexFull => text(
+            Status::INSUFFICIENT_STORAGE,
+            "the index is at its memory budget: no new keys (existing keys can be overwritten or deleted)\n",
+        ),
         other => text(
             Status::INTERNAL_SERVER_ERROR,
             &format!("store error: {other}\n"),
         ),
+    }
+}
+
+/// Most keys a listing page holds (and its default size).
+pub const MAX_PAGE: usize = 1000;
+
+/// `GET /kv?after=..&limit=..`: one page of keys. Memory: the page, whatever the store holds.
+fn list<D: Device>(store: &Store<D>, query: &str) -> Response {
+    let mut after = None;
+    let mut limit = MAX_PAGE;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        match k {
+            "after" => match percent_decode(v) {
+                Some(a) => after = Some(a),
+                None => return text(Status::BAD_REQUEST, "bad percent-encoding in after\n"),
+            },
+            "limit" => match v.parse::<usize>() {
+                Ok(n) if (1..=MAX_PAGE).contains(&n) => limit = n,
+                _ => return text(Status::BAD_REQUEST, "limit must be 1 ..= 1000\n"),
+            },
+            _ => return text(Status::BAD_REQUEST, "unknown query parameter\n"),
+        }
+    }
+    let (keys, more) = store.keys_page(after.as_deref(), limit);
+    let mut out = String::new();
+    for k in &keys {
+        out.push_str(&percent_encode(k));
+        out.push('\n');
+    }
+    let r = text(Status::OK, &out);
+    match keys.last() {
+        Some(last) if more => r.with_header(
+            "Link",
+            &format!(
+                "</kv?after={}&limit={limit}>; rel=\"next\"",
+                percent_encode(last)
+            ),
+        ),
+        _ => r,
     }
 }
 
@@ -105,14 +149,7 @@ async fn handle<D: Device>(store: &Store<D>, req: Request) -> Response {
         if method != "GET" {
             return text(Status::METHOD_NOT_ALLOWED, "method not allowed\n");
         }
-        let mut keys: Vec<String> = store.keys().iter().map(|k| percent_encode(k)).collect();
-        keys.sort();
-        let mut out = String::new();
-        for k in keys {
-            out.push_str(&k);
-            out.push('\n');
-        }
-        return text(Status::OK, &out);
+        return list(store, req.query().unwrap_or(""));
     }
     let Some(raw) = path.strip_prefix("/kv/") else {
         return text(Status::NOT_FOUND, "not found\n");

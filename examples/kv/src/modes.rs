@@ -112,14 +112,24 @@ pub async fn run() -> Result<(), AppError> {
 
 /// Opens the store and prints what the recovery found.
 async fn open_store(disk: Disk) -> Result<Store<Disk>, AppError> {
+    // The index may take half the heap; the rest is for connections (64 at most, each with
+    // its socket buffers and a body of at most 1 MiB from xenia-http's shared 4 MiB) and the
+    // replay's read window. A PUT of a new key past it gets 507; a disk filled in a larger
+    // domain does not open here (a clear error) instead of running out of memory.
+    let heap = xenia::heap_bytes();
     let opts = Options {
         store_id: xenia::time::wallclock_ns() ^ xenia::time::Instant::now().as_nanos(),
+        index_budget: if heap > 0 {
+            heap / 2
+        } else {
+            Options::default().index_budget
+        },
         ..Options::default()
     };
     let t0 = xenia::time::Instant::now();
     let (store, rec) = Store::open(disk, opts).await?;
     xenia::println!(
-        "kv: {} records={} keys={} log_end={} stop={:?} in {} ms",
+        "kv: {} records={} keys={} log_end={} stop={:?} in {} ms; index {} of {} bytes (this disk could need {})",
         if rec.formatted {
             "formatted a blank disk"
         } else {
@@ -129,7 +139,10 @@ async fn open_store(disk: Disk) -> Result<Store<Disk>, AppError> {
         rec.keys,
         rec.log_end,
         rec.stop,
-        t0.elapsed().as_millis()
+        t0.elapsed().as_millis(),
+        rec.index_bytes,
+        opts.index_budget,
+        rec.index_worst_case
     );
     Ok(store)
 }

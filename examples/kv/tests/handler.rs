@@ -58,12 +58,14 @@ impl embedded_io_async::Write for Conn {
     }
 }
 
-/// Sends `requests` on one connection; returns (status, body) of each response and the end.
+/// Sends `requests` on one connection; returns (status, body, Link header) of each response
+/// and the end.
+#[allow(clippy::type_complexity)]
 fn exchange(
     store: &'static Store<MemDisk>,
     requests: &[u8],
     piece: usize,
-) -> (Vec<(u16, Vec<u8>)>, End) {
+) -> (Vec<(u16, Vec<u8>, Option<String>)>, End) {
     let mut c = Conn {
         input: requests.to_vec(),
         at: 0,
@@ -87,7 +89,12 @@ fn exchange(
             .find(|h| h.name.eq_ignore_ascii_case("content-length"))
             .map(|h| std::str::from_utf8(h.value).unwrap().parse().unwrap())
             .expect("content-length");
-        out.push((r.code.unwrap(), rest[n..n + len].to_vec()));
+        let link = r
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case("link"))
+            .map(|h| String::from_utf8(h.value.to_vec()).unwrap());
+        out.push((r.code.unwrap(), rest[n..n + len].to_vec(), link));
         rest = &rest[n + len..];
     }
     (out, end)
@@ -189,4 +196,62 @@ fn routes_keep_alive_and_reboot() {
     // reboot it is intact on disk. A 500 on PUT means "outcome unknown", as a timeout would.
     assert_eq!(rs[0].1, b"a%20b%2Fc\nalpha\nbig\nunlucky\n");
     assert_eq!(rs[1].1, b"second");
+}
+
+/// `GET /kv` pages (memory bounded by the page, a `Link` to the next), and a PUT of a new key
+/// past the index budget is a 507 that writes nothing while overwrites still work.
+#[test]
+fn listing_pages_and_index_budget() {
+    let per = xenia_kv::index::entry_bytes(4);
+    let opts = Options {
+        index_budget: 25 * per,
+        ..Options::default()
+    };
+    let (store, _) = run(Store::open(MemDisk::new(16384, 512), opts)).unwrap();
+    let store: &'static Store<MemDisk> = Box::leak(Box::new(store));
+    let mut reqs = Vec::new();
+    for i in 0..26 {
+        reqs.extend(req("PUT", &format!("/kv/k{i:03}"), b"v"));
+    }
+    let (rs, _) = exchange(store, &reqs, 4096);
+    let codes: Vec<u16> = rs.iter().map(|r| r.0).collect();
+    assert_eq!(codes[..25], [201; 25]);
+    assert_eq!(rs[25].0, 507, "{}", String::from_utf8_lossy(&rs[25].1));
+    assert!(String::from_utf8_lossy(&rs[25].1).contains("memory budget"));
+    let log = store.stats().log_bytes;
+    let (rs, _) = exchange(store, &req("PUT", "/kv/k000", b"overwritten"), 4096);
+    assert_eq!(rs[0].0, 201);
+    assert!(store.stats().log_bytes > log);
+
+    // Walk the listing 10 keys at a time, following the Link header.
+    let mut got = Vec::new();
+    let mut path = String::from("/kv?limit=10");
+    let mut pages = 0;
+    loop {
+        let (rs, _) = exchange(store, &req("GET", &path, b""), 4096);
+        assert_eq!(rs[0].0, 200);
+        pages += 1;
+        got.extend(
+            String::from_utf8(rs[0].1.clone())
+                .unwrap()
+                .lines()
+                .map(String::from),
+        );
+        match &rs[0].2 {
+            Some(link) => {
+                assert!(link.ends_with(">; rel=\"next\""), "{link}");
+                path = link[1..link.find('>').unwrap()].to_string();
+            }
+            None => break,
+        }
+    }
+    let want: Vec<String> = (0..25).map(|i| format!("k{i:03}")).collect();
+    assert_eq!((got, pages), (want, 3));
+    let (rs, _) = exchange(store, &req("GET", "/kv?limit=0", b""), 4096);
+    assert_eq!(rs[0].0, 400);
+    let (rs, _) = exchange(store, &req("GET", "/kv?after=k023", b""), 4096);
+    assert_eq!(
+        (rs[0].1.as_slice(), rs[0].2.as_deref()),
+        (&b"k024\n"[..], None)
+    );
 }
