@@ -140,7 +140,8 @@ def report_net(bench, guest, ends, info):
     lin_img = None
     if info.get("linux_kernel") and info.get("linux_initrd"):
         lin_img = float(info["linux_kernel"]) + float(info["linux_initrd"])
-    slow = f" + {info.get('slow_conns', '?')} slow conns" if any(k.endswith(".attack.slowloris") for k in bench) else ""
+    slow = (f" + {info.get('slow_conns', '?')} slow + {info.get('huge_conns', '?')} huge-body conns"
+            if any(k.endswith(".attack.slowloris") for k in bench) else "")
     rows = [
         (f"HTTP requests/s (wrk, keep-alive, {conns} conns, {secs} s)", b(x, "http.rps"), b(l, "http.rps"), "", True),
         ("HTTP latency p50 (ms)", b(x, "http.latency_p50"), b(l, "http.latency_p50"), "", True),

@@ -16,7 +16,8 @@
 #   BENCH_IDLE_SECS          seconds over which an idle guest's CPU time is measured
 #   BENCH_LINUX_MEMS         memory sizes (MiB) tried for the Linux domU, descending
 #   BENCH_SYN_RATE           spoofed SYNs a second during the attacked wrk run
-#   BENCH_SLOW_CONNS         slow connections held during the attacked wrk run
+#   BENCH_SLOW_CONNS         slow-head connections held during the attacked wrk run
+#   BENCH_HUGE_CONNS         connections announcing a 1 MiB body (and sending none) held then
 # and the files present in /job (an absent Xenia example is reported as not measured).
 
 B=/job/bench
@@ -91,14 +92,15 @@ bench_wrk() {
 
 # bench_http_attack SIDE DOMAIN ADDR: the same wrk load while dom0 attacks ADDR: spoofed SYNs
 # (xenia-synflood, BENCH_SYN_RATE a second from off-link addresses) and, when the tool is in
-# the job, BENCH_SLOW_CONNS slow connections (xenia-slowloris). Results under SIDE.attack.*.
+# the job, BENCH_SLOW_CONNS slow-head and BENCH_HUGE_CONNS huge-body connections
+# (xenia-slowloris). Results under SIDE.attack.*.
 bench_http_attack() {
     local side=$1 d=$2 addr=$3 secs=$((BENCH_SECS + 6)) pids=""
     [ -x "$B/xenia-synflood" ] || return 0
     "$B/xenia-synflood" "$addr" 80 "$BENCH_SYN_RATE" "$secs" >/tmp/bench-flood.out 2>&1 &
     pids="$!"
     if [ -x "$B/xenia-slowloris" ]; then
-        "$B/xenia-slowloris" "$addr" 80 "$BENCH_SLOW_CONNS" "$secs" >/tmp/bench-slow.out 2>&1 &
+        "$B/xenia-slowloris" "$addr" 80 "$BENCH_SLOW_CONNS" "$BENCH_HUGE_CONNS" "$secs" >/tmp/bench-slow.out 2>&1 &
         pids="$pids $!"
     fi
     # Let the half-open and slow connections pile up before measuring.
