@@ -384,8 +384,9 @@ fn http_answers_within_a_second_under_a_syn_flood_and_recovers() {
 
 /// `http-4m`: the http example at `memory=4` (the domain builder's floor, issue 11): dom0 asks
 /// `/` until it answers (60 s), then `/stats` once; both must be 200 and `/stats` must be the
-/// JSON the runtime fills. The runtime sizes its network pools from the domain's memory, so
-/// this is the same image as `http`.
+/// JSON the runtime fills. The runtime sizes its network pools from the domain's memory
+/// (runtime/src/net/budget.rs), so this is the same image as `http`; the console must show
+/// that the vif's buffers and the listener were shrunk to the heap.
 fn http_4m() -> Scenario {
     Scenario::new("http-4m", "http")
         .set("memory", xenia_tests::xl::XlValue::Int(4))
@@ -428,4 +429,12 @@ fn http_4m_serves() {
             .any(|l| l.contains("http-4m stats: ") && l.contains("\"heap_in_use\"")),
         "/stats has no heap_in_use\n{all}"
     );
+    for what in ["vif buffers", "listener connections"] {
+        assert!(
+            console
+                .iter()
+                .any(|l| l.contains("net: memory budget") && l.contains(what)),
+            "the runtime did not size its {what} from the heap\n{all}"
+        );
+    }
 }
