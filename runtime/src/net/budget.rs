@@ -2,7 +2,7 @@
 //! a small domain (`memory=4`, the domain builder's floor) serves with fewer connections
 //! instead of running out of heap.
 //!
-//! The rule, with `H` the bytes the heap got at boot ([`crate::BootInfo::heap_bytes`]):
+//! The rule, with `H` the bytes the heap got at boot (`BootInfo::heap_bytes`):
 //!
 //! - The vif's pages (netfront's receive and transmit buffers, one page each) take at most
 //!   `H / 8`. The configuration asked for is kept when it fits; otherwise both counts shrink in
