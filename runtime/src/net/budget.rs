@@ -45,6 +45,16 @@ pub(crate) fn heap_bytes() -> Option<usize> {
     }
 }
 
+/// The default vif configuration, fitted to this domain's heap.
+pub(crate) fn netfront() -> NetfrontConfig {
+    netfront_config(NetfrontConfig::default(), heap_bytes())
+}
+
+/// `wanted`, fitted to this domain's heap.
+pub(crate) fn listener(wanted: ListenConfig) -> ListenConfig {
+    listen_config(wanted, heap_bytes())
+}
+
 /// `n * num / den`, at least `min`, never more than `n`.
 fn scale(n: usize, num: usize, den: usize, min: usize) -> usize {
     let scaled = (n as u128 * num as u128 / den.max(1) as u128) as usize;

@@ -123,7 +123,7 @@ impl TcpListener {
         config: ListenConfig,
     ) -> Result<TcpListener, NetError> {
         config.validate()?;
-        let config = super::budget::listen_config(config, super::budget::heap_bytes());
+        let config = super::budget::listener(config);
         if port == 0 {
             return Err(NetError::Unaddressable);
         }
