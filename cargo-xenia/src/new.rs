@@ -54,7 +54,9 @@ edition = "2021"
 publish = false
 
 [dependencies]
-xenia = {{ path = "{runtime}" }}
+# The runtime's drivers are features: this app uses the network (add "block" for disks,
+# "gdb" for the GDB stub behind `debug=gdb`).
+xenia = {{ path = "{runtime}", features = ["net"] }}
 
 # The Xen domain: `cargo xenia build` writes it as target/xen/{name}.xl (xl) and
 # target/xen/{name}.xml (libvirt) beside the image target/xen/{name}.xen.

@@ -19,47 +19,15 @@
 
 use alloc::vec::Vec;
 use core::fmt;
-use smoltcp::wire::{IpEndpoint, Ipv4Cidr};
 
 use crate::exec::TaskInfo;
+#[cfg(feature = "net")]
+pub(crate) use net_view::NetItem;
 
 /// The xenstore key, relative to the domain's path, whose writes ask for a dump.
 pub const KEY: &str = "data/xenia/dump";
 /// The prefix of every line of a dump.
 pub const PREFIX: &str = "xenia-dump:";
-
-/// What the network stacks show the dump (see `net::Stack::dump_view`).
-pub(crate) enum NetItem {
-    /// The stack list (`None`) or the stack of vif `n` was borrowed.
-    Busy(Option<u32>),
-    /// An interface.
-    Vif {
-        index: u32,
-        mac: [u8; 6],
-        ipv4: Option<Ipv4Cidr>,
-        sockets: usize,
-        polls: u64,
-        ring_broken: bool,
-    },
-    /// A TCP listener.
-    Listener {
-        port: u16,
-        listening: usize,
-        half_open: usize,
-        queued: usize,
-        live: usize,
-    },
-    /// A TCP socket that is not listening.
-    Tcp {
-        state: smoltcp::socket::tcp::State,
-        local: Option<IpEndpoint>,
-        remote: Option<IpEndpoint>,
-        send_queue: usize,
-        recv_queue: usize,
-    },
-    /// A bound UDP socket.
-    Udp { port: u16 },
-}
 
 macro_rules! line {
     ($($arg:tt)*) => {
@@ -78,18 +46,6 @@ impl fmt::Display for Secs {
             self.0 / 1_000_000_000,
             self.0 % 1_000_000_000 / 1_000_000
         )
-    }
-}
-
-/// An optional endpoint (`-` when absent).
-struct Endpoint(Option<IpEndpoint>);
-
-impl fmt::Display for Endpoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Some(e) => write!(f, "{e}"),
-            None => f.write_str("-"),
-        }
     }
 }
 
@@ -211,61 +167,7 @@ pub fn print() {
     }
 
     // Network.
-    let mut vifs = 0;
-    crate::net::Stack::dump_view(&mut |item| match item {
-        NetItem::Busy(None) => line!("net busy"),
-        NetItem::Busy(Some(i)) => {
-            vifs += 1;
-            line!("vif index={i} busy");
-        }
-        NetItem::Vif {
-            index,
-            mac,
-            ipv4,
-            sockets,
-            polls,
-            ring_broken,
-        } => {
-            vifs += 1;
-            crate::print!(
-                "{PREFIX} vif index={index} mac={} ipv4=",
-                xenia_netfront::format_mac(&mac)
-            );
-            match ipv4 {
-                Some(c) => crate::print!("{c}"),
-                None => crate::print!("-"),
-            }
-            crate::println!(
-                " sockets={sockets} polls={polls} ring={}",
-                if ring_broken { "broken" } else { "ok" }
-            );
-        }
-        NetItem::Listener {
-            port,
-            listening,
-            half_open,
-            queued,
-            live,
-        } => line!(
-            "listener port={port} listening={listening} half_open={half_open} queued={queued} \
-             accepted={live}"
-        ),
-        NetItem::Tcp {
-            state,
-            local,
-            remote,
-            send_queue,
-            recv_queue,
-        } => line!(
-            "tcp state={state} local={} remote={} sendq={send_queue} recvq={recv_queue}",
-            Endpoint(local),
-            Endpoint(remote)
-        ),
-        NetItem::Udp { port } => line!("udp port={port}"),
-    });
-    if vifs == 0 {
-        line!("net none");
-    }
+    net_view::print();
 
     // Grants: only if something set the table up (a dump does not).
     match crate::services::grant_table_if_set_up() {
@@ -331,5 +233,128 @@ pub(crate) async fn watcher() {
             }
             _ => {}
         }
+    }
+}
+
+/// The network part of a dump: each vif with its listeners and sockets.
+#[cfg(feature = "net")]
+mod net_view {
+    use super::PREFIX;
+    use core::fmt;
+    use smoltcp::wire::{IpEndpoint, Ipv4Cidr};
+
+    /// What the network stacks show the dump (see `net::Stack::dump_view`).
+    pub(crate) enum NetItem {
+        /// The stack list (`None`) or the stack of vif `n` was borrowed.
+        Busy(Option<u32>),
+        /// An interface.
+        Vif {
+            index: u32,
+            mac: [u8; 6],
+            ipv4: Option<Ipv4Cidr>,
+            sockets: usize,
+            polls: u64,
+            ring_broken: bool,
+        },
+        /// A TCP listener.
+        Listener {
+            port: u16,
+            listening: usize,
+            half_open: usize,
+            queued: usize,
+            live: usize,
+        },
+        /// A TCP socket that is not listening.
+        Tcp {
+            state: smoltcp::socket::tcp::State,
+            local: Option<IpEndpoint>,
+            remote: Option<IpEndpoint>,
+            send_queue: usize,
+            recv_queue: usize,
+        },
+        /// A bound UDP socket.
+        Udp { port: u16 },
+    }
+
+    /// An optional endpoint (`-` when absent).
+    struct Endpoint(Option<IpEndpoint>);
+
+    impl fmt::Display for Endpoint {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            match self.0 {
+                Some(e) => write!(f, "{e}"),
+                None => f.write_str("-"),
+            }
+        }
+    }
+
+    /// Prints every vif the network stacks know (`net none` if there is none).
+    pub(super) fn print() {
+        let mut vifs = 0;
+        crate::net::Stack::dump_view(&mut |item| match item {
+            NetItem::Busy(None) => line!("net busy"),
+            NetItem::Busy(Some(i)) => {
+                vifs += 1;
+                line!("vif index={i} busy");
+            }
+            NetItem::Vif {
+                index,
+                mac,
+                ipv4,
+                sockets,
+                polls,
+                ring_broken,
+            } => {
+                vifs += 1;
+                crate::print!(
+                    "{PREFIX} vif index={index} mac={} ipv4=",
+                    xenia_netfront::format_mac(&mac)
+                );
+                match ipv4 {
+                    Some(c) => crate::print!("{c}"),
+                    None => crate::print!("-"),
+                }
+                crate::println!(
+                    " sockets={sockets} polls={polls} ring={}",
+                    if ring_broken { "broken" } else { "ok" }
+                );
+            }
+            NetItem::Listener {
+                port,
+                listening,
+                half_open,
+                queued,
+                live,
+            } => line!(
+                "listener port={port} listening={listening} half_open={half_open} queued={queued} \
+                 accepted={live}"
+            ),
+            NetItem::Tcp {
+                state,
+                local,
+                remote,
+                send_queue,
+                recv_queue,
+            } => line!(
+                "tcp state={state} local={} remote={} sendq={send_queue} recvq={recv_queue}",
+                Endpoint(local),
+                Endpoint(remote)
+            ),
+            NetItem::Udp { port } => line!("udp port={port}"),
+        });
+        if vifs == 0 {
+            line!("net none");
+        }
+    }
+}
+
+/// Without the `net` feature there is no network stack to show.
+#[cfg(not(feature = "net"))]
+mod net_view {
+    use super::PREFIX;
+
+    /// Prints `net none`.
+    pub(super) fn print() {
+        line!("net none");
     }
 }

@@ -16,6 +16,19 @@
 //! The runtime boots the domain (start_info, memory, console, time, exceptions), runs the
 //! app's `main` to completion, and powers the domain off (or crashes it if `main` returns an
 //! error or panics).
+//!
+//! ## Features
+//!
+//! The drivers are Cargo features, none on by default: an app names what it uses and links
+//! nothing else (`hello` links neither driver).
+//!
+//! - `net`: the network (`xenia::net`: netfront and the smoltcp TCP/IP stack).
+//! - `block`: disks (`xenia::block`: blkfront).
+//! - `gdb`: the GDB stub on the second PV console (`debug=gdb`, `xenia::gdb`). Without it,
+//!   `debug=gdb` is reported on the console and ignored.
+//!
+//! Suspend and resume ([`lifecycle`]) work with any set: each driver reconnects on its own when
+//! it sees the lifecycle generation change.
 #![no_std]
 
 extern crate alloc;
@@ -23,6 +36,7 @@ extern crate alloc;
 extern crate std; // the host build's console (stdout), clock and exit
 
 mod backtrace;
+#[cfg(feature = "block")]
 pub mod block;
 #[cfg(target_os = "none")]
 mod boot;
@@ -30,10 +44,17 @@ pub mod console;
 pub mod domain;
 pub mod dump;
 pub mod exec;
+#[cfg(feature = "gdb")]
 pub mod gdb;
+// Without the stub, the guest's hooks for boot, panics and the debug traps (with the trap
+// frame's layout, which the trap stubs save either way).
+#[cfg(all(not(feature = "gdb"), target_os = "none"))]
+#[path = "gdb/absent.rs"]
+mod gdb;
 pub mod lifecycle;
 #[cfg(target_os = "none")]
 mod mm;
+#[cfg(feature = "net")]
 pub mod net;
 #[cfg(target_os = "none")]
 mod panic;
@@ -45,10 +66,12 @@ pub mod time;
 #[cfg(target_os = "none")]
 mod traps;
 
+#[cfg(feature = "block")]
 pub use block::{BlockError, Disk};
 pub use exec::{
     block_on, sleep, sleep_until, spawn, timeout, yield_now, Elapsed, JoinHandle, Sleep,
 };
+#[cfg(feature = "net")]
 pub use net::{NetError, TcpListener, TcpStream, UdpSocket};
 pub use services::{grant_table, xenstore};
 #[cfg(target_os = "none")]

@@ -1,8 +1,6 @@
 //! The registers of a stopped guest: the frame the debug trap stubs save
 //! ([`TrapRegs`]) and its conversion to and from GDB's x86-64 register set.
 
-use gdbstub_arch::x86::reg::X86_64CoreRegs;
-
 /// The trap flag (single step) in `rflags`.
 pub const RFLAGS_TF: u64 = 1 << 8;
 
@@ -63,12 +61,14 @@ pub struct TrapRegs {
     pub ss: u64,
 }
 
+// The conversions only exist with the stub (an image without it links no gdbstub code).
+#[cfg(feature = "gdb")]
 impl TrapRegs {
     /// GDB's view: the general registers, `rip`, `eflags`, `cs` and `ss`. The x87 and SSE
     /// registers read as zero: the guest's Rust code is built without them
     /// (`x86_64-unknown-none` is soft-float), so the stub does not save them.
-    pub fn to_gdb(&self, out: &mut X86_64CoreRegs) {
-        *out = X86_64CoreRegs::default();
+    pub fn to_gdb(&self, out: &mut gdbstub_arch::x86::reg::X86_64CoreRegs) {
+        *out = gdbstub_arch::x86::reg::X86_64CoreRegs::default();
         out.regs = [
             self.rax, self.rbx, self.rcx, self.rdx, self.rsi, self.rdi, self.rbp, self.rsp,
             self.r8, self.r9, self.r10, self.r11, self.r12, self.r13, self.r14, self.r15,
@@ -81,7 +81,7 @@ impl TrapRegs {
 
     /// Takes the general registers, `rip` and the debugger-owned flags from GDB. Segments and
     /// the flags Xen owns are kept: a PV guest cannot choose them.
-    pub fn set_from_gdb(&mut self, r: &X86_64CoreRegs) {
+    pub fn set_from_gdb(&mut self, r: &gdbstub_arch::x86::reg::X86_64CoreRegs) {
         let g = &r.regs;
         self.rax = g[0];
         self.rbx = g[1];

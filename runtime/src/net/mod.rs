@@ -35,6 +35,7 @@
 //! closed, or after a grace period with a reset: the driver wakes for that deadline itself.
 //! [`Stats`] counts half-open connections, dropped SYNs, orphans and reaped sockets.
 
+pub mod budget;
 mod stack;
 mod tcp;
 mod udp;

@@ -212,7 +212,7 @@ pub async fn init() -> Result<&'static Stack, NetError> {
         return Ok(s);
     }
     let cfg = IpConfig::from_cmdline(crate::cmdline(), 0)?;
-    let s = open(0, cfg, NetfrontConfig::default()).await?;
+    let s = open(0, cfg, super::budget::netfront()).await?;
     s.wait_configured(Duration::from_secs(30)).await?;
     Ok(s)
 }

@@ -123,6 +123,7 @@ impl TcpListener {
         config: ListenConfig,
     ) -> Result<TcpListener, NetError> {
         config.validate()?;
+        let config = super::budget::listener(config);
         if port == 0 {
             return Err(NetError::Unaddressable);
         }
