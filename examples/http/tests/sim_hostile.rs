@@ -396,7 +396,10 @@ fn slowloris_and_huge_bodies_leave_a_normal_client_served_in_bounded_memory() {
             lo >= rate && hi < rate + 1.0,
             "closed after {lo}..{hi} s, want {rate} s"
         );
-        assert!(max < Duration::from_secs(1), "latency max {max:?}");
+        // The 100 clients connect at once, more than the listener's 64 half-open slots: the
+        // normal client's SYN can be displaced by the burst (no SYN cookies) and then comes
+        // back with its first retransmission 1 s later. Served within that, never later.
+        assert!(max < Duration::from_millis(1500), "latency max {max:?}");
         assert!(peak.get().saturating_sub(base_heap2) < bound);
         assert_eq!(server.stats().body_bytes, 0);
 
