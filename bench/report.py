@@ -232,7 +232,7 @@ def report_lifecycle(bench, guest, ends, info):
         return a + h if a is not None and h is not None else None
 
     rows = [
-        ("memory= of both guests (MiB, xl list)", b(x, "memory_mib"), b(l, "memory_mib"), "", False),
+        ("memory= (MiB, as xl list shows it)", b(x, "memory_mib"), b(l, "memory_mib"), "", False),
         ("`xl save` time (s)", b(x, "save_ms", 1e-3), b(l, "save_ms", 1e-3), "", True),
         ("`xl restore` time (s)", b(x, "restore_ms", 1e-3), b(l, "restore_ms", 1e-3), "", True),
         ("saved image size (bytes)", b(x, "restore.image_bytes"), b(l, "restore.image_bytes"), "", True),

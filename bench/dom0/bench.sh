@@ -275,14 +275,16 @@ bench_life_client() {
 # it fails), `xl network-detach` + `xl network-attach` with the same MAC until the first HTTP
 # 200; each under bench_life_client. Results under SIDE.life.*.
 bench_life() {
-    local side=$1 cfg=$2 addr=$3 d mac st C=/tmp/xenia-lifecycle-client
+    local side=$1 cfg=$2 addr=$3 d mac st C=/tmp/xenia-lifecycle-client S=/tmp/life
     d=$(xenia_cfg_name "$cfg")
     ip neigh flush dev xenbr0 2>/dev/null
     if ! xenia_create "$cfg"; then
         bench_result "$side.life.error" "xl create failed"
         return 1
     fi
-    if ! bench_wait_http "$addr" 120 "$d"; then
+    # No early exit on the domain's state here: twice the wait for the Linux domU ended early,
+    # once it was up (an xl list that printed nothing for a moment, the state check's guess).
+    if ! bench_wait_http "$addr" 120; then
         bench_result "$side.life.error" "no HTTP answer from $addr (state '$(bench_state "$d")' after $(xenia_since "$d") s)"
         xl destroy "$d" >/dev/null 2>&1
         xenia_wait_end "$d" 9999
@@ -291,16 +293,16 @@ bench_life() {
     fi
     bench_result "$side.life.memory_mib" "$(xl list "$d" | awk 'NR == 2 { print $3 }')"
     # (1) checkpoint: the guest carries on.
-    echo "$C --time ckpt -- xl save -c $d /tmp/life.save || exit 1" >/tmp/life-ckpt.sh
-    echo "stat -c 'image-bytes %s' /tmp/life.save" >>/tmp/life-ckpt.sh
+    echo "$C --time ckpt -- xl save -c $d $S/life.save || exit 1" >/tmp/life-ckpt.sh
+    echo "stat -c 'image-bytes %s' $S/life.save" >>/tmp/life-ckpt.sh
     bench_life_client "$side" "$d" "$addr" checkpoint sh /tmp/life-ckpt.sh
-    rm -f /tmp/life.save
+    rm -f "$S/life.save"
     # (2) save (the domain is gone) + restore (a new domain).
-    echo "$C --time save -- xl save $d /tmp/life.save || exit 1" >/tmp/life-sr.sh
-    echo "stat -c 'image-bytes %s' /tmp/life.save" >>/tmp/life-sr.sh
-    echo "$C --time restore -- xl restore /tmp/life.save" >>/tmp/life-sr.sh
+    echo "$C --time save -- xl save $d $S/life.save || exit 1" >/tmp/life-sr.sh
+    echo "stat -c 'image-bytes %s' $S/life.save" >>/tmp/life-sr.sh
+    echo "$C --time restore -- xl restore $S/life.save" >>/tmp/life-sr.sh
     bench_life_client "$side" "$d" "$addr" restore sh /tmp/life-sr.sh
-    rm -f /tmp/life.save
+    rm -f "$S/life.save"
     # (3) localhost live migration; when xl fails, its first error line is the reason.
     echo "xl migrate -s '' $d 'xl migrate-receive' >/tmp/life-migrate.out 2>&1; rc=\$?; cat /tmp/life-migrate.out; exit \$rc" >/tmp/life-mig.sh
     if ! bench_life_client "$side" "$d" "$addr" migrate sh /tmp/life-mig.sh &&
@@ -331,6 +333,10 @@ bench_life() {
 
 bench_lifecycle() {
     cp "$B/xenia-lifecycle-client" /tmp/xenia-lifecycle-client && chmod +x /tmp/xenia-lifecycle-client
+    # The saved images get a tmpfs of their own (dom0's root file system is nearly full).
+    mkdir -p /tmp/life
+    mount -t tmpfs -o size=512m life /tmp/life
+    free -m | xenia_prefix out bench -
     xl info | grep virt_caps | xenia_prefix out bench -
     bench_result "virt_caps" "$(xl info | awk -F': ' '/^virt_caps/ { print $2 }')"
     [ ! -f /job/http.xl ] || bench_life xenia /job/http.xl 10.0.0.2
