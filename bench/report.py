@@ -258,6 +258,8 @@ def report_lifecycle(bench, guest, ends, info):
             why_not = bench.get(f"{side}.life.migrate.error") or bench[f"{side}.life.fail.migrate-cmd"]
             notes.append(f"{side} live migration not measured: xl migrate failed: {why_not}")
         for step in ("checkpoint", "restore", "migrate", "detach"):
+            if step != "migrate" and f"{side}.life.{step}.error" in bench:
+                notes.append(f"{side} {step}: {bench[f'{side}.life.{step}.error']}")
             same = "kept connection answered again" if bench.get(f"{side}.life.{step}.same_connection") == "ok" else None
             after = bench.get(f"{side}.life.{step}.served_after_ms")
             if same or after:

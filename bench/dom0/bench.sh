@@ -258,6 +258,7 @@ bench_life_client() {
     timeout 300 /tmp/xenia-lifecycle-client "$addr" 80 "$name" -- "$@" >/tmp/life-client.out 2>&1
     rc=$?
     xenia_prefix out "$d" "$(xenia_since "$d")" </tmp/life-client.out
+    [ "$rc" != 124 ] || bench_result "$side.life.$name.error" "timed out after 300 s (its last line: $(tail -n 1 /tmp/life-client.out))"
     awk -v s="$side.life" -v n="$name" '
         $1 == "measure" && $3 ~ /^gap_ms=/ { for (i = 3; i <= NF; i++) { split($i, kv, "="); print s "." n "." kv[1] " " kv[2] }; next }
         $1 == "measure" && $3 ~ /^ms=/ { sub(/^ms=/, "", $3); print s "." $2 "_ms " $3; next }
@@ -312,6 +313,8 @@ bench_life() {
     # (4) network detach + attach (the same MAC) until the first HTTP 200 on a new connection.
     mac=$(xl network-list "$d" 2>/dev/null | awk 'NR == 2 { print $3 }')
     if [ -n "$mac" ]; then
+        # The Linux domU's /init gives eth0 its address again once poked (bench/linux/init).
+        [ "$side" != linux ] || "$B/benchtool" poke "$addr" 5003 10
         echo "$C --time detach -- xl network-detach $d 0 || exit 1" >/tmp/life-det.sh
         echo "$C --time attach -- xl network-attach $d bridge=xenbr0 mac=$mac || exit 1" >>/tmp/life-det.sh
         echo "$B/benchtool http $addr 80 120 /tmp/life-get" >>/tmp/life-det.sh
