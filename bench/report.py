@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Read the serial log of a `scripts/bench` run and print its results as a table.
 
-Usage: bench/report.py net|block LOG [--info KEY=VALUE ...]
+Usage: bench/report.py net|block|lifecycle LOG [--info KEY=VALUE ...]
 
 Sources, all from the one nested boot the log records:
   * `@@XENIA|bench|-|<t>|<key> <value>` lines: what dom0 measured (bench/dom0/bench.sh)
@@ -217,15 +217,79 @@ def report_block(bench, guest, ends, info):
     return all(r[1] is not None and r[2] is not None for r in rows)
 
 
+def report_lifecycle(bench, guest, ends, info):
+    x, l = "xenia", "linux"
+
+    def b(side, key, scale=1.0):
+        v = num(bench.get(f"{side}.life.{key}"))
+        return v * scale if v is not None else None
+
+    def migrated(side):
+        return f"{side}.life.fail.migrate-cmd" not in bench
+
+    def mig(side, key):
+        return b(side, key, 1e-3) if migrated(side) else None
+
+    def attach_200(side):
+        a, h = b(side, "attach_ms", 1e-3), b(side, "detach.http_secs")
+        return a + h if a is not None and h is not None else None
+
+    rows = [
+        ("memory= (MiB, as xl list shows it)", b(x, "memory_mib"), b(l, "memory_mib"), "", False),
+        ("`xl save` time (s)", b(x, "save_ms", 1e-3), b(l, "save_ms", 1e-3), "", True),
+        ("`xl restore` time (s)", b(x, "restore_ms", 1e-3), b(l, "restore_ms", 1e-3), "", True),
+        ("saved image size (bytes)", b(x, "restore.image_bytes"), b(l, "restore.image_bytes"), "", True),
+        ("longest gap a client saw during save + restore (s)", b(x, "restore.gap_ms", 1e-3),
+         b(l, "restore.gap_ms", 1e-3), "", True),
+        ("`xl save -c` (checkpoint) time (s)", b(x, "ckpt_ms", 1e-3), b(l, "ckpt_ms", 1e-3), "", True),
+        ("longest gap a client saw during the checkpoint (s)", b(x, "checkpoint.gap_ms", 1e-3),
+         b(l, "checkpoint.gap_ms", 1e-3), "", True),
+        ("live migration: longest gap a client saw (s)", mig(x, "migrate.gap_ms"), mig(l, "migrate.gap_ms"), "", True),
+        ("live migration: `xl migrate` time (s)", mig(x, "migrate.cmd_ms"), mig(l, "migrate.cmd_ms"), "", True),
+        ("`xl network-detach` time (s)", b(x, "detach_ms", 1e-3), b(l, "detach_ms", 1e-3), "", True),
+        ("`xl network-attach` -> first HTTP 200 (s)", attach_200(x), attach_200(l), "", True),
+        ("detach + attach -> first HTTP 200, in all (s)", b(x, "detach.cmd_ms", 1e-3), b(l, "detach.cmd_ms", 1e-3), "", True),
+        ("longest gap a client saw during detach + attach (s)", b(x, "detach.gap_ms", 1e-3),
+         b(l, "detach.gap_ms", 1e-3), "", True),
+    ]
+    notes = ["gaps: dom0's xenia-lifecycle-client asks GET /health on a new connection every 50 ms "
+             "(2 s timeouts) and reports the longest time between two answers"]
+    for side in (x, l):
+        if f"{side}.life.error" in bench:
+            notes.append(f"{side}: {bench[f'{side}.life.error']}")
+        if f"{side}.life.fail.migrate-cmd" in bench:
+            why_not = bench.get(f"{side}.life.migrate.error") or bench[f"{side}.life.fail.migrate-cmd"]
+            notes.append(f"{side} live migration not measured: xl migrate failed: {why_not}")
+        for step in ("checkpoint", "restore", "migrate", "detach"):
+            if step != "migrate" and f"{side}.life.{step}.error" in bench:
+                notes.append(f"{side} {step}: {bench[f'{side}.life.{step}.error']}")
+            same = "kept connection answered again" if bench.get(f"{side}.life.{step}.same_connection") == "ok" else None
+            after = bench.get(f"{side}.life.{step}.served_after_ms")
+            if same or after:
+                notes.append(f"{side} after {step}: " + ", ".join(
+                    p for p in (same, f"a new connection answered {after} ms after the command" if after else None) if p))
+        for k, v in sorted(bench.items()):
+            if k.startswith(f"{side}.life.fail.") and k != f"{side}.life.fail.migrate-cmd":
+                notes.append(f"{side} FAILED {k.split('.', 3)[3]}: {v}")
+    if "virt_caps" in bench:
+        notes.append(f"xl info virt_caps: {bench['virt_caps']}")
+    for m in info.get("missing", "").split(","):
+        if m:
+            notes.append(f"Xenia: {m}")
+    table(rows, notes)
+    return all(r[1] is not None and r[2] is not None for r in rows if r[4])
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("kind", choices=["net", "block"])
+    ap.add_argument("kind", choices=["net", "block", "lifecycle"])
     ap.add_argument("log")
     ap.add_argument("--info", action="append", default=[], metavar="KEY=VALUE")
     a = ap.parse_args()
     info = dict(i.split("=", 1) for i in a.info)
     bench, guest, ends = parse(a.log)
-    complete = (report_net if a.kind == "net" else report_block)(bench, guest, ends, info)
+    report = {"net": report_net, "block": report_block, "lifecycle": report_lifecycle}[a.kind]
+    complete = report(bench, guest, ends, info)
     return 0 if complete else 1
 
 

@@ -272,3 +272,104 @@ bench_block() {
     rm -f /tmp/bench-disk.img
     return 0
 }
+
+# bench_life_client SIDE DOMAIN ADDR NAME CMD...: CMD under xenia-lifecycle-client (a kept
+# keep-alive connection, a new-connection probe of /health every 50 ms); its lines become
+# SIDE.life.* results: NAME.gap_ms (the longest gap between two answered probes), NAME.cmd_ms,
+# NAME.answered, STEP_ms for each `--time STEP` inside CMD, NAME.image_bytes, NAME.http_secs
+# (benchtool http's wait), NAME.served_after_ms and NAME.same_connection (the client's checks
+# that passed) and fail.NAME-CHECK for each failed check. Returns the client's status.
+bench_life_client() {
+    local side=$1 d=$2 addr=$3 name=$4 rc
+    shift 4
+    timeout 300 /tmp/xenia-lifecycle-client "$addr" 80 "$name" -- "$@" >/tmp/life-client.out 2>&1
+    rc=$?
+    xenia_prefix out "$d" "$(xenia_since "$d")" </tmp/life-client.out
+    [ "$rc" != 124 ] || bench_result "$side.life.$name.error" "timed out after 300 s (its last line: $(tail -n 1 /tmp/life-client.out))"
+    awk -v s="$side.life" -v n="$name" '
+        $1 == "measure" && $3 ~ /^gap_ms=/ { for (i = 3; i <= NF; i++) { split($i, kv, "="); print s "." n "." kv[1] " " kv[2] }; next }
+        $1 == "measure" && $3 ~ /^ms=/ { sub(/^ms=/, "", $3); print s "." $2 "_ms " $3; next }
+        $1 == "image-bytes" { print s "." n ".image_bytes " $2; next }
+        $1 == "http" && $2 == "ok" { for (i = 3; i <= NF; i++) { split($i, kv, "="); if (kv[1] == "secs") print s "." n ".http_secs " kv[2] }; next }
+        $1 == "ok" && $2 == n "-served-after" { print s "." n ".served_after_ms " $5; next }
+        $1 == "ok" && $2 == n "-same-connection" { print s "." n ".same_connection ok"; next }
+        $1 == "FAIL" { k = $2; $1 = ""; $2 = ""; sub(/^ +/, ""); print s ".fail." k " " $0 }
+    ' /tmp/life-client.out | while read -r k v; do bench_result "$k" "$v"; done
+    return "$rc"
+}
+
+# bench_life SIDE CFG ADDR: the lifecycle of one guest serving HTTP at ADDR: `xl save -c`
+# (checkpoint), `xl save` + `xl restore`, a localhost `xl migrate` (xl's error is reported when
+# it fails), `xl network-detach` + `xl network-attach` with the same MAC until the first HTTP
+# 200; each under bench_life_client. Results under SIDE.life.*.
+bench_life() {
+    local side=$1 cfg=$2 addr=$3 d mac st C=/tmp/xenia-lifecycle-client S=/tmp/life
+    d=$(xenia_cfg_name "$cfg")
+    ip neigh flush dev xenbr0 2>/dev/null
+    if ! xenia_create "$cfg"; then
+        bench_result "$side.life.error" "xl create failed"
+        return 1
+    fi
+    # No early exit on the domain's state here: twice the wait for the Linux domU ended early,
+    # once it was up (an xl list that printed nothing for a moment, the state check's guess).
+    if ! bench_wait_http "$addr" 120; then
+        bench_result "$side.life.error" "no HTTP answer from $addr (state '$(bench_state "$d")' after $(xenia_since "$d") s)"
+        xl destroy "$d" >/dev/null 2>&1
+        xenia_wait_end "$d" 9999
+        xenia_console "$d"
+        return 1
+    fi
+    bench_result "$side.life.memory_mib" "$(xl list "$d" | awk 'NR == 2 { print $3 }')"
+    # (1) checkpoint: the guest carries on.
+    echo "$C --time ckpt -- xl save -c $d $S/life.save || exit 1" >/tmp/life-ckpt.sh
+    echo "stat -c 'image-bytes %s' $S/life.save" >>/tmp/life-ckpt.sh
+    bench_life_client "$side" "$d" "$addr" checkpoint sh /tmp/life-ckpt.sh
+    rm -f "$S/life.save"
+    # (2) save (the domain is gone) + restore (a new domain).
+    echo "$C --time save -- xl save $d $S/life.save || exit 1" >/tmp/life-sr.sh
+    echo "stat -c 'image-bytes %s' $S/life.save" >>/tmp/life-sr.sh
+    echo "$C --time restore -- xl restore $S/life.save" >>/tmp/life-sr.sh
+    bench_life_client "$side" "$d" "$addr" restore sh /tmp/life-sr.sh
+    rm -f "$S/life.save"
+    # (3) localhost live migration; when xl fails, its first error line is the reason.
+    echo "xl migrate -s '' $d 'xl migrate-receive' >/tmp/life-migrate.out 2>&1; rc=\$?; cat /tmp/life-migrate.out; exit \$rc" >/tmp/life-mig.sh
+    if ! bench_life_client "$side" "$d" "$addr" migrate sh /tmp/life-mig.sh &&
+        grep -q "^FAIL migrate-cmd" /tmp/life-client.out; then
+        bench_result "$side.life.migrate.error" "$(grep -m 1 -E 'rror|ailed' /tmp/life-migrate.out || tail -n 1 /tmp/life-migrate.out)"
+    fi
+    # (4) network detach + attach (the same MAC) until the first HTTP 200 on a new connection.
+    mac=$(xl network-list "$d" 2>/dev/null | awk 'NR == 2 { print $3 }')
+    if [ -n "$mac" ]; then
+        # The Linux domU's /init gives eth0 its address again once poked (bench/linux/init).
+        [ "$side" != linux ] || "$B/benchtool" poke "$addr" 5003 10
+        echo "$C --time detach -- xl network-detach $d 0 || exit 1" >/tmp/life-det.sh
+        echo "$C --time attach -- xl network-attach $d bridge=xenbr0 mac=$mac || exit 1" >>/tmp/life-det.sh
+        echo "$B/benchtool http $addr 80 120 /tmp/life-get" >>/tmp/life-det.sh
+        bench_life_client "$side" "$d" "$addr" detach sh /tmp/life-det.sh
+    else
+        bench_result "$side.life.detach.error" "no vif in xl network-list $d"
+    fi
+    # The end: Xenia powers off on request; the Linux domU's /init cannot, so it is destroyed.
+    st=$(bench_state "$d")
+    if [ "$side" = xenia ] && [ -n "$st" ]; then
+        bench_stop "$d"
+    else
+        xl destroy "$d" >/dev/null 2>&1
+        xenia_wait_end "$d" 9999
+        xenia_console "$d"
+    fi
+    return 0
+}
+
+bench_lifecycle() {
+    cp "$B/xenia-lifecycle-client" /tmp/xenia-lifecycle-client && chmod +x /tmp/xenia-lifecycle-client
+    # The saved images get a tmpfs of their own (dom0's root file system is nearly full).
+    mkdir -p /tmp/life
+    mount -t tmpfs -o size=512m life /tmp/life
+    free -m | xenia_prefix out bench -
+    xl info | grep virt_caps | xenia_prefix out bench -
+    bench_result "virt_caps" "$(xl info | awk -F': ' '/^virt_caps/ { print $2 }')"
+    [ ! -f /job/http.xl ] || bench_life xenia /job/http.xl 10.0.0.2
+    bench_life linux /job/linux-life.xl 10.0.0.3
+    return 0
+}
