@@ -37,4 +37,4 @@ pub use limits::{Limits, MinRate};
 pub use request::Request;
 pub use response::{Json, Response, Status};
 pub use router::{any, delete, get, post, put, MethodRouter, Router};
-pub use server::{End, Server, ServerStats};
+pub use server::{End, Server, ServerStats, EVICT_MIN_STALL};

@@ -69,6 +69,13 @@ struct Counters {
     body_bytes: AtomicUsize,
 }
 
+/// How long a connection must have been in its phase (idle, or at its head or body) before a
+/// newcomer to a full server may evict it. Shorter than any slow client's stall (slowloris sends
+/// a byte every few seconds), longer than the moment a busy keep-alive client spends between
+/// its response and its next request: with 256 keep-alive clients on 128 slots, evicting those
+/// turned every newcomer into the next victim's killer and nothing was answered.
+pub const EVICT_MIN_STALL: Duration = Duration::from_millis(250);
+
 /// Where a connection is in its request, for choosing whom to evict when the server is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Phase {
@@ -210,13 +217,17 @@ impl Server {
     /// included), another is evicted to make room for the next: a keep-alive connection idle
     /// between requests (the longest idle), else the one longest at its head (a new
     /// connection counts from its start, so the newest goes last), else the one longest at
-    /// its body. Slow clients cannot keep a full server from new ones.
+    /// its body. Slow clients cannot keep a full server from new ones. Only a connection
+    /// stalled in its phase for at least [`EVICT_MIN_STALL`] can go: busy keep-alive clients
+    /// (idle or mid-head for a moment between requests) are never evicted for newcomers, which
+    /// then wait in the listener's backlog as they would without eviction.
     pub async fn serve<S: Read + Write, C: Clock>(&self, s: &mut S, clock: &C) -> End {
         self.counters.connections.fetch_add(1, Ordering::Relaxed);
         let open = self.counters.open.fetch_add(1, Ordering::Relaxed) + 1;
-        let id = self.add_slot(clock.now());
+        let now = clock.now();
+        let id = self.add_slot(now);
         if open >= self.limits.max_connections as u64 {
-            self.evict_one(id);
+            self.evict_one(id, now);
         }
         let end = self.serve_requests(s, clock, id).await;
         self.slots.borrow_mut()[id] = None;
@@ -256,8 +267,9 @@ impl Server {
         }
     }
 
-    /// Marks the stalest evictable connection other than `me` for eviction and wakes it.
-    fn evict_one(&self, me: usize) {
+    /// Marks the stalest evictable connection other than `me` for eviction and wakes it (none
+    /// when no connection has been stalled for [`EVICT_MIN_STALL`] at `now`).
+    fn evict_one(&self, me: usize, now: Duration) {
         let mut slots = self.slots.borrow_mut();
         let victim = slots
             .iter_mut()
@@ -265,6 +277,7 @@ impl Server {
             .filter(|(i, _)| *i != me)
             .filter_map(|(_, s)| s.as_mut())
             .filter(|s| s.phase != Phase::Busy && !s.evict)
+            .filter(|s| now.saturating_sub(s.since) >= EVICT_MIN_STALL)
             .min_by_key(|s| (s.phase, s.since));
         if let Some(v) = victim {
             v.evict = true;

@@ -13,7 +13,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use xenia_http::{any, get, post, put, Clock, End, Json, Limits, MinRate, Request, Response};
+use xenia_http::{
+    any, get, post, put, Clock, End, Json, Limits, MinRate, Request, Response, EVICT_MIN_STALL,
+};
 use xenia_http::{Router, Server, Status};
 
 /// The system allocator, counting the bytes this thread holds (tests run on several threads).
@@ -666,5 +668,58 @@ fn a_new_connection_is_not_evicted_before_older_slow_ones() {
     assert!(
         f_fresh.as_mut().poll(&mut cx).is_pending(),
         "the new one stays"
+    );
+}
+
+#[test]
+fn busy_keep_alive_clients_are_not_evicted_for_newcomers() {
+    let s = Server::new(
+        app(),
+        Limits {
+            max_connections: 3,
+            ..limits()
+        },
+    );
+    let clock = Rc::new(VClock::default());
+    clock.frozen.set(true);
+    let flag = Arc::new(Flag(AtomicBool::new(false)));
+    let waker = Waker::from(flag.clone());
+    let mut cx = Context::from_waker(&waker);
+    // Two keep-alive clients between requests (answered at t=1, the next not yet sent).
+    clock.now.set(Duration::from_secs(1));
+    let req = || vec![Ev::Send(b"GET / HTTP/1.1\r\n\r\n".to_vec()), Ev::Stall];
+    let mut a = Conn::new(&clock, req(), 100);
+    let mut b = Conn::new(&clock, req(), 100);
+    let mut fa = Box::pin(s.serve(&mut a, &*clock));
+    let mut fb = Box::pin(s.serve(&mut b, &*clock));
+    assert!(fa.as_mut().poll(&mut cx).is_pending());
+    assert!(fb.as_mut().poll(&mut cx).is_pending());
+    // A newcomer fills the server a moment later: nobody has stalled long enough to go.
+    clock.now.set(Duration::from_secs(1) + EVICT_MIN_STALL / 2);
+    let mut c = Conn::new(&clock, vec![Ev::Stall], 100);
+    let mut fc = Box::pin(s.serve(&mut c, &*clock));
+    assert!(fc.as_mut().poll(&mut cx).is_pending());
+    assert!(
+        fa.as_mut().poll(&mut cx).is_pending(),
+        "a busy client stays"
+    );
+    assert!(
+        fb.as_mut().poll(&mut cx).is_pending(),
+        "a busy client stays"
+    );
+    assert_eq!(s.stats().evictions, 0);
+    drop(fc);
+    // Later the same two have stalled: the next newcomer evicts the longest idle.
+    clock.now.set(Duration::from_secs(3));
+    let mut d = Conn::new(&clock, vec![Ev::Stall], 100);
+    let mut fd = Box::pin(s.serve(&mut d, &*clock));
+    assert!(fd.as_mut().poll(&mut cx).is_pending());
+    let ends = (fa.as_mut().poll(&mut cx), fb.as_mut().poll(&mut cx));
+    assert!(
+        matches!(
+            ends,
+            (Poll::Ready(End::Evicted), Poll::Pending) | (Poll::Pending, Poll::Ready(End::Evicted))
+        ),
+        "{ends:?}"
     );
 }
