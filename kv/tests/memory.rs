@@ -5,49 +5,17 @@
 //! large enough (the replay never needs more than `worst_case_bytes`). Heap use is measured with
 //! a counting allocator, so this file holds one test (the allocator is process-wide).
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::future::Future;
 use std::pin::pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, Waker};
 use xenia_kv::index::{entry_bytes, worst_case_bytes};
 use xenia_kv::mem::MemDisk;
 use xenia_kv::{KvError, Options, Store};
 
-/// Counts requested heap bytes: now and the peak since the last reset.
-struct Counting;
-static NOW: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards every call to the system allocator unchanged; only counts sizes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        let now = NOW.fetch_add(l.size(), Ordering::Relaxed) + l.size();
-        PEAK.fetch_max(now, Ordering::Relaxed);
-        // SAFETY: the caller's layout is passed through.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        NOW.fetch_sub(l.size(), Ordering::Relaxed);
-        // SAFETY: `p` came from `alloc` with this layout.
-        unsafe { System.dealloc(p, l) }
-    }
-}
-
 #[global_allocator]
-static A: Counting = Counting;
+static A: xenia_sim::heap::Counting = xenia_sim::heap::Counting;
 
-/// Resets the peak to the current use; returns the current use.
-fn mark() -> usize {
-    let now = NOW.load(Ordering::Relaxed);
-    PEAK.store(now, Ordering::Relaxed);
-    now
-}
-
-/// Peak bytes above `base` since `mark()` returned it.
-fn peak_since(base: usize) -> usize {
-    PEAK.load(Ordering::Relaxed).saturating_sub(base)
-}
+use xenia_sim::heap::{mark, peak_since};
 
 /// MemDisk futures never wait: poll once.
 fn run<F: Future>(f: F) -> F::Output {

@@ -9,10 +9,8 @@
 //! netback and peer together; the peer's share is small and bounded the same way).
 //! One test: the runtime boots once a process.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use smoltcp::iface::{Interface, SocketHandle, SocketSet};
@@ -25,44 +23,11 @@ use xenia_sim::netback::{Netback, VifConfig};
 use xenia_sim::peer::{PeerDevice, PEER_MAC};
 use xenia_sim::{Backend, Host};
 
-/// The system allocator, counting the bytes in use.
-struct Counting;
-
-static IN_USE: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        // SAFETY: the caller's contract is the system allocator's.
-        let p = unsafe { System.alloc(l) };
-        if !p.is_null() {
-            IN_USE.fetch_add(l.size(), Ordering::Relaxed);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        // SAFETY: as above.
-        unsafe { System.dealloc(p, l) };
-        IN_USE.fetch_sub(l.size(), Ordering::Relaxed);
-    }
-
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        // SAFETY: as above.
-        let q = unsafe { System.realloc(p, l, new) };
-        if !q.is_null() {
-            IN_USE.fetch_sub(l.size(), Ordering::Relaxed);
-            IN_USE.fetch_add(new, Ordering::Relaxed);
-        }
-        q
-    }
-}
-
 #[global_allocator]
-static ALLOC: Counting = Counting;
+static ALLOC: xenia_sim::heap::Counting = xenia_sim::heap::Counting;
 
 fn heap() -> usize {
-    IN_USE.load(Ordering::Relaxed)
+    xenia_sim::heap::in_use()
 }
 
 const GUEST_MAC: [u8; 6] = [0x00, 0x16, 0x3e, 0, 0, 0x01];

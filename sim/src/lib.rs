@@ -29,6 +29,7 @@ pub mod evtchn;
 mod frames;
 pub mod gnttab;
 pub mod guest;
+pub mod heap;
 mod link;
 pub mod netback;
 pub mod peer;
