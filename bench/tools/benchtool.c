@@ -15,11 +15,14 @@
  *                                    comes back or SECS s pass; each try's connect gives up
  *                                    after 100 ms (no SYN retransmit waits), 50 ms between
  *                                    tries; writes the response to FILE; exit 0 on a 200
- *   benchtool blk DEV MIB SECS       on a block device with O_DIRECT, one request at a time:
+ *   benchtool blk DEV MIB SECS [QD]  on a block device with O_DIRECT, one request at a time:
  *                                    sequential write of MIB MiB in 1 MiB requests + fsync,
  *                                    sequential read of the same MiB, then 4 KiB random reads
- *                                    within those MiB for SECS s; prints
- *                                    "blk seq_write_mibps=.. seq_read_mibps=.. randread_iops=.."
+ *                                    within those MiB for SECS s; then the same random reads
+ *                                    with QD (default 32) in flight: QD threads, each with its
+ *                                    own descriptor, issuing its next pread when the last one
+ *                                    returned, for SECS s; prints "blk seq_write_mibps=..
+ *                                    seq_read_mibps=.. randread_iops=.. randread_qd_iops=.."
  *                                    and the raw counts and times
  *
  * Offsets of the random reads come from xorshift64 with a fixed seed (the same generator and
@@ -32,6 +35,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -256,7 +260,41 @@ static void full_pread(int fd, void *buf, size_t len, off_t off)
     }
 }
 
-static int cmd_blk(const char *dev, long mib, long secs)
+/* One reader of the queue-depth phase: its own descriptor, buffer and offset sequence. */
+struct reader {
+    pthread_t thread;
+    const char *dev;
+    uint64_t seed, blocks;
+    double end;
+    long ops;
+};
+
+/* The seed of reader i (the same as examples/blkbench's reader_seed). */
+static uint64_t reader_seed(uint64_t i)
+{
+    return 0x9e3779b97f4a7c15ull ^ ((i + 1) * 0xbf58476d1ce4e5b9ull);
+}
+
+static void *reader_run(void *arg)
+{
+    struct reader *r = arg;
+    int fd = open(r->dev, O_RDONLY | O_DIRECT);
+    if (fd < 0)
+        die(r->dev);
+    void *buf;
+    if (posix_memalign(&buf, 4096, 4096))
+        die("posix_memalign");
+    do {
+        uint64_t b = xorshift64(&r->seed) % r->blocks;
+        full_pread(fd, buf, 4096, (off_t)(b * 4096));
+        r->ops++;
+    } while (now() < r->end);
+    close(fd);
+    free(buf);
+    return NULL;
+}
+
+static int cmd_blk(const char *dev, long mib, long secs, long qd)
 {
     int fd = open(dev, O_RDWR | O_DIRECT);
     if (fd < 0)
@@ -299,10 +337,31 @@ static int cmd_blk(const char *dev, long mib, long secs)
     } while (t < end);
     double qsecs = t - t0;
     close(fd);
+
+    struct reader *rs = calloc((size_t)qd, sizeof *rs);
+    if (!rs)
+        die("calloc");
+    t0 = now();
+    for (long i = 0; i < qd; i++) {
+        rs[i] = (struct reader){.dev = dev, .seed = reader_seed((uint64_t)i), .blocks = blocks, .end = t0 + (double)secs};
+        int e = pthread_create(&rs[i].thread, NULL, reader_run, &rs[i]);
+        if (e) {
+            errno = e;
+            die("pthread_create");
+        }
+    }
+    long qd_ops = 0;
+    for (long i = 0; i < qd; i++) {
+        pthread_join(rs[i].thread, NULL);
+        qd_ops += rs[i].ops;
+    }
+    double qdsecs = now() - t0;
+    free(rs);
     printf("blk mib=%ld write_secs=%.3f read_secs=%.3f randread_ops=%ld randread_secs=%.3f\n", mib, wsecs,
            rsecs, ops, qsecs);
-    printf("blk seq_write_mibps=%.2f seq_read_mibps=%.2f randread_iops=%.1f\n", mib / wsecs, mib / rsecs,
-           ops / qsecs);
+    printf("blk qd=%ld randread_qd_ops=%ld randread_qd_secs=%.3f\n", qd, qd_ops, qdsecs);
+    printf("blk seq_write_mibps=%.2f seq_read_mibps=%.2f randread_iops=%.1f randread_qd_iops=%.1f\n", mib / wsecs,
+           mib / rsecs, ops / qsecs, qd_ops / qdsecs);
     return 0;
 }
 
@@ -328,9 +387,10 @@ int main(int argc, char **argv)
     }
     if (argc == 6 && !strcmp(argv[1], "http"))
         return cmd_http(argv[2], (int)arg_num(argv[3], "port"), arg_num(argv[4], "seconds"), argv[5]);
-    if (argc == 5 && !strcmp(argv[1], "blk"))
-        return cmd_blk(argv[2], arg_num(argv[3], "MiB"), arg_num(argv[4], "seconds"));
+    if ((argc == 5 || argc == 6) && !strcmp(argv[1], "blk"))
+        return cmd_blk(argv[2], arg_num(argv[3], "MiB"), arg_num(argv[4], "seconds"),
+                       argc == 6 ? arg_num(argv[5], "queue depth") : 32);
     fprintf(stderr, "usage: benchtool sink PORT | send HOST PORT MIB | wait PORT | poke HOST PORT SECS |"
-                    " http HOST PORT SECS FILE | blk DEV MIB SECS\n");
+                    " http HOST PORT SECS FILE | blk DEV MIB SECS [QD]\n");
     return 2;
 }
