@@ -260,10 +260,12 @@ static void full_pread(int fd, void *buf, size_t len, off_t off)
     }
 }
 
-/* One reader of the queue-depth phase: its own descriptor, buffer and offset sequence. */
+/* One reader of the queue-depth phase: its own descriptor, buffer and offset sequence, all
+ * set up by the main thread (a reader only calls pread and clock_gettime). */
 struct reader {
     pthread_t thread;
-    const char *dev;
+    int fd;
+    void *buf;
     uint64_t seed, blocks;
     double end;
     long ops;
@@ -278,19 +280,11 @@ static uint64_t reader_seed(uint64_t i)
 static void *reader_run(void *arg)
 {
     struct reader *r = arg;
-    int fd = open(r->dev, O_RDONLY | O_DIRECT);
-    if (fd < 0)
-        die(r->dev);
-    void *buf;
-    if (posix_memalign(&buf, 4096, 4096))
-        die("posix_memalign");
     do {
         uint64_t b = xorshift64(&r->seed) % r->blocks;
-        full_pread(fd, buf, 4096, (off_t)(b * 4096));
+        full_pread(r->fd, r->buf, 4096, (off_t)(b * 4096));
         r->ops++;
     } while (now() < r->end);
-    close(fd);
-    free(buf);
     return NULL;
 }
 
@@ -339,12 +333,24 @@ static int cmd_blk(const char *dev, long mib, long secs, long qd)
     close(fd);
 
     struct reader *rs = calloc((size_t)qd, sizeof *rs);
-    if (!rs)
+    void *qbuf;
+    if (!rs || posix_memalign(&qbuf, 4096, (size_t)qd * small))
         die("calloc");
+    pthread_attr_t attr;
+    if (pthread_attr_init(&attr) || pthread_attr_setstacksize(&attr, 256 << 10))
+        die("pthread_attr");
+    for (long i = 0; i < qd; i++) {
+        rs[i] = (struct reader){.fd = open(dev, O_RDONLY | O_DIRECT),
+                                .buf = (char *)qbuf + (size_t)i * small,
+                                .seed = reader_seed((uint64_t)i),
+                                .blocks = blocks};
+        if (rs[i].fd < 0)
+            die(dev);
+    }
     t0 = now();
     for (long i = 0; i < qd; i++) {
-        rs[i] = (struct reader){.dev = dev, .seed = reader_seed((uint64_t)i), .blocks = blocks, .end = t0 + (double)secs};
-        int e = pthread_create(&rs[i].thread, NULL, reader_run, &rs[i]);
+        rs[i].end = t0 + (double)secs;
+        int e = pthread_create(&rs[i].thread, &attr, reader_run, &rs[i]);
         if (e) {
             errno = e;
             die("pthread_create");
@@ -356,7 +362,11 @@ static int cmd_blk(const char *dev, long mib, long secs, long qd)
         qd_ops += rs[i].ops;
     }
     double qdsecs = now() - t0;
+    for (long i = 0; i < qd; i++)
+        close(rs[i].fd);
+    free(qbuf);
     free(rs);
+    free(buf);
     printf("blk mib=%ld write_secs=%.3f read_secs=%.3f randread_ops=%ld randread_secs=%.3f\n", mib, wsecs,
            rsecs, ops, qsecs);
     printf("blk qd=%ld randread_qd_ops=%ld randread_qd_secs=%.3f\n", qd, qd_ops, qdsecs);
