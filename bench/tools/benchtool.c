@@ -19,9 +19,8 @@
  *                                    sequential write of MIB MiB in 1 MiB requests + fsync,
  *                                    sequential read of the same MiB, then 4 KiB random reads
  *                                    within those MiB for SECS s; then the same random reads
- *                                    with QD (default 32) in flight: QD threads, each with its
- *                                    own descriptor, issuing its next pread when the last one
- *                                    returned, for SECS s; prints "blk seq_write_mibps=..
+ *                                    with QD (default 32) in flight (Linux native AIO from one
+ *                                    thread, as fio's libaio engine), for SECS s; prints "blk seq_write_mibps=..
  *                                    seq_read_mibps=.. randread_iops=.. randread_qd_iops=.."
  *                                    and the raw counts and times
  *
@@ -35,13 +34,14 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <pthread.h>
+#include <linux/aio_abi.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -260,32 +260,77 @@ static void full_pread(int fd, void *buf, size_t len, off_t off)
     }
 }
 
-/* One reader of the queue-depth phase: its own descriptor, buffer and offset sequence, all
- * set up by the main thread (a reader only calls pread and clock_gettime). */
-struct reader {
-    pthread_t thread;
-    int fd;
-    void *buf;
-    uint64_t seed, blocks;
-    double end;
-    long ops;
-};
-
-/* The seed of reader i (the same as examples/blkbench's reader_seed). */
+/* The seed of in-flight slot i (the same as examples/blkbench's reader_seed). */
 static uint64_t reader_seed(uint64_t i)
 {
     return 0x9e3779b97f4a7c15ull ^ ((i + 1) * 0xbf58476d1ce4e5b9ull);
 }
 
-static void *reader_run(void *arg)
+/* 4 KiB O_DIRECT reads at random blocks (of BLOCKS) for SECS s with QD in flight, through
+ * Linux native AIO (io_submit/io_getevents, what fio's libaio engine uses) from this one
+ * thread: slot i reads its next block from its own xorshift64 sequence as soon as its last
+ * read completed. Returns the reads completed; *secs_out the time until the last one. */
+static long qd_reads(const char *dev, uint64_t blocks, long secs, long qd, double *secs_out)
 {
-    struct reader *r = arg;
-    do {
-        uint64_t b = xorshift64(&r->seed) % r->blocks;
-        full_pread(r->fd, r->buf, 4096, (off_t)(b * 4096));
-        r->ops++;
-    } while (now() < r->end);
-    return NULL;
+    int fd = open(dev, O_RDONLY | O_DIRECT);
+    if (fd < 0)
+        die(dev);
+    aio_context_t ctx = 0;
+    if (syscall(SYS_io_setup, qd, &ctx) < 0)
+        die("io_setup");
+    struct iocb *cbs = calloc((size_t)qd, sizeof *cbs);
+    struct io_event *evs = calloc((size_t)qd, sizeof *evs);
+    uint64_t *seeds = calloc((size_t)qd, sizeof *seeds);
+    void *bufs;
+    if (!cbs || !evs || !seeds || posix_memalign(&bufs, 4096, (size_t)qd * 4096))
+        die("calloc");
+    double t0 = now(), end = t0 + (double)secs;
+    for (long i = 0; i < qd; i++) {
+        seeds[i] = reader_seed((uint64_t)i);
+        cbs[i].aio_data = (uint64_t)i;
+        cbs[i].aio_lio_opcode = IOCB_CMD_PREAD;
+        cbs[i].aio_fildes = (uint32_t)fd;
+        cbs[i].aio_buf = (uint64_t)(uintptr_t)((char *)bufs + (size_t)i * 4096);
+        cbs[i].aio_nbytes = 4096;
+        cbs[i].aio_offset = (int64_t)((xorshift64(&seeds[i]) % blocks) * 4096);
+        struct iocb *one = &cbs[i];
+        if (syscall(SYS_io_submit, ctx, 1L, &one) != 1)
+            die("io_submit");
+    }
+    long ops = 0, inflight = qd;
+    while (inflight > 0) {
+        long n = syscall(SYS_io_getevents, ctx, 1L, qd, evs, NULL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            die("io_getevents");
+        }
+        double t = now();
+        for (long k = 0; k < n; k++) {
+            long i = (long)evs[k].data;
+            if (evs[k].res != 4096) {
+                fprintf(stderr, "benchtool: queued read returned %lld\n", (long long)evs[k].res);
+                exit(1);
+            }
+            ops++;
+            if (t >= end) {
+                inflight--;
+                continue;
+            }
+            cbs[i].aio_offset = (int64_t)((xorshift64(&seeds[i]) % blocks) * 4096);
+            struct iocb *one = &cbs[i];
+            if (syscall(SYS_io_submit, ctx, 1L, &one) != 1)
+                die("io_submit");
+        }
+    }
+    *secs_out = now() - t0;
+    syscall(SYS_io_destroy, ctx);
+    close(fd);
+    free(bufs);
+    free(seeds);
+    free(evs);
+    free(cbs);
+    return ops;
 }
 
 static int cmd_blk(const char *dev, long mib, long secs, long qd)
@@ -332,40 +377,8 @@ static int cmd_blk(const char *dev, long mib, long secs, long qd)
     double qsecs = t - t0;
     close(fd);
 
-    struct reader *rs = calloc((size_t)qd, sizeof *rs);
-    void *qbuf;
-    if (!rs || posix_memalign(&qbuf, 4096, (size_t)qd * small))
-        die("calloc");
-    pthread_attr_t attr;
-    if (pthread_attr_init(&attr) || pthread_attr_setstacksize(&attr, 256 << 10))
-        die("pthread_attr");
-    for (long i = 0; i < qd; i++) {
-        rs[i] = (struct reader){.fd = open(dev, O_RDONLY | O_DIRECT),
-                                .buf = (char *)qbuf + (size_t)i * small,
-                                .seed = reader_seed((uint64_t)i),
-                                .blocks = blocks};
-        if (rs[i].fd < 0)
-            die(dev);
-    }
-    t0 = now();
-    for (long i = 0; i < qd; i++) {
-        rs[i].end = t0 + (double)secs;
-        int e = pthread_create(&rs[i].thread, &attr, reader_run, &rs[i]);
-        if (e) {
-            errno = e;
-            die("pthread_create");
-        }
-    }
-    long qd_ops = 0;
-    for (long i = 0; i < qd; i++) {
-        pthread_join(rs[i].thread, NULL);
-        qd_ops += rs[i].ops;
-    }
-    double qdsecs = now() - t0;
-    for (long i = 0; i < qd; i++)
-        close(rs[i].fd);
-    free(qbuf);
-    free(rs);
+    double qdsecs;
+    long qd_ops = qd_reads(dev, blocks, secs, qd, &qdsecs);
     free(buf);
     printf("blk mib=%ld write_secs=%.3f read_secs=%.3f randread_ops=%ld randread_secs=%.3f\n", mib, wsecs,
            rsecs, ops, qsecs);
