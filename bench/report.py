@@ -208,7 +208,7 @@ def report_block(bench, guest, ends, info):
     if "disk.bytes" in bench:
         notes.append(f"backing file: {int(bench['disk.bytes']) >> 20} MiB raw file in dom0's tmpfs (zeroed and rewritten in place for each guest)")
     notes.append("Linux: bench/tools/benchtool (O_DIRECT pread/pwrite on /dev/xvda, one request at a time, then "
-                 f"then {qd} in flight with Linux native AIO from one thread, as fio's libaio engine; "
+                 f"{qd} in flight with Linux native AIO from one thread, as fio's libaio engine; "
                  "fio not used: its Debian package needs ceph/gluster/rdma libraries)")
     notes += why(bench, guest, ends, x, [], ("blkbench",))
     notes += why(bench, guest, ends, l, [], ("linux-block",))
