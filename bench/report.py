@@ -197,16 +197,18 @@ def report_block(bench, guest, ends, info):
     def g(side, key):
         return num(guest[side].get(key))
 
-    mib, rsecs = info.get("mib", "?"), info.get("rand_secs", "?")
+    mib, rsecs, qd = info.get("mib", "?"), info.get("rand_secs", "?"), info.get("qd", "?")
     rows = [
         (f"sequential write MiB/s (1 MiB requests, {mib} MiB + flush)", g(x, "blk.seq_write_mibps"), g(l, "blk.seq_write_mibps"), "", True),
         (f"sequential read MiB/s (1 MiB requests, {mib} MiB)", g(x, "blk.seq_read_mibps"), g(l, "blk.seq_read_mibps"), "", True),
         (f"random read IOPS (4 KiB, queue depth 1, {rsecs} s)", g(x, "blk.randread_iops"), g(l, "blk.randread_iops"), "", True),
+        (f"random read IOPS (4 KiB, queue depth {qd}, {rsecs} s)", g(x, "blk.randread_qd_iops"), g(l, "blk.randread_qd_iops"), "", True),
     ]
     notes = []
     if "disk.bytes" in bench:
         notes.append(f"backing file: {int(bench['disk.bytes']) >> 20} MiB raw file in dom0's tmpfs (zeroed and rewritten in place for each guest)")
-    notes.append("Linux: bench/tools/benchtool (O_DIRECT pread/pwrite on /dev/xvda, one request at a time; "
+    notes.append("Linux: bench/tools/benchtool (O_DIRECT pread/pwrite on /dev/xvda, one request at a time, then "
+                 f"{qd} in flight with Linux native AIO from one thread, as fio's libaio engine; "
                  "fio not used: its Debian package needs ceph/gluster/rdma libraries)")
     notes += why(bench, guest, ends, x, [], ("blkbench",))
     notes += why(bench, guest, ends, l, [], ("linux-block",))

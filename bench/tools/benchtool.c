@@ -15,11 +15,13 @@
  *                                    comes back or SECS s pass; each try's connect gives up
  *                                    after 100 ms (no SYN retransmit waits), 50 ms between
  *                                    tries; writes the response to FILE; exit 0 on a 200
- *   benchtool blk DEV MIB SECS       on a block device with O_DIRECT, one request at a time:
+ *   benchtool blk DEV MIB SECS [QD]  on a block device with O_DIRECT, one request at a time:
  *                                    sequential write of MIB MiB in 1 MiB requests + fsync,
  *                                    sequential read of the same MiB, then 4 KiB random reads
- *                                    within those MiB for SECS s; prints
- *                                    "blk seq_write_mibps=.. seq_read_mibps=.. randread_iops=.."
+ *                                    within those MiB for SECS s; then the same random reads
+ *                                    with QD (default 32) in flight (Linux native AIO from one
+ *                                    thread, as fio's libaio engine), for SECS s; prints "blk seq_write_mibps=..
+ *                                    seq_read_mibps=.. randread_iops=.. randread_qd_iops=.."
  *                                    and the raw counts and times
  *
  * Offsets of the random reads come from xorshift64 with a fixed seed (the same generator and
@@ -32,12 +34,14 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <linux/aio_abi.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -256,7 +260,80 @@ static void full_pread(int fd, void *buf, size_t len, off_t off)
     }
 }
 
-static int cmd_blk(const char *dev, long mib, long secs)
+/* The seed of in-flight slot i (the same as examples/blkbench's reader_seed). */
+static uint64_t reader_seed(uint64_t i)
+{
+    return 0x9e3779b97f4a7c15ull ^ ((i + 1) * 0xbf58476d1ce4e5b9ull);
+}
+
+/* 4 KiB O_DIRECT reads at random blocks (of BLOCKS) for SECS s with QD in flight, through
+ * Linux native AIO (io_submit/io_getevents, what fio's libaio engine uses) from this one
+ * thread: slot i reads its next block from its own xorshift64 sequence as soon as its last
+ * read completed. Returns the reads completed; *secs_out the time until the last one. */
+static long qd_reads(const char *dev, uint64_t blocks, long secs, long qd, double *secs_out)
+{
+    int fd = open(dev, O_RDONLY | O_DIRECT);
+    if (fd < 0)
+        die(dev);
+    aio_context_t ctx = 0;
+    if (syscall(SYS_io_setup, qd, &ctx) < 0)
+        die("io_setup");
+    struct iocb *cbs = calloc((size_t)qd, sizeof *cbs);
+    struct io_event *evs = calloc((size_t)qd, sizeof *evs);
+    uint64_t *seeds = calloc((size_t)qd, sizeof *seeds);
+    void *bufs;
+    if (!cbs || !evs || !seeds || posix_memalign(&bufs, 4096, (size_t)qd * 4096))
+        die("calloc");
+    double t0 = now(), end = t0 + (double)secs;
+    for (long i = 0; i < qd; i++) {
+        seeds[i] = reader_seed((uint64_t)i);
+        cbs[i].aio_data = (uint64_t)i;
+        cbs[i].aio_lio_opcode = IOCB_CMD_PREAD;
+        cbs[i].aio_fildes = (uint32_t)fd;
+        cbs[i].aio_buf = (uint64_t)(uintptr_t)((char *)bufs + (size_t)i * 4096);
+        cbs[i].aio_nbytes = 4096;
+        cbs[i].aio_offset = (int64_t)((xorshift64(&seeds[i]) % blocks) * 4096);
+        struct iocb *one = &cbs[i];
+        if (syscall(SYS_io_submit, ctx, 1L, &one) != 1)
+            die("io_submit");
+    }
+    long ops = 0, inflight = qd;
+    while (inflight > 0) {
+        long n = syscall(SYS_io_getevents, ctx, 1L, qd, evs, NULL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            die("io_getevents");
+        }
+        double t = now();
+        for (long k = 0; k < n; k++) {
+            long i = (long)evs[k].data;
+            if (evs[k].res != 4096) {
+                fprintf(stderr, "benchtool: queued read returned %lld\n", (long long)evs[k].res);
+                exit(1);
+            }
+            ops++;
+            if (t >= end) {
+                inflight--;
+                continue;
+            }
+            cbs[i].aio_offset = (int64_t)((xorshift64(&seeds[i]) % blocks) * 4096);
+            struct iocb *one = &cbs[i];
+            if (syscall(SYS_io_submit, ctx, 1L, &one) != 1)
+                die("io_submit");
+        }
+    }
+    *secs_out = now() - t0;
+    syscall(SYS_io_destroy, ctx);
+    close(fd);
+    free(bufs);
+    free(seeds);
+    free(evs);
+    free(cbs);
+    return ops;
+}
+
+static int cmd_blk(const char *dev, long mib, long secs, long qd)
 {
     int fd = open(dev, O_RDWR | O_DIRECT);
     if (fd < 0)
@@ -299,10 +376,15 @@ static int cmd_blk(const char *dev, long mib, long secs)
     } while (t < end);
     double qsecs = t - t0;
     close(fd);
+
+    double qdsecs;
+    long qd_ops = qd_reads(dev, blocks, secs, qd, &qdsecs);
+    free(buf);
     printf("blk mib=%ld write_secs=%.3f read_secs=%.3f randread_ops=%ld randread_secs=%.3f\n", mib, wsecs,
            rsecs, ops, qsecs);
-    printf("blk seq_write_mibps=%.2f seq_read_mibps=%.2f randread_iops=%.1f\n", mib / wsecs, mib / rsecs,
-           ops / qsecs);
+    printf("blk qd=%ld randread_qd_ops=%ld randread_qd_secs=%.3f\n", qd, qd_ops, qdsecs);
+    printf("blk seq_write_mibps=%.2f seq_read_mibps=%.2f randread_iops=%.1f randread_qd_iops=%.1f\n", mib / wsecs,
+           mib / rsecs, ops / qsecs, qd_ops / qdsecs);
     return 0;
 }
 
@@ -328,9 +410,10 @@ int main(int argc, char **argv)
     }
     if (argc == 6 && !strcmp(argv[1], "http"))
         return cmd_http(argv[2], (int)arg_num(argv[3], "port"), arg_num(argv[4], "seconds"), argv[5]);
-    if (argc == 5 && !strcmp(argv[1], "blk"))
-        return cmd_blk(argv[2], arg_num(argv[3], "MiB"), arg_num(argv[4], "seconds"));
+    if ((argc == 5 || argc == 6) && !strcmp(argv[1], "blk"))
+        return cmd_blk(argv[2], arg_num(argv[3], "MiB"), arg_num(argv[4], "seconds"),
+                       argc == 6 ? arg_num(argv[5], "queue depth") : 32);
     fprintf(stderr, "usage: benchtool sink PORT | send HOST PORT MIB | wait PORT | poke HOST PORT SECS |"
-                    " http HOST PORT SECS FILE | blk DEV MIB SECS\n");
+                    " http HOST PORT SECS FILE | blk DEV MIB SECS [QD]\n");
     return 2;
 }

@@ -4,6 +4,9 @@
 //! * sequential write of `bench_mib` MiB in 1 MiB requests, then a flush,
 //! * sequential read of the same MiB in 1 MiB requests (checking the pattern written),
 //! * 4 KiB reads at random offsets within those MiB for `bench_secs` seconds,
+//! * the same with `bench_qd` (default 32) reads in flight: as many tasks, each issuing its
+//!   next read when its last one completes (its own xorshift64 sequence, seeded as benchtool
+//!   seeds its threads),
 //!
 //! and prints `BENCH blk ...` lines with the counts, the times it measured and the rates, in
 //! the format of the Linux side (bench/tools/benchtool.c, same xorshift64 offsets and seed).
@@ -130,6 +133,9 @@ async fn bench() -> Result<(), alloc::string::String> {
     }
     let rand = now.duration_since(t0);
 
+    let qd = setting("bench_qd", 32)?;
+    let (qd_ops, qd_time) = random_reads_in_flight(disk, qd, blocks, per_small, secs).await?;
+
     xenia::println!(
         "BENCH blk mib={mib} write_secs={} read_secs={} randread_ops={ops} randread_secs={}",
         Secs(write),
@@ -137,12 +143,69 @@ async fn bench() -> Result<(), alloc::string::String> {
         Secs(rand)
     );
     xenia::println!(
-        "BENCH blk seq_write_mibps={} seq_read_mibps={} randread_iops={}",
+        "BENCH blk qd={qd} randread_qd_ops={qd_ops} randread_qd_secs={}",
+        Secs(qd_time)
+    );
+    xenia::println!(
+        "BENCH blk seq_write_mibps={} seq_read_mibps={} randread_iops={} randread_qd_iops={}",
         Rate(mib, write),
         Rate(mib, read),
-        Rate(ops, rand)
+        Rate(ops, rand),
+        Rate(qd_ops, qd_time)
     );
     Ok(())
+}
+
+/// The seed of reader `i` of the queue-depth phase (the same as benchtool's thread `i`).
+#[cfg_attr(not(target_os = "none"), allow(dead_code))]
+fn reader_seed(i: u64) -> u64 {
+    0x9e37_79b9_7f4a_7c15u64 ^ (i + 1).wrapping_mul(0xbf58_476d_1ce4_e5b9)
+}
+
+/// 4 KiB reads at random blocks (of `blocks`) for `secs` s with `qd` of them in flight: `qd`
+/// tasks, each reading its next block when its last read completed. Returns the reads
+/// completed and the time from the start until the last reader stopped.
+#[cfg(target_os = "none")]
+async fn random_reads_in_flight(
+    disk: xenia::Disk,
+    qd: u64,
+    blocks: u64,
+    per_small: u64,
+    secs: u64,
+) -> Result<(u64, core::time::Duration), alloc::string::String> {
+    use alloc::rc::Rc;
+    use alloc::vec::Vec;
+    use core::time::Duration;
+    use xenia::time::Instant;
+
+    let disk = Rc::new(disk);
+    let t0 = Instant::now();
+    let end = t0 + Duration::from_secs(secs);
+    let readers: Vec<_> = (0..qd)
+        .map(|i| {
+            let disk = disk.clone();
+            xenia::spawn(async move {
+                let mut seed = reader_seed(i);
+                let mut buf = alloc::vec![0u8; 4096];
+                let mut ops = 0u64;
+                loop {
+                    let b = xorshift64(&mut seed) % blocks;
+                    disk.read(b * per_small, &mut buf)
+                        .await
+                        .map_err(|e| alloc::format!("random read {b} (reader {i}): {e}"))?;
+                    ops += 1;
+                    if Instant::now().as_nanos() >= end.as_nanos() {
+                        return Ok::<u64, alloc::string::String>(ops);
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for r in readers {
+        total += r.await?;
+    }
+    Ok((total, Instant::now().duration_since(t0)))
 }
 
 #[xenia::main]
