@@ -13,9 +13,9 @@
 //!   the slow clients hold all 128 connections and the normal client waits in the listener's
 //!   backlog until one times out (`read_request`, 10 s); in the host simulator it got 10
 //!   answers in 40 s, up to 10 s late (examples/http-picoserve/tests/sim_hostile.rs). How many
-//!   it got here goes to the notes (first nested run, 19:25 UTC: 39/48 within 1 s, 44/48 at
-//!   all, max 4966 ms; the attacker's connections were also refused, so the slots were not
-//!   held all the time as in the simulator). picoserve answers no 408 (it resets the
+//!   it got here goes to the notes (19:50 UTC: 16 of 38 answered, max 5122 ms; 19:25 UTC,
+//!   an earlier adapter: 44 of 48; the attacker's connections are also refused, so the slots
+//!   are not held all the time as in the simulator). picoserve answers no 408 (it resets the
 //!   connection), so `answers_408` is not asserted either.
 
 use super::{json_u64, kv, sample, Sample};
