@@ -86,7 +86,8 @@ pub struct SystemInfo {
     pub tcp_sockets: usize,
 }
 
-const INDEX: &str = "<!DOCTYPE html>\n<html><head><title>xenia</title></head><body>\n\
+/// The page `GET /` answers (HTML).
+pub const INDEX: &str = "<!DOCTYPE html>\n<html><head><title>xenia</title></head><body>\n\
 <h1>Hello from a Xenia unikernel</h1>\n\
 <p>An async Rust web service running as a Xen PV guest.</p>\n\
 <ul><li><a href=\"/health\">/health</a></li><li><a href=\"/stats\">/stats</a></li>\
