@@ -103,8 +103,10 @@ impl UdpSocket {
             loop {
                 match s.recv() {
                     Ok((data, meta)) => {
-                        // The stack has no IPv6 address (smoltcp's IPv6 is only compiled
-                        // in for its segmentation offload): an IPv6 datagram is dropped.
+                        // The stack is IPv4 only (smoltcp without proto-ipv6: then the
+                        // pattern is irrefutable); with IPv6 compiled in, an IPv6 datagram
+                        // is dropped.
+                        #[allow(irrefutable_let_patterns)]
                         let IpAddress::Ipv4(a) = meta.endpoint.addr else {
                             continue;
                         };
