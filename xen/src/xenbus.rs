@@ -14,9 +14,9 @@
 use crate::abi::XenbusState;
 use crate::events::DomId;
 use crate::xenstore::{Transaction, Transport, Xenstore, XenstoreError};
+use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
-use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::future::Future;
 use core::pin::Pin;
@@ -222,7 +222,10 @@ impl<'x, T: Transport> Frontend<'x, T> {
         self.switch_state_out_of_line(state).await
     }
 
-    fn switch_state_out_of_line(&self, state: XenbusState) -> OutOfLine<'_, Result<(), XenbusError>> {
+    fn switch_state_out_of_line(
+        &self,
+        state: XenbusState,
+    ) -> OutOfLine<'_, Result<(), XenbusError>> {
         Box::pin(async move {
             self.xs
                 .write(&format!("{}/state", self.node), state.as_str())

@@ -103,12 +103,12 @@ impl UdpSocket {
             loop {
                 match s.recv() {
                     Ok((data, meta)) => {
-                        // The stack is IPv4 only (smoltcp without proto-ipv6: then the
-                        // pattern is irrefutable); with IPv6 compiled in, an IPv6 datagram
-                        // is dropped.
-                        #[allow(irrefutable_let_patterns)]
-                        let IpAddress::Ipv4(a) = meta.endpoint.addr else {
-                            continue;
+                        let a = match meta.endpoint.addr {
+                            IpAddress::Ipv4(a) => a,
+                            // Only if smoltcp has IPv6 compiled in (the stack is IPv4 only):
+                            // an IPv6 datagram is dropped.
+                            #[allow(unreachable_patterns)]
+                            _ => continue,
                         };
                         let n = data.len().min(buf.len());
                         buf[..n].copy_from_slice(&data[..n]);

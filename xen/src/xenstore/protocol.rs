@@ -10,10 +10,10 @@
 use alloc::collections::VecDeque;
 // Sorted vectors rather than BTreeMaps: a handful of entries, and each BTreeMap<K, V> links
 // ~5 KB of tree code into the image.
-use litemap::LiteMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::task::{Poll, Waker};
+use litemap::LiteMap;
 
 use super::error::{XenstoreError, XenstoreProtocolError};
 use super::wire::{
