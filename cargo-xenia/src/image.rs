@@ -22,6 +22,33 @@ pub struct BuildOptions {
     pub debug_dir: Option<PathBuf>,
     /// The image's path where the domain is created (default: the image's absolute path).
     pub kernel_path: Option<String>,
+    /// The app's cargo features to turn on (a variant of the image, named by [`image_name`]).
+    pub features: Vec<String>,
+}
+
+/// The name of an image's files (`<name>.xen`, `.xl`, `.xml`, `.debug`): the package's, followed
+/// by `+<feature>` for each feature of a variant (sorted, without duplicates), so that the
+/// variants of an app and its default image can sit in one directory.
+pub fn image_name(package: &str, features: &[String]) -> Result<String> {
+    let mut f: Vec<&str> = features.iter().map(String::as_str).collect();
+    f.sort_unstable();
+    f.dedup();
+    let mut name = package.to_string();
+    for feature in f {
+        // A feature of the app itself: cargo's names (letters, digits, `_`, `-`); `dep/feature`
+        // is refused, it would put a `/` in a file name.
+        if !feature
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
+        {
+            return Err(err!(
+                "--features: {feature:?} is not a feature name of the app (letters, digits, '_', '-')"
+            ));
+        }
+        name.push('+');
+        name.push_str(feature);
+    }
+    Ok(name)
 }
 
 /// The files of one build.
@@ -35,6 +62,8 @@ pub struct Built {
     pub xml: PathBuf,
     /// The unstripped ELF.
     pub debug: PathBuf,
+    /// The files' name without extension ([`image_name`]).
+    pub name: String,
 }
 
 fn mkdir_abs(dir: &Path) -> Result<PathBuf> {
@@ -82,7 +111,8 @@ pub fn build(p: &Project, opts: &BuildOptions) -> Result<Built> {
         Some(d) => mkdir_abs(d)?,
         None => out_dir.clone(),
     };
-    let name = &p.package;
+    let package = &p.package;
+    let name = &image_name(package, &opts.features)?;
     let image = out_dir.join(format!("{name}.xen"));
     let kernel = opts
         .kernel_path
@@ -103,7 +133,7 @@ pub fn build(p: &Project, opts: &BuildOptions) -> Result<Built> {
         "--target",
         GUEST_TARGET,
         "-p",
-        name,
+        package,
         "--manifest-path",
     ])
     .arg(&p.manifest)
@@ -113,6 +143,9 @@ pub fn build(p: &Project, opts: &BuildOptions) -> Result<Built> {
     .stdout(stderr_stdio()?);
     if opts.release {
         cmd.arg("--release");
+    }
+    if !opts.features.is_empty() {
+        cmd.arg("--features").arg(opts.features.join(","));
     }
     let status = cmd
         .status()
@@ -150,5 +183,24 @@ pub fn build(p: &Project, opts: &BuildOptions) -> Result<Built> {
         xl,
         xml,
         debug,
+        name: name.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::image_name;
+
+    #[test]
+    fn variant_names() {
+        let f = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(image_name("http", &[]).unwrap(), "http");
+        assert_eq!(image_name("http", &f(&["gdb"])).unwrap(), "http+gdb");
+        assert_eq!(
+            image_name("http", &f(&["zz", "gdb", "zz"])).unwrap(),
+            "http+gdb+zz"
+        );
+        assert!(image_name("http", &f(&["xenia/gdb"])).is_err());
+        assert!(image_name("http", &f(&["a b"])).is_err());
+    }
 }

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo xenia new <path> [--xenia <checkout>]
-//! cargo xenia build [--release] [--manifest-path M] [--out-dir D] [--debug-dir D] [--kernel-path P]
+//! cargo xenia build [--release] [--manifest-path M] [--features F] [--out-dir D] [--debug-dir D] [--kernel-path P]
 //! cargo xenia run [--release] [--manifest-path M] [--timeout S] [--port H:G]... [--cmdline T] [--verbose]
 //! cargo xenia test [--release] [--manifest-path M] [FILTER]
 //! ```
@@ -36,14 +36,16 @@ Usage:
       scenarios in xenia-scenarios.toml, rust-toolchain.toml (with the guest target), README.md.
       The checkout: --xenia, else $XENIA_ROOT, else the one cargo-xenia was installed from.
 
-  cargo xenia build [--release] [--manifest-path M] [--out-dir D] [--debug-dir D]
-                    [--kernel-path P]
+  cargo xenia build [--release] [--manifest-path M] [--features F] [--out-dir D]
+                    [--debug-dir D] [--kernel-path P]
       Builds the app for x86_64-unknown-none with the runtime's link settings and writes, in D
       (default <target>/xen): <app>.xen (the stripped PV image), <app>.xl (xl config),
       <app>.xml (libvirt domain, Xen driver), and <app>.debug (the unstripped ELF, in the
       --debug-dir if given). P is the image's path where the domain is created (default: the
-      image's absolute path). Prints `<app>: <size> bytes` on stdout; cargo's output goes to
-      stderr.
+      image's absolute path). --features: the app's cargo features F (comma-separated, as
+      cargo's --features), a variant of the image: its files are named <app>+<f1>+<f2>...
+      (features sorted) instead of <app>, so it never replaces the default image. Prints
+      `<name>: <size> bytes` on stdout; cargo's output goes to stderr.
 
   cargo xenia run [--release] [--manifest-path M] [--timeout S] [--port HOST:GUEST]...
                   [--cmdline TEXT] [--verbose]
@@ -81,6 +83,7 @@ struct Args {
     out_dir: Option<PathBuf>,
     debug_dir: Option<PathBuf>,
     kernel_path: Option<String>,
+    features: Vec<String>,
     timeout: Option<u64>,
     ports: Vec<String>,
     cmdline: Option<String>,
@@ -94,7 +97,8 @@ fn allowed(command: &str, opt: &str) -> bool {
     match command {
         "new" => opt == "--xenia",
         "build" => {
-            common.contains(&opt) || ["--out-dir", "--debug-dir", "--kernel-path"].contains(&opt)
+            common.contains(&opt)
+                || ["--out-dir", "--debug-dir", "--kernel-path", "--features"].contains(&opt)
         }
         "run" => {
             common.contains(&opt)
@@ -154,6 +158,12 @@ fn parse(mut argv: Vec<String>) -> Result<Args> {
             "--out-dir" => a.out_dir = Some(value.into()),
             "--debug-dir" => a.debug_dir = Some(value.into()),
             "--kernel-path" => a.kernel_path = Some(value),
+            "--features" => a.features.extend(
+                value
+                    .split([',', ' '])
+                    .filter(|f| !f.is_empty())
+                    .map(String::from),
+            ),
             "--timeout" => {
                 a.timeout = Some(
                     value
@@ -224,6 +234,7 @@ fn real_main() -> Result<i32> {
                     out_dir: a.out_dir,
                     debug_dir: a.debug_dir,
                     kernel_path: a.kernel_path,
+                    features: a.features,
                 },
             )?;
             let size = std::fs::metadata(&built.image)
@@ -236,7 +247,7 @@ fn real_main() -> Result<i32> {
                 built.xml.display(),
                 built.debug.display()
             ));
-            println!("{}: {size} bytes", p.package);
+            println!("{}: {size} bytes", built.name);
             Ok(0)
         }
         "run" => {
@@ -310,5 +321,11 @@ mod tests {
             .0
             .contains("needs a value"));
         assert_eq!(args("new /tmp/x").unwrap().positional, ["/tmp/x"]);
+        let a = args("build --features gdb,net --features=extra").unwrap();
+        assert_eq!(a.features, ["gdb", "net", "extra"]);
+        assert!(args("run --features gdb")
+            .unwrap_err()
+            .0
+            .contains("unknown option"));
     }
 }

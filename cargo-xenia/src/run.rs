@@ -175,6 +175,7 @@ fn in_nested_vm(p: &Project, opts: &RunOptions) -> Result<i32> {
             out_dir: Some(job.0.clone()),
             debug_dir: Some(xen_dir.clone()),
             kernel_path: Some(format!("/job/{name}.xen")),
+            features: Vec::new(),
         },
     )?;
     let mut xl = fs::read_to_string(&built.xl).map_err(|e| err!("{}: {e}", built.xl.display()))?;

@@ -247,6 +247,7 @@ pub fn test(p: &Project, release: bool, filter: Option<&str>) -> Result<i32> {
             out_dir: Some(job.0.clone()),
             debug_dir: Some(p.xen_dir()),
             kernel_path: Some(format!("/job/{name}.xen")),
+            features: Vec::new(),
         },
     )?;
     let xl = fs::read_to_string(&built.xl).map_err(|e| err!("{}: {e}", built.xl.display()))?;

@@ -7,6 +7,7 @@ use crate::{
 };
 use alloc::collections::VecDeque;
 use alloc::format;
+use alloc::string::String;
 use alloc::vec::Vec;
 use xenia_ring::{FrontRing, SharedRing};
 use xenia_xen::abi::netif_wire::{RxRequestSlot, RxResponseSlot, TxRequestSlot, TxResponseSlot};
@@ -154,24 +155,27 @@ impl<'a> Netfront<'a> {
         let (tx_ref, rx_ref) = (nf.tx_ring.grefs()[0], nf.rx_ring.grefs()[0]);
         // Linux's netback connects only when we say Connected (it ignores Initialised).
         dev.connect_with(Handshake::ConnectedFirst, |tx, node| async move {
-            tx.write(&format!("{node}/tx-ring-ref"), format!("{tx_ref}"))
-                .await?;
-            tx.write(&format!("{node}/rx-ring-ref"), format!("{rx_ref}"))
-                .await?;
-            tx.write(&format!("{node}/event-channel"), format!("{port}"))
-                .await?;
-            tx.write(&format!("{node}/request-rx-copy"), "1").await?;
-            tx.write(&format!("{node}/feature-rx-notify"), "1").await?;
-            tx.write(&format!("{node}/feature-sg"), if sg { "1" } else { "0" })
-                .await?;
-            // With large receive we complete partial checksums (NETRXF_csum_blank) ourselves;
-            // without, ask for complete ones (this would also turn GSO off).
-            if !gso_rx {
-                tx.write(&format!("{node}/feature-no-csum-offload"), "1")
-                    .await?;
+            let flag = |on: bool| String::from(if on { "1" } else { "0" });
+            let keys: [(&str, Option<String>); 8] = [
+                ("tx-ring-ref", Some(format!("{tx_ref}"))),
+                ("rx-ring-ref", Some(format!("{rx_ref}"))),
+                ("event-channel", Some(format!("{port}"))),
+                ("request-rx-copy", Some(flag(true))),
+                ("feature-rx-notify", Some(flag(true))),
+                ("feature-sg", Some(flag(sg))),
+                // With large receive we complete partial checksums (NETRXF_csum_blank)
+                // ourselves; without, ask for complete ones (this would also turn GSO off).
+                ("feature-no-csum-offload", (!gso_rx).then(|| flag(true))),
+                ("feature-gso-tcpv4", Some(flag(gso_rx))),
+            ];
+            // One await in a loop rather than one per key: the handshake's state machine
+            // carries one inlined write instead of eight.
+            for (key, value) in keys {
+                if let Some(value) = value {
+                    tx.write(&format!("{node}/{key}"), value).await?;
+                }
             }
-            let gso = if gso_rx { "1" } else { "0" };
-            tx.write(&format!("{node}/feature-gso-tcpv4"), gso).await
+            Ok(())
         })
         .await?;
         nf.connected = true;

@@ -14,10 +14,17 @@
 use crate::abi::XenbusState;
 use crate::events::DomId;
 use crate::xenstore::{Transaction, Transport, Xenstore, XenstoreError};
+use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::future::Future;
+use core::pin::Pin;
+
+/// A setup step's future behind a `dyn` pointer: its poll is compiled once instead of being
+/// inlined into the state machine of every handshake that awaits it (the handshakes run once
+/// per device, so an allocation and an indirect call cost nothing that matters; the bytes do).
+type OutOfLine<'a, O> = Pin<Box<dyn Future<Output = O> + 'a>>;
 
 /// Xenbus errors.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -212,10 +219,19 @@ impl<'x, T: Transport> Frontend<'x, T> {
 
     /// Switches our state.
     pub async fn switch_state(&self, state: XenbusState) -> Result<(), XenbusError> {
-        self.xs
-            .write(&format!("{}/state", self.node), state.as_str())
-            .await?;
-        Ok(())
+        self.switch_state_out_of_line(state).await
+    }
+
+    fn switch_state_out_of_line(
+        &self,
+        state: XenbusState,
+    ) -> OutOfLine<'_, Result<(), XenbusError>> {
+        Box::pin(async move {
+            self.xs
+                .write(&format!("{}/state", self.node), state.as_str())
+                .await?;
+            Ok(())
+        })
     }
 
     /// Waits until the backend's state satisfies `done`, through a watch on it. Fails if the
@@ -223,6 +239,20 @@ impl<'x, T: Transport> Frontend<'x, T> {
     pub async fn wait_backend(
         &self,
         done: impl Fn(XenbusState) -> bool,
+    ) -> Result<XenbusState, XenbusError> {
+        self.wait_backend_out_of_line(&done).await
+    }
+
+    fn wait_backend_out_of_line<'a>(
+        &'a self,
+        done: &'a dyn Fn(XenbusState) -> bool,
+    ) -> OutOfLine<'a, Result<XenbusState, XenbusError>> {
+        Box::pin(self.wait_backend_dyn(done))
+    }
+
+    async fn wait_backend_dyn(
+        &self,
+        done: &dyn Fn(XenbusState) -> bool,
     ) -> Result<XenbusState, XenbusError> {
         let path = format!("{}/state", self.backend);
         let token = format!("xenbus:{}", self.node);
@@ -307,16 +337,18 @@ impl<'x, T: Transport> Frontend<'x, T> {
     }
 }
 
-async fn read_optional<T: Transport>(
-    xs: &Xenstore<T>,
-    path: &str,
-) -> Result<Option<String>, XenbusError> {
-    match xs.read_optional(path).await? {
-        None => Ok(None),
-        Some(v) => String::from_utf8(v).map(Some).map_err(|e| {
-            XenbusError::BadValue(path.into(), String::from_utf8_lossy(e.as_bytes()).into())
-        }),
-    }
+fn read_optional<'a, T: Transport>(
+    xs: &'a Xenstore<T>,
+    path: &'a str,
+) -> OutOfLine<'a, Result<Option<String>, XenbusError>> {
+    Box::pin(async move {
+        match xs.read_optional(path).await? {
+            None => Ok(None),
+            Some(v) => String::from_utf8(v).map(Some).map_err(|e| {
+                XenbusError::BadValue(path.into(), String::from_utf8_lossy(e.as_bytes()).into())
+            }),
+        }
+    })
 }
 
 async fn read_required<T: Transport>(xs: &Xenstore<T>, path: &str) -> Result<String, XenbusError> {

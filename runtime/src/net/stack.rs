@@ -587,6 +587,8 @@ impl Stack {
                 mac: s.mac,
                 ipv4: g.iface.ip_addrs().iter().find_map(|c| match c {
                     IpCidr::Ipv4(c) => Some(*c),
+                    // Only if smoltcp has IPv6 compiled in.
+                    #[allow(unreachable_patterns)]
                     _ => None,
                 }),
                 sockets: g.sockets.iter().count(),
@@ -637,6 +639,8 @@ impl Stack {
         let g = self.inner.borrow();
         g.iface.ip_addrs().iter().find_map(|c| match c {
             IpCidr::Ipv4(c) => Some((c.address(), c.prefix_len())),
+            // Only if smoltcp has IPv6 compiled in.
+            #[allow(unreachable_patterns)]
             _ => None,
         })
     }

@@ -103,10 +103,12 @@ impl UdpSocket {
             loop {
                 match s.recv() {
                     Ok((data, meta)) => {
-                        // The stack has no IPv6 address (smoltcp's IPv6 is only compiled
-                        // in for its segmentation offload): an IPv6 datagram is dropped.
-                        let IpAddress::Ipv4(a) = meta.endpoint.addr else {
-                            continue;
+                        let a = match meta.endpoint.addr {
+                            IpAddress::Ipv4(a) => a,
+                            // Only if smoltcp has IPv6 compiled in (the stack is IPv4 only):
+                            // an IPv6 datagram is dropped.
+                            #[allow(unreachable_patterns)]
+                            _ => continue,
                         };
                         let n = data.len().min(buf.len());
                         buf[..n].copy_from_slice(&data[..n]);

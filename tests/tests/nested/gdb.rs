@@ -1,7 +1,8 @@
 //! Nested-Xen test of the GDB stub (runtime/src/gdb): gdb in dom0 debugs the http example over
 //! the guest's second PV console, as the README's "Debugging a guest" says.
 //!
-//! `http-gdb`: the http example with `debug=gdb` and xl `channel`s (console 1, served by QEMU in
+//! `http-gdb`: the http example's variant with the stub (`scripts/build http+gdb`: its feature
+//! `gdb`, off in the default image) with `debug=gdb` and xl `channel`s (console 1, served by QEMU in
 //! dom0 with a pty). The guest stops at boot; dom0's gdb (Debian's gdb-minimal) loads the
 //! unstripped ELF scripts/build kept for this session's image (`nested-debug/`, same build id),
 //! attaches to the pty named in xenstore, sets a breakpoint on `xenia::net::tcp::on_accept` (run
@@ -27,10 +28,10 @@ const GDB_CHANNELS: [&str; 2] = [
 pub fn scenarios() -> Vec<Scenario> {
     let channels = || XlValue::List(GDB_CHANNELS.iter().map(|c| c.to_string()).collect());
     vec![
-        Scenario::new("http-gdb", "http")
+        Scenario::new("http-gdb", "http+gdb")
             .cmdline("ip=10.0.0.2/24 gw=10.0.0.1 debug=gdb")
             .set("channel", channels())
-            .file(target_dir().join("xen/nested-debug/http.debug"))
+            .file(target_dir().join("xen/nested-debug/http+gdb.debug"))
             .timeout(420)
             .dom0(HTTP_GDB_DOM0_STEPS),
         Scenario::new("panic-gdb", "panic")
@@ -72,7 +73,7 @@ xenia_run "$d" xenstore-ls -f "/local/domain/$D/device/console"
 ) &
 REQ=$!
 xenia_run "$d" timeout 300 gdb -nx -batch -ex 'set pagination off' -ex 'set confirm off' \
-    -ex 'file /job/http.debug' -ex "target remote $TTY" -ex 'break xenia::net::tcp::on_accept' \
+    -ex 'file /job/http+gdb.debug' -ex "target remote $TTY" -ex 'break xenia::net::tcp::on_accept' \
     -ex 'continue' -ex 'printf "gdb-port: %d\n", $rdi' -ex 'bt 6' \
     -ex 'printf "gdb-pc-before: %lx\n", $pc' -ex 'stepi' -ex 'printf "gdb-pc-after: %lx\n", $pc' \
     -ex 'x/2xg $sp' -ex 'x/1xg 0' -ex 'detach'

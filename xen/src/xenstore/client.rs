@@ -203,13 +203,21 @@ impl<T: Transport> Xenstore<T> {
     /// Sends a request and waits for its successful reply (any request; the typed methods
     /// below are built on this).
     pub async fn request(&self, tx_id: u32, req: Request<'_>) -> Result<Reply, XenstoreError> {
-        let req_id = self.with_core(|i| i.core.start_request(tx_id, &req))?;
+        let req_id = self.start_request(tx_id, &req)?;
         ReplyFuture {
             xs: self,
             req_id,
             done: false,
         }
         .await
+    }
+
+    /// Queues a request. Out of line, like [`ReplyFuture`]'s poll and drop: every xenstore
+    /// operation awaited anywhere would otherwise carry its own inlined copy of the client
+    /// (setup code, where size matters more than a call).
+    #[inline(never)]
+    fn start_request(&self, tx_id: u32, req: &Request<'_>) -> Result<u32, XenstoreError> {
+        self.with_core(|i| i.core.start_request(tx_id, req))
     }
 
     async fn read_in(&self, tx: u32, path: &str) -> Result<Vec<u8>, XenstoreError> {
@@ -457,6 +465,7 @@ struct ReplyFuture<'a, T: Transport> {
 impl<T: Transport> Future for ReplyFuture<'_, T> {
     type Output = Result<Reply, XenstoreError>;
 
+    #[inline(never)]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let req_id = self.req_id;
         let r = self.xs.with_core(|i| {
@@ -482,6 +491,7 @@ impl<T: Transport> Future for ReplyFuture<'_, T> {
 }
 
 impl<T: Transport> Drop for ReplyFuture<'_, T> {
+    #[inline(never)]
     fn drop(&mut self) {
         if !self.done {
             let id = self.req_id;

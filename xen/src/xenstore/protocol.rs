@@ -7,10 +7,13 @@
 //! can wake them after releasing its lock. The async client ([`super::Xenstore`]) is a thin layer
 //! over it; tests and fuzzers drive it directly.
 
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::VecDeque;
+// Sorted vectors rather than BTreeMaps: a handful of entries, and each BTreeMap<K, V> links
+// ~5 KB of tree code into the image.
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::task::{Poll, Waker};
+use litemap::LiteMap;
 
 use super::error::{XenstoreError, XenstoreProtocolError};
 use super::wire::{
@@ -86,8 +89,8 @@ pub struct Stats {
 #[derive(Debug)]
 pub struct ClientCore {
     next_req_id: u32,
-    pending: BTreeMap<u32, Pending>,
-    watches: BTreeMap<String, WatchQueue>,
+    pending: LiteMap<u32, Pending>,
+    watches: LiteMap<String, WatchQueue>,
     reader: FrameReader,
     out: Vec<u8>,
     out_head: usize,
@@ -108,8 +111,8 @@ impl ClientCore {
     pub fn new() -> ClientCore {
         ClientCore {
             next_req_id: 0,
-            pending: BTreeMap::new(),
-            watches: BTreeMap::new(),
+            pending: LiteMap::new(),
+            watches: LiteMap::new(),
             reader: FrameReader::new(),
             out: Vec::new(),
             out_head: 0,
@@ -423,7 +426,7 @@ impl ClientCore {
         for id in ids {
             self.complete(id, Err(err.clone()));
         }
-        for q in self.watches.values_mut() {
+        for q in self.watches.iter_mut().map(|(_, q)| q) {
             if let Some(w) = q.waker.take() {
                 self.to_wake.push(w);
             }
@@ -486,14 +489,14 @@ impl ClientCore {
     /// poll again. Used when whoever had registered with the transport stops waiting, since a
     /// transport may keep only the last waker registered with it.
     pub fn wake_waiters(&mut self) {
-        for p in self.pending.values_mut() {
+        for p in self.pending.iter_mut().map(|(_, p)| p) {
             if let State::Waiting(w) = &mut p.state {
                 if let Some(w) = w.take() {
                     self.to_wake.push(w);
                 }
             }
         }
-        for q in self.watches.values_mut() {
+        for q in self.watches.iter_mut().map(|(_, q)| q) {
             if let Some(w) = q.waker.take() {
                 self.to_wake.push(w);
             }
