@@ -3,7 +3,7 @@
 //! request (pipelined or not) until the client closes, an error, or the idle timeout.
 
 use alloc::vec::Vec;
-use core::cell::RefCell;
+use core::cell::{Cell, RefCell};
 use core::future::{poll_fn, Future};
 use core::pin::pin;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -114,6 +114,9 @@ pub struct Server {
     limits: Limits,
     counters: Counters,
     slots: RefCell<Vec<Option<Slot>>>,
+    /// Connections served at once before a newcomer evicts a stalled one: `max_connections`,
+    /// or the listener's own cap when the domain's heap made it smaller (set by `run`).
+    cap: Cell<usize>,
 }
 
 impl core::fmt::Debug for Server {
@@ -182,12 +185,20 @@ impl Server {
             limits,
             counters: Counters::default(),
             slots: RefCell::new(Vec::new()),
+            cap: Cell::new(limits.max_connections),
         }
     }
 
     /// The limits.
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// Connections served at once: [`Limits::max_connections`], or fewer when the listener
+    /// that `run` (feature `xenia`) serves holds fewer (its budgets follow the domain's heap).
+    /// When this many are open, a newcomer evicts a stalled one.
+    pub fn max_connections(&self) -> usize {
+        self.cap.get()
     }
 
     /// The counters now.
@@ -226,7 +237,7 @@ impl Server {
         let open = self.counters.open.fetch_add(1, Ordering::Relaxed) + 1;
         let now = clock.now();
         let id = self.add_slot(now);
-        if open >= self.limits.max_connections as u64 {
+        if open >= self.cap.get() as u64 {
             self.evict_one(id, now);
         }
         let end = self.serve_requests(s, clock, id).await;
@@ -566,8 +577,15 @@ mod guest {
 
         /// Accepts connections for ever, serving each in its own task. The listener's
         /// `max_connections` is the cap: bind it with [`listen`](Server::listen) or
-        /// [`Limits::listen_config`](crate::Limits::listen_config).
+        /// [`Limits::listen_config`](crate::Limits::listen_config). Where the domain's heap
+        /// shrank the listener's cap below [`Limits::max_connections`], the server evicts at
+        /// the listener's cap (else a full listener would never let it evict).
         pub async fn run(&'static self, listener: TcpListener) -> Result<(), NetError> {
+            let cap = listener
+                .config()
+                .max_connections
+                .min(self.limits.max_connections);
+            self.cap.set(cap.max(1));
             loop {
                 let mut c = listener.accept().await?;
                 xenia::spawn(async move {
