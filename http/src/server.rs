@@ -3,7 +3,7 @@
 //! request (pipelined or not) until the client closes, an error, or the idle timeout.
 
 use alloc::vec::Vec;
-use core::cell::RefCell;
+use core::cell::{Cell, RefCell};
 use core::future::{poll_fn, Future};
 use core::pin::pin;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -114,6 +114,12 @@ pub struct Server {
     limits: Limits,
     counters: Counters,
     slots: RefCell<Vec<Option<Slot>>>,
+    /// Connections served at once before a newcomer evicts a stalled one: `max_connections`,
+    /// or the listener's own cap when the domain's heap made it smaller (set by `run`).
+    cap: Cell<usize>,
+    /// Connections in each [`Phase`] now (kept as phases change, so the counters a request
+    /// carries cost the same whatever the number of connections).
+    by_phase: Cell<[u64; 4]>,
 }
 
 impl core::fmt::Debug for Server {
@@ -182,6 +188,8 @@ impl Server {
             limits,
             counters: Counters::default(),
             slots: RefCell::new(Vec::new()),
+            cap: Cell::new(limits.max_connections),
+            by_phase: Cell::new([0; 4]),
         }
     }
 
@@ -190,13 +198,17 @@ impl Server {
         &self.limits
     }
 
+    /// Connections served at once: [`Limits::max_connections`], or fewer when the listener
+    /// that `run` (feature `xenia`) serves holds fewer (its budgets follow the domain's heap).
+    /// When this many are open, a newcomer evicts a stalled one.
+    pub fn max_connections(&self) -> usize {
+        self.cap.get()
+    }
+
     /// The counters now.
     pub fn stats(&self) -> ServerStats {
         let c = &self.counters;
-        let mut by_phase = [0u64; 4];
-        for s in self.slots.borrow().iter().flatten() {
-            by_phase[s.phase as usize] += 1;
-        }
+        let by_phase = self.by_phase.get();
         ServerStats {
             waiting: by_phase[Phase::Idle as usize],
             reading_head: by_phase[Phase::Head as usize],
@@ -226,11 +238,13 @@ impl Server {
         let open = self.counters.open.fetch_add(1, Ordering::Relaxed) + 1;
         let now = clock.now();
         let id = self.add_slot(now);
-        if open >= self.limits.max_connections as u64 {
+        if open >= self.cap.get() as u64 {
             self.evict_one(id, now);
         }
         let end = self.serve_requests(s, clock, id).await;
-        self.slots.borrow_mut()[id] = None;
+        if let Some(s) = self.slots.borrow_mut()[id].take() {
+            self.count_phase(s.phase, None);
+        }
         self.counters.open.fetch_sub(1, Ordering::Relaxed);
         match end {
             End::TimedOut => self.counters.timeouts.fetch_add(1, Ordering::Relaxed),
@@ -247,6 +261,9 @@ impl Server {
             evict: false,
             waker: None,
         };
+        let mut n = self.by_phase.get();
+        n[Phase::Idle as usize] += 1;
+        self.by_phase.set(n);
         let mut slots = self.slots.borrow_mut();
         match slots.iter().position(Option::is_none) {
             Some(i) => {
@@ -262,9 +279,20 @@ impl Server {
 
     fn set_phase(&self, id: usize, phase: Phase, now: Duration) {
         if let Some(s) = self.slots.borrow_mut()[id].as_mut() {
+            self.count_phase(s.phase, Some(phase));
             s.phase = phase;
             s.since = now;
         }
+    }
+
+    /// A connection left phase `from` for `to` (`None`: it ended).
+    fn count_phase(&self, from: Phase, to: Option<Phase>) {
+        let mut n = self.by_phase.get();
+        n[from as usize] = n[from as usize].saturating_sub(1);
+        if let Some(to) = to {
+            n[to as usize] += 1;
+        }
+        self.by_phase.set(n);
     }
 
     /// Marks the stalest evictable connection other than `me` for eviction and wakes it (none
@@ -566,8 +594,16 @@ mod guest {
 
         /// Accepts connections for ever, serving each in its own task. The listener's
         /// `max_connections` is the cap: bind it with [`listen`](Server::listen) or
-        /// [`Limits::listen_config`](crate::Limits::listen_config).
+        /// [`Limits::listen_config`](crate::Limits::listen_config). Where the domain's heap
+        /// shrank the listener's cap below
+        /// [`Limits::max_connections`](crate::Limits::max_connections), the server evicts at
+        /// the listener's cap (else a full listener would never let it evict).
         pub async fn run(&'static self, listener: TcpListener) -> Result<(), NetError> {
+            let cap = listener
+                .config()
+                .max_connections
+                .min(self.limits.max_connections);
+            self.cap.set(cap.max(1));
             loop {
                 let mut c = listener.accept().await?;
                 xenia::spawn(async move {

@@ -132,11 +132,13 @@ mod tests {
 
     const MIB: usize = 1 << 20;
 
-    /// The http example's listener (examples/http/src/main.rs).
+    /// The http example's listener (examples/http/src/lib.rs).
     fn http() -> ListenConfig {
         ListenConfig {
             backlog: 64,
-            max_connections: 128,
+            max_connections: 256,
+            rx_buffer: 8 * 1024,
+            tx_buffer: 8 * 1024,
             ..ListenConfig::default()
         }
     }

@@ -22,7 +22,9 @@ use smoltcp::wire::{IpAddress, IpEndpoint};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ListenConfig {
     /// Established connections kept waiting for [`TcpListener::accept`] (1 ..= 1024, default
-    /// 16); a connection that completes its handshake while the queue is full is reset.
+    /// 16). A connection that completes its handshake while the queue is full waits for room
+    /// among the half-open ones (counted against `max_half_open`) until `half_open_timeout`
+    /// after its SYN, and is reset then.
     pub backlog: usize,
     /// Receive buffer of each connection, bytes (1 KiB ..= 1 MiB, default 16 KiB).
     pub rx_buffer: usize,
@@ -136,6 +138,17 @@ impl TcpListener {
         self.port
     }
 
+    /// The budgets in force: the configuration asked for, shrunk to the domain's heap
+    /// (see [`budget`](super::budget)) where it did not fit. A server whose connection cap
+    /// must match the listener's reads `max_connections` here.
+    pub fn config(&self) -> ListenConfig {
+        let g = self.stack.borrow();
+        g.listeners
+            .get(self.slot)
+            .and_then(Option::as_ref)
+            .map_or_else(ListenConfig::default, |l| l.config)
+    }
+
     /// Waits for the next connection: one that completed its handshake (connections still
     /// in SYN-RECEIVED never reach the app). While [`ListenConfig::max_connections`] streams
     /// from this listener are alive, waits for one of them to be dropped.
@@ -153,8 +166,13 @@ impl TcpListener {
             match l.ready.pop_front() {
                 Some(h) => {
                     l.live += 1;
+                    // A connection may be waiting for room in the queue: let the driver move it.
+                    let waiting = !l.half_open.is_empty();
                     let owner = Some(l.id);
                     g.stats.tcp_accepted += 1;
+                    if waiting {
+                        g.kick();
+                    }
                     on_accept(self.port(), g.stats.tcp_accepted);
                     Poll::Ready(Ok(TcpStream {
                         stack: self.stack,
