@@ -18,7 +18,7 @@ import re
 import sys
 
 MARK = "@@XENIA|"
-XENIA_DOMS = {"http", "http-picoserve", "netbench", "netbench-rx", "blkbench"}
+XENIA_DOMS = {"http", "netbench", "netbench-rx", "blkbench"}
 LINUX_DOMS = {"linux-net", "linux-block"}
 
 
@@ -188,55 +188,7 @@ def report_net(bench, guest, ends, info):
         if m:
             notes.append(f"Xenia: {m}")
     table(rows, notes)
-    complete = all(r[1] is not None and r[2] is not None for r in rows if r[4])
-    if "picoserve_image" in info:
-        complete = report_picoserve(bench, guest, ends, info, xen_img, lin_img) and complete
-    return complete
-
-
-def report_picoserve(bench, guest, ends, info, xen_img, lin_img):
-    """Rows "picoserve: ..." (examples/http-picoserve, issue 12): the http example's service on
-    picoserve beside the same rows of xenia-http and Linux, with both ratios."""
-    p, x, l = "picoserve", "xenia", "linux"
-
-    def b(side, key):
-        return num(bench.get(f"{side}.{key}"))
-
-    conns, secs = info.get("conns", "?"), info.get("secs", "?")
-    pico_img = num(info.get("picoserve_image"))
-    rows = [
-        (f"picoserve: HTTP requests/s ({conns} conns, {secs} s)", "http.rps"),
-        ("picoserve: HTTP latency p99 (ms)", "http.latency_p99"),
-        ("picoserve: HTTP requests/s under attack", "attack.rps"),
-        ("picoserve: HTTP latency p99 under attack (ms)", "attack.latency_p99"),
-    ]
-    cells = [("metric", "picoserve", "xenia-http", "Linux", "picoserve/xenia-http", "picoserve/Linux")]
-    values = [(m, b(p, k), b(x, k), b(l, k)) for m, k in rows]
-    values.append(("picoserve: image size (KiB; Linux: kernel + initramfs)",
-                   pico_img / 1024 if pico_img else None, xen_img / 1024 if xen_img else None,
-                   lin_img / 1024 if lin_img else None))
-    for m, pv, xv, lv in values:
-        cells.append((m, fmt(pv), fmt(xv), fmt(lv), ratio(pv, xv), ratio(pv, lv)))
-    w = [max(len(c[i]) for c in cells) for i in range(6)]
-    print()
-    for i, c in enumerate(cells):
-        print("| " + " | ".join(c[j].ljust(w[j]) if j == 0 else c[j].rjust(w[j]) for j in range(6)) + " |")
-        if i == 0:
-            print("|-" + "-|-".join("-" * w[j] for j in range(6)) + "-|")
-    notes = []
-    ps, xs = bench.get("picoserve.http.body_sha256"), bench.get("xenia.http.body_sha256")
-    if ps and xs:
-        notes.append("same page body as xenia-http" if ps == xs else f"page body differs from xenia-http's (sha256 {ps} vs {xs})")
-    for k in ("http.non2xx", "http.socket_errors", "attack.non2xx", "attack.socket_errors"):
-        if f"{p}.{k}" in bench:
-            notes.append(f"picoserve wrk {k.replace('.', ' ')}: {bench[f'{p}.{k}']}")
-    for tool in ("synflood", "slowloris"):
-        if f"{p}.attack.{tool}" in bench:
-            notes.append(f"picoserve attacker {tool}: {bench[f'{p}.attack.{tool}']}")
-    notes += why(bench, {**guest, p: {}}, ends, p, [f"{p}.http.error"], ("http-picoserve",))
-    for n in notes:
-        print(f"  note: {n}")
-    return all(v[1] is not None for v in values)
+    return all(r[1] is not None and r[2] is not None for r in rows if r[4])
 
 
 def report_block(bench, guest, ends, info):

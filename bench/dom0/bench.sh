@@ -18,7 +18,7 @@
 #   BENCH_SYN_RATE           spoofed SYNs a second during the attacked wrk run
 #   BENCH_SLOW_CONNS         slow-head connections held during the attacked wrk run
 #   BENCH_HUGE_CONNS         connections announcing a 1 MiB body (and sending none) held then
-#   BENCH_ONLY               "xenia": net runs only the Xenia HTTP guests (http, http-picoserve)
+#   BENCH_ONLY               "xenia": net runs only the http example
 # and the files present in /job (an absent Xenia example is reported as not measured).
 
 B=/job/bench
@@ -190,29 +190,6 @@ bench_memory() {
     done
 }
 
-# bench_picoserve: the http example's service on picoserve (examples/http-picoserve, issue
-# 12's comparison) at the same address after the http example: one wrk run and one attacked
-# run (no 256-connection run, no idle or memory probe), results under picoserve.*.
-bench_picoserve() {
-    local d=http-picoserve
-    [ -f /job/$d.xl ] || return 0
-    ip neigh flush dev xenbr0 2>/dev/null
-    if ! xenia_create /job/$d.xl; then
-        bench_result picoserve.http.error "xl create failed"
-        return 0
-    fi
-    if bench_wait_http 10.0.0.2 90 "$d"; then
-        bench_result picoserve.http.ready_secs "$(xenia_since "$d")"
-        bench_result picoserve.http.response_bytes "$(wc -c </tmp/bench-get | tr -d ' ')"
-        bench_result picoserve.http.body_sha256 "$(awk 'body { print } /^\r?$/ { body = 1 }' /tmp/bench-get | sha256sum | cut -c1-16)"
-        bench_wrk picoserve.http "$d" 10.0.0.2 "$BENCH_CONNS"
-        bench_http_attack picoserve "$d" 10.0.0.2
-    else
-        bench_result picoserve.http.error "no HTTP answer from 10.0.0.2 (state '$(bench_state "$d")' after $(xenia_since "$d") s)"
-    fi
-    bench_stop "$d"
-}
-
 bench_net() {
     local sink
     # (1) Xenia: the http example under load, then examples/netbench sending to dom0.
@@ -224,8 +201,7 @@ bench_net() {
             bench_result xenia.http.error "xl create failed"
         fi
     fi
-    bench_picoserve
-    # scripts/bench net --only xenia: the two Xenia HTTP guests only.
+    # scripts/bench net --only xenia: the http example only.
     [ "${BENCH_ONLY:-}" != xenia ] || return 0
     if [ -f /job/netbench.xl ]; then
         "$B/benchtool" sink 5001 >/tmp/bench-sink.out 2>&1 &

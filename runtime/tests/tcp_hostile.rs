@@ -13,15 +13,14 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
-use smoltcp::iface::{Interface, SocketHandle, SocketSet};
+use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp;
-use smoltcp::time::Instant;
 use smoltcp::wire::{IpAddress, Ipv4Address};
 use xenia::net::{self, IpConfig, ListenConfig, Stack, TcpListener};
 use xenia_sim::attack::{SynFlood, SynFloodConfig};
 use xenia_sim::netback::{Netback, VifConfig};
 use xenia_sim::peer::{PeerDevice, PEER_MAC};
-use xenia_sim::{Backend, Host};
+use xenia_sim::peer_host::{free_closed, PeerHost};
 
 #[global_allocator]
 static ALLOC: xenia_sim::heap::Counting = xenia_sim::heap::Counting;
@@ -39,63 +38,19 @@ const HALF_OPEN_TIMEOUT: Duration = Duration::from_secs(3);
 /// The stack's grace period for orphans (runtime/src/net/stack.rs).
 const ORPHAN_GRACE: Duration = Duration::from_secs(10);
 
-/// dom0's end of the link: 10.0.0.1, the guest's router; its TCP clients.
-struct Peer {
-    dev: PeerDevice,
-    iface: Interface,
-    sockets: SocketSet<'static>,
-    next_port: u16,
-    /// Connections the leaky client left open (freed here once the guest reset them).
-    leaked: Vec<SocketHandle>,
-}
-
-struct PeerBackend(Rc<RefCell<Peer>>);
-
-impl Backend for PeerBackend {
-    fn step(&mut self, host: &mut Host) -> bool {
-        let mut p = self.0.borrow_mut();
-        let p = &mut *p;
-        let now = Instant::from_micros((host.now_ns() / 1000) as i64);
-        p.dev.take_moved();
-        p.iface.poll(now, &mut p.dev, &mut p.sockets);
-        let sockets = &mut p.sockets;
-        p.leaked.retain(|&h| {
-            let open = sockets.get::<tcp::Socket>(h).state() != tcp::State::Closed;
-            if !open {
-                sockets.remove(h);
-            }
-            open
-        });
-        p.dev.netback().pending_to_guest() > 0 && p.dev.take_moved()
-    }
+thread_local! {
+    /// Connections the leaky client left open (the peer frees each once the guest reset it).
+    static LEAKED: RefCell<Vec<SocketHandle>> = const { RefCell::new(Vec::new()) };
 }
 
 /// One request from the peer: connect to port 80, send a line, read it back. A leaky client
 /// then keeps its socket open for ever (never sends FIN, although it acknowledges what
 /// arrives); a good one closes. Returns the time to the answer (simulated).
-async fn exchange(peer: &Rc<RefCell<Peer>>, n: u32, leak: bool) -> Result<Duration, String> {
+async fn exchange(peer: &Rc<RefCell<PeerHost>>, n: u32, leak: bool) -> Result<Duration, String> {
     let start = xenia::time::Instant::now();
-    let h = {
-        let mut p = peer.borrow_mut();
-        let p = &mut *p;
-        let s = tcp::Socket::new(
-            tcp::SocketBuffer::new(vec![0; 1024]),
-            tcp::SocketBuffer::new(vec![0; 1024]),
-        );
-        let mut s = s;
-        p.next_port = if p.next_port >= 60000 {
-            20000
-        } else {
-            p.next_port + 1
-        };
-        s.connect(
-            p.iface.context(),
-            (IpAddress::v4(10, 0, 0, 2), 80),
-            p.next_port,
-        )
-        .unwrap();
-        p.sockets.add(s)
-    };
+    let h = peer
+        .borrow_mut()
+        .connect((IpAddress::v4(10, 0, 0, 2), 80), 1024);
     let req = format!("hello {n}\n").into_bytes();
     let mut sent = 0;
     let mut got = Vec::new();
@@ -123,7 +78,7 @@ async fn exchange(peer: &Rc<RefCell<Peer>>, n: u32, leak: bool) -> Result<Durati
         xenia::sleep(Duration::from_millis(1)).await;
     };
     if leak && result.is_ok() {
-        peer.borrow_mut().leaked.push(h);
+        LEAKED.with(|l| l.borrow_mut().push(h));
         return result;
     }
     peer.borrow_mut().sockets.get_mut::<tcp::Socket>(h).close();
@@ -182,16 +137,15 @@ fn sample(stack: &'static Stack, stop: Rc<Cell<bool>>, peaks: Rc<Cell<Peaks>>) {
 fn tcp_listener_survives_syn_floods_and_leaky_clients() {
     let sim = xenia_sim::runtime::boot();
     let nb = Netback::new(&sim, VifConfig::new(0));
-    let mut dev = PeerDevice::new(nb.clone()).with_max_pending(64);
-    let iface = dev.interface(11);
-    let peer = Rc::new(RefCell::new(Peer {
-        dev,
-        iface,
-        sockets: SocketSet::new(vec![]),
-        next_port: 20000,
-        leaked: Vec::new(),
-    }));
-    sim.add_backend(Box::new(PeerBackend(peer.clone())));
+    let peer = PeerHost::attach(
+        &sim,
+        PeerDevice::new(nb.clone()).with_max_pending(64),
+        11,
+        20000,
+    );
+    peer.borrow_mut().after_poll(|sockets| {
+        LEAKED.with(|l| free_closed(sockets, &mut l.borrow_mut()));
+    });
 
     let sim2 = sim.clone();
     xenia::block_on(async move {

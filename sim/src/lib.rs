@@ -33,6 +33,7 @@ pub mod heap;
 mod link;
 pub mod netback;
 pub mod peer;
+pub mod peer_host;
 #[cfg(feature = "runtime")]
 pub mod runtime;
 mod toolstack;

@@ -38,7 +38,6 @@ mod net;
 fn scenarios() -> Vec<Scenario> {
     let mut all = core_scenarios();
     all.extend(net::scenarios());
-    all.extend(net::picoserve::scenarios());
     all.extend(block::scenarios());
     all.extend(debug::scenarios());
     all.extend(gdb::scenarios());

@@ -13,15 +13,14 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use http::SystemInfo;
-use smoltcp::iface::{Interface, SocketHandle, SocketSet};
+use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp;
-use smoltcp::time::Instant;
 use smoltcp::wire::IpAddress;
 use xenia::net::{IpConfig, TcpListener};
 use xenia_http::Server;
 use xenia_sim::netback::{Netback, VifConfig};
 use xenia_sim::peer::PeerDevice;
-use xenia_sim::{Backend, Host};
+use xenia_sim::peer_host::PeerHost;
 
 #[global_allocator]
 static ALLOC: xenia_sim::heap::Counting = xenia_sim::heap::Counting;
@@ -37,50 +36,14 @@ const HUGE_BODY_CLIENTS: usize = 100;
 /// The peer's buffers for each attacking socket.
 const PEER_BUF: usize = 1024;
 
-/// dom0's end of the link: 10.0.0.1, its TCP clients.
-struct Peer {
-    dev: PeerDevice,
-    iface: Interface,
-    sockets: SocketSet<'static>,
-    next_port: u16,
-}
-
-struct PeerBackend(Rc<RefCell<Peer>>);
-
-impl Backend for PeerBackend {
-    fn step(&mut self, host: &mut Host) -> bool {
-        let mut p = self.0.borrow_mut();
-        let p = &mut *p;
-        let now = Instant::from_micros((host.now_ns() / 1000) as i64);
-        p.dev.take_moved();
-        p.iface.poll(now, &mut p.dev, &mut p.sockets);
-        p.dev.netback().pending_to_guest() > 0 && p.dev.take_moved()
-    }
-}
-
-fn connect(peer: &Rc<RefCell<Peer>>, buf: usize) -> SocketHandle {
-    let mut p = peer.borrow_mut();
-    let p = &mut *p;
-    let mut s = tcp::Socket::new(
-        tcp::SocketBuffer::new(vec![0; buf]),
-        tcp::SocketBuffer::new(vec![0; buf]),
-    );
-    p.next_port = if p.next_port >= 60000 {
-        20000
-    } else {
-        p.next_port + 1
-    };
-    s.connect(
-        p.iface.context(),
-        (IpAddress::v4(10, 0, 0, 2), 80),
-        p.next_port,
-    )
-    .unwrap();
-    p.sockets.add(s)
+/// A client of the peer's, connecting to the guest's port 80.
+fn connect(peer: &Rc<RefCell<PeerHost>>, buf: usize) -> SocketHandle {
+    peer.borrow_mut()
+        .connect((IpAddress::v4(10, 0, 0, 2), 80), buf)
 }
 
 /// Resets and frees a peer socket (after the reset went out).
-async fn drop_socket(peer: &Rc<RefCell<Peer>>, h: SocketHandle) {
+async fn drop_socket(peer: &Rc<RefCell<PeerHost>>, h: SocketHandle) {
     peer.borrow_mut().sockets.get_mut::<tcp::Socket>(h).abort();
     xenia::sleep(Duration::from_millis(5)).await;
     peer.borrow_mut().sockets.remove(h);
@@ -101,7 +64,7 @@ struct Seen {
 
 /// A slowloris client: a head one byte every 2 s, never finished; reconnects when the server
 /// closes the connection.
-async fn slowloris(peer: Rc<RefCell<Peer>>, stop: Rc<Cell<bool>>, seen: Rc<RefCell<Seen>>) {
+async fn slowloris(peer: Rc<RefCell<PeerHost>>, stop: Rc<Cell<bool>>, seen: Rc<RefCell<Seen>>) {
     let head = b"GET / HTTP/1.1\r\nX-Slow: ";
     while !stop.get() {
         let h = connect(&peer, PEER_BUF);
@@ -131,7 +94,7 @@ async fn slowloris(peer: Rc<RefCell<Peer>>, stop: Rc<Cell<bool>>, seen: Rc<RefCe
 }
 
 /// A client that announces a 1 MiB body, sends none of it, and waits to be closed.
-async fn huge_body(peer: Rc<RefCell<Peer>>, seen: Rc<RefCell<Seen>>) {
+async fn huge_body(peer: Rc<RefCell<PeerHost>>, seen: Rc<RefCell<Seen>>) {
     let req = b"POST /echo HTTP/1.1\r\nContent-Length: 1048576\r\n\r\n";
     let h = connect(&peer, PEER_BUF);
     seen.borrow_mut().connects += 1;
@@ -168,7 +131,7 @@ async fn huge_body(peer: Rc<RefCell<Peer>>, seen: Rc<RefCell<Seen>>) {
 }
 
 /// The normal client: `GET /health`, `Connection: close`; the time to a 200, or why not.
-async fn health(peer: &Rc<RefCell<Peer>>) -> Result<Duration, String> {
+async fn health(peer: &Rc<RefCell<PeerHost>>) -> Result<Duration, String> {
     let req = b"GET /health HTTP/1.1\r\nConnection: close\r\n\r\n";
     let start = xenia::time::Instant::now();
     let h = connect(peer, 4096);
@@ -204,7 +167,7 @@ fn info() -> SystemInfo {
 }
 
 /// Asks `/health` once a second for `secs` seconds; the latencies, all of which must be 200s.
-async fn normal_client(peer: &Rc<RefCell<Peer>>, secs: u64) -> Vec<Duration> {
+async fn normal_client(peer: &Rc<RefCell<PeerHost>>, secs: u64) -> Vec<Duration> {
     let mut lat = Vec::new();
     let t0 = xenia::time::Instant::now();
     while t0.elapsed() < Duration::from_secs(secs) {
@@ -227,15 +190,12 @@ async fn normal_client(peer: &Rc<RefCell<Peer>>, secs: u64) -> Vec<Duration> {
 fn slowloris_and_huge_bodies_leave_a_normal_client_served_in_bounded_memory() {
     let sim = xenia_sim::runtime::boot();
     let nb = Netback::new(&sim, VifConfig::new(0));
-    let mut dev = PeerDevice::new(nb.clone()).with_max_pending(256);
-    let iface = dev.interface(13);
-    let peer = Rc::new(RefCell::new(Peer {
-        dev,
-        iface,
-        sockets: SocketSet::new(vec![]),
-        next_port: 20000,
-    }));
-    sim.add_backend(Box::new(PeerBackend(peer.clone())));
+    let peer = PeerHost::attach(
+        &sim,
+        PeerDevice::new(nb.clone()).with_max_pending(256),
+        13,
+        20000,
+    );
     let server: &'static Server = Box::leak(Box::new(Server::new(http::app(info), http::limits())));
     let listen = http::listen_config();
     let limits = http::limits();

@@ -8,38 +8,13 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use http::{SystemInfo, MAX_BODY};
-use smoltcp::iface::{Interface, SocketSet};
 use smoltcp::socket::tcp;
-use smoltcp::time::Instant;
 use smoltcp::wire::IpAddress;
 use xenia::net::{IpConfig, Ipv4Addr, ListenConfig, TcpListener};
 use xenia_http::Server;
 use xenia_sim::netback::{Fault, Netback, VifConfig};
 use xenia_sim::peer::PeerDevice;
-use xenia_sim::{Backend, Host};
-
-/// dom0's end of the link: a smoltcp interface at 10.0.0.1 that runs as a simulated backend
-/// (whenever the guest blocks).
-struct Peer {
-    dev: PeerDevice,
-    iface: Interface,
-    sockets: SocketSet<'static>,
-    next_port: u16,
-}
-
-struct PeerBackend(Rc<RefCell<Peer>>);
-
-impl Backend for PeerBackend {
-    fn step(&mut self, host: &mut Host) -> bool {
-        let mut p = self.0.borrow_mut();
-        let p = &mut *p;
-        let now = Instant::from_micros((host.now_ns() / 1000) as i64);
-        p.dev.take_moved();
-        p.iface.poll(now, &mut p.dev, &mut p.sockets);
-        // Only frames count as progress (transmit tokens that sent nothing do not).
-        p.dev.netback().pending_to_guest() > 0 && p.dev.take_moved()
-    }
-}
+use xenia_sim::peer_host::PeerHost;
 
 #[derive(Debug)]
 struct Response {
@@ -96,23 +71,10 @@ fn parse_responses(buf: &[u8]) -> (Vec<Response>, usize) {
 
 /// Connects from the peer, sends `req`, and reads until `want` responses came (or the server
 /// closed). Waits in 1 ms steps of simulated time, at most `limit`.
-async fn exchange(peer: &Rc<RefCell<Peer>>, req: &[u8], want: usize) -> (Vec<Response>, bool) {
-    let h = {
-        let mut p = peer.borrow_mut();
-        let p = &mut *p;
-        let mut s = tcp::Socket::new(
-            tcp::SocketBuffer::new(vec![0; 65535]),
-            tcp::SocketBuffer::new(vec![0; 65535]),
-        );
-        p.next_port += 1;
-        s.connect(
-            p.iface.context(),
-            (IpAddress::v4(10, 0, 0, 2), 80),
-            p.next_port,
-        )
-        .unwrap();
-        p.sockets.add(s)
-    };
+async fn exchange(peer: &Rc<RefCell<PeerHost>>, req: &[u8], want: usize) -> (Vec<Response>, bool) {
+    let h = peer
+        .borrow_mut()
+        .connect((IpAddress::v4(10, 0, 0, 2), 80), 65535);
     let mut sent = 0;
     let mut got = Vec::new();
     let start = xenia::time::Instant::now();
@@ -168,15 +130,12 @@ fn info() -> SystemInfo {
 fn http_service_end_to_end_over_the_simulated_link() {
     let sim = xenia_sim::runtime::boot();
     let nb = Netback::new(&sim, VifConfig::new(0));
-    let mut dev = PeerDevice::new(nb.clone()).with_max_pending(64);
-    let iface = dev.interface(7);
-    let peer = Rc::new(RefCell::new(Peer {
-        dev,
-        iface,
-        sockets: SocketSet::new(vec![]),
-        next_port: 40000,
-    }));
-    sim.add_backend(Box::new(PeerBackend(peer.clone())));
+    let peer = PeerHost::attach(
+        &sim,
+        PeerDevice::new(nb.clone()).with_max_pending(64),
+        7,
+        40000,
+    );
     let server: &'static Server = Box::leak(Box::new(Server::new(http::app(info), http::limits())));
     let polls0 = sim.with_host(|h| h.hypercall_counts[xenia_xen::hypercall::SCHED_OP as usize]);
 

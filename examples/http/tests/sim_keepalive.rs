@@ -14,15 +14,13 @@ use std::task::Poll;
 use std::time::{Duration, Instant as HostInstant};
 
 use http::SystemInfo;
-use smoltcp::iface::{Interface, SocketSet};
 use smoltcp::socket::tcp;
-use smoltcp::time::Instant;
 use smoltcp::wire::IpAddress;
 use xenia::net::{IpConfig, TcpListener};
 use xenia_http::Server;
 use xenia_sim::netback::{Netback, VifConfig};
 use xenia_sim::peer::PeerDevice;
-use xenia_sim::{Backend, Host};
+use xenia_sim::peer_host::PeerHost;
 
 /// Requests of one run, split evenly between its clients.
 const REQUESTS: usize = 4096;
@@ -30,33 +28,6 @@ const REQUESTS: usize = 4096;
 const REQUEST_LIMIT: Duration = Duration::from_secs(20);
 
 const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: 10.0.0.2\r\n\r\n";
-
-/// dom0's end of the link, with the host time its polls took.
-struct Peer {
-    dev: PeerDevice,
-    iface: Interface,
-    sockets: SocketSet<'static>,
-    next_port: u16,
-}
-
-struct PeerBackend {
-    peer: Rc<RefCell<Peer>>,
-    spent: Rc<Cell<Duration>>,
-}
-
-impl Backend for PeerBackend {
-    fn step(&mut self, host: &mut Host) -> bool {
-        let t = HostInstant::now();
-        let mut p = self.peer.borrow_mut();
-        let p = &mut *p;
-        let now = Instant::from_micros((host.now_ns() / 1000) as i64);
-        p.dev.take_moved();
-        p.iface.poll(now, &mut p.dev, &mut p.sockets);
-        let moved = p.dev.netback().pending_to_guest() > 0 && p.dev.take_moved();
-        self.spent.set(self.spent.get() + t.elapsed());
-        moved
-    }
-}
 
 /// The length of the first complete response in `buf` (head and `Content-Length` body).
 fn response_len(buf: &[u8]) -> Option<usize> {
@@ -78,28 +49,15 @@ fn response_len(buf: &[u8]) -> Option<usize> {
 /// requests one after the other on it; records the most connections the server had open
 /// after each answer in `peak`.
 async fn client(
-    peer: Rc<RefCell<Peer>>,
+    peer: Rc<RefCell<PeerHost>>,
     n: usize,
     server: &'static Server,
     (connected, clients): (Rc<Cell<usize>>, usize),
     peak: Rc<Cell<u64>>,
 ) -> Result<(), String> {
-    let h = {
-        let mut p = peer.borrow_mut();
-        let p = &mut *p;
-        let mut s = tcp::Socket::new(
-            tcp::SocketBuffer::new(vec![0; 4096]),
-            tcp::SocketBuffer::new(vec![0; 4096]),
-        );
-        p.next_port += 1;
-        s.connect(
-            p.iface.context(),
-            (IpAddress::v4(10, 0, 0, 2), 80),
-            p.next_port,
-        )
-        .unwrap();
-        p.sockets.add(s)
-    };
+    let h = peer
+        .borrow_mut()
+        .connect((IpAddress::v4(10, 0, 0, 2), 80), 4096);
     let start = xenia::time::Instant::now();
     loop {
         let state = peer.borrow().sockets.get::<tcp::Socket>(h).state();
@@ -180,19 +138,12 @@ impl Run {
 fn keep_alive_clients_all_served_and_per_request_cost_at_16_and_256() {
     let sim = xenia_sim::runtime::boot();
     let nb = Netback::new(&sim, VifConfig::new(0));
-    let mut dev = PeerDevice::new(nb.clone()).with_max_pending(1024);
-    let iface = dev.interface(11);
-    let peer = Rc::new(RefCell::new(Peer {
-        dev,
-        iface,
-        sockets: SocketSet::new(vec![]),
-        next_port: 30000,
-    }));
-    let spent = Rc::new(Cell::new(Duration::ZERO));
-    sim.add_backend(Box::new(PeerBackend {
-        peer: peer.clone(),
-        spent: spent.clone(),
-    }));
+    let peer = PeerHost::attach(
+        &sim,
+        PeerDevice::new(nb.clone()).with_max_pending(1024),
+        11,
+        30000,
+    );
     let server: &'static Server = Box::leak(Box::new(Server::new(http::app(info), http::limits())));
 
     let runs = xenia::block_on(async move {
@@ -214,7 +165,11 @@ fn keep_alive_clients_all_served_and_per_request_cost_at_16_and_256() {
         for clients in [16, 256] {
             let per_client = REQUESTS / clients;
             let peak = Rc::new(Cell::new(0));
-            let (polls0, peer0, t) = (stack.stats().polls, spent.get(), HostInstant::now());
+            let (polls0, peer0, t) = (
+                stack.stats().polls,
+                peer.borrow().polls_took(),
+                HostInstant::now(),
+            );
             // The clients connect 4 a millisecond, as a load generator's connects reach the
             // guest through dom0 (a burst of 256 SYNs in one instant is a SYN flood to the
             // listener's half-open budget, tcp_hostile's subject, not this test's), all
@@ -244,7 +199,7 @@ fn keep_alive_clients_all_served_and_per_request_cost_at_16_and_256() {
                 clients,
                 requests: per_client * clients,
                 wall: t.elapsed(),
-                peer: spent.get() - peer0,
+                peer: peer.borrow().polls_took() - peer0,
                 polls: stack.stats().polls - polls0,
                 peak_open: peak.get(),
             };

@@ -636,8 +636,3 @@ fn http_4m_serves() {
         );
     }
 }
-
-// The picoserve comparison (issue 12): the same attackers and checks against the
-// http-picoserve example; a child module, so it uses the helpers and bounds above.
-#[path = "picoserve.rs"]
-pub(crate) mod picoserve;
