@@ -45,11 +45,6 @@ fn package_name(dir: &Path) -> Result<String> {
 /// The files of a new app `name` depending on the runtime at `runtime` (the checkout's
 /// `runtime/`), with the checkout's pinned toolchain `toolchain` (its rust-toolchain.toml).
 pub fn files(name: &str, runtime: &Path, toolchain: &str) -> Vec<(&'static str, String)> {
-    let smoltcp = runtime
-        .parent()
-        .unwrap_or(Path::new(".."))
-        .join("third_party/smoltcp");
-    let smoltcp = smoltcp.display();
     let runtime = runtime.display();
     let cargo_toml = format!(
         r#"[package]
@@ -62,11 +57,6 @@ publish = false
 # The runtime's drivers are features: this app uses the network (add "block" for disks,
 # "gdb" for the GDB stub behind `debug=gdb`).
 xenia = {{ path = "{runtime}", features = ["net"] }}
-
-# The checkout's smoltcp, as in its own workspace (third_party/smoltcp/XENIA.md says why): the
-# runtime's IPv4-only network does not compile with the crates.io release.
-[patch.crates-io]
-smoltcp = {{ path = "{smoltcp}" }}
 
 # The Xen domain: `cargo xenia build` writes it as target/xen/{name}.xl (xl) and
 # target/xen/{name}.xml (libvirt) beside the image target/xen/{name}.xen.
