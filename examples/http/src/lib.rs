@@ -12,9 +12,7 @@ extern crate alloc;
 use alloc::string::String;
 use core::time::Duration;
 use xenia::net::ListenConfig;
-use xenia_http::{
-    get, post, Json, Limits, MinRate, Request, Response, Router, ServerStats, Status,
-};
+use xenia_http::{get, post, Json, Limits, Request, Response, Router, ServerStats, Status};
 
 /// Connections served at once (at `memory=16`; a smaller domain's listener holds fewer, see
 /// [`listen_config`]); more wait in the listener's backlog (and beyond it are refused), so
@@ -58,14 +56,8 @@ pub fn limits() -> Limits {
         max_head: MAX_HEAD,
         max_body: MAX_BODY,
         max_body_total: MAX_BODY_TOTAL,
-        idle_timeout: Duration::from_secs(60),
-        head_timeout: Duration::from_secs(10),
-        body_rate: MinRate {
-            bytes: 1024,
-            per: Duration::from_secs(5),
-        },
-        write_timeout: Duration::from_secs(30),
-        error_timeout: Duration::from_secs(2),
+        // The deadlines and rates: xenia-http's defaults.
+        ..Limits::default()
     }
 }
 

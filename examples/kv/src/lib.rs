@@ -21,8 +21,7 @@ extern crate alloc;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::time::Duration;
-use xenia_http::{any, Limits, MinRate, Request, Response, Router, Status};
+use xenia_http::{any, Limits, Request, Response, Router, Status};
 use xenia_kv::format::{MAX_KEY, MAX_VALUE};
 use xenia_kv::{Device, KvError, Store};
 
@@ -37,14 +36,8 @@ pub fn limits() -> Limits {
         max_head: 8 * 1024,
         max_body: MAX_VALUE,
         max_body_total: 8 << 20,
-        idle_timeout: Duration::from_secs(60),
-        head_timeout: Duration::from_secs(10),
-        body_rate: MinRate {
-            bytes: 1024,
-            per: Duration::from_secs(5),
-        },
-        write_timeout: Duration::from_secs(30),
-        error_timeout: Duration::from_secs(2),
+        // The deadlines and rates: xenia-http's defaults.
+        ..Limits::default()
     }
 }
 
