@@ -20,7 +20,8 @@ pub struct BuildOptions {
     pub out_dir: Option<PathBuf>,
     /// Where `<app>.debug` goes (default: the out dir).
     pub debug_dir: Option<PathBuf>,
-    /// The image's path where the domain is created (default: the image's absolute path).
+    /// The path `<app>.xen` will have where the domain is created (default: its absolute
+    /// path); the configs boot the compressed image beside it, this path with `.gz` appended.
     pub kernel_path: Option<String>,
     /// The app's cargo features to turn on (a variant of the image, named by [`image_name`]).
     pub features: Vec<String>,
@@ -54,8 +55,11 @@ pub fn image_name(package: &str, features: &[String]) -> Result<String> {
 /// The files of one build.
 #[derive(Debug, Clone)]
 pub struct Built {
-    /// The stripped image.
+    /// The stripped image (an uncompressed ELF: what symbolizers, gdb and build-id checks read).
     pub image: PathBuf,
+    /// The stripped image gzip-compressed (`<app>.xen.gz`): what the xl config and the domain
+    /// XML boot (Xen's domain builder inflates it in dom0, as it does Linux's bzImage payload).
+    pub booted: PathBuf,
     /// The xl config.
     pub xl: PathBuf,
     /// The libvirt domain XML.
@@ -114,17 +118,19 @@ pub fn build(p: &Project, opts: &BuildOptions) -> Result<Built> {
     let package = &p.package;
     let name = &image_name(package, &opts.features)?;
     let image = out_dir.join(format!("{name}.xen"));
+    let booted = out_dir.join(format!("{name}.xen.gz"));
     let kernel = opts
         .kernel_path
         .clone()
-        .unwrap_or_else(|| image.display().to_string());
+        .unwrap_or_else(|| image.display().to_string())
+        + ".gz";
     xl_string("kernel path", &kernel)?;
     // The configs first: a metadata mistake is reported before a long build.
     let source = p.manifest.display().to_string();
     let xl_text = xl::render(&p.domain, &kernel, &source);
     let xml_text = libvirt::render(&p.domain, &kernel)?;
 
-    host::need_packages(&[("objcopy", "binutils")])?;
+    host::need_packages(&[("objcopy", "binutils"), ("gzip", "gzip")])?;
     let dir = p.manifest.parent().unwrap_or(Path::new("."));
     host::need_guest_target(dir)?;
     let mut cmd = Command::new(cargo());
@@ -174,17 +180,36 @@ pub fn build(p: &Project, opts: &BuildOptions) -> Result<Built> {
         return Err(err!("objcopy --strip-all {} failed", elf.display()));
     }
     fs::rename(&tmp, &image).map_err(|e| err!("cannot write {}: {e}", image.display()))?;
+    gzip(&image, &booted)?;
     let xl = out_dir.join(format!("{name}.xl"));
     write_atomic(&xl, xl_text.as_bytes())?;
     let xml = out_dir.join(format!("{name}.xml"));
     write_atomic(&xml, xml_text.as_bytes())?;
     Ok(Built {
         image,
+        booted,
         xl,
         xml,
         debug,
         name: name.clone(),
     })
+}
+
+/// Writes `from` gzip-compressed to `to`: `gzip -9 -n` (best compression, no name or time
+/// stamp in the header, so the same image gives the same bytes).
+fn gzip(from: &Path, to: &Path) -> Result<()> {
+    let tmp = to.with_extension("tmp");
+    let out = fs::File::create(&tmp).map_err(|e| err!("cannot write {}: {e}", tmp.display()))?;
+    let ok = Command::new("gzip")
+        .args(["-9", "-n", "-c"])
+        .arg(from)
+        .stdout(out)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        return Err(err!("gzip -9 -n {} failed", from.display()));
+    }
+    fs::rename(&tmp, to).map_err(|e| err!("cannot write {}: {e}", to.display()))
 }
 
 #[cfg(test)]

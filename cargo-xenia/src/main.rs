@@ -39,10 +39,11 @@ Usage:
   cargo xenia build [--release] [--manifest-path M] [--features F] [--out-dir D]
                     [--debug-dir D] [--kernel-path P]
       Builds the app for x86_64-unknown-none with the runtime's link settings and writes, in D
-      (default <target>/xen): <app>.xen (the stripped PV image), <app>.xl (xl config),
-      <app>.xml (libvirt domain, Xen driver), and <app>.debug (the unstripped ELF, in the
-      --debug-dir if given). P is the image's path where the domain is created (default: the
-      image's absolute path). --features: the app's cargo features F (comma-separated, as
+      (default <target>/xen): <app>.xen (the stripped PV image, an ELF), <app>.xen.gz (it
+      compressed: what the configs boot), <app>.xl (xl config), <app>.xml (libvirt domain, Xen
+      driver), and <app>.debug (the unstripped ELF, in the --debug-dir if given). P is the path
+      <app>.xen will have where the domain is created (default: its absolute path); the
+      configs boot P.gz. --features: the app's cargo features F (comma-separated, as
       cargo's --features), a variant of the image: its files are named <app>+<f1>+<f2>...
       (features sorted) instead of <app>, so it never replaces the default image. Prints
       `<name>: <size> bytes` on stdout; cargo's output goes to stderr.
@@ -237,17 +238,21 @@ fn real_main() -> Result<i32> {
                     features: a.features,
                 },
             )?;
-            let size = std::fs::metadata(&built.image)
-                .map_err(|e| err!("{}: {e}", built.image.display()))?
-                .len();
+            let size = |f: &std::path::Path| {
+                std::fs::metadata(f)
+                    .map(|m| m.len())
+                    .map_err(|e| err!("{}: {e}", f.display()))
+            };
+            let (elf, gz) = (size(&built.image)?, size(&built.booted)?);
             host::info(&format!(
-                "wrote {}, {}, {} and {}",
+                "wrote {}, {}, {}, {} and {}",
                 built.image.display(),
+                built.booted.display(),
                 built.xl.display(),
                 built.xml.display(),
                 built.debug.display()
             ));
-            println!("{}: {size} bytes", built.name);
+            println!("{}: {elf} bytes ({gz} bytes as booted, gzip)", built.name);
             Ok(0)
         }
         "run" => {

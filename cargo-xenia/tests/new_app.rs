@@ -82,7 +82,30 @@ fn new_app_builds_to_image_xl_and_valid_libvirt_xml() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let image = out_dir.join("webapp.xen");
     let size = std::fs::metadata(&image).expect("the image").len();
-    assert_eq!(stdout.trim(), format!("webapp: {size} bytes"));
+    let booted = out_dir.join("webapp.xen.gz");
+    let gz = std::fs::read(&booted).expect("the compressed image");
+    assert_eq!(
+        stdout.trim(),
+        format!("webapp: {size} bytes ({} bytes as booted, gzip)", gz.len())
+    );
+    // gzip, without a name or time stamp (reproducible), of the image itself.
+    assert_eq!(&gz[..4], b"\x1f\x8b\x08\x00", "gzip, deflate, no FNAME");
+    assert_eq!(&gz[4..8], [0; 4], "no MTIME");
+    let inflated = Command::new("gzip")
+        .arg("-dc")
+        .arg(&booted)
+        .output()
+        .unwrap();
+    assert!(inflated.status.success());
+    assert!(
+        inflated.stdout == std::fs::read(&image).unwrap(),
+        "the .gz holds the image"
+    );
+    assert!(
+        gz.len() < size as usize,
+        "compressed: {} of {size}",
+        gz.len()
+    );
 
     // A static x86-64 ELF executable (what Xen's PV loader takes), stripped, with the build id
     // the .debug ELF also has.
@@ -107,7 +130,7 @@ fn new_app_builds_to_image_xl_and_valid_libvirt_xml() {
     assert!(xl.contains("name = \"webapp\""));
     assert!(xl.contains(&format!(
         "kernel = \"{}\"",
-        std::fs::canonicalize(&image).unwrap().display()
+        std::fs::canonicalize(&booted).unwrap().display()
     )));
     assert!(xl.contains("vif = [ \"bridge=xenbr0\" ]"));
     assert!(xl.contains("extra = \"ip=10.0.0.2/24 gw=10.0.0.1\""));
@@ -118,6 +141,10 @@ fn new_app_builds_to_image_xl_and_valid_libvirt_xml() {
     assert!(xml.contains("<type arch='x86_64' machine='xenpv'>linux</type>"));
     assert!(xml.contains("<source bridge='xenbr0'/>"));
     assert!(xml.contains("<memory unit='MiB'>32</memory>"));
+    assert!(xml.contains(&format!(
+        "<kernel>{}</kernel>",
+        std::fs::canonicalize(&booted).unwrap().display()
+    )));
     match Command::new("virt-xml-validate").arg(&xml_path).arg("domain").output() {
         Ok(v) => assert!(
             v.status.success(),

@@ -36,7 +36,7 @@ pub(crate) unsafe fn init(console_port: Option<u32>, store_page: usize, store_po
             Ok(t) => {
                 XENSTORE.call_once(|| Xenstore::new(t));
             }
-            Err(e) => log::error!("xenstore ring unusable: {e:?}"),
+            Err(e) => log::error!("xenstore ring unusable: {e}"),
         }
     }
 }
@@ -91,7 +91,7 @@ pub(crate) async fn shutdown_watcher() {
     let mut watch = match xs.watch("control/shutdown", "xenia-shutdown").await {
         Ok(w) => w,
         Err(e) => {
-            log::warn!("cannot watch control/shutdown: {e:?}");
+            log::warn!("cannot watch control/shutdown: {e}");
             return;
         }
     };
