@@ -12,9 +12,9 @@ use smoltcp::socket::tcp;
 use smoltcp::wire::IpAddress;
 use xenia::net::{IpConfig, Ipv4Addr, ListenConfig, TcpListener};
 use xenia_http::Server;
-use xenia_sim::netback::{Fault, Netback, VifConfig};
-use xenia_sim::peer::PeerDevice;
+use xenia_sim::netback::Fault;
 use xenia_sim::peer_host::PeerHost;
+use xenia_sim::runtime::{boot_with_peer, Rig};
 
 #[derive(Debug)]
 struct Response {
@@ -128,14 +128,11 @@ fn info() -> SystemInfo {
 
 #[test]
 fn http_service_end_to_end_over_the_simulated_link() {
-    let sim = xenia_sim::runtime::boot();
-    let nb = Netback::new(&sim, VifConfig::new(0));
-    let peer = PeerHost::attach(
-        &sim,
-        PeerDevice::new(nb.clone()).with_max_pending(64),
-        7,
-        40000,
-    );
+    let Rig {
+        sim,
+        netback: nb,
+        peer,
+    } = boot_with_peer(64, 7, 40000);
     let server: &'static Server = Box::leak(Box::new(Server::new(http::app(info), http::limits())));
     let polls0 = sim.with_host(|h| h.hypercall_counts[xenia_xen::hypercall::SCHED_OP as usize]);
 
