@@ -165,6 +165,7 @@ fn tcp_listener_survives_syn_floods_and_leaky_clients() {
                 half_open_timeout: HALF_OPEN_TIMEOUT,
                 max_connections: 64,
                 max_orphans: MAX_ORPHANS,
+                ..ListenConfig::default()
             },
         )
         .unwrap();
