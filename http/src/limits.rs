@@ -23,7 +23,9 @@ pub struct Limits {
     pub max_connections: usize,
     /// The largest request head (request line and headers; default 8 KiB). Larger: 431.
     pub max_head: usize,
-    /// The largest request body (default 1 MiB). Larger: 413, without reading it.
+    /// The largest request body (default 1 MiB). Larger (or larger than the body bytes the
+    /// server may hold, see [`Server::max_body_total`](crate::Server::max_body_total)): 413,
+    /// without reading it.
     pub max_body: usize,
     /// Body bytes all connections may hold at once (default 4 MiB). A body that would go
     /// past it gets 503 and its connection closes.

@@ -117,6 +117,9 @@ pub struct Server {
     /// Connections served at once before a newcomer evicts a stalled one: `max_connections`,
     /// or the listener's own cap when the domain's heap made it smaller (set by `run`).
     cap: Cell<usize>,
+    /// Body bytes all connections may hold at once: `max_body_total`, or less when the
+    /// listener that `run` serves was granted less by the domain's memory budget.
+    body_total: Cell<usize>,
     /// Connections in each [`Phase`] now (kept as phases change, so the counters a request
     /// carries cost the same whatever the number of connections).
     by_phase: Cell<[u64; 4]>,
@@ -189,6 +192,7 @@ impl Server {
             counters: Counters::default(),
             slots: RefCell::new(Vec::new()),
             cap: Cell::new(limits.max_connections),
+            body_total: Cell::new(limits.max_body_total),
             by_phase: Cell::new([0; 4]),
         }
     }
@@ -203,6 +207,13 @@ impl Server {
     /// When this many are open, a newcomer evicts a stalled one.
     pub fn max_connections(&self) -> usize {
         self.cap.get()
+    }
+
+    /// Body bytes all connections may hold at once: [`Limits::max_body_total`], or less when
+    /// the listener that `run` (feature `xenia`) serves was granted less by the domain's
+    /// memory budget. A body that would go past it gets 503.
+    pub fn max_body_total(&self) -> usize {
+        self.body_total.get()
     }
 
     /// The counters now.
@@ -423,7 +434,8 @@ impl Server {
                 Ok(h) => h,
                 Err(status) => return self.error(s, clock, status).await,
             };
-            if head.content_length > l.max_body {
+            // A body larger than all bodies together may hold could never be taken whole.
+            if head.content_length > l.max_body.min(self.body_total.get()) {
                 return self.error(s, clock, Status::PAYLOAD_TOO_LARGE).await;
             }
             self.set_phase(id, Phase::Body, clock.now());
@@ -472,7 +484,7 @@ impl Server {
             bytes: Vec::new(),
             reserved: 0,
             pool: &self.counters.body_bytes,
-            max: self.limits.max_body_total,
+            max: self.body_total.get(),
         };
         let mut window_deadline = clock.now() + rate.per;
         let mut window = 0;
@@ -576,10 +588,14 @@ mod guest {
 
     impl crate::Limits {
         /// `config` with this server's connection cap (`max_connections`): past it, new
-        /// connections wait in the listener's backlog.
+        /// connections wait in the listener's backlog. It also declares what the server holds
+        /// beside the sockets (a head buffer of up to `max_head` per connection,
+        /// `max_body_total` of bodies), so that the domain's memory budget counts them.
         pub fn listen_config(&self, config: ListenConfig) -> ListenConfig {
             ListenConfig {
                 max_connections: self.max_connections,
+                app_bytes_per_connection: self.max_head,
+                app_bytes_shared: self.max_body_total,
                 ..config
             }
         }
@@ -597,13 +613,18 @@ mod guest {
         /// [`Limits::listen_config`](crate::Limits::listen_config). Where the domain's heap
         /// shrank the listener's cap below
         /// [`Limits::max_connections`](crate::Limits::max_connections), the server evicts at
-        /// the listener's cap (else a full listener would never let it evict).
+        /// the listener's cap (else a full listener would never let it evict). Likewise the
+        /// bodies keep within the listener's granted
+        /// [`app_bytes_shared`](ListenConfig::app_bytes_shared) when the budget shrank it
+        /// (see [`max_body_total`](Server::max_body_total)).
         pub async fn run(&'static self, listener: TcpListener) -> Result<(), NetError> {
-            let cap = listener
-                .config()
-                .max_connections
-                .min(self.limits.max_connections);
+            let granted = listener.config();
+            let cap = granted.max_connections.min(self.limits.max_connections);
             self.cap.set(cap.max(1));
+            if granted.app_bytes_shared != 0 {
+                let total = granted.app_bytes_shared.min(self.limits.max_body_total);
+                self.body_total.set(total);
+            }
             loop {
                 let mut c = listener.accept().await?;
                 xenia::spawn(async move {

@@ -18,9 +18,9 @@ use smoltcp::socket::tcp;
 use smoltcp::wire::{IpAddress, Ipv4Address};
 use xenia::net::{self, IpConfig, ListenConfig, Stack, TcpListener};
 use xenia_sim::attack::{SynFlood, SynFloodConfig};
-use xenia_sim::netback::{Netback, VifConfig};
-use xenia_sim::peer::{PeerDevice, PEER_MAC};
+use xenia_sim::peer::PEER_MAC;
 use xenia_sim::peer_host::{free_closed, PeerHost};
+use xenia_sim::runtime::{boot_with_peer, Rig};
 
 #[global_allocator]
 static ALLOC: xenia_sim::heap::Counting = xenia_sim::heap::Counting;
@@ -135,14 +135,11 @@ fn sample(stack: &'static Stack, stop: Rc<Cell<bool>>, peaks: Rc<Cell<Peaks>>) {
 
 #[test]
 fn tcp_listener_survives_syn_floods_and_leaky_clients() {
-    let sim = xenia_sim::runtime::boot();
-    let nb = Netback::new(&sim, VifConfig::new(0));
-    let peer = PeerHost::attach(
-        &sim,
-        PeerDevice::new(nb.clone()).with_max_pending(64),
-        11,
-        20000,
-    );
+    let Rig {
+        sim,
+        netback: nb,
+        peer,
+    } = boot_with_peer(64, 11, 20000);
     peer.borrow_mut().after_poll(|sockets| {
         LEAKED.with(|l| free_closed(sockets, &mut l.borrow_mut()));
     });
@@ -168,6 +165,7 @@ fn tcp_listener_survives_syn_floods_and_leaky_clients() {
                 half_open_timeout: HALF_OPEN_TIMEOUT,
                 max_connections: 64,
                 max_orphans: MAX_ORPHANS,
+                ..ListenConfig::default()
             },
         )
         .unwrap();

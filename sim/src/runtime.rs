@@ -11,7 +11,12 @@
 //! binary, or `--test-threads=1` with one boot).
 
 use core::ptr::NonNull;
+use std::cell::RefCell;
+use std::rc::Rc;
 
+use crate::netback::{Netback, VifConfig};
+use crate::peer::PeerDevice;
+use crate::peer_host::PeerHost;
 use crate::Sim;
 
 /// A new simulated host, installed on this thread, with the runtime's Xen services (event
@@ -38,4 +43,29 @@ pub fn boot() -> Sim {
     // (nothing uninstalls it); start_services refuses a second call.
     unsafe { xenia::domain::start_services(&domain) };
     sim
+}
+
+/// What a network test starts from: the booted simulator, vif 0's netback and the dom0 peer
+/// host on it.
+pub struct Rig {
+    /// The simulated host ([`boot`]).
+    pub sim: Sim,
+    /// vif 0's backend ([`VifConfig::new`]`(0)`).
+    pub netback: Netback,
+    /// dom0's end of vif 0 ([`PeerHost::attach`]).
+    pub peer: Rc<RefCell<PeerHost>>,
+}
+
+/// [`boot`], then vif 0 and a peer host on it whose device holds at most `max_pending` frames
+/// for the guest ([`PeerDevice::with_max_pending`]), seeded with `seed`, its clients taking
+/// local ports from `first_port` on ([`PeerHost::attach`]).
+///
+/// # Panics
+/// If called twice in one process.
+pub fn boot_with_peer(max_pending: usize, seed: u64, first_port: u16) -> Rig {
+    let sim = boot();
+    let netback = Netback::new(&sim, VifConfig::new(0));
+    let dev = PeerDevice::new(netback.clone()).with_max_pending(max_pending);
+    let peer = PeerHost::attach(&sim, dev, seed, first_port);
+    Rig { sim, netback, peer }
 }

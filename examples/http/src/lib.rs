@@ -27,9 +27,11 @@ pub const SOCKET_BUFFER: usize = 8 * 1024;
 pub const MAX_HEAD: usize = 8 * 1024;
 /// The largest request body.
 pub const MAX_BODY: usize = 1 << 20;
-/// Body bytes held by all connections at once (two largest echoes; the domain has 16 MiB,
-/// most of it for socket buffers).
-pub const MAX_BODY_TOTAL: usize = 2 << 20;
+/// Body bytes held by all connections at once (one largest echo): with the listener's
+/// sockets (~8 MiB) and the heads (256 × 8 KiB), 11 MiB, within the memory budget's three
+/// quarters of the 16 MiB domain's ~15 MiB heap, so nothing shrinks there. A smaller domain
+/// grants less (`xenia::net::budget`; the server reads it back).
+pub const MAX_BODY_TOTAL: usize = 1 << 20;
 
 /// The listener's budgets: at most 1 + 64 + 64 + 256 + 64 sockets of 16 KiB of buffers
 /// (~8 MiB with their state, of the ~15 MiB heap of the 16 MiB domain) whatever clients do:
@@ -46,6 +48,8 @@ pub fn listen_config() -> ListenConfig {
         half_open_timeout: Duration::from_secs(3),
         max_connections: MAX_CONNECTIONS,
         max_orphans: 64,
+        // The server declares its heads and bodies when it binds (`Limits::listen_config`).
+        ..ListenConfig::default()
     }
 }
 

@@ -18,9 +18,8 @@ use smoltcp::socket::tcp;
 use smoltcp::wire::IpAddress;
 use xenia::net::{IpConfig, TcpListener};
 use xenia_http::Server;
-use xenia_sim::netback::{Netback, VifConfig};
-use xenia_sim::peer::PeerDevice;
 use xenia_sim::peer_host::PeerHost;
+use xenia_sim::runtime::{boot_with_peer, Rig};
 
 #[global_allocator]
 static ALLOC: xenia_sim::heap::Counting = xenia_sim::heap::Counting;
@@ -188,14 +187,7 @@ async fn normal_client(peer: &Rc<RefCell<PeerHost>>, secs: u64) -> Vec<Duration>
 
 #[test]
 fn slowloris_and_huge_bodies_leave_a_normal_client_served_in_bounded_memory() {
-    let sim = xenia_sim::runtime::boot();
-    let nb = Netback::new(&sim, VifConfig::new(0));
-    let peer = PeerHost::attach(
-        &sim,
-        PeerDevice::new(nb.clone()).with_max_pending(256),
-        13,
-        20000,
-    );
+    let Rig { peer, .. } = boot_with_peer(256, 13, 20000);
     let server: &'static Server = Box::leak(Box::new(Server::new(http::app(info), http::limits())));
     let listen = http::listen_config();
     let limits = http::limits();

@@ -12,9 +12,9 @@ use smoltcp::socket::tcp;
 use smoltcp::wire::IpAddress;
 use xenia::net::{IpConfig, Ipv4Addr, ListenConfig, TcpListener};
 use xenia_http::Server;
-use xenia_sim::netback::{Fault, Netback, VifConfig};
-use xenia_sim::peer::PeerDevice;
+use xenia_sim::netback::Fault;
 use xenia_sim::peer_host::PeerHost;
+use xenia_sim::runtime::{boot_with_peer, Rig};
 
 #[derive(Debug)]
 struct Response {
@@ -69,12 +69,22 @@ fn parse_responses(buf: &[u8]) -> (Vec<Response>, usize) {
     (v, at)
 }
 
-/// Connects from the peer, sends `req`, and reads until `want` responses came (or the server
-/// closed). Waits in 1 ms steps of simulated time, at most `limit`.
+/// Connects from the peer to port 80, sends `req`, and reads until `want` responses came (or
+/// the server closed). Waits in 1 ms steps of simulated time, at most 60 s.
 async fn exchange(peer: &Rc<RefCell<PeerHost>>, req: &[u8], want: usize) -> (Vec<Response>, bool) {
+    exchange_on(peer, 80, req, want).await
+}
+
+/// [`exchange`] with the server on `port`.
+async fn exchange_on(
+    peer: &Rc<RefCell<PeerHost>>,
+    port: u16,
+    req: &[u8],
+    want: usize,
+) -> (Vec<Response>, bool) {
     let h = peer
         .borrow_mut()
-        .connect((IpAddress::v4(10, 0, 0, 2), 80), 65535);
+        .connect((IpAddress::v4(10, 0, 0, 2), port), 65535);
     let mut sent = 0;
     let mut got = Vec::new();
     let start = xenia::time::Instant::now();
@@ -128,14 +138,11 @@ fn info() -> SystemInfo {
 
 #[test]
 fn http_service_end_to_end_over_the_simulated_link() {
-    let sim = xenia_sim::runtime::boot();
-    let nb = Netback::new(&sim, VifConfig::new(0));
-    let peer = PeerHost::attach(
-        &sim,
-        PeerDevice::new(nb.clone()).with_max_pending(64),
-        7,
-        40000,
-    );
+    let Rig {
+        sim,
+        netback: nb,
+        peer,
+    } = boot_with_peer(64, 7, 40000);
     let server: &'static Server = Box::leak(Box::new(Server::new(http::app(info), http::limits())));
     let polls0 = sim.with_host(|h| h.hypercall_counts[xenia_xen::hypercall::SCHED_OP as usize]);
 
@@ -208,6 +215,30 @@ fn http_service_end_to_end_over_the_simulated_link() {
         eprintln!("1 MiB echo took {:?} of simulated time", t.elapsed());
         assert_eq!(r[0].status, 200);
         assert!(r[0].body == body, "the 1 MiB echo differs");
+
+        // A listener granted fewer body bytes than the limits ask (as a small domain's memory
+        // budget grants, `xenia::net::budget`): the server keeps its bodies within the grant.
+        let small: &'static Server =
+            Box::leak(Box::new(Server::new(http::app(info), http::limits())));
+        let granted = ListenConfig {
+            app_bytes_shared: 64 * 1024,
+            ..http::limits().listen_config(ListenConfig::default())
+        };
+        let l81 = TcpListener::bind_on(stack, 81, granted).unwrap();
+        xenia::spawn(small.run(l81));
+        xenia::sleep(Duration::from_millis(1)).await;
+        assert_eq!(small.max_body_total(), 64 * 1024);
+        assert_eq!(server.max_body_total(), http::MAX_BODY_TOTAL);
+        let post = |n: usize| {
+            let mut r = format!("POST /echo HTTP/1.1\r\nContent-Length: {n}\r\n\r\n").into_bytes();
+            r.resize(r.len() + n, b'x');
+            r
+        };
+        let (r, _) = exchange_on(&peer, 81, &post(100 * 1024), 1).await;
+        assert_eq!(r[0].status, 413, "a body larger than the granted total");
+        let (r, _) = exchange_on(&peer, 81, &post(32 * 1024), 1).await;
+        assert_eq!(r[0].status, 200, "a body within it");
+        assert_eq!(r[0].body.len(), 32 * 1024);
 
         // 64 clients at once, all answered.
         let mut tasks = Vec::new();

@@ -18,9 +18,8 @@ use smoltcp::socket::tcp;
 use smoltcp::wire::IpAddress;
 use xenia::net::{IpConfig, TcpListener};
 use xenia_http::Server;
-use xenia_sim::netback::{Netback, VifConfig};
-use xenia_sim::peer::PeerDevice;
 use xenia_sim::peer_host::PeerHost;
+use xenia_sim::runtime::{boot_with_peer, Rig};
 
 /// Requests of one run, split evenly between its clients.
 const REQUESTS: usize = 4096;
@@ -136,14 +135,7 @@ impl Run {
 
 #[test]
 fn keep_alive_clients_all_served_and_per_request_cost_at_16_and_256() {
-    let sim = xenia_sim::runtime::boot();
-    let nb = Netback::new(&sim, VifConfig::new(0));
-    let peer = PeerHost::attach(
-        &sim,
-        PeerDevice::new(nb.clone()).with_max_pending(1024),
-        11,
-        30000,
-    );
+    let Rig { peer, .. } = boot_with_peer(1024, 11, 30000);
     let server: &'static Server = Box::leak(Box::new(Server::new(http::app(info), http::limits())));
 
     let runs = xenia::block_on(async move {

@@ -264,6 +264,8 @@ async fn serve(disk: Disk) -> Result<(), AppError> {
             half_open_timeout: Duration::from_secs(3),
             max_connections: kv::MAX_CONNECTIONS,
             max_orphans: 32,
+            // The server declares its heads and bodies (`Limits::listen_config`).
+            ..ListenConfig::default()
         },
     )?;
     match stack.ipv4() {

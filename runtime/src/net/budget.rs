@@ -8,12 +8,15 @@
 //!   `H / 8`. The configuration asked for is kept when it fits; otherwise both counts shrink in
 //!   the same proportion (receive at least [`MIN_RX_BUFFERS`], transmit at least
 //!   [`MIN_TX_BUFFERS`]), and the receive queue with them.
-//! - A listener's sockets, at their worst (the listening one, the accept queue, the half-open
-//!   handshakes, the accepted streams and the orphans all full), each with its two buffers and
-//!   [`SOCKET_OVERHEAD`] bytes of state, take at most `3 H / 4`. A [`ListenConfig`] that fits
-//!   is kept; otherwise its counts shrink in the same proportion (each at least 1, half-open at
-//!   least [`MIN_HALF_OPEN`]). Buffer sizes are never changed: they bound what one request can
-//!   do, which the app chose.
+//! - A listener at its worst takes at most `3 H / 4`: its sockets (the listening one, the
+//!   accept queue, the half-open handshakes, the accepted streams and the orphans all full),
+//!   each with its two buffers and [`SOCKET_OVERHEAD`] bytes of state, plus what the app
+//!   declared it holds beside them ([`ListenConfig::app_bytes_per_connection`] for each
+//!   accepted stream, [`ListenConfig::app_bytes_shared`] once). A [`ListenConfig`] that fits
+//!   is kept; otherwise its counts and its shared app bytes shrink in the same proportion
+//!   (each count at least 1, half-open at least [`MIN_HALF_OPEN`]). Buffer sizes and the
+//!   per-connection app bytes are never changed: they bound what one request can do, which
+//!   the app chose.
 //!
 //! The remaining eighth is for everything else (the app's own allocations, smoltcp's tables,
 //! xenstore, the executor). With `memory=16` (the http example's) nothing shrinks. On the host
@@ -92,36 +95,46 @@ fn sockets(c: &ListenConfig) -> usize {
     1 + c.backlog + c.max_half_open + c.max_connections + c.max_orphans
 }
 
+/// Heap bytes a listener with `c` may hold at its worst: its sockets and the app's declared
+/// bytes.
+fn worst_case(c: &ListenConfig) -> usize {
+    let per_socket = c.rx_buffer + c.tx_buffer + SOCKET_OVERHEAD;
+    sockets(c) * per_socket + c.max_connections * c.app_bytes_per_connection + c.app_bytes_shared
+}
+
 /// `wanted`, shrunk to fit the listeners' share of a heap of `heap` bytes (see the module).
 pub fn listen_config(wanted: ListenConfig, heap: Option<usize>) -> ListenConfig {
     let Some(heap) = heap else { return wanted };
-    let per_socket = wanted.rx_buffer + wanted.tx_buffer + SOCKET_OVERHEAD;
-    let allowed = (heap / 4 * 3) / per_socket;
-    let total = sockets(&wanted);
-    if total <= allowed {
+    let share = heap / 4 * 3;
+    let need = worst_case(&wanted);
+    if need <= share {
         return wanted;
     }
     // The listening socket itself is not scaled.
-    let (num, den) = (allowed.saturating_sub(1), total - 1);
+    let fixed = wanted.rx_buffer + wanted.tx_buffer + SOCKET_OVERHEAD;
+    let (num, den) = (share.saturating_sub(fixed), need - fixed);
     let c = ListenConfig {
         backlog: scale(wanted.backlog, num, den, 1),
         max_half_open: scale(wanted.max_half_open, num, den, MIN_HALF_OPEN),
         max_connections: scale(wanted.max_connections, num, den, 1),
         max_orphans: scale(wanted.max_orphans, num, den, 1),
+        app_bytes_shared: scale(wanted.app_bytes_shared, num, den, 0),
         ..wanted
     };
     log::info!(
         "net: memory budget: heap {} KiB: listener connections {} backlog {} half-open {} \
-         orphans {} (asked {} {} {} {})",
+         orphans {} app shared {} KiB (asked {} {} {} {} {} KiB)",
         heap / 1024,
         c.max_connections,
         c.backlog,
         c.max_half_open,
         c.max_orphans,
+        c.app_bytes_shared / 1024,
         wanted.max_connections,
         wanted.backlog,
         wanted.max_half_open,
-        wanted.max_orphans
+        wanted.max_orphans,
+        wanted.app_bytes_shared / 1024
     );
     c
 }
@@ -179,6 +192,7 @@ mod tests {
         let c = listen_config(w, Some(heap));
         let per = w.rx_buffer + w.tx_buffer + SOCKET_OVERHEAD;
         assert!(sockets(&c) * per <= heap / 4 * 3, "{c:?}");
+        assert_eq!(worst_case(&c), sockets(&c) * per);
         assert!(c.max_connections >= 1 && c.max_connections < w.max_connections);
         assert!(c.max_half_open >= MIN_HALF_OPEN && c.backlog >= 1 && c.max_orphans >= 1);
         assert_eq!((c.rx_buffer, c.tx_buffer), (w.rx_buffer, w.tx_buffer));
@@ -192,5 +206,46 @@ mod tests {
             ..ListenConfig::default()
         };
         assert_eq!(listen_config(small, Some(heap)), small);
+    }
+
+    /// The http example's listener with xenia-http's declared bytes: 8 KiB heads, 1 MiB of
+    /// bodies.
+    fn http_server() -> ListenConfig {
+        ListenConfig {
+            app_bytes_per_connection: 8 * 1024,
+            app_bytes_shared: MIB,
+            ..http()
+        }
+    }
+
+    #[test]
+    fn the_apps_declared_bytes_count_and_shrink_with_the_listener() {
+        // memory=16: nothing shrinks (the 256-connection bench needs all 256).
+        assert_eq!(listen_config(http_server(), Some(15 * MIB)), http_server());
+        // memory=4 (a heap of about 3 MiB): the sockets, the heads and the bodies together fit
+        // the share; before the app's bytes counted, heads and bodies could take 1.5 MiB more.
+        let heap = 3 * MIB;
+        let w = http_server();
+        let c = listen_config(w, Some(heap));
+        assert!(worst_case(&c) <= heap / 4 * 3, "{c:?}");
+        assert!(
+            c.app_bytes_shared > 0 && c.app_bytes_shared < w.app_bytes_shared,
+            "{c:?}"
+        );
+        assert_eq!(c.app_bytes_per_connection, w.app_bytes_per_connection);
+        let without_app = listen_config(http(), Some(heap));
+        assert!(
+            c.max_connections < without_app.max_connections,
+            "{c:?} {without_app:?}"
+        );
+        // A declaration that alone exceeds the share leaves the minimum counts and no more
+        // shared bytes than the share.
+        let huge = ListenConfig {
+            app_bytes_shared: 64 * MIB,
+            ..http()
+        };
+        let h = listen_config(huge, Some(heap));
+        assert!(h.app_bytes_shared <= heap / 4 * 3, "{h:?}");
+        assert!(h.max_connections >= 1, "{h:?}");
     }
 }

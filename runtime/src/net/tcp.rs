@@ -44,11 +44,21 @@ pub struct ListenConfig {
     /// Sockets of dropped streams still closing (1 ..= 65536, default 64). One more dropped
     /// stream resets the oldest. Each is reset after a grace period (10 s) by a timer.
     pub max_orphans: usize,
+    /// Heap bytes the app holds for each accepted stream beyond its socket, at most (for
+    /// example an HTTP server's request-head buffer; 0 ..= 16 MiB, default 0). The domain's
+    /// memory budget counts them with the stream's socket, so a small domain takes fewer
+    /// connections rather than running out of heap.
+    pub app_bytes_per_connection: usize,
+    /// Heap bytes the app holds for all of this listener's streams together, at most (for
+    /// example the request bodies an HTTP server keeps in memory; 0 ..= 1 GiB, default 0).
+    /// The domain's memory budget may grant less: the app reads what it got from
+    /// [`TcpListener::config`] and keeps within it.
+    pub app_bytes_shared: usize,
 }
 
 impl Default for ListenConfig {
     /// Backlog 16, 16 KiB buffers each way, 64 half-open connections for 3 s at most,
-    /// 256 connections, 64 orphans.
+    /// 256 connections, 64 orphans, no app bytes counted.
     fn default() -> Self {
         ListenConfig {
             backlog: 16,
@@ -58,6 +68,8 @@ impl Default for ListenConfig {
             half_open_timeout: Duration::from_secs(3),
             max_connections: 256,
             max_orphans: 64,
+            app_bytes_per_connection: 0,
+            app_bytes_shared: 0,
         }
     }
 }
@@ -72,7 +84,9 @@ impl ListenConfig {
             && (Duration::from_millis(10)..=Duration::from_secs(120))
                 .contains(&self.half_open_timeout)
             && (1..=65536).contains(&self.max_connections)
-            && (1..=65536).contains(&self.max_orphans);
+            && (1..=65536).contains(&self.max_orphans)
+            && self.app_bytes_per_connection <= 16 << 20
+            && self.app_bytes_shared <= 1 << 30;
         if !ok {
             return Err(NetError::BadConfig(alloc::format!("{self:?}")));
         }

@@ -584,20 +584,40 @@ fn http_answers_within_a_second_under_slowloris_and_huge_bodies_and_recovers() {
 /// `/` until it answers (60 s), then `/stats` once; both must be 200 and `/stats` must be the
 /// JSON the runtime fills. The runtime sizes its network pools from the domain's memory
 /// (runtime/src/net/budget.rs), so this is the same image as `http`; the console must show
-/// that the vif's buffers and the listener were shrunk to the heap.
+/// that the vif's buffers and the listener were shrunk to the heap. Then a body flood:
+/// [`BODY_FLOOD_CLIENTS`] clients at once each POST a [`BODY_FLOOD_BYTES`]-byte echo, far more
+/// body bytes than the small heap holds beside its sockets; every answer must be 200 or a
+/// clear 503/413 (or the connection closed by the guest), the guest must stay up and answer
+/// `/health` after, and shut down cleanly.
 fn http_4m() -> Scenario {
     Scenario::new("http-4m", "http")
         .set("memory", xenia_tests::xl::XlValue::Int(4))
-        .timeout(180)
-        .dom0(HTTP_4M_DOM0_STEPS)
+        .timeout(240)
+        .dom0(
+            &HTTP_4M_DOM0_STEPS
+                .replace("@CLIENTS@", &BODY_FLOOD_CLIENTS.to_string())
+                .replace("@BYTES@", &BODY_FLOOD_BYTES.to_string()),
+        )
 }
 
-/// dom0's side of `http-4m`: `get PATH` prints the response (head and body) with a marker line.
+/// Clients of `http-4m`'s body flood, and each one's body.
+const BODY_FLOOD_CLIENTS: usize = 32;
+const BODY_FLOOD_BYTES: usize = 96 * 1024;
+
+/// dom0's side of `http-4m`: `get PATH` prints the response (head and body) with a marker line;
+/// `post N` sends an N-byte echo and prints the status line.
 const HTTP_4M_DOM0_STEPS: &str = r#"
 get() { printf 'GET %s HTTP/1.1\r\nConnection: close\r\n\r\n' "$1" | nc -w 5 10.0.0.2 80 2>/dev/null; }
+post() { { printf 'POST /echo HTTP/1.1\r\nContent-Length: %s\r\nConnection: close\r\n\r\n' "$1"; head -c "$1" /dev/zero; } | nc -w 20 10.0.0.2 80 2>/dev/null | head -n 1 | tr -d '\r'; }
 for i in $(seq 1 240); do get / | grep -q '^HTTP/1.1 200' && break; sleep 0.25; done
 xenia_run "$d" sh -c "printf 'GET / HTTP/1.1\r\nConnection: close\r\n\r\n' | nc -w 5 10.0.0.2 80 | head -n 1 | sed 's/^/http-4m root: /'"
 xenia_run "$d" sh -c "printf 'GET /stats HTTP/1.1\r\nConnection: close\r\n\r\n' | nc -w 5 10.0.0.2 80 | sed 's/^/http-4m stats: /'"
+for i in $(seq 1 @CLIENTS@); do post @BYTES@ > /tmp/flood.$i & done
+wait
+for i in $(seq 1 @CLIENTS@); do echo "http-4m flood: [$(cat /tmp/flood.$i)]"; done | xenia_prefix out "$d" "$(xenia_since "$d")"
+for i in $(seq 1 40); do get /health | grep -q '^HTTP/1.1 200' && break; sleep 0.25; done
+xenia_run "$d" sh -c "printf 'GET /health HTTP/1.1\r\nConnection: close\r\n\r\n' | nc -w 5 10.0.0.2 80 | head -n 1 | sed 's/^/http-4m after flood: /'"
+xenia_run "$d" sh -c "printf 'GET /stats HTTP/1.1\r\nConnection: close\r\n\r\n' | nc -w 5 10.0.0.2 80 | sed 's/^/http-4m stats after: /'"
 xenia_run "$d" timeout 30 xl shutdown -w "$d"
 "#;
 
@@ -635,4 +655,50 @@ fn http_4m_serves() {
             "the runtime did not size its {what} from the heap\n{all}"
         );
     }
+    // The body flood: answers are 200, 503 (bodies at their granted total) or 413, or none
+    // (the guest closed a connection whose body it refused before the client read the
+    // answer); never a crash.
+    let flood: Vec<&str> = dom0
+        .iter()
+        .filter_map(|l| l.split("http-4m flood: [").nth(1))
+        .map(|l| l.trim_end_matches(']'))
+        .collect();
+    assert_eq!(
+        flood.len(),
+        BODY_FLOOD_CLIENTS,
+        "flood answers missing\n{all}"
+    );
+    let count = |p: &str| flood.iter().filter(|l| l.starts_with(p)).count();
+    let (ok, busy, large) = (
+        count("HTTP/1.1 200"),
+        count("HTTP/1.1 503"),
+        count("HTTP/1.1 413"),
+    );
+    let other: Vec<&&str> = flood
+        .iter()
+        .filter(|l| !l.is_empty() && !l.starts_with("HTTP/1.1 200"))
+        .filter(|l| !l.starts_with("HTTP/1.1 503") && !l.starts_with("HTTP/1.1 413"))
+        .collect();
+    eprintln!(
+        "http-4m flood: {BODY_FLOOD_CLIENTS} clients x {BODY_FLOOD_BYTES} B: {ok} x 200, \
+         {busy} x 503, {large} x 413, {} unanswered",
+        BODY_FLOOD_CLIENTS - ok - busy - large - other.len()
+    );
+    assert!(
+        other.is_empty(),
+        "unexpected flood answers {other:?}\n{all}"
+    );
+    assert!(ok >= 1, "no flood client was served\n{all}");
+    assert!(
+        dom0.iter()
+            .any(|l| l.contains("http-4m after flood: HTTP/1.1 200")),
+        "/health did not answer 200 after the body flood\n{all}"
+    );
+    assert!(
+        !console
+            .iter()
+            .any(|l| l.contains("panicked") || l.contains("out of memory")),
+        "the guest failed under the body flood\n{all}"
+    );
+    super::assert_outcome(&r, console, Outcome::Poweroff);
 }
