@@ -612,8 +612,10 @@ post() { { printf 'POST /echo HTTP/1.1\r\nContent-Length: %s\r\nConnection: clos
 for i in $(seq 1 240); do get / | grep -q '^HTTP/1.1 200' && break; sleep 0.25; done
 xenia_run "$d" sh -c "printf 'GET / HTTP/1.1\r\nConnection: close\r\n\r\n' | nc -w 5 10.0.0.2 80 | head -n 1 | sed 's/^/http-4m root: /'"
 xenia_run "$d" sh -c "printf 'GET /stats HTTP/1.1\r\nConnection: close\r\n\r\n' | nc -w 5 10.0.0.2 80 | sed 's/^/http-4m stats: /'"
-for i in $(seq 1 @CLIENTS@); do post @BYTES@ > /tmp/flood.$i & done
-wait
+pids=
+for i in $(seq 1 @CLIENTS@); do post @BYTES@ > /tmp/flood.$i & pids="$pids $!"; done
+# Only the clients: a bare `wait` would also wait for the harness's own background jobs.
+wait $pids
 for i in $(seq 1 @CLIENTS@); do echo "http-4m flood: [$(cat /tmp/flood.$i)]"; done | xenia_prefix out "$d" "$(xenia_since "$d")"
 for i in $(seq 1 40); do get /health | grep -q '^HTTP/1.1 200' && break; sleep 0.25; done
 xenia_run "$d" sh -c "printf 'GET /health HTTP/1.1\r\nConnection: close\r\n\r\n' | nc -w 5 10.0.0.2 80 | head -n 1 | sed 's/^/http-4m after flood: /'"
