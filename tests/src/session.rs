@@ -134,7 +134,7 @@ pub struct Session {
     pub log: SerialLog,
     /// The configuration each scenario ran with, by scenario name.
     pub configs: BTreeMap<String, XlConfig>,
-    /// Image size in bytes of each example built.
+    /// Image size in bytes of each example built, as booted (`<example>.xen.gz`).
     pub image_sizes: BTreeMap<String, u64>,
     /// Where the serial log is.
     pub log_path: PathBuf,
@@ -240,7 +240,7 @@ impl Session {
             let text = fs::read_to_string(&cfg_path)
                 .map_err(|e| format!("cannot read {}: {e}", cfg_path.display()))?;
             base.insert(s.example.clone(), XlConfig::parse(&text)?);
-            let size = fs::metadata(dir.join(format!("{}.xen", s.example)))
+            let size = fs::metadata(dir.join(format!("{}.xen.gz", s.example)))
                 .map_err(|e| format!("image of {}: {e}", s.example))?
                 .len();
             image_sizes.insert(s.example.clone(), size);
