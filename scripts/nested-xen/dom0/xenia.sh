@@ -186,7 +186,17 @@ xenia_create() {
         xenia_stop_events "$d"
         tail -n 20 /var/log/xen/xen-hotplug.log 2>/dev/null | xenia_prefix out "$d" "$secs"
     fi
+    xenia_hotplug_times
     return "$rc"
+}
+
+# The hotplug scripts' timing lines (dom0/hotplug/xenia-hotplug.sh) since the last call, as
+# dom0 lines; empties the log.
+xenia_hotplug_times() {
+    local l f=/var/log/xen/xen-hotplug.log
+    [ -s "$f" ] || return 0
+    grep '^xenia-hotplug: ' "$f" | while IFS= read -r l; do xenia_log "$l"; done
+    : >"$f"
 }
 
 # The shutdown reason xl recorded for domain $1 (from the log of xl's monitoring process) as a
