@@ -186,17 +186,7 @@ xenia_create() {
         xenia_stop_events "$d"
         tail -n 20 /var/log/xen/xen-hotplug.log 2>/dev/null | xenia_prefix out "$d" "$secs"
     fi
-    xenia_hotplug_times
     return "$rc"
-}
-
-# The hotplug scripts' timing lines (dom0/hotplug/xenia-hotplug.sh) since the last call, as
-# dom0 lines; empties the log.
-xenia_hotplug_times() {
-    local l f=/var/log/xen/xen-hotplug.log
-    [ -s "$f" ] || return 0
-    grep '^xenia-hotplug: ' "$f" | while IFS= read -r l; do xenia_log "$l"; done
-    : >"$f"
 }
 
 # The shutdown reason xl recorded for domain $1 (from the log of xl's monitoring process) as a
@@ -281,13 +271,17 @@ xenia_console() {
     xenia_mark logsum "$d" - "$(wc -l <"$norm" | tr -d ' ') $(sha256sum <"$norm" | cut -d' ' -f1)"
 }
 
-# xenia_run DOMAIN CMD...: run a dom0 command, its output as `out` lines of DOMAIN.
+# xenia_run DOMAIN CMD...: run a dom0 command, its output as `out` lines of DOMAIN; then a
+# dom0 line with how long it took ("run took <seconds> s: CMD", for finding slow steps).
 xenia_run() {
-    local d="$1" rc
+    local d="$1" rc t0 t1
     shift
+    read -r t0 _ </proc/uptime
     "$@" >"$XENIA_RUN/run.out" 2>&1
     rc=$?
+    read -r t1 _ </proc/uptime
     { cat "$XENIA_RUN/run.out"; echo "[exit $rc] $*"; } | xenia_prefix out "$d" "$(xenia_since "$d" 2>/dev/null || echo -)"
+    xenia_log "run took $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') s: $(printf '%s' "$*" | tr '\n' ' ')"
     return "$rc"
 }
 

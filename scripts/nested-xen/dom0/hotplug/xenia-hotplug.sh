@@ -8,9 +8,11 @@
 # handful of forks. Users' dom0s keep Xen's scripts: only the nested test VM installs these.
 #
 # A failure writes hotplug-error and hotplug-status = error (what Xen's scripts write, and what
-# netback and libxl look at) and a message on stderr (libxl copies it to
-# /var/log/xen/xen-hotplug.log, which xenia_create shows when `xl create` fails), and exits 1,
-# so that `xl create` fails at once with the reason instead of waiting for its timeout.
+# netback and libxl look at) and a message on stderr, and exits 1, so that `xl create` fails at
+# once with the reason instead of waiting for its timeout. A script's stderr is the toolstack's
+# (libxl runs it with xl's or libvirtd's descriptors; Xen's scripts send theirs to
+# xen-hotplug.log instead): the message is in `xl create`'s output, which xenia_create reports
+# as `out` lines, as is each run's timing line (hp_done).
 #
 # busybox ash prefers its own applets to PATH: the real tools are called by their full paths.
 
@@ -19,8 +21,8 @@ hp_name=${0##*/}
 # When the script started (/proc/uptime: seconds with two decimals), for hp_done.
 read -r hp_t0 _ </proc/uptime
 
-# "xenia-hotplug: <script> <action> <backend path> <result> in <seconds> s" on stderr (in
-# xen-hotplug.log, which xenia_create reports after each create), without forking.
+# "xenia-hotplug: <script> <action> <backend path> <result> in <seconds> s" on stderr, without
+# forking.
 hp_done() {
     local t1 c0 c1
     read -r t1 _ </proc/uptime
