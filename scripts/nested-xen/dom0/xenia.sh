@@ -271,13 +271,17 @@ xenia_console() {
     xenia_mark logsum "$d" - "$(wc -l <"$norm" | tr -d ' ') $(sha256sum <"$norm" | cut -d' ' -f1)"
 }
 
-# xenia_run DOMAIN CMD...: run a dom0 command, its output as `out` lines of DOMAIN.
+# xenia_run DOMAIN CMD...: run a dom0 command, its output as `out` lines of DOMAIN; then a
+# dom0 line with how long it took ("run took <seconds> s: CMD", for finding slow steps).
 xenia_run() {
-    local d="$1" rc
+    local d="$1" rc t0 t1
     shift
+    read -r t0 _ </proc/uptime
     "$@" >"$XENIA_RUN/run.out" 2>&1
     rc=$?
+    read -r t1 _ </proc/uptime
     { cat "$XENIA_RUN/run.out"; echo "[exit $rc] $*"; } | xenia_prefix out "$d" "$(xenia_since "$d" 2>/dev/null || echo -)"
+    xenia_log "run took $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') s: $(printf '%s' "$*" | tr '\n' ' ')"
     return "$rc"
 }
 

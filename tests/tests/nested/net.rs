@@ -32,7 +32,11 @@ const SLOWLORIS: &str = env!("CARGO_BIN_EXE_xenia-slowloris");
 /// example's cap of 256 connections).
 const SLOW_CLIENTS: u64 = 300;
 const HUGE_CLIENTS: u64 = 50;
-const SLOW_SECS: u64 = 30;
+/// 20 s: twice the longest deadline the attack is there to trip (the http example keeps
+/// xenia-http's defaults: a head within 10 s, a body at 1 KiB every 5 s; checked by
+/// `attack_durations_outlast_the_deadlines`), so every slow client is evicted and reconnects
+/// at least once while the normal client is served each second. (30 s until 2026-12-01.)
+const SLOW_SECS: u64 = 20;
 /// The http example's listener budgets and server limits (examples/http/src/lib.rs): every
 /// socket it may hold (1 listening + 64 half-open + 64 backlog + 256 connections + 64
 /// orphans), and what each connection may hold beyond its socket (the largest head buffer).
@@ -54,17 +58,24 @@ const SLOW_AFTER_TOLERANCE: u64 =
     HTTP_SOCKETS.next_power_of_two() * 464 + HTTP_MAX_CONNECTIONS * 256 + 8 * 1024;
 
 /// dom0's side of the http-slowloris scenario.
-const SLOWLORIS_DOM0_STEPS: &str = r#"
+fn slowloris_dom0_steps() -> String {
+    format!(
+        r#"
 cp /job/xenia-http-client /tmp/xenia-http-client && chmod +x /tmp/xenia-http-client
 cp /job/xenia-slowloris /tmp/xenia-slowloris && chmod +x /tmp/xenia-slowloris
-xenia_run "$d" timeout 180 /tmp/xenia-http-client 10.0.0.2 80 --slowloris /tmp/xenia-slowloris 300 50 30
+xenia_run "$d" timeout 180 /tmp/xenia-http-client 10.0.0.2 80 --slowloris /tmp/xenia-slowloris {SLOW_CLIENTS} {HUGE_CLIENTS} {SLOW_SECS}
 xenia_run "$d" timeout 30 xl shutdown -w "$d"
-"#;
+"#
+    )
+}
 
 /// Spoofed SYNs a second, and for how many seconds (the issue's numbers: before the fix they
 /// left a normal client 0 answers out of 25 and the guest with 65 open connections after).
+/// 15 s (30 s until 2026-12-01): five times the guest's 3 s half-open timeout, so half-open
+/// sockets are reaped and replaced many times over while the normal client is served each
+/// second; the half-open cap fills in the first quarter second.
 const FLOOD_RATE: u32 = 300;
-const FLOOD_SECS: u32 = 30;
+const FLOOD_SECS: u32 = 15;
 
 /// The http example's `ListenConfig` (examples/http/src/lib.rs), from which the bounds are
 /// derived: at most `max_half_open` handshakes at once, each a socket with `rx_buffer +
@@ -88,12 +99,16 @@ const AFTER_HEAP_TOLERANCE: u64 = 128 * 464 + 16 * 1024;
 const MIN_FLOOD_RATE: f64 = 200.0;
 
 /// dom0's side of the http-synflood scenario (the client bounds the attacker's run itself).
-const SYNFLOOD_DOM0_STEPS: &str = r#"
+fn synflood_dom0_steps() -> String {
+    format!(
+        r#"
 cp /job/xenia-http-client /tmp/xenia-http-client && chmod +x /tmp/xenia-http-client
 cp /job/xenia-synflood /tmp/xenia-synflood && chmod +x /tmp/xenia-synflood
-xenia_run "$d" timeout 180 /tmp/xenia-http-client 10.0.0.2 80 --synflood /tmp/xenia-synflood 300 30
+xenia_run "$d" timeout 180 /tmp/xenia-http-client 10.0.0.2 80 --synflood /tmp/xenia-synflood {FLOOD_RATE} {FLOOD_SECS}
 xenia_run "$d" timeout 30 xl shutdown -w "$d"
-"#;
+"#
+    )
+}
 
 /// dom0's side of the http scenario.
 const HTTP_DOM0_STEPS: &str = r#"
@@ -113,12 +128,12 @@ pub fn scenarios() -> Vec<Scenario> {
             .timeout(240)
             .file(CLIENT)
             .file(ATTACKER)
-            .dom0(SYNFLOOD_DOM0_STEPS),
+            .dom0(&synflood_dom0_steps()),
         Scenario::new("http-slowloris", "http")
             .timeout(240)
             .file(CLIENT)
             .file(SLOWLORIS)
-            .dom0(SLOWLORIS_DOM0_STEPS),
+            .dom0(&slowloris_dom0_steps()),
         http_4m(),
     ]
 }
@@ -259,46 +274,196 @@ fn flood_line_parsing() {
     let h = sample("flood health phase=after t=40.1 status=0 ms=5000.2 err=connect: timed out")
         .unwrap();
     assert_eq!((h.status, h.json), (0, None));
+    let sent = (FLOOD_RATE * FLOOD_SECS).to_string();
     assert_eq!(
-        kv("synflood sent=9000 failed=0 secs=30.0", "sent"),
-        Some("9000")
+        kv(
+            &format!("synflood sent={sent} failed=0 secs={FLOOD_SECS}.0"),
+            "sent"
+        ),
+        Some(sent.as_str())
     );
+}
+
+#[test]
+fn attack_dom0_steps_use_the_constants() {
+    assert!(synflood_dom0_steps().contains(&format!(
+        "--synflood /tmp/xenia-synflood {FLOOD_RATE} {FLOOD_SECS}\n"
+    )));
+    assert!(slowloris_dom0_steps().contains(&format!(
+        "--slowloris /tmp/xenia-slowloris {SLOW_CLIENTS} {HUGE_CLIENTS} {SLOW_SECS}\n"
+    )));
+}
+
+/// The slowloris attack lasts at least twice the deadlines it must trip (xenia-http's defaults,
+/// which examples/http's `limits()` keeps), so that its clients are evicted by them at least
+/// once while it runs; the flood lasts well past the guest's 3 s half-open timeout.
+#[test]
+fn attack_durations_outlast_the_deadlines() {
+    let limits = xenia_http::Limits::default();
+    let attack = std::time::Duration::from_secs(SLOW_SECS);
+    assert!(
+        attack >= 2 * limits.head_timeout,
+        "{attack:?} vs {limits:?}"
+    );
+    assert!(
+        attack >= 2 * limits.body_rate.per,
+        "{attack:?} vs {limits:?}"
+    );
+}
+
+// The flood outlasts the guest's 3 s half-open timeout several times over.
+const _: () = assert!(FLOOD_SECS >= 4 * 3);
+
+/// The normal client's report of an attack scenario (`http-synflood`, `http-slowloris`): its
+/// `flood ...` lines parsed, with everything dom0 and the guest said for failure messages.
+struct AttackReport {
+    /// dom0's lines, trimmed.
+    dom0: Vec<String>,
+    /// dom0's lines, the console and `xl dmesg`: the text a failed assertion shows.
+    all: String,
+    /// `/stats` before the attack (after the readiness probes settled).
+    base: String,
+    /// `/stats` 10 s after the attacker ended.
+    after: String,
+    /// The `/health` requests made while the attacker ran.
+    health: Vec<Sample>,
+    /// The `/stats` requests made while the attacker ran (answered or not).
+    stats: Vec<Sample>,
+}
+
+impl AttackReport {
+    /// Scenario `name`'s report; panics when the client failed or said nothing usable.
+    fn of(name: &str) -> Self {
+        let (r, console) = super::scenario(name);
+        let dom0: Vec<String> = r.report.dom0.iter().map(|l| l.trim().to_string()).collect();
+        let all = format!(
+            "dom0:\n{}\nconsole:\n{}\nxl dmesg:\n{}",
+            dom0.join("\n"),
+            console.join("\n"),
+            r.report.dmesg.join("\n")
+        );
+        assert!(
+            !dom0.iter().any(|l| l.starts_with("FAIL ")),
+            "the client failed\n{all}"
+        );
+        let (mut health, mut stats) = (Vec::new(), Vec::new());
+        for l in &dom0 {
+            let is_health = l.starts_with("flood health ");
+            if !is_health && !l.starts_with("flood stats ") {
+                continue;
+            }
+            let s = sample(l).unwrap_or_else(|| panic!("bad line {l:?}\n{all}"));
+            if s.phase == "during" {
+                if is_health {
+                    health.push(s);
+                } else {
+                    stats.push(s);
+                }
+            }
+        }
+        let mut a = AttackReport {
+            dom0,
+            all,
+            base: String::new(),
+            after: String::new(),
+            health,
+            stats,
+        };
+        a.base = a.line("flood baseline ").to_string();
+        a.after = a.line("flood after ").to_string();
+        a
+    }
+
+    /// The rest of the first dom0 line starting with `prefix`.
+    fn line(&self, prefix: &str) -> &str {
+        self.dom0
+            .iter()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no dom0 line {prefix:?}\n{}", self.all))
+    }
+
+    /// The number `key` of a `/stats` JSON body.
+    fn num(&self, json: &str, key: &str) -> u64 {
+        json_u64(json, key).unwrap_or_else(|| panic!("no {key} in {json:?}\n{}", self.all))
+    }
+
+    /// The `/stats` bodies answered while the attacker ran.
+    fn stats_json(&self) -> Vec<&str> {
+        self.stats
+            .iter()
+            .filter_map(|s| s.json.as_deref())
+            .collect()
+    }
+
+    /// The largest `key` in the `/stats` answers while the attacker ran.
+    fn peak(&self, key: &str) -> u64 {
+        self.stats_json()
+            .iter()
+            .map(|j| self.num(j, key))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// `/health` requests answered 200 within 1 s while the attacker ran.
+    fn answered(&self) -> usize {
+        self.health
+            .iter()
+            .filter(|s| s.status == 200 && s.ms < 1000.0)
+            .count()
+    }
+
+    /// The normal client's `/health` latency while the attacker ran: (max, mean) in ms.
+    fn latency_ms(&self) -> (f64, f64) {
+        let max = self.health.iter().map(|s| s.ms).fold(0.0, f64::max);
+        let mean = self.health.iter().map(|s| s.ms).sum::<f64>() / self.health.len().max(1) as f64;
+        (max, mean)
+    }
+
+    /// A request a second through the whole attack of `secs` seconds, each a 200 within 1 s
+    /// (the client's first and last ticks may fall outside the attacker's run: 3 s of slack).
+    fn assert_served_each_second(&self, secs: u64) {
+        let min_samples = secs.saturating_sub(3) as usize;
+        assert!(
+            self.health.len() >= min_samples,
+            "only {} /health during the attack\n{}",
+            self.health.len(),
+            self.all
+        );
+        assert_eq!(
+            self.answered(),
+            self.health.len(),
+            "not every /health was a 200 within 1 s during the attack\n{}",
+            self.all
+        );
+    }
+
+    /// The client (whose command line has `flag`) exited 0.
+    fn assert_client_exit_0(&self, flag: &str) {
+        assert!(
+            self.dom0
+                .iter()
+                .any(|l| l.contains("[exit 0]") && l.contains(flag)),
+            "the client did not exit 0\n{}",
+            self.all
+        );
+    }
 }
 
 #[test]
 #[ignore = "boots nested Xen in QEMU: run scripts/test (XENIA_NESTED=1 ... -- --ignored)"]
 fn http_answers_within_a_second_under_a_syn_flood_and_recovers() {
-    let (r, console) = super::scenario("http-synflood");
-    let dom0: Vec<String> = r.report.dom0.iter().map(|l| l.trim().to_string()).collect();
-    let all = format!(
-        "dom0:\n{}\nconsole:\n{}\nxl dmesg:\n{}",
-        dom0.join("\n"),
-        console.join("\n"),
-        r.report.dmesg.join("\n")
-    );
-    let line = |prefix: &str| -> String {
-        dom0.iter()
-            .find_map(|l| l.strip_prefix(prefix))
-            .unwrap_or_else(|| panic!("no dom0 line {prefix:?}\n{all}"))
-            .to_string()
-    };
-    let num = |json: &str, key: &str| -> u64 {
-        json_u64(json, key).unwrap_or_else(|| panic!("no {key} in {json:?}\n{all}"))
-    };
-    assert!(
-        !dom0.iter().any(|l| l.starts_with("FAIL ")),
-        "the client failed\n{all}"
-    );
+    let a = AttackReport::of("http-synflood");
+    let all = &a.all;
 
     // The attacker sent what it was asked to, at the rate asked.
-    let flood = line("synflood ");
-    let sent: u64 = kv(&flood, "sent").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let flood = a.line("synflood ");
+    let sent: u64 = kv(flood, "sent").and_then(|v| v.parse().ok()).unwrap_or(0);
     let want = u64::from(FLOOD_RATE * FLOOD_SECS);
     assert!(
         sent >= want * 9 / 10,
         "attacker: {flood} (want {want})\n{all}"
     );
-    let flood_rate: f64 = kv(&flood, "rate")
+    let flood_rate: f64 = kv(flood, "rate")
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0);
     assert!(
@@ -306,56 +471,27 @@ fn http_answers_within_a_second_under_a_syn_flood_and_recovers() {
         "attacker too slow: {flood}\n{all}"
     );
 
-    let base = line("flood baseline ");
-    let after = line("flood after ");
-    let lines: Vec<&String> = dom0
-        .iter()
-        .filter(|l| l.starts_with("flood health ") || l.starts_with("flood stats "))
-        .collect();
-    let samples: Vec<Sample> = lines
-        .iter()
-        .map(|l| sample(l).unwrap_or_else(|| panic!("bad line {l:?}\n{all}")))
-        .collect();
-    let during_health: Vec<&Sample> = lines
-        .iter()
-        .zip(&samples)
-        .filter(|(l, s)| l.starts_with("flood health ") && s.phase == "during")
-        .map(|(_, s)| s)
-        .collect();
-    let during_stats: Vec<&Sample> = lines
-        .iter()
-        .zip(&samples)
-        .filter(|(l, s)| l.starts_with("flood stats ") && s.phase == "during")
-        .map(|(_, s)| s)
-        .collect();
-    let answered = during_health
-        .iter()
-        .filter(|s| s.status == 200 && s.ms < 1000.0)
-        .count();
-    let max_ms = during_health.iter().map(|s| s.ms).fold(0.0, f64::max);
-    let mean_ms =
-        during_health.iter().map(|s| s.ms).sum::<f64>() / during_health.len().max(1) as f64;
-    let stats_json: Vec<&str> = during_stats
-        .iter()
-        .filter_map(|s| s.json.as_deref())
-        .collect();
-    let peak = |key: &str| stats_json.iter().map(|j| num(j, key)).max().unwrap_or(0);
+    let (base, after) = (a.base.as_str(), a.after.as_str());
+    let answered = a.answered();
+    let (max_ms, mean_ms) = a.latency_ms();
+    let stats_json = a.stats_json();
     let (peak_heap, peak_half_open, peak_open, peak_orphans) = (
-        peak("heap_in_use"),
-        peak("tcp_half_open"),
-        peak("open_connections"),
-        peak("tcp_orphans"),
+        a.peak("heap_in_use"),
+        a.peak("tcp_half_open"),
+        a.peak("open_connections"),
+        a.peak("tcp_orphans"),
     );
-    let base_heap = num(&base, "heap_in_use");
-    let syn_dropped = num(&after, "tcp_syn_dropped").saturating_sub(num(&base, "tcp_syn_dropped"));
+    let num = |json: &str, key: &str| a.num(json, key);
+    let base_heap = num(base, "heap_in_use");
+    let syn_dropped = num(after, "tcp_syn_dropped").saturating_sub(num(base, "tcp_syn_dropped"));
     let s = super::session();
     s.note(&format!(
         "http-synflood: attacker {flood}; normal client during the flood: {answered}/{} \
          /health answered 200 within 1 s, latency max {max_ms:.1} ms mean {mean_ms:.1} ms; \
          /stats answered {}/{}",
-        during_health.len(),
+        a.health.len(),
         stats_json.len(),
-        during_stats.len()
+        a.stats.len()
     ));
     s.note(&format!(
         "http-synflood: during: peak heap_in_use {peak_heap} (baseline {base_heap}, +{} B, \
@@ -368,26 +504,17 @@ fn http_answers_within_a_second_under_a_syn_flood_and_recovers() {
         "http-synflood: 10 s after: heap_in_use {} (baseline {base_heap}, tolerance \
          +{AFTER_HEAP_TOLERANCE}), tcp_half_open {}, open_connections {} (baseline {}), \
          tcp_orphans {}, tcp_reaped {}",
-        num(&after, "heap_in_use"),
-        num(&after, "tcp_half_open"),
-        num(&after, "open_connections"),
-        num(&base, "open_connections"),
-        num(&after, "tcp_orphans"),
-        num(&after, "tcp_reaped"),
+        num(after, "heap_in_use"),
+        num(after, "tcp_half_open"),
+        num(after, "open_connections"),
+        num(base, "open_connections"),
+        num(after, "tcp_orphans"),
+        num(after, "tcp_reaped"),
     ));
 
     // The normal client: a request a second through the whole flood, each a 200 within 1 s.
+    a.assert_served_each_second(u64::from(FLOOD_SECS));
     let min_samples = (FLOOD_SECS - 3) as usize;
-    assert!(
-        during_health.len() >= min_samples,
-        "only {} /health during the flood\n{all}",
-        during_health.len()
-    );
-    assert_eq!(
-        answered,
-        during_health.len(),
-        "not every /health was a 200 within 1 s during the flood\n{all}"
-    );
     assert!(
         stats_json.len() >= min_samples,
         "only {} /stats answered during the flood\n{all}",
@@ -410,94 +537,49 @@ fn http_answers_within_a_second_under_a_syn_flood_and_recovers() {
         "heap {peak_heap} during the flood, baseline {base_heap}\n{all}"
     );
     // Back to baseline after it.
-    assert_eq!(num(&after, "tcp_half_open"), 0, "{all}");
+    assert_eq!(num(after, "tcp_half_open"), 0, "{all}");
     assert_eq!(
-        num(&after, "open_connections"),
-        num(&base, "open_connections"),
+        num(after, "open_connections"),
+        num(base, "open_connections"),
         "{all}"
     );
     assert!(
-        num(&after, "heap_in_use") <= base_heap + AFTER_HEAP_TOLERANCE,
+        num(after, "heap_in_use") <= base_heap + AFTER_HEAP_TOLERANCE,
         "heap not back near baseline\n{all}"
     );
-    assert!(
-        r.report
-            .dom0
-            .iter()
-            .any(|l| l.contains("[exit 0]") && l.contains("--synflood")),
-        "the client did not exit 0\n{all}"
-    );
+    a.assert_client_exit_0("--synflood");
 }
 
 #[test]
 #[ignore = "boots nested Xen in QEMU: run scripts/test (XENIA_NESTED=1 ... -- --ignored)"]
 fn http_answers_within_a_second_under_slowloris_and_huge_bodies_and_recovers() {
-    let (r, console) = super::scenario("http-slowloris");
-    let dom0: Vec<String> = r.report.dom0.iter().map(|l| l.trim().to_string()).collect();
-    let all = format!(
-        "dom0:\n{}\nconsole:\n{}\nxl dmesg:\n{}",
-        dom0.join("\n"),
-        console.join("\n"),
-        r.report.dmesg.join("\n")
-    );
-    let line = |prefix: &str| -> String {
-        dom0.iter()
-            .find_map(|l| l.strip_prefix(prefix))
-            .unwrap_or_else(|| panic!("no dom0 line {prefix:?}\n{all}"))
-            .to_string()
-    };
-    let num = |json: &str, key: &str| -> u64 {
-        json_u64(json, key).unwrap_or_else(|| panic!("no {key} in {json:?}\n{all}"))
-    };
-    assert!(
-        !dom0.iter().any(|l| l.starts_with("FAIL ")),
-        "the client failed\n{all}"
-    );
+    let a = AttackReport::of("http-slowloris");
+    let all = &a.all;
 
     // The attacker held its connections and reopened the ones the guest closed.
-    let attack = line("slowloris ");
-    let field = |k: &str| -> u64 { kv(&attack, k).and_then(|v| v.parse().ok()).unwrap_or(0) };
+    let attack = a.line("slowloris ");
+    let field = |k: &str| -> u64 { kv(attack, k).and_then(|v| v.parse().ok()).unwrap_or(0) };
     let (connects, closed, answers_408) =
         (field("connects"), field("closed"), field("answers_408"));
 
-    let base = line("flood baseline ");
-    let after = line("flood after ");
-    let samples: Vec<(bool, Sample)> = dom0
-        .iter()
-        .filter(|l| l.starts_with("flood health ") || l.starts_with("flood stats "))
-        .map(|l| {
-            let s = sample(l).unwrap_or_else(|| panic!("bad line {l:?}\n{all}"));
-            (l.starts_with("flood health "), s)
-        })
-        .filter(|(_, s)| s.phase == "during")
-        .collect();
-    let health: Vec<&Sample> = samples.iter().filter(|(h, _)| *h).map(|(_, s)| s).collect();
-    let stats: Vec<&str> = samples
-        .iter()
-        .filter(|(h, _)| !*h)
-        .filter_map(|(_, s)| s.json.as_deref())
-        .collect();
-    let answered = health
-        .iter()
-        .filter(|s| s.status == 200 && s.ms < 1000.0)
-        .count();
-    let max_ms = health.iter().map(|s| s.ms).fold(0.0, f64::max);
-    let mean_ms = health.iter().map(|s| s.ms).sum::<f64>() / health.len().max(1) as f64;
-    let peak = |key: &str| stats.iter().map(|j| num(j, key)).max().unwrap_or(0);
+    let (base, after) = (a.base.as_str(), a.after.as_str());
+    let answered = a.answered();
+    let (max_ms, mean_ms) = a.latency_ms();
     let (peak_heap, peak_open, peak_sockets, peak_body) = (
-        peak("heap_in_use"),
-        peak("open_connections"),
-        peak("tcp_sockets"),
-        peak("body_bytes"),
+        a.peak("heap_in_use"),
+        a.peak("open_connections"),
+        a.peak("tcp_sockets"),
+        a.peak("body_bytes"),
     );
-    let base_heap = num(&base, "heap_in_use");
+    let num = |json: &str, key: &str| a.num(json, key);
+    let base_heap = num(base, "heap_in_use");
     let s = super::session();
     s.note(&format!(
         "http-slowloris: attacker {attack}; normal client during the attack: {answered}/{} \
          /health answered 200 within 1 s, latency max {max_ms:.1} ms mean {mean_ms:.1} ms; \
          /stats answered {}",
-        health.len(),
-        stats.len()
+        a.health.len(),
+        a.stats_json().len()
     ));
     s.note(&format!(
         "http-slowloris: during: peak heap_in_use {peak_heap} (baseline {base_heap}, +{} B, \
@@ -505,24 +587,24 @@ fn http_answers_within_a_second_under_slowloris_and_huge_bodies_and_recovers() {
          {peak_sockets} (bound {}), peak body_bytes {peak_body}; evictions {}, timeouts {}",
         peak_heap.saturating_sub(base_heap),
         HTTP_SOCKETS + 2,
-        num(&after, "evictions"),
-        num(&after, "timeouts"),
+        num(after, "evictions"),
+        num(after, "timeouts"),
     ));
     s.note(&format!(
         "http-slowloris: 10 s after: heap_in_use {} (baseline {base_heap}, tolerance \
          +{SLOW_AFTER_TOLERANCE}), open_connections {} (baseline {}), tcp_sockets {} \
          (baseline {}), tcp_orphans {}; open by phase: waiting {}, reading_head {}, \
          reading_body {}, busy {}",
-        num(&after, "heap_in_use"),
-        num(&after, "open_connections"),
-        num(&base, "open_connections"),
-        num(&after, "tcp_sockets"),
-        num(&base, "tcp_sockets"),
-        num(&after, "tcp_orphans"),
-        num(&after, "waiting"),
-        num(&after, "reading_head"),
-        num(&after, "reading_body"),
-        num(&after, "busy"),
+        num(after, "heap_in_use"),
+        num(after, "open_connections"),
+        num(base, "open_connections"),
+        num(after, "tcp_sockets"),
+        num(base, "tcp_sockets"),
+        num(after, "tcp_orphans"),
+        num(after, "waiting"),
+        num(after, "reading_head"),
+        num(after, "reading_body"),
+        num(after, "busy"),
     ));
 
     // The attack was on: more connections than the cap, closed and reopened.
@@ -535,17 +617,7 @@ fn http_answers_within_a_second_under_slowloris_and_huge_bodies_and_recovers() {
         "peak open {peak_open}\n{all}"
     );
     // The normal client: a request a second through the whole attack, each a 200 within 1 s.
-    let min_samples = (SLOW_SECS - 3) as usize;
-    assert!(
-        health.len() >= min_samples,
-        "only {} /health during the attack\n{all}",
-        health.len()
-    );
-    assert_eq!(
-        answered,
-        health.len(),
-        "not every /health was a 200 within 1 s during the attack\n{all}"
-    );
+    a.assert_served_each_second(SLOW_SECS);
     // Bounded during the attack: the cap, the sockets, the heap; no body memory.
     assert!(peak_open <= HTTP_MAX_CONNECTIONS, "{peak_open} open\n{all}");
     assert!(
@@ -559,25 +631,19 @@ fn http_answers_within_a_second_under_slowloris_and_huge_bodies_and_recovers() {
     assert!(peak_body <= 2 << 20, "body_bytes {peak_body}\n{all}");
     // Back to baseline after it.
     assert_eq!(
-        num(&after, "open_connections"),
-        num(&base, "open_connections"),
+        num(after, "open_connections"),
+        num(base, "open_connections"),
         "{all}"
     );
     assert!(
-        num(&after, "tcp_sockets") <= num(&base, "tcp_sockets") + 2,
+        num(after, "tcp_sockets") <= num(base, "tcp_sockets") + 2,
         "sockets not back to baseline\n{all}"
     );
     assert!(
-        num(&after, "heap_in_use") <= base_heap + SLOW_AFTER_TOLERANCE,
+        num(after, "heap_in_use") <= base_heap + SLOW_AFTER_TOLERANCE,
         "heap not back near baseline\n{all}"
     );
-    assert!(
-        r.report
-            .dom0
-            .iter()
-            .any(|l| l.contains("[exit 0]") && l.contains("--slowloris")),
-        "the client did not exit 0\n{all}"
-    );
+    a.assert_client_exit_0("--slowloris");
 }
 
 /// `http-4m`: the http example at `memory=4` (the domain builder's floor, issue 11): dom0 asks
