@@ -3,11 +3,10 @@
 //! so an idle guest uses no CPU.
 
 use alloc::boxed::Box;
-use alloc::collections::{BinaryHeap, VecDeque};
+use alloc::collections::{BTreeMap, VecDeque};
 use alloc::sync::Arc;
 use alloc::task::Wake;
 use alloc::vec::Vec;
-use core::cmp::Reverse;
 use core::future::Future;
 use core::panic::Location;
 use core::pin::Pin;
@@ -33,8 +32,6 @@ struct Task {
 
 struct TaskWaker {
     id: u64,
-    /// Its slot in [`Tasks`], reserved at spawn.
-    slot: u32,
     queued: AtomicBool,
 }
 
@@ -45,7 +42,7 @@ impl Wake for TaskWaker {
 
     fn wake_by_ref(self: &Arc<Self>) {
         if !self.queued.swap(true, Ordering::AcqRel) {
-            READY.lock().push_back((self.slot, self.id));
+            READY.lock().push_back(self.id);
         }
     }
 }
@@ -53,146 +50,15 @@ impl Wake for TaskWaker {
 // Tasks are not `Send` (their futures need not be): the statics holding them are `VcpuCell`s,
 // which check that only one context (the vCPU; on the host, one thread) uses them and that
 // nothing re-enters them while borrowed.
-//
-// The tasks live in a slab: a task's slot is reserved when it is spawned (from `SLOTS`, which
-// needs no borrow of the tasks) and named by its waker together with the task's id, so waking,
-// taking a task out to poll it and putting it back are O(1). A slot is `None` while its task
-// is being polled, and returns to `SLOTS` when the task is done; a stale wake (an old task's
-// waker, its slot reused since) is told apart by the id.
 #[derive(Default)]
-struct Tasks(Vec<Option<Task>>);
-
-/// Free task slots, and the count of slots ever handed out.
-struct Slots {
-    free: Vec<u32>,
-    next: u32,
-}
-
-impl Slots {
-    fn take(&mut self) -> u32 {
-        self.free.pop().unwrap_or_else(|| {
-            self.next += 1;
-            self.next - 1
-        })
-    }
-}
+struct Tasks(BTreeMap<u64, Task>);
 
 static TASKS: VcpuCell<Tasks> = VcpuCell::lazy(Tasks::default);
-static SPAWNED: VcpuCell<VecDeque<Task>> = VcpuCell::lazy(VecDeque::new);
-static SLOTS: Mutex<Slots> = Mutex::new(Slots {
-    free: Vec::new(),
-    next: 0,
-});
-/// Woken tasks: (slot, id).
-static READY: Mutex<VecDeque<(u32, u64)>> = Mutex::new(VecDeque::new());
+static SPAWNED: VcpuCell<VecDeque<(u64, Task)>> = VcpuCell::lazy(VecDeque::new);
+static READY: Mutex<VecDeque<u64>> = Mutex::new(VecDeque::new());
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-static TIMERS: Mutex<Timers> = Mutex::new(Timers::new());
+static TIMERS: Mutex<BTreeMap<(u64, u64), Waker>> = Mutex::new(BTreeMap::new());
 static NEXT_TIMER: AtomicU64 = AtomicU64::new(1);
-
-/// A registered timer.
-struct TimerEntry {
-    /// Unique among timers: tells a heap entry or a [`Sleep`] of an earlier user of the same
-    /// slot apart.
-    seq: u64,
-    deadline: u64,
-    waker: Waker,
-}
-
-/// The timers: a slab of registered timers and a min-heap of (deadline, seq, slot) over it.
-///
-/// Registering and firing are O(log n). A cancelled timer (its [`Sleep`] dropped first, as a
-/// timeout that did not expire is) leaves its slab slot at once and its heap entry stale; stale
-/// entries are skipped when they reach the top, and the heap is compacted when more than half
-/// of it is stale, so it stays O(live timers) and the cost per cancel amortised O(1).
-struct Timers {
-    heap: BinaryHeap<Reverse<(u64, u64, u32)>>,
-    slots: Vec<Option<TimerEntry>>,
-    free: Vec<u32>,
-    live: usize,
-}
-
-impl Timers {
-    const fn new() -> Timers {
-        Timers {
-            heap: BinaryHeap::new(),
-            slots: Vec::new(),
-            free: Vec::new(),
-            live: 0,
-        }
-    }
-
-    fn entry(&mut self, slot: u32, seq: u64) -> Option<&mut TimerEntry> {
-        self.slots
-            .get_mut(slot as usize)?
-            .as_mut()
-            .filter(|e| e.seq == seq)
-    }
-
-    /// Registers a timer; returns its (slot, seq).
-    fn insert(&mut self, deadline: u64, waker: Waker) -> (u32, u64) {
-        let seq = NEXT_TIMER.fetch_add(1, Ordering::Relaxed);
-        let entry = Some(TimerEntry {
-            seq,
-            deadline,
-            waker,
-        });
-        let slot = match self.free.pop() {
-            Some(slot) => {
-                self.slots[slot as usize] = entry;
-                slot
-            }
-            None => {
-                self.slots.push(entry);
-                (self.slots.len() - 1) as u32
-            }
-        };
-        self.live += 1;
-        self.heap.push(Reverse((deadline, seq, slot)));
-        (slot, seq)
-    }
-
-    /// Takes the timer out of the slab (its heap entry goes stale).
-    fn remove(&mut self, slot: u32, seq: u64) -> Option<Waker> {
-        self.entry(slot, seq)?;
-        let entry = self.slots[slot as usize].take()?;
-        self.free.push(slot);
-        self.live -= 1;
-        Some(entry.waker)
-    }
-
-    /// Removes the timer `key` of a [`Sleep`] that no longer waits, and compacts the heap if
-    /// most of it is stale.
-    fn cancel(&mut self, slot: u32, seq: u64) {
-        if self.remove(slot, seq).is_some() && self.heap.len() > 64 + 2 * self.live {
-            let slots = &self.slots;
-            self.heap.retain(|Reverse((_, seq, slot))| {
-                matches!(&slots[*slot as usize], Some(e) if e.seq == *seq)
-            });
-        }
-    }
-
-    /// The earliest live deadline (dropping stale entries from the top).
-    fn next_deadline(&mut self) -> Option<u64> {
-        while let Some(&Reverse((deadline, seq, slot))) = self.heap.peek() {
-            if self.entry(slot, seq).is_some() {
-                return Some(deadline);
-            }
-            self.heap.pop();
-        }
-        None
-    }
-
-    /// Takes the wakers of the timers whose deadline is at or before `now`.
-    fn expired(&mut self, now: u64, out: &mut Vec<Waker>) {
-        while let Some(&Reverse((deadline, seq, slot))) = self.heap.peek() {
-            if deadline > now {
-                break;
-            }
-            self.heap.pop();
-            out.extend(self.remove(slot, seq));
-        }
-    }
-}
 /// The task being polled (for the introspection dump): its id, spawn location, waker data
 /// and polls.
 type Current = Option<(u64, &'static Location<'static>, usize, u64)>;
@@ -245,10 +111,8 @@ where
     let out = slot.clone();
     let at = Location::caller();
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-    let task_slot = SLOTS.lock().take();
     let waker = Arc::new(TaskWaker {
         id,
-        slot: task_slot,
         queued: AtomicBool::new(true),
     });
     let task = Task {
@@ -264,8 +128,8 @@ where
         at,
         polls: 0,
     };
-    SPAWNED.borrow_mut().push_back(task);
-    READY.lock().push_back((task_slot, id));
+    SPAWNED.borrow_mut().push_back((id, task));
+    READY.lock().push_back(id);
     JoinHandle { slot }
 }
 
@@ -291,24 +155,15 @@ fn run_ready() {
         {
             let mut spawned = SPAWNED.borrow_mut();
             let mut tasks = TASKS.borrow_mut();
-            while let Some(t) = spawned.pop_front() {
-                let slot = t.waker.slot as usize;
-                if tasks.0.len() <= slot {
-                    tasks.0.resize_with(slot + 1, || None);
-                }
-                tasks.0[slot] = Some(t);
+            while let Some((id, t)) = spawned.pop_front() {
+                tasks.0.insert(id, t);
             }
         }
-        let Some((slot, id)) = READY.lock().pop_front() else {
+        let Some(id) = READY.lock().pop_front() else {
             return;
         };
         // Take the task out while it runs, so it can spawn and wake freely.
-        let Some(mut task) = TASKS
-            .borrow_mut()
-            .0
-            .get_mut(slot as usize)
-            .and_then(|t| t.take_if(|t| t.waker.id == id))
-        else {
+        let Some(mut task) = TASKS.borrow_mut().0.remove(&id) else {
             continue;
         };
         task.waker.queued.store(false, Ordering::Release);
@@ -319,17 +174,22 @@ fn run_ready() {
         let pending = task.future.as_mut().poll(&mut cx).is_pending();
         *CURRENT.lock() = None;
         if pending {
-            TASKS.borrow_mut().0[slot as usize] = Some(task);
-        } else {
-            drop(task);
-            SLOTS.lock().free.push(slot);
+            TASKS.borrow_mut().0.insert(id, task);
         }
     }
 }
 
 fn fire_timers(now: u64) -> usize {
-    let mut expired = Vec::new();
-    TIMERS.lock().expired(now, &mut expired);
+    let mut expired = alloc::vec::Vec::new();
+    {
+        let mut timers = TIMERS.lock();
+        while let Some(entry) = timers.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            expired.push(entry.remove());
+        }
+    }
     let n = expired.len();
     for w in expired {
         w.wake();
@@ -344,7 +204,7 @@ fn idle() {
     if woke > 0 || !READY.lock().is_empty() {
         return;
     }
-    let deadline = TIMERS.lock().next_deadline();
+    let deadline = TIMERS.lock().first_key_value().map(|(k, _)| k.0);
     match crate::services::events() {
         // On Xen, or on the host against the simulator: block in the (simulated) hypervisor.
         Some(ev) => {
@@ -363,35 +223,31 @@ fn idle() {
 /// Future of [`sleep`] and [`sleep_until`].
 pub struct Sleep {
     deadline: u64,
-    /// Its timer's (slot, seq) once registered.
-    key: Option<(u32, u64)>,
+    key: Option<(u64, u64)>,
 }
 
 impl Future for Sleep {
     type Output = ();
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         if crate::time::now_ns().unwrap_or(u64::MAX) >= self.deadline {
-            if let Some((slot, seq)) = self.key.take() {
-                TIMERS.lock().cancel(slot, seq);
+            if let Some(k) = self.key.take() {
+                TIMERS.lock().remove(&k);
             }
             return Poll::Ready(());
         }
-        let mut timers = TIMERS.lock();
-        // Still registered: only the waker may have changed.
-        if let Some(entry) = self.key.and_then(|(slot, seq)| timers.entry(slot, seq)) {
-            entry.waker.clone_from(cx.waker());
-            return Poll::Pending;
-        }
-        // Not yet registered, or fired (and polled again before its deadline by this clock).
-        self.key = Some(timers.insert(self.deadline, cx.waker().clone()));
+        let deadline = self.deadline;
+        let key = *self
+            .key
+            .get_or_insert_with(|| (deadline, NEXT_TIMER.fetch_add(1, Ordering::Relaxed)));
+        TIMERS.lock().insert(key, cx.waker().clone());
         Poll::Pending
     }
 }
 
 impl Drop for Sleep {
     fn drop(&mut self) {
-        if let Some((slot, seq)) = self.key.take() {
-            TIMERS.lock().cancel(slot, seq);
+        if let Some(k) = self.key.take() {
+            TIMERS.lock().remove(&k);
         }
     }
 }
@@ -480,9 +336,9 @@ pub(crate) fn task_snapshot() -> Option<Vec<TaskInfo>> {
             waker,
         });
     }
-    for t in tasks.0.iter().flatten().chain(spawned.iter()) {
+    for (&id, t) in tasks.0.iter().chain(spawned.iter().map(|(id, t)| (id, t))) {
         out.push(TaskInfo {
-            id: t.waker.id,
+            id,
             at: t.at,
             polls: t.polls,
             ready: t.waker.queued.load(Ordering::Acquire),
@@ -499,75 +355,10 @@ pub(crate) fn task_snapshot() -> Option<Vec<TaskInfo>> {
 /// (`None` if the timer list is locked right now).
 pub(crate) fn timer_snapshot() -> Option<Vec<(u64, usize)>> {
     let timers = TIMERS.try_lock()?;
-    let mut out: Vec<(u64, usize)> = (timers.slots.iter().flatten())
-        .map(|e| (e.deadline, e.waker.data() as usize))
-        .collect();
-    drop(timers);
-    out.sort_unstable();
-    Some(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use alloc::task::Wake;
-
-    struct Count(core::sync::atomic::AtomicUsize);
-    impl Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    #[test]
-    fn timers_fire_in_deadline_order_and_skip_cancelled() {
-        let count = Arc::new(Count(Default::default()));
-        let waker = Waker::from(count.clone());
-        let mut t = Timers::new();
-        let a = t.insert(30, waker.clone());
-        let b = t.insert(10, waker.clone());
-        let c = t.insert(20, waker.clone());
-        assert_eq!(t.next_deadline(), Some(10));
-        t.cancel(b.0, b.1);
-        // The cancelled timer's heap entry is stale: skipped.
-        assert_eq!(t.next_deadline(), Some(20));
-        let mut out = Vec::new();
-        t.expired(25, &mut out);
-        assert_eq!(out.len(), 1);
-        assert!(t.entry(c.0, c.1).is_none(), "fired timer left the slab");
-        // A reused slot does not answer to the old key.
-        let d = t.insert(40, waker.clone());
-        assert!(d.0 == b.0 || d.0 == c.0, "a freed slot is reused");
-        assert!(t.entry(b.0, b.1).is_none() && t.entry(c.0, c.1).is_none());
-        t.cancel(b.0, b.1);
-        t.cancel(c.0, c.1);
-        assert!(
-            t.entry(d.0, d.1).is_some(),
-            "stale cancel removed a new timer"
-        );
-        out.clear();
-        t.expired(u64::MAX, &mut out);
-        assert_eq!(out.len(), 2);
-        assert!(t.entry(a.0, a.1).is_none());
-        assert_eq!(t.next_deadline(), None);
-        assert_eq!(t.live, 0);
-    }
-
-    #[test]
-    fn cancelled_timers_do_not_pile_up() {
-        let count = Arc::new(Count(Default::default()));
-        let waker = Waker::from(count);
-        let mut t = Timers::new();
-        let keep = t.insert(5, waker.clone());
-        // Like a timeout per request that never expires: registered, then dropped.
-        for i in 0..100_000u64 {
-            let (slot, seq) = t.insert(1_000_000 + i, waker.clone());
-            t.cancel(slot, seq);
-            assert!(t.heap.len() <= 64 + 2 * t.live + 1, "heap {}", t.heap.len());
-        }
-        assert!(t.slots.len() <= 2);
-        assert_eq!(t.next_deadline(), Some(5));
-        t.cancel(keep.0, keep.1);
-        assert_eq!(t.next_deadline(), None);
-    }
+    Some(
+        timers
+            .iter()
+            .map(|(k, w)| (k.0, w.data() as usize))
+            .collect(),
+    )
 }
